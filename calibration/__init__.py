@@ -1,0 +1,1 @@
+"""Turning logits into decisions: thresholds, probability maps, INT8 calibration data."""

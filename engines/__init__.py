@@ -1,0 +1,1 @@
+"""Everything that turns mouth crops into a logit: the network, checkpoints, backends."""

@@ -1,0 +1,17 @@
+"""User-facing errors: one line that says what went wrong and what was expected."""
+
+
+class LipForensicsError(Exception):
+    """An error caused by the user's input (file, flag, stream) rather than by a bug.
+
+    The command line prints ``error: <message>`` and exits non-zero, without a traceback.
+    Keep the message to one line and say what was expected.
+    """
+
+
+class CheckpointError(LipForensicsError):
+    """A weight file is missing, unreadable or does not match the network."""
+
+
+class MediaError(LipForensicsError):
+    """A video or crop file is missing, corrupt, or holds no usable face."""
