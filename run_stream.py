@@ -14,9 +14,6 @@ from engines.errors import LipForensicsError
 
 #: sub-command name -> module under ``commands/``; the order is the order of ``--help``.
 COMMANDS: dict[str, str] = {
-    "demo": "demo",
-    "scan": "scan",
-    "crops": "crops",
 }
 
 
