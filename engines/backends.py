@@ -1,0 +1,276 @@
+"""One small inference interface, three implementations: ``torch``, ``onnxruntime``, ``tensorrt``.
+
+Every backend does the two stages of the network on float32 numpy arrays:
+
+- ``encode_frames(frames)``: (N, 1, 5, 88, 88) five-frame windows -> (N, 512) features, the
+  frame-once encoder (see :func:`engines.model.five_frame_inputs`);
+- ``head(features)``: (N, 25, 512) -> (N,) logits.
+
+:func:`create_backend` builds one by name from a weight file; ``"auto"`` is TensorRT when it
+imports and a GPU is present, else ONNX Runtime. The ONNX Runtime and TensorRT backends run
+the exported ONNX, cached on disk by the weights' hash (:func:`engines.export.cached_export`),
+so a second start neither exports nor builds again.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from engines.errors import LipForensicsError
+
+#: names accepted by :func:`create_backend` (and ``--backend``).
+BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
+
+
+class Backend(Protocol):
+    """What the scheduler and ``scan`` need from an inference engine.
+
+    Attributes:
+        name: ``"torch"``, ``"onnxruntime"`` or ``"tensorrt"``.
+        max_batch: the largest batch one call runs at once (larger inputs are split), or
+            ``None`` when there is no fixed limit.
+    """
+
+    name: str
+    max_batch: int | None
+
+    def encode_frames(self, frames: np.ndarray) -> np.ndarray:
+        """(N, 1, 5, 88, 88) float32 -> (N, D) float32 per-frame features."""
+        ...
+
+    def head(self, features: np.ndarray) -> np.ndarray:
+        """(N, T, D) float32 -> (N,) float32 logits."""
+        ...
+
+
+def clip_logits(backend: Backend, clips: np.ndarray) -> np.ndarray:
+    """(B, T, 88, 88) normalised clips -> (B,) logits, frame-once: the paper's clip logits."""
+    import torch
+
+    from engines.model import five_frame_inputs
+
+    if len(clips) == 0:
+        return np.zeros((0,), np.float32)
+    windows = np.concatenate(
+        [five_frame_inputs(torch.from_numpy(np.ascontiguousarray(c))).numpy() for c in clips]
+    )
+    features = backend.encode_frames(windows)
+    return backend.head(features.reshape(len(clips), clips.shape[1], -1))
+
+
+class TorchBackend:
+    """The PyTorch network itself (CPU FP32, or CUDA in half precision when asked)."""
+
+    name = "torch"
+    max_batch = None
+
+    def __init__(self, model: object, device: str = "cpu", half: bool = False) -> None:
+        import torch
+
+        self._torch = torch
+        self._dtype = torch.float16 if half else torch.float32
+        self._device = torch.device(device)
+        self._model = model.to(self._device, self._dtype).eval()
+
+    def _run(self, function: object, array: np.ndarray) -> np.ndarray:
+        torch = self._torch
+        with torch.inference_mode():
+            tensor = torch.from_numpy(np.ascontiguousarray(array, np.float32))
+            out = function(tensor.to(self._device, self._dtype))
+        return out.float().cpu().numpy()
+
+    def encode_frames(self, frames: np.ndarray) -> np.ndarray:
+        return self._run(self._model.encoder.encode_frames, frames)
+
+    def head(self, features: np.ndarray) -> np.ndarray:
+        return self._run(self._model.head, features)
+
+
+def ort_session_options(threads: int | None = None) -> object:
+    """ONNX Runtime options for our small CPUs: all graph optimisations, one thread pool of
+    ``threads`` (default: the cores this process may use), sequential execution."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.intra_op_num_threads = threads or len(os.sched_getaffinity(0))
+    options.inter_op_num_threads = 1
+    return options
+
+
+class OnnxRuntimeBackend:
+    """ONNX Runtime sessions over the two exported files (CUDA provider when installed)."""
+
+    name = "onnxruntime"
+    max_batch = None
+
+    def __init__(self, encoder: Path, head: Path, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        available = ort.get_available_providers()
+        providers = [p for p in ("CUDAExecutionProvider",) if p in available]
+        providers.append("CPUExecutionProvider")
+        options = ort_session_options(threads)
+        self._encoder = ort.InferenceSession(str(encoder), options, providers=providers)
+        self._head = ort.InferenceSession(str(head), options, providers=providers)
+        self.providers = self._encoder.get_providers()
+
+    def encode_frames(self, frames: np.ndarray) -> np.ndarray:
+        return _run_session(self._encoder, frames)
+
+    def head(self, features: np.ndarray) -> np.ndarray:
+        return _run_session(self._head, features)
+
+
+def _run_session(session: object, array: np.ndarray) -> np.ndarray:
+    name = session.get_inputs()[0].name
+    return session.run(None, {name: np.ascontiguousarray(array, np.float32)})[0]
+
+
+class TensorRTBackend:
+    """Two TensorRT engines (FP16 by default), built once per GPU and cached."""
+
+    name = "tensorrt"
+
+    def __init__(
+        self,
+        encoder: Path,
+        head: Path,
+        *,
+        cache_dir: Path,
+        precision: str = "fp16",
+        max_batch: int = 256,
+        opt_batch: int = 32,
+        device_index: int = 0,
+    ) -> None:
+        from engines import export, preprocess, tensorrt
+
+        trt, _ = tensorrt.import_tensorrt()
+        device = tensorrt.CudaDevice(device_index)
+        if precision == "fp16" and tensorrt.strongly_typed_only(trt):
+            # TensorRT 11: no FP16 flag, the precision comes from an FP16 ONNX
+            encoder = _fp16_copy(encoder, export)
+            head = _fp16_copy(head, export)
+        size, frames = preprocess.INPUT_SIZE, preprocess.CLIP_FRAMES
+        feature_dim = int(_onnx_output_dim(encoder))
+        profiles = {
+            "frame_encoder": (encoder, (1, 5, size, size), export.ENCODER_INPUT),
+            "temporal_head": (head, (frames, feature_dim), export.HEAD_INPUT),
+        }
+        self._stages = {}
+        for stage, (onnx_path, item_shape, input_name) in profiles.items():
+            profile = tensorrt.BatchProfile(
+                input_name, item_shape, opt_batch=min(opt_batch, max_batch), max_batch=max_batch
+            )
+            engine = tensorrt.cached_engine(
+                stage,
+                onnx_path,
+                profile,
+                precision=precision,
+                cache_dir=Path(cache_dir) / "tensorrt",
+                device=device,
+            )
+            self._stages[stage] = tensorrt.TensorRTStage(engine, device)
+        self.max_batch = max_batch
+        self.device_name = device.name
+
+    def encode_frames(self, frames: np.ndarray) -> np.ndarray:
+        return self._stages["frame_encoder"].run(np.asarray(frames, np.float32))
+
+    def head(self, features: np.ndarray) -> np.ndarray:
+        return self._stages["temporal_head"].run(np.asarray(features, np.float32))
+
+
+def _fp16_copy(path: Path, export: object) -> Path:
+    target = path.with_name(path.stem + ".fp16.onnx")
+    return target if target.exists() else export.to_fp16(path, target)
+
+
+def _onnx_output_dim(path: Path) -> int:
+    import onnx
+
+    output = onnx.load(str(path), load_external_data=False).graph.output[0]
+    return output.type.tensor_type.shape.dim[-1].dim_value
+
+
+def resolve_backend_name(name: str) -> str:
+    """The concrete backend ``name`` stands for (``"auto"`` resolved), or a clear error."""
+    if name not in BACKENDS:
+        raise LipForensicsError(f"unknown backend {name!r}: expected one of {', '.join(BACKENDS)}")
+    if name != "auto":
+        return name
+    from engines.tensorrt import tensorrt_unavailable_reason
+
+    return "tensorrt" if tensorrt_unavailable_reason() is None else "onnxruntime"
+
+
+def backend_for_model(
+    name: str,
+    model: object,
+    *,
+    source_sha256: str,
+    cache_dir: Path | None = None,
+    threads: int | None = None,
+    precision: str = "fp16",
+    max_batch: int = 256,
+) -> Backend:
+    """A backend named ``name`` for an in-memory :class:`engines.model.LipForensics`.
+
+    ``source_sha256`` identifies the weights for the export and engine caches.
+
+    Raises:
+        LipForensicsError: unknown name, or TensorRT asked for where it cannot run (the
+            message says why: not installed, no pycuda, no GPU).
+    """
+    from engines import export
+
+    resolved = resolve_backend_name(name)
+    if resolved == "torch":
+        return TorchBackend(model)
+    if resolved == "tensorrt":
+        from engines.tensorrt import import_tensorrt
+
+        import_tensorrt()  # fail with the reason before spending time on the export
+    cache = Path(cache_dir) if cache_dir else export.default_cache_dir()
+    exported = export.cached_export(model, cache, source_sha256=source_sha256)
+    if resolved == "onnxruntime":
+        return OnnxRuntimeBackend(exported.encoder, exported.head, threads=threads)
+    return TensorRTBackend(
+        exported.encoder, exported.head, cache_dir=cache, precision=precision, max_batch=max_batch
+    )
+
+
+def create_backend(
+    name: str,
+    weights: Path,
+    *,
+    cache_dir: Path | None = None,
+    threads: int | None = None,
+    precision: str = "fp16",
+    max_batch: int = 256,
+) -> Backend:
+    """Load ``weights`` (any checkpoint format :mod:`engines.checkpoint` reads) and wrap the
+    network in the backend named ``name`` (one of :data:`BACKENDS`).
+
+    Raises:
+        LipForensicsError: unknown backend name, unusable backend, bad weight file.
+    """
+    from engines.checkpoint import load_model
+    from engines.export import file_sha256
+
+    resolve_backend_name(name)  # a bad name fails before the weights are read
+    model = load_model(Path(weights))
+    return backend_for_model(
+        name,
+        model,
+        source_sha256=file_sha256(Path(weights)),
+        cache_dir=cache_dir,
+        threads=threads,
+        precision=precision,
+        max_batch=max_batch,
+    )

@@ -1,0 +1,247 @@
+"""PyTorch -> ONNX, one file per network stage, with a dynamic batch axis.
+
+- ``frame_encoder.onnx``: ``frames`` (N, 1, 5, 88, 88) -> ``features`` (N, 512), the
+  frame-once encoder (:meth:`engines.model.FrameEncoder.encode_frames`).
+- ``temporal_head.onnx``: ``features`` (N, 25, 512) -> ``logits`` (N,).
+
+Both are exported from eval-mode modules with constant folding, so every BatchNorm that
+follows a convolution is folded into it, and checked with the ONNX checker. Each file
+carries metadata (:func:`read_metadata`): the source checkpoint's SHA-256, the input
+normalisation constants, the opset, the model config and the stage.
+
+A pitfall this module avoids: ``torch.onnx.export`` puts the exported module in eval mode and
+afterwards calls ``train(previous_mode)`` on it, which is *recursive*. Exporting through a
+fresh wrapper module (``training=True`` by default) therefore flips the wrapped network back
+into training mode (batch statistics, dropout) for everything that runs after the export.
+:func:`_exporting` puts the wrapper in eval mode first and restores every module's own flag
+afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnx
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from engines import preprocess
+from engines.errors import LipForensicsError
+from engines.model import FRAME_CONTEXT, LipForensics
+
+#: ONNX opset of the exported files (TensorRT 10/11 and ONNX Runtime >= 1.18 support it).
+OPSET = 17
+#: bump when the exported graphs change, so cached exports are redone.
+EXPORT_FORMAT = 1
+
+ENCODER_FILE = "frame_encoder.onnx"
+HEAD_FILE = "temporal_head.onnx"
+ENCODER_INPUT, ENCODER_OUTPUT = "frames", "features"
+HEAD_INPUT, HEAD_OUTPUT = "features", "logits"
+#: metadata keys carry this prefix.
+META_PREFIX = "lipforensics."
+
+
+@dataclass(frozen=True, slots=True)
+class ExportedModel:
+    """The two ONNX files of one model, and the metadata both carry."""
+
+    encoder: Path
+    head: Path
+    metadata: dict[str, str]
+
+
+class _EncodeFrames(nn.Module):
+    """``FrameEncoder.encode_frames`` as a traceable ``forward``, in its fastest exact form.
+
+    On a five-frame window the front end's 5x7x7 convolution has exactly one output time
+    step, so it *is* a 2D 7x7 convolution whose five input channels are the five frames.
+    Exported that way (with the BatchNorm, PReLU and max pool as their 2D equivalents), ONNX
+    Runtime and TensorRT run their fast 2D kernels instead of generic 3D ones; the numbers
+    are the same up to float32 rounding (the parity tests check it).
+    """
+
+    def __init__(self, model: LipForensics) -> None:
+        super().__init__()
+        self.encoder = model.encoder
+
+    def forward(self, frames: Tensor) -> Tensor:
+        conv, batchnorm, prelu, pool = self.encoder.frontend3D
+        x = F.conv2d(
+            frames.flatten(1, 2),  # N x 1 x 5 x H x W -> N x 5 x H x W
+            conv.weight.flatten(1, 2),  # C x 1 x 5 x 7 x 7 -> C x 5 x 7 x 7
+            stride=conv.stride[1:],
+            padding=conv.padding[1:],
+        )
+        x = F.batch_norm(
+            x,
+            batchnorm.running_mean,
+            batchnorm.running_var,
+            batchnorm.weight,
+            batchnorm.bias,
+            training=False,
+            eps=batchnorm.eps,
+        )
+        x = F.max_pool2d(prelu(x), pool.kernel_size[1:], pool.stride[1:], pool.padding[1:])
+        return self.encoder.trunk(x)
+
+
+def metadata_for(model: LipForensics, source_sha256: str) -> dict[str, str]:
+    """The metadata written into both files (keys without :data:`META_PREFIX`)."""
+    return {
+        "source_sha256": source_sha256,
+        "normalisation_mean": repr(preprocess.MEAN),
+        "normalisation_std": repr(preprocess.STD),
+        "input_size": str(preprocess.INPUT_SIZE),
+        "clip_frames": str(preprocess.CLIP_FRAMES),
+        "opset": str(OPSET),
+        "export_format": str(EXPORT_FORMAT),
+        "model_config": json.dumps(model.config.to_dict(), sort_keys=True),
+    }
+
+
+def export_model(model: LipForensics, out_dir: Path, *, source_sha256: str) -> ExportedModel:
+    """Export both stages of ``model`` into ``out_dir`` and check them.
+
+    ``source_sha256`` names the weights (:func:`file_sha256` of the checkpoint, or
+    :func:`state_dict_sha256` for weights that never were a file). The model's train/eval
+    flags are left exactly as they were.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config = model.config
+    meta = metadata_for(model, source_sha256)
+    size = preprocess.INPUT_SIZE
+    frames = torch.zeros(2, 1, 2 * FRAME_CONTEXT + 1, size, size)
+    features = torch.zeros(2, preprocess.CLIP_FRAMES, config.feature_dim)
+    encoder = _export(
+        _EncodeFrames(model), frames, out_dir / ENCODER_FILE, (ENCODER_INPUT, ENCODER_OUTPUT)
+    )
+    head = _export(model.head, features, out_dir / HEAD_FILE, (HEAD_INPUT, HEAD_OUTPUT))
+    for path, stage in ((encoder, "frame_encoder"), (head, "temporal_head")):
+        _finish(path, {**meta, "stage": stage})
+    return ExportedModel(encoder=encoder, head=head, metadata=meta)
+
+
+def _export(module: nn.Module, example: Tensor, path: Path, names: tuple[str, str]) -> Path:
+    """Trace ``module`` in eval mode into ``path`` with a dynamic first axis."""
+    input_name, output_name = names
+    partial = path.with_suffix(".partial")
+    with _exporting(module), torch.no_grad(), warnings.catch_warnings():
+        # the TorchScript exporter warns that it is legacy; it needs no extra package and
+        # folds BatchNorm into the convolutions, which is what we want here
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module,
+            (example,),
+            str(partial),
+            dynamo=False,
+            input_names=[input_name],
+            output_names=[output_name],
+            dynamic_axes={input_name: {0: "batch"}, output_name: {0: "batch"}},
+            opset_version=OPSET,
+            do_constant_folding=True,
+        )
+    partial.replace(path)
+    return path
+
+
+@contextlib.contextmanager
+def _exporting(module: nn.Module) -> Iterator[None]:
+    """Eval mode for ``module`` and everything under it; each module's own flag comes back."""
+    modules = list(module.modules())
+    flags = [m.training for m in modules]
+    module.eval()
+    try:
+        yield
+    finally:
+        for m, flag in zip(modules, flags, strict=True):
+            m.training = flag
+
+
+def _finish(path: Path, meta: dict[str, str]) -> None:
+    """Write the metadata and run the ONNX checker on the file."""
+    proto = onnx.load(str(path))
+    del proto.metadata_props[:]
+    for key, value in sorted(meta.items()):
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = META_PREFIX + key, value
+    proto.producer_name = "lipforensics-live"
+    onnx.save(proto, str(path))
+    try:
+        onnx.checker.check_model(str(path), full_check=True)
+    except onnx.checker.ValidationError as error:
+        raise LipForensicsError(f"exported {path.name} fails the ONNX checker: {error}") from None
+
+
+def read_metadata(path: Path) -> dict[str, str]:
+    """The ``lipforensics.*`` metadata of an exported file, without the prefix."""
+    proto = onnx.load(str(path), load_external_data=False)
+    return {
+        p.key.removeprefix(META_PREFIX): p.value
+        for p in proto.metadata_props
+        if p.key.startswith(META_PREFIX)
+    }
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes (the checkpoint's identity in caches and metadata)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def state_dict_sha256(model: nn.Module) -> str:
+    """SHA-256 over a model's state dict (names, shapes and values), for in-memory weights."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def default_cache_dir() -> Path:
+    """Where exports and engines are cached: ``$LIPFORENSICS_CACHE`` or the user cache."""
+    root = os.environ.get("LIPFORENSICS_CACHE")
+    return Path(root) if root else Path.home() / ".cache" / "lipforensics-live"
+
+
+def cached_export(model: LipForensics, cache_dir: Path, *, source_sha256: str) -> ExportedModel:
+    """Like :func:`export_model`, but reuses an earlier export of the same weights.
+
+    The cache folder is keyed by the weights' hash, the model config, the opset and
+    :data:`EXPORT_FORMAT`, so a second start does not export again.
+    """
+    meta = metadata_for(model, source_sha256)
+    key = hashlib.sha256(json.dumps(meta, sort_keys=True).encode()).hexdigest()[:20]
+    folder = Path(cache_dir) / "onnx" / key
+    encoder, head = folder / ENCODER_FILE, folder / HEAD_FILE
+    if encoder.exists() and head.exists():  # written atomically, so complete when present
+        return ExportedModel(encoder=encoder, head=head, metadata=meta)
+    return export_model(model, folder, source_sha256=source_sha256)
+
+
+def to_fp16(source: Path, target: Path) -> Path:
+    """An FP16 copy of an exported FP32 file, inputs and outputs kept FP32.
+
+    This is the ONNX a strongly typed TensorRT network (TensorRT 11) builds an FP16 engine
+    from; metadata is carried over.
+    """
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    proto = onnx.load(str(source))
+    half = convert_float_to_float16(proto, keep_io_types=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(half, str(target))
+    onnx.checker.check_model(str(target))
+    return target
