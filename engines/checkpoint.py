@@ -1,0 +1,184 @@
+"""Load and save LipForensics weights; every failure is a one-line :class:`CheckpointError`.
+
+One loader reads every layout we meet:
+
+- the authors' ``lipforensics_ff.pth``: ``{"model": state_dict}``;
+- ours (fine-tuned models): the same, plus ``"config"`` (a :class:`ModelConfig` as a dict)
+  when the widths differ from the paper's, so narrow models load too;
+- the lipreading (LRW) checkpoints: ``{"model_state_dict": state_dict}`` with a 500-word head;
+  the encoder and TCN load, the 1-logit head starts from random weights (and we say so);
+- a bare state dict (``torch.save(model.state_dict(), path)``).
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from engines.errors import CheckpointError
+from engines.model import LipForensics, ModelConfig
+
+EXPECTED = "a LipForensics checkpoint such as lipforensics_ff.pth"
+HEAD_KEYS = ("tcn.tcn_output.weight", "tcn.tcn_output.bias")
+
+
+@dataclass(frozen=True)
+class LoadedCheckpoint:
+    """A network built from a weight file, in eval mode on the CPU.
+
+    Attributes:
+        model: the network with the file's weights.
+        path: the file it came from.
+        layout: ``"lipforensics"`` (``{"model": ...}``, ours included), ``"lipreading"``
+            (``{"model_state_dict": ...}``) or ``"state_dict"`` (bare).
+        notes: one-line remarks the user should see (e.g. a re-initialised head).
+    """
+
+    model: LipForensics
+    path: Path
+    layout: str
+    notes: tuple[str, ...] = ()
+
+    @property
+    def config(self) -> ModelConfig:
+        """The network's widths."""
+        return self.model.config
+
+
+def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
+    """Build the network described by ``path`` and load its weights (strictly, except the
+    lipreading head). Raises :class:`CheckpointError` with a one-line reason."""
+    path = Path(path)
+    payload, notes = _read(path)
+    state_dict, layout, config = _unpack(path, payload)
+    model = LipForensics(config)
+    if layout == "lipreading" and _head_shape(state_dict) != _head_shape(model.state_dict()):
+        state_dict = {k: v for k, v in state_dict.items() if k not in HEAD_KEYS}
+        ignore = HEAD_KEYS
+        notes.append(
+            f"{path.name} is a lipreading checkpoint: loaded the encoder and temporal "
+            "convolutions; the 1-logit head is newly initialised (fine-tune before use)"
+        )
+    else:
+        ignore = ()
+    _check_fits(path, state_dict, model, ignore)
+    model.load_state_dict(state_dict, strict=not ignore)
+    return LoadedCheckpoint(model.eval(), path, layout, tuple(notes))
+
+
+def save_checkpoint(path: str | Path, model: LipForensics) -> Path:
+    """Write ``{"model": state_dict}`` (the authors' layout), plus ``"config"`` when the
+    model is narrower than the paper's. Written to a temporary file first, then renamed."""
+    path = Path(path)
+    payload: dict[str, object] = {"model": model.state_dict()}
+    if model.config != ModelConfig():
+        payload["config"] = model.config.to_dict()
+    partial = path.with_name(path.name + ".partial")
+    torch.save(payload, partial)
+    partial.replace(path)
+    return path
+
+
+def _read(path: Path) -> tuple[object, list[str]]:
+    """Unpickle the file, tensors only where possible."""
+    if not path.exists():
+        raise CheckpointError(f"weights file not found: {path} (expected {EXPECTED})")
+    if not path.is_file():
+        raise CheckpointError(f"{path} is not a file (expected {EXPECTED})")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True), []
+    except pickle.UnpicklingError as error:
+        if "weights only" not in str(error).lower():
+            raise _not_a_checkpoint(path, error) from None
+    except Exception as error:  # torch raises many types for a file that is no checkpoint
+        raise _not_a_checkpoint(path, error) from None
+    # a valid pickle holding objects beyond tensors (e.g. saved training arguments)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:
+        raise _not_a_checkpoint(path, error) from None
+    return payload, [f"{path.name} holds Python objects beyond tensors; load only files you trust"]
+
+
+def _not_a_checkpoint(path: Path, error: Exception) -> CheckpointError:
+    with path.open("rb") as file:
+        magic = file.read(2)
+    if not magic:
+        what = "the file is empty"
+    elif magic == b"PK":
+        what = "a zip archive that torch.save did not write, or a truncated one"
+    elif magic[:1] == b"\x80":
+        what = f"a pickle that cannot be read: {type(error).__name__}"
+    else:
+        what = "neither a zip archive nor a pickle"
+    return CheckpointError(f"{path} is not a PyTorch checkpoint ({what}); expected {EXPECTED}")
+
+
+def _unpack(path: Path, payload: object) -> tuple[Mapping[str, object], str, ModelConfig]:
+    """(state dict, layout, config) from the unpickled object."""
+    if not isinstance(payload, Mapping):
+        raise CheckpointError(
+            f"{path} holds a {type(payload).__name__}, not a dict with a 'model' state dict "
+            f"(expected {EXPECTED})"
+        )
+    if isinstance(payload.get("model"), Mapping):
+        state_dict, layout = payload["model"], "lipforensics"
+    elif isinstance(payload.get("model_state_dict"), Mapping):
+        state_dict, layout = payload["model_state_dict"], "lipreading"
+    elif payload and all(isinstance(v, torch.Tensor) for v in payload.values()):
+        state_dict, layout = payload, "state_dict"
+    else:
+        keys = ", ".join(map(str, list(payload)[:5])) or "none"
+        raise CheckpointError(
+            f"{path} has no state dict under 'model' or 'model_state_dict' "
+            f"(top-level keys: {keys}); expected {EXPECTED}"
+        )
+    if layout == "state_dict":
+        return state_dict, layout, ModelConfig()
+    try:
+        config = ModelConfig.from_dict(dict(payload.get("config") or {}))
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"{path} has an unreadable 'config' entry: {error}") from None
+    return state_dict, layout, config
+
+
+def _head_shape(state_dict: Mapping[str, object]) -> tuple[int, ...] | None:
+    weight = state_dict.get(HEAD_KEYS[0])
+    return tuple(weight.shape) if isinstance(weight, torch.Tensor) else None
+
+
+def _check_fits(
+    path: Path, state_dict: Mapping[str, object], model: LipForensics, ignore: tuple[str, ...]
+) -> None:
+    """Raise a one-line CheckpointError unless keys and shapes match the network exactly."""
+    expected = {k: v for k, v in model.state_dict().items() if k not in ignore}
+    missing = [k for k in expected if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in expected]
+    if missing or unexpected:
+        named = (("missing", missing), ("unexpected", unexpected))
+        parts = [f"{len(keys)} {what} keys ({_first_three(keys)})" for what, keys in named if keys]
+        raise CheckpointError(
+            f"{path} does not fit the LipForensics network: {'; '.join(parts)}; expected {EXPECTED}"
+        )
+    for key, tensor in expected.items():
+        value = state_dict[key]
+        shape = tuple(value.shape) if isinstance(value, torch.Tensor) else None
+        if shape != tuple(tensor.shape):
+            raise CheckpointError(
+                f"{path}: {key} has shape {shape} but the network ({_describe(model.config)}) "
+                f"expects {tuple(tensor.shape)}"
+            )
+
+
+def _first_three(keys: list[str]) -> str:
+    return ", ".join(keys[:3]) + (", ..." if len(keys) > 3 else "")
+
+
+def _describe(config: ModelConfig) -> str:
+    if config == ModelConfig():
+        return "the paper's widths"
+    return f"widths {list(config.trunk_widths)}, TCN {config.tcn_hidden} per branch"

@@ -1,0 +1,152 @@
+"""Weight files: every layout we accept loads strictly, every bad file is a one-line error."""
+
+from __future__ import annotations
+
+import argparse
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from engines.checkpoint import load_checkpoint, save_checkpoint
+from engines.errors import CheckpointError
+from engines.model import LipForensics, ModelConfig
+
+NARROW = ModelConfig(frontend_channels=16, trunk_widths=(16, 32, 64, 128), tcn_hidden=64)
+
+
+@pytest.fixture(scope="session")
+def paper_state() -> dict[str, torch.Tensor]:
+    torch.manual_seed(0)
+    return LipForensics().state_dict()
+
+
+@pytest.fixture(scope="session")
+def narrow_model() -> LipForensics:
+    torch.manual_seed(1)
+    return LipForensics(NARROW).eval()
+
+
+def error_for(path: Path) -> str:
+    with pytest.raises(CheckpointError) as caught:
+        load_checkpoint(path)
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
+
+
+def same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], skip=()) -> bool:
+    return all(torch.equal(a[k], b[k]) for k in a if k not in skip)
+
+
+def test_authors_layout_loads_strictly(tmp_path, paper_state):
+    path = tmp_path / "lipforensics_ff.pth"
+    torch.save({"model": paper_state}, path)
+    loaded = load_checkpoint(path)
+    assert loaded.layout == "lipforensics" and loaded.notes == ()
+    assert loaded.config == ModelConfig() and not loaded.model.training
+    assert same_weights(paper_state, loaded.model.state_dict())
+
+
+def test_lipreading_layout_loads_encoder_and_tcn_and_reinitialises_the_head(tmp_path, paper_state):
+    state = dict(paper_state)
+    state["tcn.tcn_output.weight"] = torch.randn(500, 768)
+    state["tcn.tcn_output.bias"] = torch.randn(500)
+    path = tmp_path / "lrw_resnet18_mstcn.pth"
+    torch.save({"model_state_dict": state, "epoch_idx": 80}, path)
+    loaded = load_checkpoint(path)
+    assert loaded.layout == "lipreading"
+    assert len(loaded.notes) == 1 and "head is newly initialised" in loaded.notes[0]
+    head = ("tcn.tcn_output.weight", "tcn.tcn_output.bias")
+    assert same_weights(paper_state, loaded.model.state_dict(), skip=head)
+    assert loaded.model.state_dict()[head[0]].shape == (1, 768)
+
+
+def test_save_checkpoint_writes_the_authors_layout_and_a_config_only_when_narrow(
+    tmp_path, narrow_model
+):
+    narrow = save_checkpoint(tmp_path / "narrow.pth", narrow_model)
+    payload = torch.load(narrow, weights_only=True)
+    assert set(payload) == {"model", "config"}
+    loaded = load_checkpoint(narrow)
+    assert loaded.config == NARROW
+    assert same_weights(narrow_model.state_dict(), loaded.model.state_dict())
+    x = torch.randn(1, 1, 25, 88, 88)
+    with torch.no_grad():
+        assert torch.equal(loaded.model(x), narrow_model(x))
+
+    paper = save_checkpoint(tmp_path / "paper.pth", LipForensics())
+    assert set(torch.load(paper, weights_only=True)) == {"model"}
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def test_bare_state_dict_loads(tmp_path, paper_state):
+    path = tmp_path / "bare.pth"
+    torch.save(paper_state, path)
+    assert load_checkpoint(path).layout == "state_dict"
+
+
+def test_checkpoint_with_python_objects_loads_with_a_warning(tmp_path, narrow_model):
+    path = tmp_path / "with_args.pth"
+    payload = {"model": narrow_model.state_dict(), "config": NARROW.to_dict()}
+    torch.save({**payload, "args": argparse.Namespace(lr=0.1)}, path)
+    loaded = load_checkpoint(path)
+    assert loaded.config == NARROW and "only files you trust" in loaded.notes[0]
+
+
+def test_missing_file_names_the_expected_checkpoint(tmp_path):
+    message = error_for(tmp_path / "nope.pth")
+    assert "not found" in message and "lipforensics_ff.pth" in message
+    assert "not a file" in error_for(tmp_path)
+
+
+@pytest.mark.parametrize("content", ["text", "empty", "zip", "truncated"])
+def test_a_file_that_is_no_checkpoint_is_rejected(tmp_path, narrow_model, content):
+    path = tmp_path / "weights.pth"
+    if content == "text":
+        path.write_text("these are not weights\n")
+    elif content == "empty":
+        path.write_bytes(b"")
+    elif content == "zip":
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("archive/data.pkl", b"\x00garbage" * 100)
+    else:
+        save_checkpoint(path, narrow_model)
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    message = error_for(path)
+    assert "is not a PyTorch checkpoint" in message and "lipforensics_ff.pth" in message
+
+
+def test_wrong_keys_are_named(tmp_path, narrow_model):
+    state = dict(narrow_model.state_dict())
+    removed = list(state)[:4]
+    for key in removed:
+        del state[key]
+    state["fc.weight"] = torch.zeros(1)
+    torch.save({"model": state, "config": NARROW.to_dict()}, tmp_path / "keys.pth")
+    message = error_for(tmp_path / "keys.pth")
+    assert "4 missing keys" in message and ", ..." in message
+    assert all(key in message for key in removed[:3]) and removed[3] not in message
+    assert "1 unexpected keys (fc.weight)" in message
+
+
+def test_wrong_shape_is_named(tmp_path, narrow_model):
+    # a narrow model saved without its config meets the paper's widths
+    torch.save({"model": narrow_model.state_dict()}, tmp_path / "shapes.pth")
+    message = error_for(tmp_path / "shapes.pth")
+    assert "trunk.layer1.0.conv1.weight has shape (16, 16, 3, 3)" in message
+    assert "expects (64, 64, 3, 3)" in message
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        ([1, 2, 3], "holds a list"),
+        ({"epoch": 3}, "top-level keys: epoch"),
+        ({"model": {}, "config": {"depth": 3}}, "unreadable 'config'"),
+    ],
+)
+def test_unusable_contents_are_explained(tmp_path, payload, expected):
+    torch.save(payload, tmp_path / "odd.pth")
+    assert expected in error_for(tmp_path / "odd.pth")
