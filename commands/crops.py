@@ -1,0 +1,93 @@
+"""`crops`: save a video's mouth crops as a .npy array and a PNG contact sheet."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+HELP = "save the 96x96 mouth crops of a video (.npy) and a PNG contact sheet to look at"
+DESCRIPTION = """\
+Save the mouth crops the network sees: uint8 array (T, 96, 96), one crop per 25 fps frame
+with a face (frames without a face are left out), plus a contact sheet of them.
+The .npy can be passed to `scan` in place of the video."""
+
+#: tiles per row of the contact sheet, and the most tiles it shows (evenly spaced).
+SHEET_COLUMNS = 20
+SHEET_TILES = 400
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of the ``crops`` command."""
+    parser.add_argument("video", type=Path, help="video file (any frame rate)")
+    parser.add_argument("--out", type=Path, required=True, help="where to save the .npy crops")
+    parser.add_argument(
+        "--sheet", type=Path, help="contact sheet PNG (default: --out with suffix .png)"
+    )
+    parser.add_argument(
+        "--smoothing",
+        default="lookahead",
+        help="landmark smoothing: lookahead (reference, default), causal, ahead:N, none",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Extract, save, report one line per file written."""
+    import numpy as np
+    from PIL import Image
+
+    from engines.errors import LipForensicsError, MediaError
+    from stream.mouth import extract_mouth_crops
+    from stream.smoothing import Smoothing
+
+    try:
+        Smoothing.named(args.smoothing)
+    except ValueError as error:
+        raise LipForensicsError(str(error)) from None
+    sheet_path = args.sheet or args.out.with_suffix(".png")
+    for target in (args.out, sheet_path):
+        if not target.parent.is_dir():
+            raise LipForensicsError(f"output folder does not exist: {target.parent}")
+
+    result = extract_mouth_crops(
+        args.video, smoothing=args.smoothing, progress=_progress if sys.stderr.isatty() else None
+    )
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    if result.problem:
+        print(f"warning: {result.problem}", file=sys.stderr)
+    if not len(result.crops):
+        raise MediaError(f"no face found in {args.video} ({result.frames} frames at 25 fps)")
+    try:
+        np.save(args.out, result.crops)
+        Image.fromarray(contact_sheet(result.crops)).save(sheet_path, format="PNG")
+    except OSError as error:
+        raise LipForensicsError(f"cannot write output: {error}") from None
+    missing = result.frames - len(result.crops)
+    print(
+        f"{len(result.crops)} crops of {result.frames} frames at 25 fps "
+        f"({missing} without a face, {len(result.runs)} run(s)) -> {args.out}"
+    )
+    print(f"contact sheet -> {sheet_path}")
+    return 0
+
+
+def contact_sheet(crops, columns: int = SHEET_COLUMNS, tiles: int = SHEET_TILES):
+    """A grid image (uint8) of up to ``tiles`` crops, evenly spaced over the sequence."""
+    import numpy as np
+
+    picked = crops[np.linspace(0, len(crops) - 1, min(len(crops), tiles)).round().astype(int)]
+    rows = -(-len(picked) // columns)
+    size = crops.shape[1]
+    sheet = np.zeros((rows * size, min(columns, len(picked)) * size), dtype=np.uint8)
+    for index, crop in enumerate(picked):
+        row, col = divmod(index, columns)
+        sheet[row * size : (row + 1) * size, col * size : (col + 1) * size] = crop
+    return sheet
+
+
+def _progress(done: int, expected: int) -> None:
+    """A one-line progress counter on stderr."""
+    if done % 25 == 0:
+        total = f"/{expected}" if expected else ""
+        print(f"\rcrops: frame {done}{total}", end="", file=sys.stderr, flush=True)

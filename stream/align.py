@@ -1,0 +1,128 @@
+"""Pure geometry of the LipForensics mouth crop: smoothing, similarity alignment, patch cut.
+
+No MediaPipe here, only numpy, so every step is unit-testable. The steps mirror the
+authors' preprocessing (see ``docs/crops.md``):
+
+1. (``stream/smoothing.py``) smooth the 68 landmarks over 12 frames;
+2. least-squares similarity transform from the smoothed stable points (iBUG 33, 36, 39, 42,
+   45) to the mean face's (:func:`similarity_transform`);
+3. transform the frame's own unsmoothed landmarks, centre = mean of points 48..67, shifted
+   so that the 96 x 96 patch lies inside the 256 x 256 aligned frame (:func:`crop_box`);
+4. bilinear warp of just that patch, ``[0, 1]`` values x 255 truncated to uint8
+   (:func:`warp_patch`), then PIL's ``convert("L")`` luma (:func:`to_gray`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+#: side of the aligned frame the mean face lives in.
+ALIGNED_SIZE = 256
+#: side of the mouth crop.
+CROP_SIZE = 96
+#: iBUG indices of the points the alignment is estimated from.
+STABLE_POINTS = (33, 36, 39, 42, 45)
+#: iBUG indices of the lips (outer 48..59, inner 60..67): the crop centre is their mean.
+MOUTH_POINTS = slice(48, 68)
+
+_MEAN_FACE_PATH = Path(__file__).resolve().parent / "assets" / "mean_face_68.npy"
+
+
+def mean_face() -> np.ndarray:
+    """The authors' mean face: 68 x 2 float64 (x, y) in the 256 x 256 aligned frame."""
+    return np.load(_MEAN_FACE_PATH)
+
+
+def similarity_transform(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Least-squares rotation + uniform scale + translation mapping ``source`` points onto
+    ``target`` points (both (N, 2), N >= 2), as a 2 x 3 matrix ``[[a, -b, tx], [b, a, ty]]``.
+
+    Solves the linear least-squares problem in (a, b, tx, ty); that is the same optimum as
+    Umeyama's method without reflection, which the reference uses.
+    """
+    src = np.asarray(source, dtype=np.float64)
+    dst = np.asarray(target, dtype=np.float64)
+    src_mean, dst_mean = src.mean(axis=0), dst.mean(axis=0)
+    s, d = src - src_mean, dst - dst_mean
+    norm = float((s**2).sum())
+    if norm == 0.0:
+        raise ValueError("source points coincide: no similarity transform")
+    a = float((s[:, 0] * d[:, 0] + s[:, 1] * d[:, 1]).sum()) / norm
+    b = float((s[:, 0] * d[:, 1] - s[:, 1] * d[:, 0]).sum()) / norm
+    rotation = np.array([[a, -b], [b, a]])
+    translation = dst_mean - rotation @ src_mean
+    return np.column_stack([rotation, translation])
+
+
+def apply_transform(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Map (N, 2) points with a 2 x 3 affine matrix."""
+    return np.asarray(points, dtype=np.float64) @ matrix[:, :2].T + matrix[:, 2]
+
+
+def crop_box(
+    mouth: np.ndarray, size: int = CROP_SIZE, frame: int = ALIGNED_SIZE
+) -> tuple[int, int]:
+    """Top-left (row, col) of the ``size`` x ``size`` patch around the mean of the aligned
+    lip points ``mouth`` (N, 2): rows ``round(cy) - size/2 .. round(cy) + size/2 - 1``, the
+    centre first shifted so the patch stays inside the ``frame`` x ``frame`` image.
+    Rounding is Python's (half to even), as in the reference."""
+    half = size // 2
+    cx, cy = np.clip(np.mean(mouth, axis=0), half, frame - half)
+    return round(float(cy)) - half, round(float(cx)) - half
+
+
+def warp_patch(
+    rgb: np.ndarray, matrix: np.ndarray, top: int, left: int, size: int = CROP_SIZE
+) -> np.ndarray:
+    """The ``size`` x ``size`` patch at (top, left) of ``rgb`` warped by ``matrix`` (source
+    frame -> aligned frame): bilinear sampling of ``rgb / 255`` with zeros outside, then
+    x 255 truncated to uint8, in the reference's order of operations. Only the patch is
+    computed, not the whole 256 x 256 aligned frame."""
+    rows, cols = np.mgrid[top : top + size, left : left + size].astype(np.float64)
+    inverse = np.linalg.inv(np.vstack([matrix, [0.0, 0.0, 1.0]]))
+    x = inverse[0, 0] * cols + inverse[0, 1] * rows + inverse[0, 2]
+    y = inverse[1, 0] * cols + inverse[1, 1] * rows + inverse[1, 2]
+    image = np.asarray(rgb, dtype=np.float64) / 255.0
+    x0, y0 = np.floor(x), np.floor(y)
+    dx, dy = (x - x0)[..., None], (y - y0)[..., None]
+    x0, y0 = x0.astype(np.int64), y0.astype(np.int64)
+
+    def pixel(yy: np.ndarray, xx: np.ndarray) -> np.ndarray:
+        inside = (yy >= 0) & (yy < image.shape[0]) & (xx >= 0) & (xx < image.shape[1])
+        values = image[np.clip(yy, 0, image.shape[0] - 1), np.clip(xx, 0, image.shape[1] - 1)]
+        return np.where(inside[..., None], values, 0.0)
+
+    top_row = (1 - dx) * pixel(y0, x0) + dx * pixel(y0, x0 + 1)
+    bottom_row = (1 - dx) * pixel(y0 + 1, x0) + dx * pixel(y0 + 1, x0 + 1)
+    return (((1 - dy) * top_row + dy * bottom_row) * 255).astype(np.uint8)
+
+
+def to_gray(rgb: np.ndarray) -> np.ndarray:
+    """ITU-R 601 luma exactly as PIL's ``Image.convert("L")``: fixed-point weights
+    19595, 38470, 7471 (/ 65536), rounded."""
+    channels = np.asarray(rgb, dtype=np.uint32)
+    luma = channels[..., 0] * 19595 + channels[..., 1] * 38470 + channels[..., 2] * 7471
+    return ((luma + 0x8000) >> 16).astype(np.uint8)
+
+
+def mouth_crop(
+    rgb: np.ndarray, landmarks: np.ndarray, smoothed: np.ndarray, reference: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+    """One frame's 96 x 96 grayscale mouth crop.
+
+    Args:
+        rgb: the frame, uint8 (H, W, 3).
+        landmarks: the frame's own 68 iBUG points (68, 2), pixels.
+        smoothed: the smoothed points the alignment is estimated from (68, 2).
+        reference: the mean face (68, 2), see :func:`mean_face`.
+
+    Returns:
+        ``(crop, matrix, (top, left))``: uint8 (96, 96), the 2 x 3 source -> aligned
+        transform, and where the crop sits in the 256 x 256 aligned frame.
+    """
+    stable = list(STABLE_POINTS)
+    matrix = similarity_transform(smoothed[stable], reference[stable])
+    top, left = crop_box(apply_transform(matrix, landmarks[MOUTH_POINTS]))
+    return to_gray(warp_patch(rgb, matrix, top, left)), matrix, (top, left)

@@ -1,0 +1,131 @@
+"""Decode a video file with PyAV into ``(pts_seconds, RGB uint8 H x W x 3)`` frames.
+
+Bad input becomes a one-line :class:`MediaError`: a missing file, a file that is not a
+video, a container without a video stream. A file that breaks *mid-stream* (truncated
+download, corrupt packets) is not an exception: decoding stops cleanly after the last good
+frame and :attr:`VideoFile.problem` says what happened, so a scan can still use what was
+decoded and tell the user.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+
+from engines.errors import MediaError
+
+#: fewer decoded frames than this share of the container's frame count = truncated.
+_TRUNCATED_SHARE = 0.98
+
+
+@dataclass(frozen=True, slots=True)
+class VideoInfo:
+    """What the container says about its first video stream.
+
+    Attributes:
+        width, height: frame size in pixels.
+        fps: average frame rate (0.0 when the container does not say).
+        duration: seconds (0.0 when unknown).
+        frames: frame count from the header (0 when unknown).
+    """
+
+    width: int
+    height: int
+    fps: float
+    duration: float
+    frames: int
+
+
+class VideoFile:
+    """An open video file; iterate :meth:`frames` once, then read :attr:`problem`.
+
+    Use as a context manager::
+
+        with VideoFile("clip.mp4") as video:
+            for pts, rgb in video.frames():
+                ...
+            if video.problem:
+                print("warning:", video.problem)
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            raise MediaError(f"video file not found: {self.path}")
+        if not self.path.is_file():
+            raise MediaError(f"not a file: {self.path} (expected a video file)")
+        try:
+            self._container = av.open(str(self.path))
+        except av.FFmpegError as error:
+            raise MediaError(
+                f"cannot read {self.path} as a video (corrupt, truncated or not a video): "
+                f"{_reason(error)}"
+            ) from None
+        if not self._container.streams.video:
+            self._container.close()
+            raise MediaError(f"{self.path} has no video stream (expected a video file)")
+        self._stream = self._container.streams.video[0]
+        self._stream.thread_type = "AUTO"
+        self.problem: str | None = None
+        self.decoded = 0
+
+    @property
+    def info(self) -> VideoInfo:
+        """Size, rate, duration and frame count as the container reports them."""
+        stream = self._stream
+        duration = 0.0
+        if stream.duration is not None and stream.time_base is not None:
+            duration = float(stream.duration * stream.time_base)
+        elif self._container.duration is not None:
+            duration = self._container.duration / av.time_base
+        rate = stream.average_rate or stream.base_rate
+        return VideoInfo(
+            width=stream.codec_context.width,
+            height=stream.codec_context.height,
+            fps=float(rate) if rate else 0.0,
+            duration=duration,
+            frames=int(stream.frames or 0),
+        )
+
+    def frames(self) -> Iterator[tuple[float, np.ndarray]]:
+        """Yield ``(pts_seconds, rgb)`` in presentation order; ``rgb`` is uint8 (H, W, 3).
+
+        A decode error mid-stream ends the iteration and sets :attr:`problem`.
+        """
+        fps = self.info.fps or 25.0
+        try:
+            for frame in self._container.decode(self._stream):
+                pts = frame.time if frame.time is not None else self.decoded / fps
+                self.decoded += 1
+                yield float(pts), frame.to_ndarray(format="rgb24")
+        except av.FFmpegError as error:
+            self.problem = (
+                f"{self.path}: decoding stopped after {self.decoded} frames "
+                f"(corrupt or truncated): {_reason(error)}"
+            )
+            return
+        expected = self.info.frames
+        if expected and self.decoded < _TRUNCATED_SHARE * expected:
+            self.problem = (
+                f"{self.path}: only {self.decoded} of {expected} frames could be decoded "
+                "(truncated or corrupt file)"
+            )
+
+    def close(self) -> None:
+        """Release the file."""
+        self._container.close()
+
+    def __enter__(self) -> VideoFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _reason(error: Exception) -> str:
+    """FFmpeg's short reason, without the file name it repeats."""
+    return getattr(error, "strerror", None) or str(error)

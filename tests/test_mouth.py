@@ -1,0 +1,229 @@
+"""Mouth crops: the 478 -> 68 mapping, smoothing, alignment geometry, and real-video crops."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from stream.align import (
+    MOUTH_POINTS,
+    apply_transform,
+    crop_box,
+    mean_face,
+    similarity_transform,
+    to_gray,
+    warp_patch,
+)
+from stream.landmarks import IBUG68_FROM_MEDIAPIPE, to_ibug68
+from stream.mouth import MouthCrops, extract_mouth_crops, normalise
+from stream.smoothing import Smoother, Smoothing, smooth
+
+DATA = Path(__file__).parent / "data"
+
+# The mapping as the spec (docs/lipforensics.md) writes it, parsed independently.
+SPEC_MAPPING = (
+    "127,234,93,58,172,136,149,148,152,377,378,365,397,288,323,454,356;"
+    "70,63,105,66,107,336,296,334,293,300;168,6,195,4;98,97,2,326,327;"
+    "33+130,160,158,155+173,153,144;382+398,385,387,263,373,380;"
+    "61,39,37,0,267,269,291,405,314,17,84,181;78,82,13,312,308,317,14,87"
+)
+
+
+@pytest.fixture(scope="session")
+def talking() -> MouthCrops:
+    return extract_mouth_crops(DATA / "talking.mp4")
+
+
+def test_mapping_matches_the_spec_with_68_unique_entries():
+    spec = [
+        tuple(int(i) for i in entry.split("+"))
+        for group in SPEC_MAPPING.split(";")
+        for entry in group.split(",")
+    ]
+    assert list(IBUG68_FROM_MEDIAPIPE) == spec
+    assert len(set(IBUG68_FROM_MEDIAPIPE)) == 68
+    assert all(0 <= i < 478 for entry in spec for i in entry)
+
+
+def test_two_vertex_entries_are_averaged():
+    mesh = np.stack([np.arange(478.0), 2 * np.arange(478.0), np.zeros(478)], axis=1)
+    points = to_ibug68(mesh)
+    assert points.shape == (68, 2)
+    assert points[36].tolist() == [(33 + 130) / 2, 33 + 130]
+    assert points[45].tolist() == [263, 526]
+    assert points[33].tolist() == [2, 4]  # the stable point under the nose
+
+
+def test_alignment_recovers_a_known_similarity_exactly():
+    rng = np.random.default_rng(1)
+    source = rng.uniform(0, 400, size=(5, 2))
+    angle, scale, shift = math.radians(17), 1.3, np.array([-42.5, 11.25])
+    rotation = scale * np.array(
+        [[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]]
+    )
+    target = source @ rotation.T + shift
+    matrix = similarity_transform(source, target)
+    np.testing.assert_allclose(matrix[:, :2], rotation, atol=1e-12)
+    np.testing.assert_allclose(matrix[:, 2], shift, atol=1e-9)
+    np.testing.assert_allclose(apply_transform(matrix, source), target, atol=1e-9)
+
+
+def test_alignment_is_the_least_squares_optimum():
+    rng = np.random.default_rng(2)
+    source = rng.uniform(0, 300, size=(5, 2))
+    target = rng.uniform(0, 300, size=(5, 2))
+    matrix = similarity_transform(source, target)
+
+    def cost(m: np.ndarray) -> float:
+        return float(((apply_transform(m, source) - target) ** 2).sum())
+
+    best = cost(matrix)
+    for _ in range(200):  # no nearby similarity does better
+        a, b, tx, ty = rng.normal(scale=[1e-3, 1e-3, 0.1, 0.1])
+        nudge = np.array([[a, -b, tx], [b, a, ty]])
+        assert cost(matrix + nudge) >= best
+
+
+@pytest.mark.parametrize("name", ["lookahead", "causal", "none", "ahead:3", "ahead:11"])
+@pytest.mark.parametrize("length", [1, 5, 11, 12, 13, 40])
+def test_streaming_smoother_equals_the_definition(name, length):
+    landmarks = np.random.default_rng(length).normal(size=(length, 68, 2))
+    plan = Smoothing.named(name)
+    smoother: Smoother[int] = Smoother(plan)
+    released = [pair for i in range(length) for pair in smoother.push(landmarks[i], i)]
+    released += smoother.flush()
+    assert [item for item, _ in released] == list(range(length))
+    streamed = np.stack([points for _, points in released])
+    for i in range(length):
+        if plan.reference_end:  # frames i..i+11; the last 11 reuse the last full window
+            span = min(length, 12)
+            first = min(i, length - span)
+            expected = landmarks[first : first + span].mean(axis=0)
+        else:
+            expected = landmarks[
+                max(0, i + plan.ahead - plan.window + 1) : i + plan.ahead + 1
+            ].mean(0)
+        np.testing.assert_allclose(streamed[i], expected, atol=1e-12)
+    np.testing.assert_allclose(smooth(landmarks, plan), streamed, atol=1e-12)
+
+
+def test_smoother_latency_is_its_look_ahead():
+    for name, ahead in [("lookahead", 11), ("causal", 0), ("ahead:2", 2)]:
+        smoother: Smoother[int] = Smoother(Smoothing.named(name))
+        outputs = [len(smoother.push(np.zeros((68, 2)), i)) for i in range(20)]
+        assert outputs == [0] * ahead + [1] * (20 - ahead)
+
+
+def test_unknown_smoothing_is_refused():
+    with pytest.raises(ValueError, match="unknown smoothing"):
+        Smoothing.named("ahead:12")
+
+
+def test_crop_box_rounds_half_to_even_and_stays_inside():
+    assert crop_box(np.array([[100.5, 100.5]])) == (52, 52)  # round(100.5) = 100
+    assert crop_box(np.array([[101.5, 99.4]])) == (51, 54)
+    assert crop_box(np.array([[10.0, 250.0]])) == (256 - 96, 0)
+    assert crop_box(np.array([[-30.0, 20.0]])) == (0, 0)
+
+
+def test_warp_patch_is_bilinear_with_zeros_outside():
+    rng = np.random.default_rng(3)
+    image = cv2.GaussianBlur(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8), (9, 9), 3)
+    matrix = np.array([[1.1, -0.2, -20.3], [0.2, 1.1, 13.7]])
+    ours = warp_patch(image, matrix, 100, 80).astype(int)
+    full = cv2.warpAffine(image, matrix, (256, 256), flags=cv2.INTER_LINEAR)
+    theirs = full[100:196, 80:176].astype(int)
+    # OpenCV rounds and snaps positions to 1/32 px; ours truncates like the reference
+    assert np.abs(ours - theirs).max() <= 2
+    assert 0 <= (theirs - ours).mean() <= 1
+    far = np.array([[1.0, 0.0, 1000.0], [0.0, 1.0, 0.0]])
+    assert not warp_patch(image, far, 0, 0).any()
+    shifted = warp_patch(image, np.array([[1.0, 0.0, -7.0], [0.0, 1.0, -5.0]]), 0, 0)
+    assert np.abs(shifted.astype(int) - image[5:101, 7:103]).max() <= 1
+
+
+def test_gray_is_pil_convert_L_for_every_colour():
+    values = np.arange(256**3, dtype=np.uint32)
+    rgb = np.stack([values >> 16, (values >> 8) & 255, values & 255], axis=-1).astype(np.uint8)
+    rgb = rgb.reshape(4096, 4096, 3)
+    np.testing.assert_array_equal(to_gray(rgb), np.asarray(Image.fromarray(rgb).convert("L")))
+
+
+def test_normalise_takes_the_88_centre():
+    crops = np.zeros((2, 96, 96), dtype=np.uint8)
+    crops[:, 4:92, 4:92] = 255
+    out = normalise(crops)
+    assert out.shape == (2, 88, 88) and out.dtype == np.float32
+    np.testing.assert_allclose(out, (1 - 0.421) / 0.165, rtol=1e-6)
+
+
+def test_real_clip_has_a_face_in_nearly_every_frame(talking):
+    assert talking.frames == 100
+    assert len(talking.crops) >= 0.99 * talking.frames
+    assert talking.crops.shape[1:] == (96, 96) and talking.crops.dtype == np.uint8
+    assert talking.runs == ((0, len(talking.crops)),)
+    assert len(talking.clips()) == 4
+    np.testing.assert_allclose(np.diff(talking.pts), 0.04, atol=1e-6)
+
+
+def _lip_centres(crops: MouthCrops) -> np.ndarray:
+    """Lip centre (x, y) of every crop, in the crop's own pixels."""
+    aligned = [
+        apply_transform(matrix, points[MOUTH_POINTS]).mean(axis=0)
+        for matrix, points in zip(crops.transforms, crops.landmarks, strict=True)
+    ]
+    return np.array(aligned) - crops.boxes[:, ::-1]
+
+
+def test_real_crops_are_centred_on_the_mouth(talking):
+    np.testing.assert_allclose(_lip_centres(talking), 48.0, atol=0.51)
+    # independent of the landmarks: the dark open mouth (below the nostrils) is central
+    lower = talking.crops[:, 24:, :].astype(float)
+    rows, cols = np.mgrid[24:96, 0:96]
+    dark = lower <= np.percentile(lower, 2, axis=(1, 2), keepdims=True)
+    centre_x = np.array([cols[mask].mean() for mask in dark])
+    centre_y = np.array([rows[mask].mean() for mask in dark])
+    assert abs(np.median(centre_x) - 48) < 6 and abs(np.median(centre_y) - 48) < 6
+
+
+def test_real_crops_move_little_between_frames(talking):
+    # where the lip centre lands in the aligned frame, frame to frame
+    aligned = _lip_centres(talking) + talking.boxes[:, ::-1]
+    steps = np.linalg.norm(np.diff(aligned, axis=0), axis=1)
+    assert np.median(steps) < 1.0 and steps.max() < 4.0
+    # the scale is steady and near the mean face's: eye corners 36 and 45 about as far apart
+    eyes = np.array(
+        [
+            apply_transform(m, p[[36, 45]])
+            for m, p in zip(talking.transforms, talking.landmarks, strict=True)
+        ]
+    )
+    spacing = np.linalg.norm(eyes[:, 1] - eyes[:, 0], axis=1)
+    reference = np.linalg.norm(mean_face()[45] - mean_face()[36])
+    assert spacing.max() / spacing.min() < 1.03
+    assert np.abs(spacing / reference - 1).max() < 0.1
+
+
+def test_resampled_clips_give_25_fps_crops():
+    for name in ("talking_30fps.mp4", "talking_24fps.mp4"):
+        crops = extract_mouth_crops(DATA / name, smoothing="causal")
+        assert crops.frames == 75 and len(crops.crops) == 75, name
+
+
+def test_video_without_a_face_gives_no_crops():
+    crops = extract_mouth_crops(DATA / "no_face.mp4")
+    assert crops.frames == 48
+    assert crops.crops.shape == (0, 96, 96)
+    assert crops.runs == () and crops.clips() == []
+
+
+def test_causal_crops_stay_close_to_the_reference(talking):
+    causal = extract_mouth_crops(DATA / "talking.mp4", smoothing="causal")
+    difference = np.abs(causal.crops.astype(int) - talking.crops.astype(int)).mean()
+    consecutive = np.abs(np.diff(talking.crops.astype(int), axis=0)).mean()
+    assert 0 < difference < consecutive
