@@ -44,3 +44,58 @@ class StatusEvent:
     def to_dict(self) -> dict[str, object]:
         """The JSON-ready form used by every sink."""
         return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class MouthWindow:
+    """Consecutive 25 fps mouth frames of one face, ready to score.
+
+    Attributes:
+        stream_id: the stream the face is in.
+        face: the face's track id within the stream.
+        first: 25 fps frame index (per stream) of the first frame; windows of one face start
+            at increasing indices.
+        pts: (start, end) seconds in the source's own time; ``end`` is the end of the last
+            frame (its pts plus one 25 fps period), so a 25-frame window spans 1.0 s.
+        frames: the window's frames, each a normalised 88 x 88 ``float32`` mouth crop.
+        arrival: ``time.monotonic()`` when the frame that completed the window arrived.
+    """
+
+    stream_id: str
+    face: int
+    first: int
+    pts: tuple[float, float]
+    frames: tuple[np.ndarray, ...]
+    arrival: float
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The score of one window, or (``type="alert"``) a change of a face's alert level.
+
+    Attributes:
+        stream, face, pts: which window (see :class:`MouthWindow`).
+        logit: the network's output (label 1 = fake); ``probability`` is its sigmoid.
+        level: the face's alert level after this window (``clear``, ``suspicious``, ``alert``).
+        latency_ms: from the arrival of the window's last frame to this verdict.
+        id: unique id of an alert (for de-duplication downstream); empty for verdicts.
+    """
+
+    stream: str
+    face: int
+    pts: tuple[float, float]
+    logit: float
+    probability: float
+    level: str
+    latency_ms: float
+    wall_time: float = field(default_factory=time.time)
+    type: str = "verdict"
+    id: str = ""
+
+    def to_dict(self) -> dict[str, object]:
+        """The JSON-ready form used by every sink (``id`` only on alerts)."""
+        data = asdict(self)
+        data["pts"] = list(self.pts)
+        if not self.id:
+            del data["id"]
+        return data

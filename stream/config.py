@@ -1,0 +1,132 @@
+"""Pipeline settings: one dataclass, filled from a TOML file and then from command-line flags.
+
+A TOML file holds the same names as :class:`Settings` fields, at the top level or under a
+``[pipeline]`` table, e.g.::
+
+    stride = 5
+    backend = "onnxruntime"
+    webhook = "https://alerts.example/hook"
+
+Flags given on the command line win over the file; the file wins over the defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from engines.errors import LipForensicsError
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything that shapes a pipeline; the defaults suit a 2-core machine.
+
+    Attributes:
+        weights: checkpoint path (None only for tests that pass a backend directly).
+        backend: engine backend name ("auto", "torch", "onnxruntime", "tensorrt").
+        stride: frames between consecutive windows of a face (25 = non-overlapping).
+        window: frames per window (the network's 25).
+        realtime: pace file sources like cameras.
+        jsonl: where JSON-line events go ("-" = standard output, None = nowhere).
+        webhook: URL that receives alert events by POST (None = no webhook).
+        max_faces: faces tracked per stream.
+        hold_frames: a face missing for at most this many frames keeps its window (the
+            last crop stands in); longer ends the window.
+        forget_frames: a face missing for longer than this gets a new id when it returns.
+        frame_queue: 25 fps frames buffered per live stream before the oldest are dropped.
+        window_queue: windows waiting for inference (all streams) before the oldest drop.
+        prefetch_queue: per-frame encodings waiting before the oldest are dropped.
+        max_batch: frames per encoder call.
+        landmark_threads: threads for landmarks (one landmarker per stream).
+        host, port, token: the HTTP server's address and bearer token (``serve``).
+    """
+
+    weights: Path | None = None
+    backend: str = "auto"
+    stride: int = 5
+    window: int = 25
+    realtime: bool = False
+    jsonl: str | None = "-"
+    webhook: str | None = None
+    max_faces: int = 2
+    hold_frames: int = 2
+    forget_frames: int = 25
+    frame_queue: int = 50
+    window_queue: int = 16
+    prefetch_queue: int = 128
+    max_batch: int = 32
+    landmark_threads: int = 2
+    host: str = "127.0.0.1"
+    port: int = 8080
+    token: str | None = None
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.stride <= self.window:
+            raise LipForensicsError(f"stride must be 1..{self.window}, got {self.stride}")
+        if self.window < 5:
+            raise LipForensicsError(f"window must be at least 5 frames, got {self.window}")
+        positive = ("max_faces", "frame_queue", "window_queue", "prefetch_queue", "max_batch")
+        for name in (*positive, "landmark_threads"):
+            if getattr(self, name) < 1:
+                raise LipForensicsError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.hold_frames < 0 or self.forget_frames < self.hold_frames:
+            raise LipForensicsError("need 0 <= hold_frames <= forget_frames")
+
+
+def load_settings(config: str | Path | None = None, **overrides: Any) -> Settings:
+    """Settings from the TOML file ``config`` (if any), then ``overrides`` that are not None.
+
+    Raises:
+        LipForensicsError: unreadable or invalid TOML, an unknown key, or a wrong value type.
+    """
+    values: dict[str, Any] = dict(_read_toml(Path(config))) if config else {}
+    values.update({key: value for key, value in overrides.items() if value is not None})
+    known = {field.name: field for field in fields(Settings)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        where = f" in {config}" if config else ""
+        raise LipForensicsError(
+            f"unknown setting(s){where}: {', '.join(unknown)} (known: {', '.join(known)})"
+        )
+    if values.get("weights") is not None:
+        values["weights"] = Path(values["weights"])
+    for name, value in values.items():
+        _check_type(name, value, dataclasses.asdict(Settings())[name])
+    return Settings(**values)
+
+
+def _read_toml(path: Path) -> Mapping[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise LipForensicsError(f"config file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise LipForensicsError(f"cannot read config file {path}: {error}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise LipForensicsError(f"invalid TOML in {path}: {error}") from None
+    table = data.get("pipeline", data)
+    if not isinstance(table, dict):
+        raise LipForensicsError(f"[pipeline] in {path} must be a table")
+    return table
+
+
+def _check_type(name: str, value: Any, default: Any) -> None:
+    """Reject e.g. ``stride = "five"``: the value must have the default's type."""
+    if default is None or isinstance(default, Path):
+        expected: tuple[type, ...] = (str, Path)
+    elif isinstance(default, bool):
+        expected = (bool,)
+    else:
+        expected = (type(default),)
+    if isinstance(value, bool) and bool not in expected:
+        expected = ()
+    if not isinstance(value, expected):
+        raise LipForensicsError(
+            f"setting {name} must be {' or '.join(t.__name__ for t in expected) or 'a number'}, "
+            f"got {value!r}"
+        )

@@ -1,0 +1,71 @@
+"""The pipeline's Prometheus metrics, in a registry of its own (two pipelines in one
+process, as in tests, do not share counters).
+
+Per stream: frames in, frames dropped, windows scored, windows dropped, verdict latency,
+alerts by level. Per stage (landmarks, encode, head): busy seconds, i.e. where the time goes.
+Backend calls: an inference latency histogram.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+_LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
+
+
+class PipelineMetrics:
+    """Counters and histograms of one pipeline; :meth:`text` renders them for ``/metrics``."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        registry = self.registry
+        self.frames_in = Counter(
+            "lipforensics_frames", "Frames received from the source", ["stream"], registry=registry
+        )
+        self.frames_dropped = Counter(
+            "lipforensics_frames_dropped",
+            "Frames dropped because the pipeline fell behind",
+            ["stream"],
+            registry=registry,
+        )
+        self.windows_scored = Counter(
+            "lipforensics_windows_scored", "Mouth windows scored", ["stream"], registry=registry
+        )
+        self.windows_dropped = Counter(
+            "lipforensics_windows_dropped",
+            "Mouth windows dropped unscored because inference fell behind",
+            ["stream"],
+            registry=registry,
+        )
+        self.alerts = Counter(
+            "lipforensics_alerts", "Alert events by level", ["stream", "level"], registry=registry
+        )
+        self.verdict_latency = Histogram(
+            "lipforensics_verdict_latency_seconds",
+            "From the arrival of a window's last frame to its verdict",
+            ["stream"],
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.inference = Histogram(
+            "lipforensics_inference_seconds",
+            "Duration of one batched backend call",
+            ["stage"],
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.stage_seconds = Counter(
+            "lipforensics_stage_seconds",
+            "Busy time per stage (landmarks, encode, head)",
+            ["stage"],
+            registry=registry,
+        )
+
+    def text(self) -> bytes:
+        """The Prometheus text exposition of every metric."""
+        return generate_latest(self.registry)
+
+    def value(self, name: str, **labels: str) -> float:
+        """One sample's current value (0.0 when it has not been recorded yet)."""
+        found = self.registry.get_sample_value(name, labels)
+        return found if found is not None else 0.0

@@ -1,0 +1,373 @@
+"""The live pipeline: sources in, verdicts and alerts out.
+
+Per stream: source -> 25 fps clock -> bounded frame queue -> face stage (landmarks, track
+ids, causal smoothing, mouth crops; in a thread, one landmarker per stream) -> one
+:class:`~stream.window.FaceWindow` per face. For all streams together: one
+:class:`~stream.scheduler.Scheduler` batches encodings and windows into backend calls,
+then one :class:`~stream.alerts.AlertPolicy` per face turns logits into levels, and every
+event goes to every sink (JSON lines, webhook, in-memory subscribers).
+
+A live source whose frames pile up loses the whole backlog at once (counted), so the
+frames that are scored stay consecutive and recent; a file read as fast as possible waits
+for the pipeline instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+import uuid
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import aclosing, suppress
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+import numpy as np
+
+from engines.errors import LipForensicsError
+from engines.preprocess import normalise_crops
+from stream.alerts import AlertPolicy, PolicyConfig
+from stream.clock import Resampler, Tick
+from stream.config import Settings
+from stream.metrics import PipelineMetrics
+from stream.records import Frame, MouthWindow, StatusEvent, Verdict
+from stream.scheduler import Backend, Scheduler
+from stream.sinks import Broadcast, JsonlSink, Sink, WebhookSink
+from stream.sources import Source
+from stream.tracks import Tracker
+from stream.window import FaceWindow
+
+#: seconds after the last dropped frame or window during which health says "degraded".
+DEGRADED_FOR = 10.0
+#: source states in which a stream is not delivering frames.
+DOWN_STATES = ("disconnected", "reconnecting", "error")
+
+
+class Event(Protocol):
+    """Anything with a JSON-ready form (records, status events)."""
+
+    def to_dict(self) -> dict[str, object]: ...
+
+
+class FaceStage:
+    """Frames of one stream -> (track id, uint8 96 x 96 mouth crop) per face.
+
+    One MediaPipe landmarker in VIDEO mode; landmarks smoothed causally per track (a face
+    missing for more than ``hold`` frames, or a clock break, starts its smoothing over).
+    Not thread-safe: call :meth:`process` for one stream's frames in order.
+    """
+
+    def __init__(self, max_faces: int = 2, forget: int = 25, hold: int = 2) -> None:
+        from stream.align import mean_face
+        from stream.landmarks import FaceLandmarks
+        from stream.smoothing import Smoothing
+
+        self.hold = hold
+        self.tracker = Tracker(forget)
+        self._landmarks = FaceLandmarks(num_faces=max_faces)
+        self._smoothing = Smoothing.named("causal")
+        self._reference = mean_face()
+        self._smoothers: dict[int, tuple[object, int]] = {}
+
+    def process(
+        self, index: int, rgb: np.ndarray, pts: float, restart: bool
+    ) -> tuple[list[tuple[int, np.ndarray]], list[int]]:
+        """Faces of 25 fps frame ``index``: ``[(track id, crop)]`` and the ids that ended."""
+        from stream.align import mouth_crop
+        from stream.smoothing import Smoother
+
+        faces = self._landmarks.detect(rgb, pts)
+        ids, ended = self.tracker.update(index, faces)
+        for track_id in ended:
+            self._smoothers.pop(track_id, None)
+        crops = []
+        for track_id, points in zip(ids, faces, strict=True):
+            smoother, last = self._smoothers.get(track_id, (None, -1))
+            if smoother is None or restart or index - last > self.hold + 1:
+                smoother = Smoother(self._smoothing)
+            self._smoothers[track_id] = (smoother, index)
+            ((_, smoothed),) = smoother.push(points, None)
+            crop, _, _ = mouth_crop(rgb, points, smoothed, self._reference)
+            crops.append((track_id, crop))
+        return crops, ended
+
+    def close(self) -> None:
+        """Free the landmarker."""
+        self._landmarks.close()
+
+
+@dataclass(slots=True)
+class _Stream:
+    """The state of one running source."""
+
+    source: Source
+    queue: asyncio.Queue[tuple[int, Tick[Frame]] | None]
+    status: str = "starting"
+    windows: dict[int, FaceWindow] = field(default_factory=dict)
+    policies: dict[int, AlertPolicy] = field(default_factory=dict)
+
+
+class Pipeline:
+    """Sources in, events out (see the module doc). Use inside a running event loop::
+
+    pipeline = Pipeline(settings, backend)
+    pipeline.add_source(open_source("clip.mp4", on_status=pipeline.emit))
+    await pipeline.run_until_sources_end()   # or: serve, then await pipeline.stop()
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        backend: Backend,
+        *,
+        sinks: list[Sink] | None = None,
+        policy: PolicyConfig | None = None,
+    ) -> None:
+        self.settings = settings
+        self.metrics = PipelineMetrics()
+        self.policy = policy or PolicyConfig()
+        self.sinks: list[Sink] = sinks if sinks is not None else _default_sinks(settings)
+        self.broadcast = Broadcast()
+        self.scheduler = Scheduler(
+            backend,
+            self._scored,
+            max_batch=settings.max_batch,
+            window_queue=settings.window_queue,
+            prefetch_queue=settings.prefetch_queue,
+            metrics=self.metrics,
+        )
+        self._streams: dict[str, _Stream] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._scheduler_task: asyncio.Task[None] | None = None
+        self._landmark_pool = ThreadPoolExecutor(
+            settings.landmark_threads, thread_name_prefix="landmarks"
+        )
+        self._last_drop = -math.inf
+
+    def add_source(self, source: Source) -> asyncio.Task[None]:
+        """Start reading ``source``; the task ends when the source ends (or on :meth:`stop`).
+
+        Raises:
+            ValueError: a stream with the same id is already running.
+        """
+        if source.stream_id in self._tasks and not self._tasks[source.stream_id].done():
+            raise ValueError(f"stream {source.stream_id!r} is already running")
+        if self._scheduler_task is None:
+            self._scheduler_task = asyncio.get_running_loop().create_task(self.scheduler.run())
+        size = self.settings.frame_queue if source.live else 2 * self.settings.window
+        stream = _Stream(source, asyncio.Queue(size))
+        self._streams[source.stream_id] = stream
+        task = asyncio.get_running_loop().create_task(self._run_stream(stream))
+        self._tasks[source.stream_id] = task
+        return task
+
+    def emit(self, event: Event) -> None:
+        """Send an event (verdict, alert, status) to every sink and subscriber."""
+        if isinstance(event, StatusEvent) and event.stream in self._streams:
+            self._streams[event.stream].status = event.status
+        data = event.to_dict()
+        for sink in self.sinks:
+            sink.send(data)
+        self.broadcast.send(data)
+
+    def subscribe(self) -> AsyncIterator[dict[str, object]]:
+        """Every event from now on (for Server-Sent Events); a slow subscriber loses its
+        oldest events rather than holding the pipeline up."""
+        return self.broadcast.subscribe()
+
+    def metrics_text(self) -> bytes:
+        """The Prometheus text exposition (``/metrics``)."""
+        return self.metrics.text()
+
+    def health(self) -> dict[str, object]:
+        """``{"status": "ok" | "degraded", "reasons": [...], "streams": {...}}``: degraded
+        while frames or windows were dropped in the last :data:`DEGRADED_FOR` seconds, or a
+        source is disconnected."""
+        reasons = []
+        last_drop = max(self._last_drop, self.scheduler.last_drop)
+        if time.monotonic() - last_drop < DEGRADED_FOR:
+            reasons.append("falling behind: frames or windows dropped recently")
+        streams = {}
+        for stream_id, stream in self._streams.items():
+            if stream.status in DOWN_STATES:
+                reasons.append(f"stream {stream_id} is {stream.status}")
+            streams[stream_id] = {
+                "status": stream.status,
+                "faces": len(stream.windows),
+                "frames": self.metrics.value("lipforensics_frames_total", stream=stream_id),
+                "frames_dropped": self.metrics.value(
+                    "lipforensics_frames_dropped_total", stream=stream_id
+                ),
+                "windows_scored": self.metrics.value(
+                    "lipforensics_windows_scored_total", stream=stream_id
+                ),
+                "windows_dropped": self.scheduler.dropped_windows[stream_id],
+            }
+        return {
+            "status": "degraded" if reasons else "ok",
+            "reasons": reasons,
+            "backlog": self.scheduler.backlog,
+            "streams": streams,
+        }
+
+    async def run_until_sources_end(self) -> None:
+        """Wait for every added source to end, score what is left, flush the sinks."""
+        while pending := [task for task in self._tasks.values() if not task.done()]:
+            await asyncio.wait(pending)
+        await self.stop(drain=True)
+
+    async def stop(self, drain: bool = True) -> None:
+        """Stop taking input; with ``drain``, score the frames and windows already in hand
+        first. Then flush and close the sinks. Safe to call twice."""
+        for stream in self._streams.values():
+            await stream.source.close()
+        tasks = [task for task in self._tasks.values() if not task.done()]
+        if not drain:
+            for task in tasks:
+                task.cancel()
+        for task in tasks:
+            with suppress(asyncio.CancelledError):
+                await task
+        if self._scheduler_task is not None:
+            await self.scheduler.stop(drain)
+            await self._scheduler_task
+            self._scheduler_task = None
+        for sink in self.sinks:
+            await sink.close()
+        await self.broadcast.close()
+        self.scheduler.close()
+        self._landmark_pool.shutdown(wait=True)
+
+    async def _run_stream(self, stream: _Stream) -> None:
+        """Read and process one source until it ends."""
+        loop = asyncio.get_running_loop()
+        stage = await loop.run_in_executor(
+            self._landmark_pool,
+            FaceStage,
+            self.settings.max_faces,
+            self.settings.forget_frames,
+            self.settings.hold_frames,
+        )
+        worker = loop.create_task(self._process(stream, stage))
+        try:
+            await self._read(stream)
+            await stream.queue.put(None)
+            await worker
+        except LipForensicsError as error:
+            self.emit(StatusEvent(stream.source.stream_id, "error", str(error)))
+        finally:
+            worker.cancel()
+            with suppress(asyncio.CancelledError):
+                await worker
+            await loop.run_in_executor(self._landmark_pool, stage.close)
+            for face in stream.windows:
+                self.scheduler.forget(stream.source.stream_id, face)
+            stream.windows.clear()
+
+    async def _read(self, stream: _Stream) -> None:
+        """Source -> 25 fps clock -> the stream's queue."""
+        source = stream.source
+        clock: Resampler[Frame] = Resampler()
+        frames_in = self.metrics.frames_in.labels(source.stream_id)
+        index = 0
+        async with aclosing(source.frames()) as frames:
+            async for frame in frames:
+                frames_in.inc()
+                for tick in clock.push(frame.pts, frame):
+                    await self._enqueue(stream, (index, tick))
+                    index += 1
+        for tick in clock.flush():
+            await self._enqueue(stream, (index, tick))
+            index += 1
+
+    async def _enqueue(self, stream: _Stream, item: tuple[int, Tick[Frame]]) -> None:
+        """Queue a 25 fps frame; a live stream that is behind loses its whole backlog."""
+        queue = stream.queue
+        if stream.source.live and queue.full():
+            dropped = queue.qsize()
+            while not queue.empty():
+                queue.get_nowait()
+            self.metrics.frames_dropped.labels(stream.source.stream_id).inc(dropped)
+            self._last_drop = time.monotonic()
+        await queue.put(item)
+
+    async def _process(self, stream: _Stream, stage: FaceStage) -> None:
+        """The stream's queue -> face stage -> per-face windows -> scheduler."""
+        loop = asyncio.get_running_loop()
+        stream_id = stream.source.stream_id
+        busy = self.metrics.stage_seconds.labels("landmarks")
+        while (item := await stream.queue.get()) is not None:
+            index, tick = item
+            began = time.perf_counter()
+            crops, ended = await loop.run_in_executor(
+                self._landmark_pool, stage.process, index, tick.item.image, tick.pts, tick.restart
+            )
+            busy.inc(time.perf_counter() - began)
+            for face in ended:
+                stream.windows.pop(face, None)
+                stream.policies.pop(face, None)
+                self.scheduler.forget(stream_id, face)
+            if tick.restart:
+                for policy in stream.policies.values():
+                    policy.reset()
+            for face, crop in crops:
+                window = stream.windows.get(face)
+                if window is None:
+                    window = stream.windows[face] = FaceWindow(
+                        stream_id,
+                        face,
+                        length=self.settings.window,
+                        stride=self.settings.stride,
+                        hold=self.settings.hold_frames,
+                    )
+                    stream.policies[face] = AlertPolicy(self.policy)
+                jobs, windows = window.push(
+                    index, tick.pts, normalise_crops(crop[None])[0], tick.item.arrival, tick.restart
+                )
+                for job in jobs:
+                    self.scheduler.prefetch(job)
+                for complete in windows:
+                    self.scheduler.submit(complete)
+
+    def _scored(self, window: MouthWindow, logit: float) -> None:
+        """A window's logit -> the face's level -> verdict (and alert) events."""
+        stream = self._streams.get(window.stream_id)
+        policy = stream.policies.get(window.face) if stream else None
+        decision = (policy or AlertPolicy(self.policy)).update(logit)
+        latency = time.monotonic() - window.arrival
+        verdict = Verdict(
+            stream=window.stream_id,
+            face=window.face,
+            pts=window.pts,
+            logit=logit,
+            probability=_sigmoid(logit),
+            level=str(decision.level),
+            latency_ms=round(latency * 1000.0, 1),
+        )
+        self.metrics.windows_scored.labels(window.stream_id).inc()
+        self.metrics.verdict_latency.labels(window.stream_id).observe(latency)
+        if decision.changed:
+            self.metrics.alerts.labels(window.stream_id, verdict.level).inc()
+        self.emit(verdict)
+        if decision.alert:
+            self.emit(replace(verdict, type="alert", id=uuid.uuid4().hex))
+
+
+def _sigmoid(logit: float) -> float:
+    """1 / (1 + e^-logit) without overflow for large negative logits."""
+    if logit >= 0:
+        return 1.0 / (1.0 + math.exp(-logit))
+    odds = math.exp(logit)
+    return odds / (1.0 + odds)
+
+
+def _default_sinks(settings: Settings) -> list[Sink]:
+    """The sinks the settings ask for: JSON lines and a webhook."""
+    sinks: list[Sink] = []
+    if settings.jsonl is not None:
+        sinks.append(JsonlSink(settings.jsonl))
+    if settings.webhook is not None:
+        sinks.append(WebhookSink(settings.webhook))
+    return sinks

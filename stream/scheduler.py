@@ -1,0 +1,243 @@
+"""Batch the encoder and temporal-head work of every stream into few backend calls.
+
+Two bounded queues feed one inference thread:
+
+* **windows** (complete :class:`MouthWindow` records, first served): each needs the features
+  of its frames; those already in the face's feature cache are reused, the rest are encoded
+  in the same batch, then one head call scores every window of the batch;
+* **prefetch** (:class:`~stream.window.FeatureJob` records): encodings that became computable
+  while a window filled; they fill what is left of a batch, so that a window's own work at
+  its end is small (about 3 encodings at any stride).
+
+Under overload the oldest window is dropped (counted per stream) and the oldest prefetch
+job is dropped (its window encodes the frame itself later). Memory is bounded by the queue
+sizes and by the feature caches, which keep only the frames of the newest windows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from stream.metrics import PipelineMetrics
+from stream.records import MouthWindow
+from stream.window import FeatureJob, FeatureKey, five_frames, window_keys
+
+log = logging.getLogger(__name__)
+
+#: cached features older than this many frames before a face's newest one are discarded
+CACHE_SPAN = 100
+
+FaceKey = tuple[str, int]
+
+
+class Backend(Protocol):
+    """The two stages of the network (see :mod:`engines.backends`)."""
+
+    def encode_frames(self, frames: np.ndarray) -> np.ndarray:
+        """(N, 1, 5, 88, 88) float32 -> (N, D) features of the centre frames."""
+        ...
+
+    def head(self, features: np.ndarray) -> np.ndarray:
+        """(N, T, D) features -> (N,) logits."""
+        ...
+
+
+@dataclass(slots=True)
+class _Batch:
+    """One backend round: the inputs to encode and, per window, where each feature is."""
+
+    windows: list[MouthWindow] = field(default_factory=list)
+    refs: list[list[np.ndarray | int]] = field(default_factory=list)
+    inputs: list[np.ndarray] = field(default_factory=list)
+    owners: list[tuple[FaceKey, FeatureKey]] = field(default_factory=list)
+    slots: dict[tuple[FaceKey, FeatureKey], int] = field(default_factory=dict)
+
+    def add(self, face: FaceKey, key: FeatureKey, frames: np.ndarray) -> int:
+        """Put ``key``'s encoder input in the batch; return its position."""
+        self.slots[face, key] = len(self.inputs)
+        self.inputs.append(frames)
+        self.owners.append((face, key))
+        return self.slots[face, key]
+
+
+class Scheduler:
+    """Run windows and prefetch jobs through ``backend``; report each score to ``on_scored``.
+
+    Call :meth:`run` as a task; :meth:`submit` and :meth:`prefetch` never block.
+
+    Attributes:
+        dropped_windows: windows dropped unscored, per stream.
+        dropped_prefetch: prefetch jobs dropped (their windows encoded the frames later).
+        last_drop: ``time.monotonic()`` of the latest dropped window.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        on_scored: Callable[[MouthWindow, float], None],
+        *,
+        max_batch: int = 32,
+        window_queue: int = 16,
+        prefetch_queue: int = 128,
+        metrics: PipelineMetrics | None = None,
+    ) -> None:
+        self.backend = backend
+        self.on_scored = on_scored
+        self.max_batch = max_batch
+        self.window_queue = window_queue
+        self.metrics = metrics or PipelineMetrics()
+        self.dropped_windows: Counter[str] = Counter()
+        self.dropped_prefetch = 0
+        self.last_drop = -math.inf
+        self._windows: deque[MouthWindow] = deque()
+        self._prefetch: deque[FeatureJob] = deque(maxlen=prefetch_queue)
+        self._caches: dict[FaceKey, dict[FeatureKey, np.ndarray]] = {}
+        self._floor: dict[FaceKey, int] = {}
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="inference")
+
+    @property
+    def backlog(self) -> int:
+        """Windows waiting for inference."""
+        return len(self._windows)
+
+    def submit(self, window: MouthWindow) -> None:
+        """Queue a window; the oldest waiting window is dropped when the queue is full."""
+        if len(self._windows) >= self.window_queue:
+            self._dropped(self._windows.popleft())
+        self._windows.append(window)
+        self._caches.setdefault((window.stream_id, window.face), {})
+        self._wake.set()
+
+    def prefetch(self, job: FeatureJob) -> None:
+        """Queue an encoding that a coming window will need (oldest dropped when full)."""
+        if len(self._prefetch) == self._prefetch.maxlen:
+            self.dropped_prefetch += 1
+        self._prefetch.append(job)
+        self._caches.setdefault((job.stream_id, job.face), {})
+        self._wake.set()
+
+    def forget(self, stream_id: str, face: int) -> None:
+        """Free a face's cached features (its track ended)."""
+        self._caches.pop((stream_id, face), None)
+        self._floor.pop((stream_id, face), None)
+
+    async def run(self) -> None:
+        """Serve the queues until :meth:`stop`."""
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._windows and not self._prefetch:
+                if self._stopping:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            batch = self._plan()
+            try:
+                features, logits = await loop.run_in_executor(self._executor, self._infer, batch)
+            except Exception:
+                log.exception("inference failed; %d windows lost", len(batch.windows))
+                for window in batch.windows:
+                    self._dropped(window)
+                continue
+            self._finish(batch, features, logits)
+
+    async def stop(self, drain: bool = True) -> None:
+        """Let :meth:`run` end: after the queued work (``drain``) or after the current batch."""
+        if not drain:
+            self._windows.clear()
+            self._prefetch.clear()
+        self._stopping = True
+        self._wake.set()
+
+    def close(self) -> None:
+        """Release the inference thread (after :meth:`run` ended)."""
+        self._executor.shutdown(wait=True)
+
+    def _dropped(self, window: MouthWindow) -> None:
+        """Count a window that will not be scored."""
+        self.dropped_windows[window.stream_id] += 1
+        self.metrics.windows_dropped.labels(window.stream_id).inc()
+        self.last_drop = time.monotonic()
+
+    def _plan(self) -> _Batch:
+        """Take windows (oldest first), then prefetch jobs, up to about ``max_batch`` inputs."""
+        batch = _Batch()
+        while self._windows and len(batch.inputs) < self.max_batch:
+            window = self._windows.popleft()
+            face = (window.stream_id, window.face)
+            cache = self._caches.get(face, {})
+            refs: list[np.ndarray | int] = []
+            for key in window_keys(window.first, len(window.frames)):
+                ref = cache.get(key)
+                if ref is None:
+                    ref = batch.slots.get((face, key))
+                if ref is None:
+                    ref = batch.add(face, key, five_frames(window.frames, key, window.first))
+                refs.append(ref)
+            batch.windows.append(window)
+            batch.refs.append(refs)
+        while self._prefetch and len(batch.inputs) < self.max_batch:
+            job = self._prefetch.popleft()
+            face = (job.stream_id, job.face)
+            fresh = job.key[0] > self._floor.get(face, -1)
+            known = job.key in self._caches.get(face, {}) or (face, job.key) in batch.slots
+            if fresh and not known:
+                batch.add(face, job.key, job.frames)
+        return batch
+
+    def _infer(self, batch: _Batch) -> tuple[np.ndarray, np.ndarray]:
+        """(In the inference thread.) Encode the batch's inputs, then score its windows."""
+        features = np.zeros((0, 0), dtype=np.float32)
+        if batch.inputs:
+            began = time.perf_counter()
+            chunks = [
+                self.backend.encode_frames(np.stack(batch.inputs[i : i + self.max_batch])[:, None])
+                for i in range(0, len(batch.inputs), self.max_batch)
+            ]
+            features = np.concatenate(chunks)
+            self._timed("encode", began)
+        logits = np.zeros(0, dtype=np.float32)
+        if batch.windows:
+            began = time.perf_counter()
+            clips = np.stack(
+                [[ref if isinstance(ref, np.ndarray) else features[ref] for ref in refs]
+                 for refs in batch.refs]
+            )  # fmt: skip
+            logits = np.asarray(self.backend.head(clips)).reshape(-1)
+            self._timed("head", began)
+        return features, logits
+
+    def _timed(self, stage: str, began: float) -> None:
+        seconds = time.perf_counter() - began
+        self.metrics.inference.labels(stage).observe(seconds)
+        self.metrics.stage_seconds.labels(stage).inc(seconds)
+
+    def _finish(self, batch: _Batch, features: np.ndarray, logits: np.ndarray) -> None:
+        """Cache the new features of live faces, discard what no coming window needs, report."""
+        for (face, key), feature in zip(batch.owners, features, strict=True):
+            if face in self._caches and key[0] > self._floor.get(face, -1):
+                self._caches[face][key] = feature
+        for window in batch.windows:
+            face = (window.stream_id, window.face)
+            if face in self._caches:
+                self._floor[face] = max(self._floor.get(face, -1), window.first)
+        for face in {owner for owner, _ in batch.owners}:
+            cache = self._caches.get(face)
+            if cache:
+                floor = max(self._floor.get(face, -1), max(cache)[0] - CACHE_SPAN)
+                for key in [key for key in cache if key[0] <= floor]:
+                    del cache[key]
+        for window, logit in zip(batch.windows, logits, strict=True):
+            self.on_scored(window, float(logit))
