@@ -3,8 +3,9 @@
 Rule: within a *segment*, output frame k has time ``t0 + k / fps`` (``t0`` = the segment's
 first input pts) and carries the input frame whose pts is **nearest** to that time (a tie
 goes to the earlier frame). Nearest rather than "latest at or before" keeps a 25 fps input
-with timestamp jitter one-to-one: no frame is duplicated or dropped as long as the jitter
-stays under half a frame (20 ms).
+with timestamp jitter one-to-one: no frame is duplicated or dropped as long as each frame
+stays within half a frame (20 ms) of the grid its segment's first frame starts, i.e. for
+jitter under +-10 ms.
 
 A gap between consecutive input frames longer than ``max_gap`` is not stretched over with
 repeated frames: the segment ends (its last output frames are those within half an output
