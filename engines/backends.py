@@ -260,14 +260,14 @@ def create_backend(
     Raises:
         LipForensicsError: unknown backend name, unusable backend, bad weight file.
     """
-    from engines.checkpoint import load_model
+    from engines.checkpoint import load_checkpoint
     from engines.export import file_sha256
 
     resolve_backend_name(name)  # a bad name fails before the weights are read
-    model = load_model(Path(weights))
+    loaded = load_checkpoint(weights)
     return backend_for_model(
         name,
-        model,
+        loaded.model,
         source_sha256=file_sha256(Path(weights)),
         cache_dir=cache_dir,
         threads=threads,

@@ -64,34 +64,29 @@ class _EncodeFrames(nn.Module):
 
     On a five-frame window the front end's 5x7x7 convolution has exactly one output time
     step, so it *is* a 2D 7x7 convolution whose five input channels are the five frames.
-    Exported that way (with the BatchNorm, PReLU and max pool as their 2D equivalents), ONNX
-    Runtime and TensorRT run their fast 2D kernels instead of generic 3D ones; the numbers
-    are the same up to float32 rounding (the parity tests check it).
+    Exported that way, with its BatchNorm folded into the weights here (the exporter folds
+    the trunk's), ONNX Runtime and TensorRT run fast 2D kernels instead of generic 3D ones;
+    the numbers are the same up to float32 rounding (the parity tests check it).
     """
 
     def __init__(self, model: LipForensics) -> None:
         super().__init__()
-        self.encoder = model.encoder
+        conv, batchnorm, prelu, pool = model.encoder.frontend3D
+        with torch.no_grad():
+            scale = batchnorm.weight / torch.sqrt(batchnorm.running_var + batchnorm.eps)
+            weight = conv.weight.squeeze(1) * scale[:, None, None, None]  # C x 5 x 7 x 7
+            bias = batchnorm.bias - batchnorm.running_mean * scale
+        self.register_buffer("weight", weight.detach().clone())
+        self.register_buffer("bias", bias.detach().clone())
+        self.stride, self.padding = conv.stride[1:], conv.padding[1:]
+        self.prelu = prelu
+        self.pool = nn.MaxPool2d(pool.kernel_size[1:], pool.stride[1:], pool.padding[1:])
+        self.trunk = model.encoder.trunk
 
     def forward(self, frames: Tensor) -> Tensor:
-        conv, batchnorm, prelu, pool = self.encoder.frontend3D
-        x = F.conv2d(
-            frames.flatten(1, 2),  # N x 1 x 5 x H x W -> N x 5 x H x W
-            conv.weight.flatten(1, 2),  # C x 1 x 5 x 7 x 7 -> C x 5 x 7 x 7
-            stride=conv.stride[1:],
-            padding=conv.padding[1:],
-        )
-        x = F.batch_norm(
-            x,
-            batchnorm.running_mean,
-            batchnorm.running_var,
-            batchnorm.weight,
-            batchnorm.bias,
-            training=False,
-            eps=batchnorm.eps,
-        )
-        x = F.max_pool2d(prelu(x), pool.kernel_size[1:], pool.stride[1:], pool.padding[1:])
-        return self.encoder.trunk(x)
+        x = frames.squeeze(1)  # N x 1 x 5 x H x W -> N x 5 x H x W
+        x = F.conv2d(x, self.weight, self.bias, stride=self.stride, padding=self.padding)
+        return self.trunk(self.pool(self.prelu(x)))
 
 
 def metadata_for(model: LipForensics, source_sha256: str) -> dict[str, str]:

@@ -1,0 +1,165 @@
+"""INT8 for both engines, calibrated on genuine mouth windows.
+
+The calibration data are mouth crops of genuine footage: the uint8 (T, 96, 96) array that
+``run_stream.py crops VIDEO --out crops.npy`` writes (several such files may be joined).
+From them come the inputs each stage sees in use:
+
+- frame encoder: normalised five-frame windows (N, 1, 5, 88, 88), one per frame;
+- temporal head: the FP32 encoder's features of consecutive 25-frame clips (M, 25, 512).
+
+:func:`quantize_model` turns an exported FP32 model into Q/DQ ONNX files with ONNX Runtime's
+static quantisation. Two flavours from the same data:
+
+- ``target="cpu"``: unsigned 8-bit activations, signed per-channel weights, the layout ONNX
+  Runtime's x86 kernels run fastest;
+- ``target="tensorrt"``: signed, symmetric 8-bit activations and weights (zero point 0), the
+  only Q/DQ form TensorRT accepts; ``build-engine --int8 CROPS`` builds a strongly typed
+  engine from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from onnxruntime.quantization import (
+    CalibrationDataReader,
+    CalibrationMethod,
+    QuantFormat,
+    QuantType,
+    quantize_static,
+)
+
+from engines.errors import MediaError
+
+#: quantisation flavours :func:`quantize_model` writes.
+TARGETS = ("cpu", "tensorrt")
+_BATCH = 16
+
+
+def load_crops(paths: list[Path]) -> np.ndarray:
+    """Join uint8 (T, 96, 96) crop arrays saved with ``crops --out``.
+
+    Raises:
+        MediaError: a missing file, or an array that is not uint8 (T, 96, 96).
+    """
+    arrays = []
+    for path in paths:
+        try:
+            array = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as error:
+            raise MediaError(f"cannot read calibration crops {path}: {error}") from None
+        if array.dtype != np.uint8 or array.ndim != 3 or array.shape[1:] != (96, 96):
+            raise MediaError(
+                f"{path} is not a crops file: expected uint8 (T, 96, 96) from "
+                f"'run_stream.py crops', got {array.dtype} {array.shape}"
+            )
+        arrays.append(array)
+    if not arrays or sum(len(a) for a in arrays) < 25:
+        raise MediaError("calibration needs at least 25 genuine mouth crops")
+    return np.concatenate(arrays)
+
+
+def calibration_windows(crops: np.ndarray, limit: int = 256) -> np.ndarray:
+    """Five-frame encoder inputs (N, 1, 5, 88, 88) from genuine crops, at most ``limit``
+    of them spread evenly over the crops; each 25-frame clip's ends get the zero padding the
+    encoder sees at window ends."""
+    import torch
+
+    from engines.model import five_frame_inputs
+    from engines.preprocess import CLIP_FRAMES, normalise_crops
+
+    clips = normalise_crops(crops[: len(crops) // CLIP_FRAMES * CLIP_FRAMES])
+    windows = np.concatenate(
+        [
+            five_frame_inputs(torch.from_numpy(clips[start : start + CLIP_FRAMES])).numpy()
+            for start in range(0, len(clips), CLIP_FRAMES)
+        ]
+    )
+    keep = np.linspace(0, len(windows) - 1, min(limit, len(windows))).round().astype(int)
+    return windows[np.unique(keep)]
+
+
+def head_inputs(encoder_onnx: Path, crops: np.ndarray) -> np.ndarray:
+    """(M, 25, D) features of the crops' consecutive 25-frame clips, from the FP32 encoder."""
+    from engines.backends import ort_session_options
+    from engines.preprocess import CLIP_FRAMES
+
+    windows = calibration_windows(crops, limit=len(crops))
+    session = ort.InferenceSession(str(encoder_onnx), ort_session_options())
+    name = session.get_inputs()[0].name
+    features = np.concatenate(
+        [
+            session.run(None, {name: windows[i : i + _BATCH]})[0]
+            for i in range(0, len(windows), _BATCH)
+        ]
+    )
+    return features.reshape(-1, CLIP_FRAMES, features.shape[-1])
+
+
+class _Batches(CalibrationDataReader):
+    """ONNX Runtime's calibration reader: yields ``{input: batch}`` dictionaries."""
+
+    def __init__(self, input_name: str, samples: np.ndarray) -> None:
+        self._input = input_name
+        self._samples = samples
+        self._iterator = self._batches()
+
+    def _batches(self) -> Iterator[dict[str, np.ndarray]]:
+        for start in range(0, len(self._samples), _BATCH):
+            yield {self._input: self._samples[start : start + _BATCH]}
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._iterator, None)
+
+    def rewind(self) -> None:
+        self._iterator = self._batches()
+
+
+def quantize_stage(
+    source: Path, target: Path, input_name: str, samples: np.ndarray, flavour: str = "cpu"
+) -> Path:
+    """Static INT8 (Q/DQ, per-channel weights) of one exported stage, calibrated on ``samples``."""
+    if flavour not in TARGETS:
+        raise ValueError(f"unknown INT8 target {flavour!r}: expected one of {TARGETS}")
+    symmetric = flavour == "tensorrt"
+    reader = _Batches(input_name, samples)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    quantize_static(
+        str(source),
+        str(target),
+        reader,
+        quant_format=QuantFormat.QDQ,
+        per_channel=True,
+        activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+        calibrate_method=CalibrationMethod.MinMax,
+        extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True},
+    )
+    return target
+
+
+def quantize_model(exported: object, crops: np.ndarray, out_dir: Path, target: str = "cpu"):
+    """INT8 copies of both stages of an :class:`engines.export.ExportedModel`, calibrated on
+    genuine ``crops``; returns an ``ExportedModel`` naming the INT8 files."""
+    from engines import export
+
+    out_dir = Path(out_dir)
+    encoder = quantize_stage(
+        exported.encoder,
+        out_dir / f"frame_encoder.int8-{target}.onnx",
+        export.ENCODER_INPUT,
+        calibration_windows(crops),
+        target,
+    )
+    head = quantize_stage(
+        exported.head,
+        out_dir / f"temporal_head.int8-{target}.onnx",
+        export.HEAD_INPUT,
+        head_inputs(exported.encoder, crops),
+        target,
+    )
+    return replace(exported, encoder=encoder, head=head)
