@@ -14,7 +14,6 @@ from engines.errors import LipForensicsError
 
 #: sub-command name -> module under ``commands/``; the order is the order of ``--help``.
 COMMANDS: dict[str, str] = {
-    "scan": "scan",
     "crops": "crops",
     "build-engine": "build_engine",
 }
