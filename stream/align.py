@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
+from engines.preprocess import CROP_SIZE
+
 #: side of the aligned frame the mean face lives in.
 ALIGNED_SIZE = 256
-#: side of the mouth crop.
-CROP_SIZE = 96
 #: iBUG indices of the points the alignment is estimated from.
 STABLE_POINTS = (33, 36, 39, 42, 45)
 #: iBUG indices of the lips (outer 48..59, inner 60..67): the crop centre is their mean.

@@ -1,12 +1,13 @@
-"""Mouth crops for LipForensics: offline for a whole video file, or live frame by frame.
+"""Mouth crops of a whole video file for LipForensics (offline scans).
 
-Both paths run the same steps (see ``docs/crops.md``): 25 fps clock -> MediaPipe landmarks
--> 68 iBUG points -> smoothing -> similarity alignment to the mean face -> 96 x 96
-grayscale crop. The network's 88 x 88 centre crop and normalisation come later
-(:func:`normalise`).
+The steps (see ``docs/crops.md``): 25 fps clock -> MediaPipe landmarks -> 68 iBUG points
+-> smoothing (the reference's 12-frame look-ahead by default) -> similarity alignment to
+the mean face -> 96 x 96 grayscale crop. The live pipeline's face stage runs the same
+steps frame by frame with causal smoothing. The network's 88 x 88 centre crop and
+normalisation come later (``engines/preprocess.py``).
 
 Frames without a face are dropped: they split the crops into *runs* of consecutive 25 fps
-frames (a clock break does too). Only form clips inside a run (:meth:`MouthCrops.clips`).
+frames (a clock break does too). Only form clips inside a run.
 """
 
 from __future__ import annotations
@@ -17,16 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from stream.align import mean_face, mouth_crop
+from stream.align import CROP_SIZE, mean_face, mouth_crop
 from stream.clock import resample
 from stream.landmarks import MODEL_PATH, FaceLandmarks
 from stream.smoothing import Smoother, Smoothing
 from stream.video_file import VideoFile
-
-#: the network's input side: the centre of the 96 x 96 crop (pixels 4..91).
-NETWORK_SIZE = 88
-#: grayscale mean and standard deviation of the training crops (values in [0, 1]).
-MEAN, STD = 0.421, 0.165
 
 #: a progress callback: (frames done, frames expected; 0 when unknown).
 Progress = Callable[[int, int], None]
@@ -56,16 +52,6 @@ class MouthCrops:
     runs: tuple[tuple[int, int], ...]
     frames: int
     problem: str | None = None
-
-    def clips(self, length: int = 25, stride: int | None = None) -> list[slice]:
-        """Windows of ``length`` consecutive crops, every ``stride`` (default ``length``:
-        the paper's non-overlapping clips) from the start of each run; leftovers dropped."""
-        step = stride or length
-        return [
-            slice(first, first + length)
-            for start, stop in self.runs
-            for first in range(start, stop - length + 1, step)
-        ]
 
 
 def extract_mouth_crops(
@@ -133,7 +119,7 @@ class _RunCollector:
         columns = zip(*self._records, strict=True) if self._records else [()] * 5
         pts, crops, own, matrices, boxes = columns
         return MouthCrops(
-            crops=np.array(crops, dtype=np.uint8).reshape(-1, 96, 96),
+            crops=np.array(crops, dtype=np.uint8).reshape(-1, CROP_SIZE, CROP_SIZE),
             pts=np.array(pts, dtype=np.float64),
             landmarks=np.array(own, dtype=np.float64).reshape(-1, 68, 2),
             transforms=np.array(matrices, dtype=np.float64).reshape(-1, 2, 3),
@@ -142,11 +128,3 @@ class _RunCollector:
             frames=frames,
             problem=problem,
         )
-
-
-def normalise(crops: np.ndarray) -> np.ndarray:
-    """Network input from uint8 (..., 96, 96) crops: the 88 x 88 centre (pixels 4..91),
-    scaled to [0, 1], then ``(x - 0.421) / 0.165``, as float32."""
-    margin = (crops.shape[-1] - NETWORK_SIZE) // 2
-    centre = crops[..., margin : margin + NETWORK_SIZE, margin : margin + NETWORK_SIZE]
-    return ((centre.astype(np.float32) / 255.0 - MEAN) / STD).astype(np.float32)

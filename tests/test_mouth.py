@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import cv2
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from run_stream import main
 from stream.align import (
     MOUTH_POINTS,
     apply_transform,
@@ -20,7 +22,7 @@ from stream.align import (
     warp_patch,
 )
 from stream.landmarks import IBUG68_FROM_MEDIAPIPE, to_ibug68
-from stream.mouth import MouthCrops, extract_mouth_crops, normalise
+from stream.mouth import MouthCrops, extract_mouth_crops
 from stream.smoothing import Smoother, Smoothing, smooth
 
 DATA = Path(__file__).parent / "data"
@@ -154,20 +156,11 @@ def test_gray_is_pil_convert_L_for_every_colour():
     np.testing.assert_array_equal(to_gray(rgb), np.asarray(Image.fromarray(rgb).convert("L")))
 
 
-def test_normalise_takes_the_88_centre():
-    crops = np.zeros((2, 96, 96), dtype=np.uint8)
-    crops[:, 4:92, 4:92] = 255
-    out = normalise(crops)
-    assert out.shape == (2, 88, 88) and out.dtype == np.float32
-    np.testing.assert_allclose(out, (1 - 0.421) / 0.165, rtol=1e-6)
-
-
 def test_real_clip_has_a_face_in_nearly_every_frame(talking):
     assert talking.frames == 100
     assert len(talking.crops) >= 0.99 * talking.frames
     assert talking.crops.shape[1:] == (96, 96) and talking.crops.dtype == np.uint8
     assert talking.runs == ((0, len(talking.crops)),)
-    assert len(talking.clips()) == 4
     np.testing.assert_allclose(np.diff(talking.pts), 0.04, atol=1e-6)
 
 
@@ -219,7 +212,7 @@ def test_video_without_a_face_gives_no_crops():
     crops = extract_mouth_crops(DATA / "no_face.mp4")
     assert crops.frames == 48
     assert crops.crops.shape == (0, 96, 96)
-    assert crops.runs == () and crops.clips() == []
+    assert crops.runs == ()
 
 
 def test_causal_crops_stay_close_to_the_reference(talking):
@@ -227,3 +220,30 @@ def test_causal_crops_stay_close_to_the_reference(talking):
     difference = np.abs(causal.crops.astype(int) - talking.crops.astype(int)).mean()
     consecutive = np.abs(np.diff(talking.crops.astype(int), axis=0)).mean()
     assert 0 < difference < consecutive
+
+
+def test_crops_command_saves_the_array_and_a_contact_sheet(tmp_path, capsys):
+    out = tmp_path / "crops.npy"
+    assert main(["crops", str(DATA / "talking.mp4"), "--out", str(out)]) == 0
+    crops = np.load(out)
+    assert crops.shape == (100, 96, 96) and crops.dtype == np.uint8
+    sheet = np.asarray(Image.open(out.with_suffix(".png")))
+    assert sheet.shape == (5 * 96, 20 * 96)
+    np.testing.assert_array_equal(sheet[96:192, 96:192], crops[21])
+    assert "100 crops of 100 frames" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("video", "message"),
+    [
+        ("no_face.mp4", "no face found in .*no_face.mp4 \\(48 frames at 25 fps\\)"),
+        ("missing.mp4", "video file not found"),
+        ("README.md", "cannot read .* as a video"),
+    ],
+)
+def test_crops_command_fails_with_one_line(tmp_path, capsys, video, message):
+    out = tmp_path / "crops.npy"
+    assert main(["crops", str(DATA / video), "--out", str(out)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("error: ") and "\n" not in error
+    assert re.search(message, error) and not out.exists()
