@@ -153,14 +153,20 @@ class FrameEncoder(nn.Module):
     def encode_frames(self, windows: Tensor) -> Tensor:
         """(N, 1, 5, 88, 88) five-frame windows -> (N, D): the feature of each centre frame.
 
-        Equals the centre frame's row of :meth:`forward` on those five frames, computed with an
-        unpadded temporal convolution so the front end runs on the centre frame only.
+        Equals the centre frame's row of :meth:`forward` on those five frames. The front end's
+        convolution runs for the centre frame only: with no temporal padding, a 5x7x7 kernel
+        over five frames is a 7x7 2D convolution with the five frames as input channels.
         """
-        if windows.shape[2] != 2 * FRAME_CONTEXT + 1:
-            raise ValueError(f"expected 5-frame windows, got shape {tuple(windows.shape)}")
+        if windows.shape[1:3] != (1, 2 * FRAME_CONTEXT + 1):
+            raise ValueError(f"expected (N, 1, 5, H, W) windows, got {tuple(windows.shape)}")
         conv, batchnorm, prelu, maxpool = self.frontend3D
-        x = F.conv3d(windows, conv.weight, stride=conv.stride, padding=(0, *conv.padding[1:]))
-        x = maxpool(prelu(batchnorm(x)))  # N x C x 1 x 22 x 22
+        x = F.conv2d(
+            windows.squeeze(1),
+            conv.weight.squeeze(1),
+            stride=conv.stride[1:],
+            padding=conv.padding[1:],
+        )
+        x = maxpool(prelu(batchnorm(x.unsqueeze(2))))  # N x C x 1 x 22 x 22
         return self.trunk(x.squeeze(2))
 
 

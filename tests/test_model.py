@@ -166,7 +166,7 @@ def test_five_frame_inputs_pad_with_zeros_beyond_the_clip():
 
 
 def test_encode_frames_rejects_windows_that_are_not_five_frames(paper_model):
-    with pytest.raises(ValueError, match="5-frame"):
+    with pytest.raises(ValueError, match="5, H, W"):
         paper_model.encoder.encode_frames(torch.zeros(1, 1, 3, 88, 88))
 
 
