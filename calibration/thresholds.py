@@ -158,6 +158,18 @@ class Thresholds:
         )
 
 
+def describe_thresholds(thresholds: Thresholds | None) -> str:
+    """The line ``scan``, ``run`` and ``serve`` print: which thresholds they use."""
+    if thresholds is not None:
+        return thresholds.describe()
+    default = PolicyConfig()
+    return (
+        "thresholds: none calibrated for these weights (run 'run_stream.py calibrate'); "
+        f"uncalibrated defaults: alert at window logit >= {default.alert_logit:.3f} held "
+        f"{default.escalate_windows} windows, suspicious >= {default.suspicious_logit:.3f}"
+    )
+
+
 def _rescale(windows: int, old_stride: int, new_stride: int) -> int:
     return max(1, round(windows * old_stride / new_stride))
 

@@ -1,0 +1,157 @@
+"""`calibrate`: choose alert thresholds from genuine footage; save them next to the weights."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from calibration.evaluate import FaceLogits
+    from calibration.thresholds import Thresholds
+
+HELP = "choose alert thresholds from genuine videos (and a probability map from fakes)"
+DESCRIPTION = """\
+Score genuine videos window by window (25 frames every --stride) and choose the alert
+policy's thresholds and hysteresis so that replaying those windows through the live alert
+policy meets the false-alert target per face-hour. With too little genuine footage to show
+the target, a conservative rule is used instead (alert threshold above the largest genuine
+logit plus a margin) and the output says how many face-hours the choice rests on.
+
+With --fake videos as well, a logit -> probability map (Platt scaling) is fitted and its
+calibration error reported, with a reliability diagram.
+
+Writes <weights without suffix>.thresholds.json next to the weights; scan, run and serve
+load it automatically. docs/calibration.md describes the rules and the file."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of the ``calibrate`` command."""
+    parser.add_argument("--weights", type=Path, required=True, help="LipForensics checkpoint")
+    parser.add_argument(
+        "--genuine", type=Path, nargs="+", required=True, help="genuine videos (one face each)"
+    )
+    parser.add_argument("--fake", type=Path, nargs="*", default=[], help="manipulated videos")
+    parser.add_argument(
+        "--target-false-alerts-per-hour",
+        type=float,
+        default=1.0,
+        metavar="RATE",
+        help="false alerts allowed per face-hour of genuine video (default 1)",
+    )
+    parser.add_argument(
+        "--stride", type=int, default=5, help="frames between windows, as live (default 5)"
+    )
+    parser.add_argument(
+        "--reliability",
+        type=Path,
+        help="reliability diagram PNG (with --fake; default <weights>.reliability.png)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Score the videos, choose the thresholds, save and print them."""
+    from calibration.evaluate import score_videos
+    from calibration.metrics import plot_reliability
+    from calibration.thresholds import (
+        Thresholds,
+        choose_policy,
+        fake_evidence,
+        file_sha256,
+        fit_probability,
+        now_iso,
+        save_thresholds,
+    )
+    from commands.scan import make_backend
+    from engines.checkpoint import load_checkpoint
+    from engines.errors import LipForensicsError
+
+    if args.target_false_alerts_per_hour <= 0:
+        raise LipForensicsError("--target-false-alerts-per-hour must be positive")
+    if not 1 <= args.stride <= 25:
+        raise LipForensicsError(f"--stride must be 1..25, got {args.stride}")
+    loaded = load_checkpoint(args.weights)
+    for note in loaded.notes:
+        print(f"warning: {note}", file=sys.stderr)
+    backend = make_backend(loaded)
+
+    genuine = score_videos(args.genuine, backend, args.stride, _report("genuine"))
+    fake = score_videos(args.fake, backend, args.stride, _report("fake"))
+    genuine_runs = [run for video in genuine for run in video.runs]
+    fake_runs = [run for video in fake for run in video.runs]
+    if not genuine_runs:
+        raise LipForensicsError("no genuine video had 25 consecutive frames with a face")
+
+    policy, evidence = choose_policy(
+        genuine_runs, stride=args.stride, target_per_hour=args.target_false_alerts_per_hour
+    )
+    scale, bias = 1.0, 0.0
+    if fake_runs:
+        fit = fit_probability(genuine_runs, fake_runs)
+        scale, bias = fit.scale, fit.bias
+        evidence = fake_evidence(evidence, policy, fake_runs, fit)
+        figure = args.reliability or args.weights.with_name(args.weights.stem + ".reliability.png")
+        plot_reliability(
+            {"sigmoid(logit)": fit.before, "calibrated": fit.after},
+            figure,
+            f"window reliability: {len(genuine_runs)} genuine, {len(fake_runs)} fake runs",
+        )
+        print(f"reliability diagram: {figure}")
+    thresholds = Thresholds(
+        policy=policy,
+        stride=args.stride,
+        scale=scale,
+        bias=bias,
+        weights_sha256=file_sha256(args.weights),
+        evidence=evidence,
+        created=now_iso(),
+    )
+    path = save_thresholds(thresholds, args.weights)
+    print(format_evidence(thresholds))
+    print(f"saved {path}")
+    return 0
+
+
+def _report(kind: str) -> Callable[[FaceLogits], None]:
+    """A callback printing one line per scored video to stderr."""
+
+    def report(video: FaceLogits) -> None:
+        detail = f"; {video.problem}" if video.problem else ""
+        print(f"  {kind}: {video.path} ({video.windows} windows{detail})", file=sys.stderr)
+
+    return report
+
+
+def format_evidence(t: Thresholds) -> str:
+    """A few lines: the chosen policy and what it rests on."""
+    from calibration.metrics import poisson_upper
+
+    e, p = t.evidence, t.policy
+    lines = [
+        f"rule: {e.rule} ({e.genuine_faces} genuine face runs, {e.genuine_windows} windows, "
+        f"{e.face_hours * 60:.1f} face-minutes)",
+        f"alert: window logit >= {p.alert_logit:.3f} for {p.escalate_windows} windows; "
+        f"suspicious >= {p.suspicious_logit:.3f}; clear after {p.clear_windows} windows "
+        f"(stride {t.stride})",
+        f"genuine replay: {e.false_alerts} false alerts; 95% upper bound "
+        f"{e.false_alerts_per_hour_upper95:.2f} per face-hour (target "
+        f"{e.target_false_alerts_per_hour:g}); {100 * e.suspicious_share:.2f}% of windows "
+        "suspicious or worse",
+    ]
+    if e.false_alerts_per_hour_upper95 > e.target_false_alerts_per_hour:
+        needed = poisson_upper(0) / e.target_false_alerts_per_hour
+        lines.append(
+            f"note: {e.face_hours:.3f} face-hours cannot show {e.target_false_alerts_per_hour:g} "
+            f"false alert per hour (about {needed:.1f} face-hours of genuine video are needed); "
+            f"the alert threshold is the largest genuine logit ({e.max_genuine_logit:.3f}) "
+            f"+ {e.margin:.3f}"
+        )
+    if e.fake_faces:
+        lines.append(
+            f"fakes: {e.fake_faces_alerted} of {e.fake_faces} fake face runs alerted; "
+            f"probability map p = sigmoid({t.scale:.4f} * logit + {t.bias:.4f}); ECE "
+            f"{e.ece_sigmoid:.3f} (sigmoid) -> {e.ece_calibrated:.3f} (calibrated, in-sample)"
+        )
+    return "\n".join(lines)
