@@ -1,0 +1,177 @@
+"""RtspSource against a real RTSP server on 127.0.0.1 (gst-rtsp-server serving talking.mp4)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from rtsp_support import RtspServer, require_rtsp_server
+
+from engines.errors import LipForensicsError
+from stream.records import Frame, StatusEvent
+from stream.rtsp import RtspSource, Timeline, backoff_delays, redact
+
+CLIP = Path(__file__).parent / "data" / "talking.mp4"
+#: bounds every test's waiting, so a broken source fails the test instead of hanging it.
+TEST_TIMEOUT = 60.0
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _rtsp_server_available() -> None:
+    require_rtsp_server()
+
+
+def run(coroutine: object) -> object:
+    return asyncio.run(asyncio.wait_for(coroutine, TEST_TIMEOUT))
+
+
+async def take(frames: AsyncIterator[Frame], count: int) -> list[Frame]:
+    return [await anext(frames) for _ in range(count)]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_rtsp_frames_arrive_as_rgb_with_increasing_pts() -> None:
+    events: list[StatusEvent] = []
+
+    async def main() -> list[Frame]:
+        with RtspServer(CLIP) as server:
+            source = RtspSource(server.url, "cam", on_status=events.append)
+            frames = source.frames()
+            got = await take(frames, 30)
+            await source.close()
+            assert [frame async for frame in frames] == []  # closing ends the iteration
+            return got
+
+    frames = run(main())
+    assert all(frame.image.shape == (300, 400, 3) and frame.stream_id == "cam" for frame in frames)
+    pts = [frame.pts for frame in frames]
+    assert pts == sorted(set(pts))
+    assert 0.9 < pts[-1] - pts[0] < 1.5  # 29 intervals of a 25 fps camera
+    assert [event.status for event in events] == ["connected", "ended"]
+
+
+def test_rtsp_reconnects_after_the_server_is_killed_and_comes_back() -> None:
+    events: list[StatusEvent] = []
+
+    async def main() -> tuple[list[Frame], RtspSource]:
+        server = RtspServer(CLIP)
+        server.start()
+        source = RtspSource(server.url, "cam", on_status=events.append, max_backoff=1.0)
+        frames = source.frames()
+        try:
+            got = await take(frames, 25)
+            server.kill()
+            server.start()  # same port
+            while source.reconnects == 0:
+                got.append(await anext(frames))
+            got += await take(frames, 25)  # frames keep coming on the new connection
+        finally:
+            await source.close()
+            server.kill()
+        return got, source
+
+    frames, source = run(main())
+    statuses = [event.status for event in events]
+    assert statuses[0] == "connected"
+    assert "disconnected" in statuses and "reconnecting" in statuses
+    assert statuses.count("connected") == 2 and source.reconnects == 1
+    assert "(reconnected)" in events[statuses.index("connected", 1)].detail
+    pts = [frame.pts for frame in frames]
+    assert pts == sorted(set(pts))  # time keeps going forward across the reconnect
+    steps = [later - earlier for earlier, later in itertools.pairwise(pts)]
+    assert max(steps) > 0.2  # and the outage shows as a gap, not stretched over
+
+
+def test_a_stalled_server_trips_the_read_timeout_and_the_source_reconnects() -> None:
+    events: list[StatusEvent] = []
+    reconnected = asyncio.Event()
+
+    def on_status(event: StatusEvent) -> None:
+        events.append(event)
+        if event.status == "connected" and "(reconnected)" in event.detail:
+            reconnected.set()
+
+    async def main() -> None:
+        with RtspServer(CLIP, stall_after=1.0) as server:
+            source = RtspSource(server.url, "cam", on_status=on_status, read_timeout=1.0)
+            frames = source.frames()
+            reader = asyncio.ensure_future(take(frames, 10_000))
+            await asyncio.wait(
+                (reader, asyncio.ensure_future(reconnected.wait())),
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            await source.close()
+            reader.cancel()
+
+    run(main())
+    disconnects = [event for event in events if event.status == "disconnected"]
+    assert disconnects and "timeout" in disconnects[0].detail
+    assert any(event.status == "connected" and "(reconnected)" in event.detail for event in events)
+
+
+def test_an_unreachable_camera_reports_errors_retries_and_hides_the_password() -> None:
+    events: list[StatusEvent] = []
+    url = f"rtsp://admin:hunter2@127.0.0.1:{free_port()}/stream"
+
+    async def main() -> None:
+        source = RtspSource(url, on_status=events.append, max_backoff=0.2)
+        reader = asyncio.ensure_future(take(source.frames(), 1))
+        while sum(event.status == "error" for event in events) < 2:
+            await asyncio.sleep(0.05)
+        await source.close()
+        with pytest.raises(StopAsyncIteration):
+            await reader
+
+    run(main())
+    statuses = [event.status for event in events]
+    assert statuses[:4] == ["error", "reconnecting", "error", "reconnecting"]
+    assert statuses[-1] == "ended"
+    assert "refused" in events[0].detail.lower()
+    assert events[0].stream == "127.0.0.1/stream"
+    assert not any("hunter2" in event.detail or "admin" in event.detail for event in events)
+
+
+@pytest.mark.parametrize(
+    ("url", "transport"),
+    [("http://127.0.0.1/x", "tcp"), ("rtsp:///nohost", "tcp"), ("rtsp://127.0.0.1/x", "quic")],
+)
+def test_bad_rtsp_addresses_and_transports_are_refused_in_one_line(
+    url: str, transport: str
+) -> None:
+    with pytest.raises(LipForensicsError) as error:
+        RtspSource(url, transport=transport)
+    assert "\n" not in str(error.value)
+
+
+def test_redact_drops_credentials_only() -> None:
+    assert redact("rtsp://u:p@cam:554/live") == "rtsp://***@cam:554/live"
+    assert redact("rtsp://cam:554/live") == "rtsp://cam:554/live"
+
+
+def test_backoff_doubles_up_to_the_cap_with_jitter() -> None:
+    delays = backoff_delays(0.5, 4.0)
+    got = [next(delays) for _ in range(8)]
+    caps = [0.5, 1.0, 2.0, 4.0, 4.0, 4.0, 4.0, 4.0]
+    assert all(cap / 2 <= delay <= cap for delay, cap in zip(got, caps, strict=True))
+    assert len(set(got)) == len(got)  # jittered, not lockstep
+
+
+def test_timeline_continues_after_a_reconnect_and_never_goes_back() -> None:
+    timeline = Timeline()
+    first = [timeline.map(pts, 100.0 + pts) for pts in (5.0, 5.04, 5.08)]
+    assert first == [5.0, 5.04, 5.08]  # the camera's own time on the first connection
+    timeline.new_connection()
+    resumed = timeline.map(0.0, 110.0)  # new connection, clock restarted, 10 s later
+    assert resumed == pytest.approx(5.08 + (110.0 - 105.08))  # the outage is a gap
+    assert timeline.map(0.04, 110.04) == pytest.approx(resumed + 0.04)
+    assert timeline.map(0.0, 110.08) > resumed + 0.04  # a step back is pushed forward
+    assert timeline.map(None, 110.12) > resumed + 0.08  # unknown time: one frame later
