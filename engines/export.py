@@ -233,10 +233,11 @@ def to_fp16(source: Path, target: Path) -> Path:
     from; metadata is carried over.
     """
     from onnxruntime.transformers.float16 import convert_float_to_float16
+    from onnxruntime.transformers.onnx_model import OnnxModel
 
-    proto = onnx.load(str(source))
-    half = convert_float_to_float16(proto, keep_io_types=True)
+    half = OnnxModel(convert_float_to_float16(onnx.load(str(source)), keep_io_types=True))
+    half.topological_sort()  # the converter appends its input casts at the end of the graph
     target.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(half, str(target))
+    onnx.save(half.model, str(target))
     onnx.checker.check_model(str(target))
     return target
