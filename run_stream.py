@@ -16,6 +16,8 @@ from engines.errors import LipForensicsError
 COMMANDS: dict[str, str] = {
     "crops": "crops",
     "build-engine": "build_engine",
+    "calibrate": "calibrate",
+    "evaluate": "evaluate",
 }
 
 

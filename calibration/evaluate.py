@@ -11,6 +11,7 @@ like any video, so landmarks run on the perturbed frames, as in the paper.
 
 from __future__ import annotations
 
+import sys
 import tempfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -112,6 +113,16 @@ def score_videos(
             on_video(result)
         results.append(result)
     return results
+
+
+def log_video(kind: str) -> Callable[[FaceLogits], None]:
+    """A :func:`score_videos` callback printing one line per video to stderr."""
+
+    def log(video: FaceLogits) -> None:
+        detail = f"; {video.problem}" if video.problem else ""
+        print(f"  {kind}: {video.path} ({video.windows} windows{detail})", file=sys.stderr)
+
+    return log
 
 
 @dataclass(frozen=True, slots=True)

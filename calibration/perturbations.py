@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-import cv2
 import numpy as np
 
 LEVELS = 5
@@ -91,11 +90,15 @@ def gaussian_noise(rgb: np.ndarray, variance: float, rng: np.random.Generator) -
 
 def gaussian_blur(rgb: np.ndarray, kernel: int) -> np.ndarray:
     """Gaussian blur with a ``kernel`` x ``kernel`` window and sigma ``kernel / 6``."""
+    import cv2
+
     return cv2.GaussianBlur(rgb, (kernel, kernel), kernel / 6.0)
 
 
 def pixelation(rgb: np.ndarray, factor: int) -> np.ndarray:
     """Down-scale by ``factor`` and back up, both bilinear (DeeperForensics' definition)."""
+    import cv2
+
     height, width = rgb.shape[:2]
     small = cv2.resize(rgb, (max(1, width // factor), max(1, height // factor)))
     return cv2.resize(small, (width, height))

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from calibration.evaluate import FaceLogits
     from calibration.thresholds import Thresholds
 
 HELP = "choose alert thresholds from genuine videos (and a probability map from fakes)"
@@ -53,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Score the videos, choose the thresholds, save and print them."""
-    from calibration.evaluate import score_videos
+    from calibration.evaluate import log_video, score_videos
     from calibration.metrics import plot_reliability
     from calibration.thresholds import (
         Thresholds,
@@ -77,8 +75,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"warning: {note}", file=sys.stderr)
     backend = make_backend(loaded)
 
-    genuine = score_videos(args.genuine, backend, args.stride, _report("genuine"))
-    fake = score_videos(args.fake, backend, args.stride, _report("fake"))
+    genuine = score_videos(args.genuine, backend, args.stride, log_video("genuine"))
+    fake = score_videos(args.fake, backend, args.stride, log_video("fake"))
     genuine_runs = [run for video in genuine for run in video.runs]
     fake_runs = [run for video in fake for run in video.runs]
     if not genuine_runs:
@@ -112,16 +110,6 @@ def run(args: argparse.Namespace) -> int:
     print(format_evidence(thresholds))
     print(f"saved {path}")
     return 0
-
-
-def _report(kind: str) -> Callable[[FaceLogits], None]:
-    """A callback printing one line per scored video to stderr."""
-
-    def report(video: FaceLogits) -> None:
-        detail = f"; {video.problem}" if video.problem else ""
-        print(f"  {kind}: {video.path} ({video.windows} windows{detail})", file=sys.stderr)
-
-    return report
 
 
 def format_evidence(t: Thresholds) -> str:
