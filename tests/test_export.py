@@ -71,22 +71,30 @@ def test_export_leaves_the_model_in_eval_mode_with_the_same_logits(
     np.testing.assert_array_equal(after, paper_logits_before_export)
 
 
-def test_export_restores_each_modules_own_training_flag(tmp_path):
+@pytest.fixture(scope="session")
+def narrow_mixed_modes(tmp_path_factory):
+    """A narrow model in training mode except its head, its flags, and its export."""
     model = randomise(LipForensics(NARROW), seed=1).train()
-    model.head.eval()  # a mix of flags must come back exactly as it was
+    model.head.eval()
     flags = {name: m.training for name, m in model.named_modules()}
-    export.export_model(model, tmp_path, source_sha256="0" * 64)
+    folder = tmp_path_factory.mktemp("narrow")
+    return model, flags, export.export_model(model, folder, source_sha256="0" * 64)
+
+
+def test_export_restores_each_modules_own_training_flag(narrow_mixed_modes):
+    model, flags, _ = narrow_mixed_modes
     assert {name: m.training for name, m in model.named_modules()} == flags
     assert model.encoder.training
 
 
-def test_exporting_a_training_mode_model_still_writes_the_eval_network(tmp_path):
-    model = randomise(LipForensics(NARROW), seed=2).train()
-    exported = export.export_model(model, tmp_path, source_sha256="0" * 64)
+def test_exporting_a_training_mode_model_still_writes_the_eval_network(narrow_mixed_modes):
+    model, _, exported = narrow_mixed_modes
     clips = np.random.default_rng(0).standard_normal((2, 25, 88, 88)).astype(np.float32)
     logits = clip_logits(OnnxRuntimeBackend(exported.encoder, exported.head), clips)
+    eval_copy = LipForensics(NARROW)
+    eval_copy.load_state_dict(model.state_dict())
     with torch.no_grad():
-        expected = model.eval()(torch.from_numpy(clips)[:, None]).numpy()
+        expected = eval_copy.eval()(torch.from_numpy(clips)[:, None]).numpy()
     assert relative_error(logits, expected) < 1e-4
 
 
@@ -179,15 +187,14 @@ def test_state_dict_hash_changes_with_any_weight():
     assert export.state_dict_sha256(model) != before
 
 
-def test_fp16_copy_keeps_float32_inputs_and_outputs(tmp_path):
-    model = randomise(LipForensics(NARROW), seed=6)
-    exported = export.export_model(model, tmp_path, source_sha256="3" * 64)
+def test_fp16_copy_keeps_float32_inputs_and_outputs(narrow_mixed_modes, tmp_path):
+    model, _, exported = narrow_mixed_modes
     half = export.to_fp16(exported.head, tmp_path / "head.fp16.onnx")
     proto = onnx.load(str(half))
     float32 = onnx.TensorProto.FLOAT
     assert proto.graph.input[0].type.tensor_type.elem_type == float32
     assert proto.graph.output[0].type.tensor_type.elem_type == float32
-    weights = [t for t in proto.graph.initializer if t.dims and len(t.dims) > 1]
+    weights = [t for t in proto.graph.initializer if len(t.dims) > 1]
     assert weights and all(t.data_type == onnx.TensorProto.FLOAT16 for t in weights)
     session = ort.InferenceSession(str(half), providers=["CPUExecutionProvider"])
     features = np.random.default_rng(0).random((3, 25, 128), np.float32)
