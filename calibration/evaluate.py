@@ -172,20 +172,19 @@ def evaluate_logits(
 
 def perturbed_copy(source: Path, name: str, level: int, seed: int, folder: Path) -> Path:
     """Write ``source`` with perturbation ``name`` at ``level`` to a lossless file (FFV1 in
-    Matroska, original timestamps) in ``folder``; the seed is mixed with the file name so
-    each video gets its own, reproducible, random draw."""
+    Matroska, original timestamps) in ``folder``, seeded by :func:`video_seed` so each
+    video gets its own reproducible random draw."""
     import av
 
     from stream.video_file import VideoFile
 
     target = folder / f"{source.stem}.{name}{level}.mkv"
-    video_seed = seed * 1_000_003 + zlib.crc32(source.name.encode())
     with VideoFile(source) as video:
         timestamps: list[float] = []
         frames = _remember_pts(video.frames(), timestamps)
         with av.open(str(target), "w") as out:
             stream = None
-            for index, rgb in enumerate(perturb(frames, name, level, video_seed)):
+            for index, rgb in enumerate(perturb(frames, name, level, video_seed(source, seed))):
                 if stream is None:
                     stream = out.add_stream("ffv1")
                     stream.height, stream.width = rgb.shape[:2]
@@ -200,6 +199,11 @@ def perturbed_copy(source: Path, name: str, level: int, seed: int, folder: Path)
                 for packet in stream.encode(None):
                     out.mux(packet)
     return target
+
+
+def video_seed(path: Path, seed: int) -> int:
+    """The perturbation seed of one video: ``seed`` mixed with its file name."""
+    return seed * 1_000_003 + zlib.crc32(path.name.encode())
 
 
 def _remember_pts(
