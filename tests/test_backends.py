@@ -1,0 +1,118 @@
+"""Backends: selection by name and its errors, the same numbers from torch and ONNX Runtime,
+the export cache, and loading a real checkpoint file."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from test_model import NARROW, randomise
+
+from engines import backends
+from engines.checkpoint import save_checkpoint
+from engines.errors import CheckpointError, LipForensicsError
+from engines.export import file_sha256, read_metadata
+from engines.model import LipForensics
+from engines.tensorrt import tensorrt_unavailable_reason
+
+TENSORRT_MISSING = tensorrt_unavailable_reason()
+
+
+@pytest.fixture(scope="module")
+def narrow_model() -> LipForensics:
+    return randomise(LipForensics(NARROW), seed=11)
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="module")
+def ort_backend(narrow_model, cache_dir):
+    return backends.backend_for_model(
+        "onnxruntime", narrow_model, source_sha256="c" * 64, cache_dir=cache_dir
+    )
+
+
+def test_unknown_backend_name_lists_the_choices():
+    with pytest.raises(LipForensicsError, match="unknown backend 'tensorflow'.*onnxruntime"):
+        backends.resolve_backend_name("tensorflow")
+
+
+def test_named_backends_resolve_to_themselves():
+    for name in ("torch", "onnxruntime", "tensorrt"):
+        assert backends.resolve_backend_name(name) == name
+
+
+def test_auto_is_tensorrt_exactly_when_tensorrt_can_run_here():
+    expected = "onnxruntime" if TENSORRT_MISSING else "tensorrt"
+    assert backends.resolve_backend_name("auto") == expected
+
+
+@pytest.mark.skipif(TENSORRT_MISSING is None, reason="TensorRT and a GPU are available here")
+def test_tensorrt_where_it_cannot_run_says_why_in_one_line(narrow_model, cache_dir):
+    with pytest.raises(LipForensicsError) as caught:
+        backends.backend_for_model(
+            "tensorrt", narrow_model, source_sha256="c" * 64, cache_dir=cache_dir
+        )
+    assert str(caught.value) == TENSORRT_MISSING
+    assert "\n" not in TENSORRT_MISSING
+
+
+def test_a_bad_backend_name_fails_before_the_weights_are_read(tmp_path):
+    with pytest.raises(LipForensicsError, match="unknown backend"):
+        backends.create_backend("bogus", tmp_path / "missing.pth")
+
+
+def test_a_missing_weight_file_is_a_checkpoint_error(tmp_path):
+    with pytest.raises(CheckpointError):
+        backends.create_backend("onnxruntime", tmp_path / "missing.pth", cache_dir=tmp_path)
+
+
+@pytest.mark.parametrize("batch", [1, 7])
+def test_onnxruntime_backend_equals_the_torch_backend(narrow_model, ort_backend, batch):
+    torch_backend = backends.TorchBackend(narrow_model)
+    rng = np.random.default_rng(batch)
+    windows = rng.standard_normal((batch, 1, 5, 88, 88), np.float32)
+    features = rng.random((batch, 25, NARROW.feature_dim), np.float32)
+    for stage in ("encode_frames", "head"):
+        data = windows if stage == "encode_frames" else features
+        expected = getattr(torch_backend, stage)(data)
+        actual = getattr(ort_backend, stage)(data)
+        assert actual.shape == expected.shape
+        assert np.abs(actual - expected).max() <= 1e-4 * np.abs(expected).max()
+
+
+def test_clip_logits_equal_the_whole_network(narrow_model, ort_backend):
+    clips = np.random.default_rng(5).standard_normal((3, 25, 88, 88)).astype(np.float32)
+    with torch.no_grad():
+        expected = narrow_model(torch.from_numpy(clips)[:, None]).numpy()
+    logits = backends.clip_logits(ort_backend, clips)
+    assert logits.shape == (3,)
+    assert np.abs(logits - expected).max() <= 1e-4 * np.abs(expected).max()
+
+
+def test_a_second_start_reuses_the_cached_export(narrow_model, ort_backend, cache_dir):
+    (folder,) = (cache_dir / "onnx").iterdir()
+    stamps = sorted((p.name, p.stat().st_mtime_ns) for p in folder.iterdir())
+    again = backends.backend_for_model(
+        "onnxruntime", narrow_model, source_sha256="c" * 64, cache_dir=cache_dir
+    )
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in folder.iterdir()) == stamps
+    windows = np.zeros((2, 1, 5, 88, 88), np.float32)
+    np.testing.assert_array_equal(again.encode_frames(windows), ort_backend.encode_frames(windows))
+
+
+def test_create_backend_loads_a_checkpoint_file_and_keys_the_cache_on_its_hash(
+    narrow_model, tmp_path
+):
+    weights = save_checkpoint(tmp_path / "narrow.pth", narrow_model)
+    backend = backends.create_backend("onnxruntime", weights, cache_dir=tmp_path / "cache")
+    assert backend.name == "onnxruntime"
+    (folder,) = (tmp_path / "cache" / "onnx").iterdir()
+    assert read_metadata(folder / "frame_encoder.onnx")["source_sha256"] == file_sha256(weights)
+    clips = np.random.default_rng(6).standard_normal((2, 25, 88, 88)).astype(np.float32)
+    torch_logits = backends.clip_logits(backends.create_backend("torch", weights), clips)
+    ort_logits = backends.clip_logits(backend, clips)
+    assert np.abs(ort_logits - torch_logits).max() <= 1e-4 * np.abs(torch_logits).max()
