@@ -59,9 +59,12 @@ def run(args: argparse.Namespace) -> int:
     from calibration.thresholds import describe_thresholds, load_thresholds_for
     from commands.scan import make_backend
     from engines.checkpoint import load_checkpoint
+    from engines.errors import MediaError
     from engines.preprocess import CLIP_FRAMES
 
     real, fake = list_videos(args.real), list_videos(args.fake)
+    if args.perturb is not None and any(p.suffix.lower() == ".npy" for p in real + fake):
+        raise MediaError("--perturb needs videos: it perturbs full frames, not mouth crops")
     loaded = load_checkpoint(args.weights)
     for note in loaded.notes:
         print(f"warning: {note}", file=sys.stderr)
