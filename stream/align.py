@@ -37,23 +37,30 @@ def mean_face() -> np.ndarray:
 
 def similarity_transform(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     """Least-squares rotation + uniform scale + translation mapping ``source`` points onto
-    ``target`` points (both (N, 2), N >= 2), as a 2 x 3 matrix ``[[a, -b, tx], [b, a, ty]]``.
+    ``target`` points (both (N, 2)), as a 2 x 3 matrix ``[[a, -b, tx], [b, a, ty]]``.
 
-    Solves the linear least-squares problem in (a, b, tx, ty); that is the same optimum as
-    Umeyama's method without reflection, which the reference uses.
+    Umeyama's closed form (PAMI 1991): SVD of the cross-covariance, no reflection. The
+    operations run in the order scikit-image's ``SimilarityTransform`` (the reference's
+    estimator) runs them, so the crops match the reference's bit for bit.
     """
     src = np.asarray(source, dtype=np.float64)
     dst = np.asarray(target, dtype=np.float64)
     src_mean, dst_mean = src.mean(axis=0), dst.mean(axis=0)
-    s, d = src - src_mean, dst - dst_mean
-    norm = float((s**2).sum())
-    if norm == 0.0:
+    src_centred, dst_centred = src - src_mean, dst - dst_mean
+    covariance = dst_centred.T @ src_centred / len(src)
+    u, singular, vt = np.linalg.svd(covariance)
+    if not singular[0] > 0:
         raise ValueError("source points coincide: no similarity transform")
-    a = float((s[:, 0] * d[:, 0] + s[:, 1] * d[:, 1]).sum()) / norm
-    b = float((s[:, 0] * d[:, 1] - s[:, 1] * d[:, 0]).sum()) / norm
-    rotation = np.array([[a, -b], [b, a]])
-    translation = dst_mean - rotation @ src_mean
-    return np.column_stack([rotation, translation])
+    flip = np.linalg.det(covariance) < 0
+    if singular[1] <= singular[0] * 2 * np.finfo(np.float64).eps:  # collinear points
+        flip = np.linalg.det(u) * np.linalg.det(vt) < 0
+    signs = np.array([1.0, -1.0 if flip else 1.0])
+    rotation = u @ np.diag(signs) @ vt
+    scale = 1.0 / src_centred.var(axis=0).sum() * (singular @ signs)
+    matrix = np.empty((2, 3))
+    matrix[:, 2] = dst_mean - scale * (rotation @ src_mean)
+    matrix[:, :2] = rotation * scale
+    return matrix
 
 
 def apply_transform(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -84,19 +91,27 @@ def warp_patch(
     inverse = np.linalg.inv(np.vstack([matrix, [0.0, 0.0, 1.0]]))
     x = inverse[0, 0] * cols + inverse[0, 1] * rows + inverse[0, 2]
     y = inverse[1, 0] * cols + inverse[1, 1] * rows + inverse[1, 2]
-    image = np.asarray(rgb, dtype=np.float64) / 255.0
     x0, y0 = np.floor(x), np.floor(y)
-    dx, dy = (x - x0)[..., None], (y - y0)[..., None]
-    x0, y0 = x0.astype(np.int64), y0.astype(np.int64)
-
-    def pixel(yy: np.ndarray, xx: np.ndarray) -> np.ndarray:
-        inside = (yy >= 0) & (yy < image.shape[0]) & (xx >= 0) & (xx < image.shape[1])
-        values = image[np.clip(yy, 0, image.shape[0] - 1), np.clip(xx, 0, image.shape[1] - 1)]
-        return np.where(inside[..., None], values, 0.0)
-
-    top_row = (1 - dx) * pixel(y0, x0) + dx * pixel(y0, x0 + 1)
-    bottom_row = (1 - dx) * pixel(y0 + 1, x0) + dx * pixel(y0 + 1, x0 + 1)
-    return (((1 - dy) * top_row + dy * bottom_row) * 255).astype(np.uint8)
+    dx, dy = x - x0, y - y0
+    height, width, channels = rgb.shape
+    flat = np.ascontiguousarray(rgb).reshape(-1)
+    corners = []  # flat index of channel 0 and "outside" mask of the four neighbours
+    for yy, xx in ((y0, x0), (y0, x0 + 1), (y0 + 1, x0), (y0 + 1, x0 + 1)):
+        yy, xx = yy.astype(np.int64), xx.astype(np.int64)
+        outside = (yy < 0) | (yy >= height) | (xx < 0) | (xx >= width)
+        index = (np.clip(yy, 0, height - 1) * width + np.clip(xx, 0, width - 1)) * channels
+        corners.append((index, outside))
+    patch = np.empty((size, size, channels), dtype=np.uint8)
+    for channel in range(channels):  # one (size, size) plane at a time: small, fast temporaries
+        # x (1 / 255) as the reference's float conversion; per pixel, so gather first
+        top_left, top_right, bottom_left, bottom_right = (
+            np.where(outside, 0.0, flat[index + channel] * (1.0 / 255))
+            for index, outside in corners
+        )
+        top_row = (1 - dx) * top_left + dx * top_right
+        bottom_row = (1 - dx) * bottom_left + dx * bottom_right
+        patch[..., channel] = (((1 - dy) * top_row + dy * bottom_row) * 255).astype(np.uint8)
+    return patch
 
 
 def to_gray(rgb: np.ndarray) -> np.ndarray:

