@@ -1,7 +1,7 @@
 """Pipeline settings: one dataclass, filled from a TOML file and then from command-line flags.
 
 A TOML file holds the same names as :class:`Settings` fields, at the top level or under a
-``[pipeline]`` table, e.g.::
+``[pipeline]`` table (other tables, such as ``[server]``, belong to other parts), e.g.::
 
     stride = 5
     backend = "onnxruntime"
@@ -109,10 +109,11 @@ def _read_toml(path: Path) -> Mapping[str, Any]:
         raise LipForensicsError(f"cannot read config file {path}: {error}") from None
     except tomllib.TOMLDecodeError as error:
         raise LipForensicsError(f"invalid TOML in {path}: {error}") from None
-    table = data.get("pipeline", data)
+    table = data.get("pipeline", {})
     if not isinstance(table, dict):
         raise LipForensicsError(f"[pipeline] in {path} must be a table")
-    return table
+    top = {key: value for key, value in data.items() if not isinstance(value, dict)}
+    return {**top, **table}
 
 
 def _check_type(name: str, value: Any, default: Any) -> None:

@@ -329,7 +329,10 @@ class Pipeline:
                 for job in jobs:
                     self.scheduler.prefetch(job)
                 for complete in windows:
-                    self.scheduler.submit(complete)
+                    if stream.source.live:
+                        self.scheduler.submit(complete)
+                    else:
+                        await self.scheduler.put(complete)
 
     def _scored(self, window: MouthWindow, logit: float) -> None:
         """A window's logit -> the face's level -> verdict (and alert) events."""

@@ -73,7 +73,8 @@ class _Batch:
 class Scheduler:
     """Run windows and prefetch jobs through ``backend``; report each score to ``on_scored``.
 
-    Call :meth:`run` as a task; :meth:`submit` and :meth:`prefetch` never block.
+    Call :meth:`run` as a task; :meth:`submit` and :meth:`prefetch` never block (live
+    sources), :meth:`put` waits for room (files read as fast as possible).
 
     Attributes:
         dropped_windows: windows dropped unscored, per stream.
@@ -104,6 +105,7 @@ class Scheduler:
         self._caches: dict[FaceKey, dict[FeatureKey, np.ndarray]] = {}
         self._floor: dict[FaceKey, int] = {}
         self._wake = asyncio.Event()
+        self._room = asyncio.Event()
         self._stopping = False
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="inference")
 
@@ -119,6 +121,13 @@ class Scheduler:
         self._windows.append(window)
         self._caches.setdefault((window.stream_id, window.face), {})
         self._wake.set()
+
+    async def put(self, window: MouthWindow) -> None:
+        """Queue a window, waiting for room instead of dropping (for sources that wait)."""
+        while len(self._windows) >= self.window_queue:
+            self._room.clear()
+            await self._room.wait()
+        self.submit(window)
 
     def prefetch(self, job: FeatureJob) -> None:
         """Queue an encoding that a coming window will need (oldest dropped when full)."""
@@ -188,6 +197,7 @@ class Scheduler:
                 refs.append(ref)
             batch.windows.append(window)
             batch.refs.append(refs)
+        self._room.set()
         while self._prefetch and len(batch.inputs) < self.max_batch:
             job = self._prefetch.popleft()
             face = (job.stream_id, job.face)

@@ -1,0 +1,121 @@
+"""`run`: score live or recorded sources without the HTTP server; end when they end."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from stream.config import Settings
+    from stream.records import StatusEvent
+    from stream.scheduler import Backend
+    from stream.sources import Source
+
+HELP = "score video files or RTSP cameras live; print verdicts and alerts as JSON lines"
+DESCRIPTION = """\
+Each SOURCE (a video file, file://PATH, rtsp:// or rtsps://) becomes a stream: every face
+in it gets a verdict every --stride frames (25 fps) for the last 25 frames, and an alert
+when it is fake for a sustained time. Events are JSON lines on stdout (or --jsonl PATH):
+type (verdict, alert, status), stream, face, pts [start, end] in the source's seconds,
+wall_time, logit, probability, level. Ends when every source has ended.
+A TOML --config may hold any setting (see stream/config.py); flags win over the file."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of the ``run`` command."""
+    parser.add_argument("sources", nargs="+", metavar="SOURCE", help="video file or rtsp:// URL")
+    parser.add_argument("--weights", type=Path, help="checkpoint (.pth) of the network")
+    parser.add_argument("--stride", type=int, help="frames between windows (default 5)")
+    parser.add_argument("--backend", help="auto (default), torch, onnxruntime or tensorrt")
+    parser.add_argument("--jsonl", help="write events to this file instead of stdout")
+    parser.add_argument("--webhook", help="POST alert events to this URL")
+    parser.add_argument(
+        "--realtime",
+        action="store_true",
+        default=None,
+        help="read files at their own pace, like cameras (default: as fast as possible)",
+    )
+    parser.add_argument("--config", type=Path, help="TOML file with pipeline settings")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Open the sources, load the network, run until every source ends; 1 if one failed."""
+    import asyncio
+
+    from engines.backends import create_backend
+    from engines.errors import LipForensicsError
+    from stream.config import load_settings
+    from stream.sources import open_source
+
+    settings = load_settings(
+        args.config,
+        weights=args.weights,
+        stride=args.stride,
+        backend=args.backend,
+        jsonl=args.jsonl,
+        webhook=args.webhook,
+        realtime=args.realtime,
+    )
+    if settings.weights is None:
+        raise LipForensicsError("--weights is required (or weights in the config file)")
+    relay = _Relay()
+    sources = [
+        open_source(uri, name, on_status=relay, realtime=settings.realtime)
+        for uri, name in zip(args.sources, _stream_ids(args.sources), strict=True)
+    ]
+    backend = create_backend(settings.backend, settings.weights)
+    return asyncio.run(_run(settings, backend, sources, relay))
+
+
+class _Relay:
+    """The sources' status callback, bound to the pipeline once it exists."""
+
+    def __init__(self) -> None:
+        self.target: Callable[[StatusEvent], None] | None = None
+        self.failed: list[str] = []
+
+    def __call__(self, event: StatusEvent) -> None:
+        if event.status == "error":
+            self.failed.append(f"{event.stream}: {event.detail}")
+        if self.target is not None:
+            self.target(event)
+
+
+def _stream_ids(uris: list[str]) -> list[str]:
+    """A unique, readable name per source: the file stem or host/path, numbered if repeated."""
+    from urllib.parse import urlsplit
+
+    names: list[str] = []
+    for uri in uris:
+        parts = urlsplit(uri) if "://" in uri else None
+        base = f"{parts.hostname}{parts.path}" if parts and parts.hostname else Path(uri).stem
+        name, copy = base, 1
+        while name in names:
+            copy += 1
+            name = f"{base}-{copy}"
+        names.append(name)
+    return names
+
+
+async def _run(settings: Settings, backend: Backend, sources: list[Source], relay: _Relay) -> int:
+    """Run the pipeline; SIGTERM or SIGINT stops the input and drains what is in hand."""
+    import asyncio
+    import signal
+    import sys
+
+    from stream.pipeline import Pipeline
+
+    pipeline = Pipeline(settings, backend)
+    relay.target = pipeline.emit
+    for source in sources:
+        pipeline.add_source(source)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, lambda: loop.create_task(pipeline.stop(drain=True)))
+    await pipeline.run_until_sources_end()
+    for line in relay.failed:
+        print(f"warning: {line}", file=sys.stderr)
+    return 1 if relay.failed else 0

@@ -1,0 +1,84 @@
+"""Shared helpers for the live-pipeline tests: a narrow real network and backends around it.
+
+The network is the real model code with narrow widths (fast on 2 cores) and fixed random
+weights; :class:`CountingBackend` is the real torch backend that also records its batches;
+:class:`SlowBackend` sleeps before each call to play an overloaded engine.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from engines.backends import TorchBackend
+from engines.model import LipForensics, ModelConfig
+
+NARROW = ModelConfig(frontend_channels=8, trunk_widths=(8, 16, 16, 32), tcn_hidden=16)
+
+
+def narrow_model(seed: int = 0) -> LipForensics:
+    """The LipForensics network at narrow widths with seeded random weights, eval mode."""
+    torch.manual_seed(seed)
+    model = LipForensics(NARROW)
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            if name.endswith("running_var"):
+                tensor.uniform_(0.5, 1.5)
+            elif name.endswith("running_mean"):
+                tensor.normal_(0.0, 0.1)
+    return model.eval()
+
+
+def clip_logit(model: LipForensics, frames: np.ndarray) -> float:
+    """The whole network's logit on one (25, 88, 88) normalised clip (the reference)."""
+    with torch.inference_mode():
+        return float(model(torch.from_numpy(np.asarray(frames))[None, None]).reshape(-1)[0])
+
+
+class CountingBackend(TorchBackend):
+    """The torch backend, recording the batch size of every call."""
+
+    def __init__(self, model: LipForensics) -> None:
+        super().__init__(model)
+        self.encode_batches: list[int] = []
+        self.head_batches: list[int] = []
+
+    def encode_frames(self, frames: np.ndarray) -> np.ndarray:
+        self.encode_batches.append(len(frames))
+        return super().encode_frames(frames)
+
+    def head(self, features: np.ndarray) -> np.ndarray:
+        self.head_batches.append(len(features))
+        return super().head(features)
+
+
+class SlowBackend(CountingBackend):
+    """A backend made slow on purpose: every call first sleeps ``delay`` seconds."""
+
+    def __init__(self, model: LipForensics, delay: float) -> None:
+        super().__init__(model)
+        self.delay = delay
+
+    def encode_frames(self, frames: np.ndarray) -> np.ndarray:
+        time.sleep(self.delay)
+        return super().encode_frames(frames)
+
+
+class ListSink:
+    """A sink that keeps every event in :attr:`events`."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, object]] = []
+        self.closed = False
+
+    def send(self, event: dict[str, object]) -> None:
+        self.events.append(event)
+
+    async def close(self) -> None:
+        self.closed = True
+
+    def of(self, kind: str, stream: str | None = None) -> list[dict[str, object]]:
+        """The events of one type (and stream), in order."""
+        return [e for e in self.events if e["type"] == kind and stream in (None, e["stream"])]
