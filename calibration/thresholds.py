@@ -212,6 +212,8 @@ def load_thresholds_for(weights_path: str | Path) -> Thresholds | None:
     path = thresholds_path_for(weights_path)
     if not path.is_file():
         return None
+    if not Path(weights_path).is_file():
+        raise CheckpointError(f"weight file not found: {weights_path}")
     try:
         thresholds = Thresholds.from_json(json.loads(path.read_text()), path)
     except (OSError, ValueError, KeyError, TypeError) as error:
@@ -414,6 +416,34 @@ def fake_evidence(
         ece_sigmoid=fit.before.ece,
         ece_calibrated=fit.after.ece,
     )
+
+
+def calibrate(
+    genuine: Sequence[Sequence[float]],
+    fake: Sequence[Sequence[float]],
+    *,
+    stride: int,
+    weights_sha256: str,
+    target_per_hour: float = 1.0,
+) -> tuple[Thresholds, ProbabilityFit | None]:
+    """The whole calibration from window logits (one sequence per face run): the policy
+    from ``genuine`` (:func:`choose_policy`), and the probability map when ``fake`` holds any
+    window (:func:`fit_probability`; else the plain sigmoid and no fit)."""
+    policy, evidence = choose_policy(genuine, stride=stride, target_per_hour=target_per_hour)
+    fit = None
+    if any(len(s) for s in fake):
+        fit = fit_probability(genuine, fake)
+        evidence = fake_evidence(evidence, policy, fake, fit)
+    thresholds = Thresholds(
+        policy=policy,
+        stride=stride,
+        scale=fit.scale if fit else 1.0,
+        bias=fit.bias if fit else 0.0,
+        weights_sha256=weights_sha256,
+        evidence=evidence,
+        created=now_iso(),
+    )
+    return thresholds, fit
 
 
 def now_iso() -> str:

@@ -53,15 +53,7 @@ def run(args: argparse.Namespace) -> int:
     """Score the videos, choose the thresholds, save and print them."""
     from calibration.evaluate import log_video, score_videos
     from calibration.metrics import plot_reliability
-    from calibration.thresholds import (
-        Thresholds,
-        choose_policy,
-        fake_evidence,
-        file_sha256,
-        fit_probability,
-        now_iso,
-        save_thresholds,
-    )
+    from calibration.thresholds import calibrate, file_sha256, save_thresholds
     from commands.scan import make_backend
     from engines.checkpoint import load_checkpoint
     from engines.errors import LipForensicsError
@@ -82,14 +74,20 @@ def run(args: argparse.Namespace) -> int:
     if not genuine_runs:
         raise LipForensicsError("no genuine video had 25 consecutive frames with a face")
 
-    policy, evidence = choose_policy(
-        genuine_runs, stride=args.stride, target_per_hour=args.target_false_alerts_per_hour
+    thresholds, fit = calibrate(
+        genuine_runs,
+        fake_runs,
+        stride=args.stride,
+        weights_sha256=file_sha256(args.weights),
+        target_per_hour=args.target_false_alerts_per_hour,
     )
-    scale, bias = 1.0, 0.0
-    if fake_runs:
-        fit = fit_probability(genuine_runs, fake_runs)
-        scale, bias = fit.scale, fit.bias
-        evidence = fake_evidence(evidence, policy, fake_runs, fit)
+    if fit is not None and fit.scale <= 0:
+        print(
+            "warning: the fakes score lower than the genuine videos (probability map scale "
+            f"{fit.scale:.3g} <= 0): these weights do not detect this kind of fake",
+            file=sys.stderr,
+        )
+    if fit is not None:
         figure = args.reliability or args.weights.with_name(args.weights.stem + ".reliability.png")
         plot_reliability(
             {"sigmoid(logit)": fit.before, "calibrated": fit.after},
@@ -97,15 +95,6 @@ def run(args: argparse.Namespace) -> int:
             f"window reliability: {len(genuine_runs)} genuine, {len(fake_runs)} fake runs",
         )
         print(f"reliability diagram: {figure}")
-    thresholds = Thresholds(
-        policy=policy,
-        stride=args.stride,
-        scale=scale,
-        bias=bias,
-        weights_sha256=file_sha256(args.weights),
-        evidence=evidence,
-        created=now_iso(),
-    )
     path = save_thresholds(thresholds, args.weights)
     print(format_evidence(thresholds))
     print(f"saved {path}")

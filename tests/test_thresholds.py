@@ -11,15 +11,13 @@ import pytest
 
 from calibration.metrics import poisson_upper, sigmoid
 from calibration.thresholds import (
-    Thresholds,
+    calibrate,
     choose_policy,
     face_hours,
-    fake_evidence,
     file_sha256,
     fit_platt,
     fit_probability,
     load_thresholds_for,
-    now_iso,
     save_thresholds,
     thresholds_path_for,
 )
@@ -116,17 +114,8 @@ def test_platt_fit_stays_finite_on_separable_data() -> None:
 
 
 def make_thresholds(weights: Path, tracks: list[np.ndarray], fakes: list[np.ndarray]):
-    policy, evidence = choose_policy(tracks, stride=STRIDE)
-    fit = fit_probability(tracks, fakes)
-    return Thresholds(
-        policy=policy,
-        stride=STRIDE,
-        scale=fit.scale,
-        bias=fit.bias,
-        weights_sha256=file_sha256(weights),
-        evidence=fake_evidence(evidence, policy, fakes, fit),
-        created=now_iso(),
-    )
+    thresholds, _ = calibrate(tracks, fakes, stride=STRIDE, weights_sha256=file_sha256(weights))
+    return thresholds
 
 
 def test_saved_thresholds_load_next_to_the_weights_and_detect_stale_files(tmp_path) -> None:
@@ -168,6 +157,15 @@ def test_policy_for_another_stride_keeps_the_hysteresis_duration(tmp_path) -> No
     coarse = thresholds.policy_for(25)
     assert (coarse.escalate_windows, coarse.clear_windows) == (1, 2)
     assert coarse.alert_logit == thresholds.policy.alert_logit
+
+
+def test_without_fakes_the_probability_map_is_the_plain_sigmoid() -> None:
+    rng = np.random.default_rng(8)
+    thresholds, fit = calibrate([genuine_track(rng, 300)], [], stride=STRIDE, weights_sha256="0")
+    assert fit is None
+    assert (thresholds.scale, thresholds.bias) == (1.0, 0.0)
+    assert thresholds.evidence.fake_faces == 0 and thresholds.evidence.ece_sigmoid is None
+    assert thresholds.probability(2.0) == pytest.approx(float(sigmoid(2.0)))
 
 
 def test_genuine_suspicious_share_is_measured() -> None:
