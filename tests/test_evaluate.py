@@ -203,3 +203,22 @@ def test_bad_inputs_give_one_line_errors(small_weights, tmp_path, capsys) -> Non
     assert main(["calibrate", "--weights", str(tmp_path / "missing.pth"),
                  "--genuine", str(DATA / "talking.mp4")]) == 2  # fmt: skip
     assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_robustness_table_has_one_row_per_type_and_marks_missing_cells() -> None:
+    from commands.evaluate import format_report
+
+    clean = {"auc": 0.9, "auc_ci95": [0.8, 1.0], "accuracy": 0.85, "threshold": 0.0,
+             "real": 4, "fake": 4, "skipped": []}  # fmt: skip
+    report = {
+        "clean": clean,
+        "threshold_source": "logit 0 (uncalibrated)",
+        "robustness": {
+            "blur": {"1": {"auc": 0.8}, "5": {"auc": 0.6}},
+            "noise": {"1": {"auc": 0.7}, "5": {"auc": None, "error": "no face"}},
+        },
+    }
+    lines = format_report(report, [1, 5]).splitlines()
+    assert "video-level AUC 0.9000 (95% bootstrap CI 0.8000 - 1.0000)" in lines
+    assert lines[-2].split() == ["blur", "0.800", "0.600", "0.700"]
+    assert lines[-1].split() == ["noise", "0.700", "n/a", "0.700"]
