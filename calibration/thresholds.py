@@ -216,7 +216,7 @@ def load_thresholds_for(weights_path: str | Path) -> Thresholds | None:
         raise CheckpointError(f"weight file not found: {weights_path}")
     try:
         thresholds = Thresholds.from_json(json.loads(path.read_text()), path)
-    except (OSError, ValueError, KeyError, TypeError) as error:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
         raise CheckpointError(
             f"cannot read thresholds file {path} ({error}); re-run 'run_stream.py calibrate' "
             "or delete it"

@@ -143,9 +143,10 @@ def test_saved_thresholds_load_next_to_the_weights_and_detect_stale_files(tmp_pa
     weights.write_bytes(b"weights v2, retrained")
     with pytest.raises(CheckpointError, match="other weights"):
         load_thresholds_for(weights)
-    path.write_text("{not json")
-    with pytest.raises(CheckpointError, match="cannot read thresholds"):
-        load_thresholds_for(weights)
+    for broken in ("{not json", "[1, 2]", '{"format": "lipforensics-thresholds"}'):
+        path.write_text(broken)
+        with pytest.raises(CheckpointError, match="cannot read thresholds"):
+            load_thresholds_for(weights)
 
 
 def test_policy_for_another_stride_keeps_the_hysteresis_duration(tmp_path) -> None:
