@@ -1,0 +1,350 @@
+"""The HTTP surface of ``serve``: WHIP ingest, Prometheus metrics, health and live events.
+
+The routes are a plain list (:func:`routes`): method, path, handler and whether the bearer
+token is required. Tokens are compared in constant time (digests of equal length) and
+never logged. CORS answers only the origins configured. ``/events`` streams every pipeline
+event as Server-Sent Events (one JSON object per ``data:`` line, a comment line as
+heartbeat); ``/healthz`` answers 200 when the pipeline is ``ok`` and 503 when degraded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import ssl
+import tomllib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from engines.errors import LipForensicsError
+from stream.records import StatusEvent
+from stream.sources import Source
+from stream.whip import WhipEndpoint, WhipSettings
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+#: where the application keeps its WHIP endpoint.
+WHIP = web.AppKey("whip", WhipEndpoint)
+
+
+class ServedPipeline(Protocol):
+    """What the server needs of :class:`stream.pipeline.Pipeline`."""
+
+    def add_source(self, source: Source) -> object: ...
+
+    def emit(self, event: StatusEvent) -> None: ...
+
+    def subscribe(self) -> AsyncIterator[dict[str, object]]: ...
+
+    def metrics_text(self) -> bytes: ...
+
+    def health(self) -> dict[str, object]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    """How ``serve`` listens and who may use it.
+
+    Attributes:
+        token: the bearer token for ``/whip`` and ``/events`` (and ``/metrics`` if
+            ``protect_metrics``).
+        host, port: where to listen.
+        protect_metrics: require the token for ``/metrics`` too.
+        cors_origins: browser origins allowed to call the API (none by default).
+        tls_cert, tls_key: serve HTTPS with this certificate chain and key (PEM files).
+        heartbeat: seconds between SSE keep-alive comments.
+        whip: the WHIP endpoint's limits and ICE settings.
+    """
+
+    token: str
+    host: str = "127.0.0.1"
+    port: int = 8080
+    protect_metrics: bool = False
+    cors_origins: tuple[str, ...] = ()
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    heartbeat: float = 15.0
+    whip: WhipSettings = field(default_factory=WhipSettings)
+
+    def __post_init__(self) -> None:
+        if not self.token:
+            raise LipForensicsError("a bearer token is required (--token or LIPFORENSICS_TOKEN)")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise LipForensicsError("TLS needs both a certificate and a key")
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The server's TLS context, or ``None`` for plain HTTP.
+
+        Raises:
+            LipForensicsError: unreadable or mismatched certificate and key.
+        """
+        if self.tls_cert is None or self.tls_key is None:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            context.load_cert_chain(self.tls_cert, self.tls_key)
+        except (OSError, ssl.SSLError) as error:
+            raise LipForensicsError(
+                f"cannot use TLS certificate {self.tls_cert} with key {self.tls_key}: "
+                f"{getattr(error, 'strerror', None) or error}"
+            ) from None
+        return context
+
+
+def load_server_settings(config: str | Path | None = None, **overrides: Any) -> ServerSettings:
+    """Server settings from the ``[server]`` table of the TOML file ``config`` (if any), then
+    ``overrides`` that are not None (flags win). WHIP keys (``max_sessions``, ``max_body``,
+    ``connect_timeout``, ``ice_hosts``, ``stun_servers``) sit in the same table.
+
+    Raises:
+        LipForensicsError: unreadable TOML, an unknown key, or a value of the wrong type.
+    """
+    values: dict[str, Any] = {}
+    if config is not None:
+        try:
+            table = tomllib.loads(Path(config).read_text(encoding="utf-8")).get("server", {})
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+            raise LipForensicsError(f"cannot read config file {config}: {error}") from None
+        if not isinstance(table, dict):
+            raise LipForensicsError(f"[server] in {config} must be a table")
+        values.update(table)
+    values.update({key: value for key, value in overrides.items() if value is not None})
+    whip_keys = {f.name for f in fields(WhipSettings)}
+    server_keys = {f.name for f in fields(ServerSettings)} - {"whip"}
+    unknown = sorted(set(values) - whip_keys - server_keys)
+    if unknown:
+        known = ", ".join(sorted(whip_keys | server_keys))
+        raise LipForensicsError(f"unknown server setting(s): {', '.join(unknown)} (known: {known})")
+    for name in ("cors_origins", "ice_hosts", "stun_servers"):
+        if isinstance(values.get(name), list):
+            values[name] = tuple(values[name])
+    for name in ("tls_cert", "tls_key"):
+        if isinstance(values.get(name), str):
+            values[name] = Path(values[name])
+    _check_types(values)
+    whip = WhipSettings(**{key: values.pop(key) for key in whip_keys & set(values)})
+    return ServerSettings(**values, whip=whip)
+
+
+def _check_types(values: dict[str, Any]) -> None:
+    """Each value must have its setting's declared type (``port = "80"`` is refused)."""
+    declared = {f.name: f.type for f in (*fields(WhipSettings), *fields(ServerSettings))}
+    kinds = {"int": int, "float": (int, float), "bool": bool, "str": str}
+    for name, value in values.items():
+        text = str(declared[name])
+        if text.startswith("tuple"):
+            ok = isinstance(value, tuple) and all(isinstance(item, str) for item in value)
+        elif text.startswith("Path"):
+            ok = isinstance(value, Path)
+        else:
+            ok = isinstance(value, kinds[text]) and (text == "bool") == isinstance(value, bool)
+        if not ok:
+            raise LipForensicsError(f"server setting {name} must be {text}, got {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One endpoint: ``method`` on ``path`` is answered by ``handler``; ``auth`` = the
+    bearer token is required."""
+
+    method: str
+    path: str
+    handler: Handler
+    auth: bool
+
+
+def routes(pipeline: ServedPipeline, whip: WhipEndpoint, settings: ServerSettings) -> list[Route]:
+    """The whole HTTP surface, at a glance."""
+    return [
+        Route("POST", "/whip", whip.publish, auth=True),
+        Route("OPTIONS", "/whip", whip.options, auth=False),
+        Route("DELETE", "/whip/{session}", whip.end, auth=True),
+        Route("OPTIONS", "/whip/{session}", whip.options, auth=False),
+        Route("GET", "/events", event_stream(pipeline, settings.heartbeat), auth=True),
+        Route("GET", "/metrics", metrics(pipeline, whip), auth=settings.protect_metrics),
+        Route("GET", "/healthz", health(pipeline), auth=False),
+    ]
+
+
+def build_app(pipeline: ServedPipeline, settings: ServerSettings) -> web.Application:
+    """The aiohttp application: the :func:`routes`, token checks, CORS; WHIP sessions are
+    ended when the application shuts down."""
+    whip = WhipEndpoint(pipeline.add_source, on_status=pipeline.emit, settings=settings.whip)
+    app = web.Application(
+        middlewares=[cors(settings.cors_origins)], client_max_size=settings.whip.max_body
+    )
+    for route in routes(pipeline, whip, settings):
+        handler = require_token(settings.token, route.handler) if route.auth else route.handler
+        app.router.add_route(route.method, route.path, handler)
+    app[WHIP] = whip
+
+    async def end_sessions(_app: web.Application) -> None:
+        await whip.close()
+
+    app.on_shutdown.append(end_sessions)
+    return app
+
+
+def require_token(token: str, handler: Handler) -> Handler:
+    """``handler`` behind ``Authorization: Bearer <token>``; anything else gets 401."""
+    expected = _digest(token)
+
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if not hmac.compare_digest(_digest(given.strip()), expected) or scheme.lower() != "bearer":
+            return web.Response(
+                status=401,
+                text="a valid bearer token is required\n",
+                headers={"WWW-Authenticate": 'Bearer realm="lipforensics"'},
+            )
+        return await handler(request)
+
+    return guarded
+
+
+def _digest(text: str) -> bytes:
+    """A fixed-length digest, so that the comparison takes the same time for any length."""
+    return hashlib.sha256(text.encode("utf-8", "replace")).digest()
+
+
+def cors(origins: tuple[str, ...]) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """Middleware that lets the browser ``origins`` (exact matches) call the API."""
+    allowed = frozenset(origins)
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        origin = request.headers.get("Origin")
+        if origin not in allowed:
+            return await handler(request)
+        headers = {
+            "Access-Control-Allow-Origin": origin,
+            "Access-Control-Allow-Methods": "OPTIONS, POST, DELETE, GET",
+            "Access-Control-Allow-Headers": "Authorization, Content-Type",
+            "Access-Control-Expose-Headers": "Location, Retry-After",
+            "Vary": "Origin",
+        }
+        try:
+            response = await handler(request)
+        except web.HTTPException as error:
+            error.headers.update(headers)
+            raise
+        response.headers.update(headers)
+        return response
+
+    return middleware
+
+
+def event_stream(pipeline: ServedPipeline, heartbeat: float) -> Handler:
+    """``GET /events``: the pipeline's events as Server-Sent Events until the client leaves."""
+
+    async def events_handler(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream",
+                "Cache-Control": "no-cache",
+                "X-Accel-Buffering": "no",
+            }
+        )
+        await response.prepare(request)
+        events = pipeline.subscribe()
+        pending = asyncio.ensure_future(anext(events))
+        await asyncio.sleep(0)  # let the subscription start before saying we are connected
+        try:
+            await response.write(b": connected\n\n")
+            while True:
+                done, _ = await asyncio.wait((pending,), timeout=heartbeat)
+                if not done:
+                    await response.write(b": keep-alive\n\n")
+                    continue
+                event = pending.result()
+                pending = asyncio.ensure_future(anext(events))
+                await response.write(f"data: {json.dumps(event)}\n\n".encode())
+        except (StopAsyncIteration, ConnectionError):
+            pass  # the pipeline stopped, or the client left
+        finally:
+            pending.cancel()
+            await asyncio.gather(pending, return_exceptions=True)
+            await events.aclose()
+        return response
+
+    return events_handler
+
+
+def metrics(pipeline: ServedPipeline, whip: WhipEndpoint) -> Handler:
+    """``GET /metrics``: the pipeline's Prometheus text plus the open WHIP sessions."""
+
+    async def metrics_handler(request: web.Request) -> web.Response:
+        sessions = (
+            "# HELP lipforensics_whip_sessions Open WHIP publishing sessions\n"
+            "# TYPE lipforensics_whip_sessions gauge\n"
+            f"lipforensics_whip_sessions {len(whip.sessions)}\n"
+        ).encode()
+        return web.Response(
+            body=pipeline.metrics_text() + sessions, headers={"Content-Type": PROMETHEUS_TYPE}
+        )
+
+    return metrics_handler
+
+
+def health(pipeline: ServedPipeline) -> Handler:
+    """``GET /healthz``: the pipeline's health as JSON; 200 if ``ok``, 503 if degraded."""
+
+    async def health_handler(request: web.Request) -> web.Response:
+        report = pipeline.health()
+        return web.json_response(report, status=200 if report.get("status") == "ok" else 503)
+
+    return health_handler
+
+
+class Server:
+    """The HTTP server around a pipeline: :meth:`start`, then :meth:`stop` (stop taking
+    requests, end the WHIP sessions; the caller then stops the pipeline)."""
+
+    def __init__(self, pipeline: ServedPipeline, settings: ServerSettings) -> None:
+        self.settings = settings
+        self.app = build_app(pipeline, settings)
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def whip(self) -> WhipEndpoint:
+        """The WHIP endpoint (its open sessions)."""
+        return self.app[WHIP]
+
+    async def start(self) -> None:
+        """Listen on the configured address.
+
+        Raises:
+            LipForensicsError: the address is in use or cannot be bound, or bad TLS files.
+        """
+        context = self.settings.ssl_context()
+        runner = web.AppRunner(self.app, access_log=None)  # paths hold WHIP session ids
+        await runner.setup()
+        site = web.TCPSite(runner, self.settings.host, self.settings.port, ssl_context=context)
+        try:
+            await site.start()
+        except OSError as error:
+            await runner.cleanup()
+            where = f"{self.settings.host}:{self.settings.port}"
+            raise LipForensicsError(
+                f"cannot listen on {where}: {error.strerror or error}"
+            ) from None
+        self._runner = runner
+
+    @property
+    def url(self) -> str:
+        """Where the server listens, e.g. ``http://127.0.0.1:8080`` (the real port if 0)."""
+        host, port = self._runner.addresses[0][:2] if self._runner else ("", 0)
+        scheme = "https" if self.settings.tls_cert else "http"
+        return f"{scheme}://{host}:{port}"
+
+    async def stop(self) -> None:
+        """Stop taking requests and end every WHIP session. Idempotent."""
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.cleanup()

@@ -1,0 +1,261 @@
+"""WHIP ingest (RFC 9725): publishers send WebRTC video over HTTP + aiortc.
+
+``POST`` an SDP offer (``application/sdp``) -> ``201 Created`` with the SDP answer and a
+``Location`` naming the new session (an unguessable id); ``DELETE`` on that location ends
+it; ``OPTIONS`` says what is allowed. ICE is not trickled: the answer carries all our
+candidates. Each published video track becomes a :class:`~stream.webrtc.WebRtcSource`
+handed to ``add_source`` (the pipeline); audio is declined (answered ``inactive``).
+
+Refusals, each with a one-line reason in the body: 415 not ``application/sdp``, 413 a body
+over ``max_body``, 400 not an SDP offer, 422 an offer without a video track to publish or
+that cannot be negotiated, 429 ``max_sessions`` already open, 404 an unknown session. A
+session ends on ``DELETE``, when ICE fails (a publisher that vanished stops answering ICE
+consent checks), when it does not connect within ``connect_timeout``, or on :meth:`close`;
+its peer connection is closed and its sources end. Bearer-token checks are the server's
+(:mod:`stream.server`).
+
+ICE uses only the host addresses in ``ice_hosts`` when given (aioice's address discovery
+is replaced process-wide: it has no per-connection setting) and STUN servers only when
+``stun_servers`` lists some: by default nothing leaves the machine to find addresses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import aioice.ice
+from aiohttp import web
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamTrack
+from aiortc.sdp import SessionDescription
+
+from stream.records import StatusEvent
+from stream.sources import Source, StatusCallback
+from stream.webrtc import WebRtcSource
+
+SDP_TYPE = "application/sdp"
+#: directions of an offered media section in which the publisher sends.
+_SENDING = (None, "sendrecv", "sendonly")
+
+
+@dataclass(frozen=True, slots=True)
+class WhipSettings:
+    """Limits and ICE settings of the WHIP endpoint.
+
+    Attributes:
+        max_sessions: publishers at once; more get 429.
+        max_body: largest accepted offer, bytes; larger gets 413.
+        connect_timeout: seconds a new session has to connect before it is dropped.
+        ice_hosts: the only local addresses offered as ICE host candidates (empty: all).
+        stun_servers: ``stun:HOST:PORT`` URLs for server-reflexive candidates (none by default).
+    """
+
+    max_sessions: int = 4
+    max_body: int = 64 * 1024
+    connect_timeout: float = 20.0
+    ice_hosts: tuple[str, ...] = ()
+    stun_servers: tuple[str, ...] = ()
+
+
+class Refusal(Exception):
+    """A request we turn down: an HTTP status and a one-line reason."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+    def response(self) -> web.Response:
+        """The plain-text error response."""
+        return web.Response(status=self.status, text=self.reason + "\n")
+
+
+def parse_offer(body: bytes) -> str:
+    """The SDP text of ``body`` if it is an offer that publishes video.
+
+    Raises:
+        Refusal: 400 for text that is not SDP, 422 for SDP without a video track to publish.
+    """
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Refusal(400, "the offer is not UTF-8 text") from None
+    if not text.lstrip().startswith("v=0"):
+        raise Refusal(400, "the body is not an SDP offer (it must start with v=0)")
+    try:
+        session = SessionDescription.parse(text)
+    except Exception as error:  # the parser fails in many ways on malformed SDP
+        raise Refusal(400, f"malformed SDP offer ({type(error).__name__})") from None
+    if not any(
+        media.kind == "video" and media.port != 0 and media.direction in _SENDING
+        for media in session.media
+    ):
+        raise Refusal(422, "the offer has no video track to publish")
+    return text
+
+
+def use_ice_hosts(addresses: Sequence[str]) -> None:
+    """Offer only ``addresses`` as ICE host candidates, for every peer connection of this
+    process (aioice finds addresses in one module-level function and skips loopback)."""
+    chosen = list(addresses)
+    aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: list(chosen)
+
+
+@dataclass(eq=False)
+class WhipSession:
+    """One publisher: its peer connection and the sources its video tracks feed."""
+
+    id: str
+    name: str
+    pc: RTCPeerConnection
+    sources: list[WebRtcSource] = field(default_factory=list)
+    timer: asyncio.Task[None] | None = None
+    ended: bool = False
+
+
+class WhipEndpoint:
+    """The WHIP resource and its sessions; handlers for :mod:`stream.server`'s routes.
+
+    Args:
+        add_source: called with each new video source (e.g. ``Pipeline.add_source``).
+        on_status: called with every :class:`StatusEvent` of the sessions' streams.
+        settings: limits and ICE settings.
+    """
+
+    def __init__(
+        self,
+        add_source: Callable[[Source], object],
+        *,
+        on_status: StatusCallback | None = None,
+        settings: WhipSettings = WhipSettings(),
+    ) -> None:
+        self.settings = settings
+        self.sessions: dict[str, WhipSession] = {}
+        self._add_source = add_source
+        self._on_status = on_status or (lambda event: None)
+        self._negotiating = 0
+        if settings.ice_hosts:
+            use_ice_hosts(settings.ice_hosts)
+
+    async def publish(self, request: web.Request) -> web.Response:
+        """``POST``: an SDP offer in, ``201`` with the answer and the session's ``Location``."""
+        try:
+            if len(self.sessions) + self._negotiating >= self.settings.max_sessions:
+                raise Refusal(429, f"too many sessions (at most {self.settings.max_sessions})")
+            if request.content_type != SDP_TYPE:
+                raise Refusal(415, f"expected Content-Type: {SDP_TYPE}")
+            offer = parse_offer(await _read_body(request, self.settings.max_body))
+            self._negotiating += 1
+            try:
+                session, answer = await self._negotiate(offer)
+            finally:
+                self._negotiating -= 1
+        except Refusal as refusal:
+            response = refusal.response()
+            if refusal.status == 429:
+                response.headers["Retry-After"] = str(int(self.settings.connect_timeout))
+            return response
+        return web.Response(
+            status=201,
+            text=answer,
+            content_type=SDP_TYPE,
+            headers={"Location": f"{request.path.rstrip('/')}/{session.id}"},
+        )
+
+    async def end(self, request: web.Request) -> web.Response:
+        """``DELETE`` on a session's location: end it (404 if there is no such session)."""
+        session = self.sessions.get(request.match_info.get("session", ""))
+        if session is None:
+            return Refusal(404, "no such WHIP session").response()
+        await self._end(session, "the publisher ended the session")
+        return web.Response(status=200)
+
+    async def options(self, request: web.Request) -> web.Response:
+        """``OPTIONS``: the allowed methods (CORS preflight is the server's)."""
+        allow = "OPTIONS, DELETE" if "session" in request.match_info else "OPTIONS, POST"
+        return web.Response(status=204, headers={"Allow": allow, "Accept-Post": SDP_TYPE})
+
+    async def close(self) -> None:
+        """End every session (server shutdown)."""
+        for session in list(self.sessions.values()):
+            await self._end(session, "the server is shutting down")
+
+    async def _negotiate(self, offer: str) -> tuple[WhipSession, str]:
+        """A peer connection answering ``offer``; its video sources go to the pipeline."""
+        ice_servers = [RTCIceServer(url) for url in self.settings.stun_servers]
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=ice_servers))
+        tracks: list[MediaStreamTrack] = []
+        pc.on("track", tracks.append)
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(offer, "offer"))
+            for transceiver in pc.getTransceivers():
+                if transceiver.kind != "video":
+                    transceiver.direction = "inactive"
+            if not any(track.kind == "video" for track in tracks):
+                raise Refusal(422, "the offer has no video track to publish")
+            await pc.setLocalDescription(await pc.createAnswer())
+        except Refusal:
+            await pc.close()
+            raise
+        except Exception as error:  # aiortc rejects unusable offers with assorted errors
+            await pc.close()
+            reason = f"cannot negotiate the offer: {error or type(error).__name__}"
+            raise Refusal(422, reason) from None
+        session = WhipSession(secrets.token_urlsafe(24), f"whip-{secrets.token_hex(3)}", pc)
+        self.sessions[session.id] = session
+        videos = [track for track in tracks if track.kind == "video"]
+        for number, track in enumerate(videos):
+            name = session.name if number == 0 else f"{session.name}-{number}"
+            session.sources.append(WebRtcSource(track, name, on_status=self._on_status))
+        pc.on("connectionstatechange", lambda: self._state_changed(session))
+        session.timer = asyncio.create_task(self._connect_deadline(session))
+        for source in session.sources:
+            self._add_source(source)
+        return session, pc.localDescription.sdp
+
+    async def _state_changed(self, session: WhipSession) -> None:
+        state = session.pc.connectionState
+        if state == "connected":
+            if session.timer is not None:
+                session.timer.cancel()
+            self._status(session, "connected", "WebRTC publisher connected")
+        elif state == "failed":
+            await self._end(session, "the publisher stopped answering (ICE failed)")
+
+    async def _connect_deadline(self, session: WhipSession) -> None:
+        await asyncio.sleep(self.settings.connect_timeout)
+        await self._end(session, f"not connected within {self.settings.connect_timeout:g} s")
+
+    async def _end(self, session: WhipSession, reason: str) -> None:
+        """Close ``session`` once: its sources end, its resources are freed."""
+        if session.ended:
+            return
+        session.ended = True
+        self.sessions.pop(session.id, None)
+        if session.timer is not None and session.timer is not asyncio.current_task():
+            session.timer.cancel()
+        self._status(session, "disconnected", reason)
+        await session.pc.close()
+        for source in session.sources:
+            await source.close()
+
+    def _status(self, session: WhipSession, status: str, detail: str) -> None:
+        for source in session.sources:
+            self._on_status(StatusEvent(source.stream_id, status, detail))
+
+
+async def _read_body(request: web.Request, limit: int) -> bytes:
+    """The request body, refusing more than ``limit`` bytes (413) without reading it all."""
+    too_large = Refusal(413, f"the offer is larger than {limit} bytes")
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large
+    body = b""
+    while len(body) <= limit:
+        chunk = await request.content.read(limit + 1 - len(body))
+        if not chunk:
+            return body
+        body += chunk
+    raise too_large
