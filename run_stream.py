@@ -14,6 +14,7 @@ from engines.errors import LipForensicsError
 
 #: sub-command name -> module under ``commands/``; the order is the order of ``--help``.
 COMMANDS: dict[str, str] = {
+    "scan": "scan",
     "run": "run",
     "crops": "crops",
     "build-engine": "build_engine",
