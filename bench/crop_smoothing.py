@@ -3,7 +3,8 @@
 Usage: ``python bench/crop_smoothing.py [VIDEO ...]`` (default: the clips in ``media/``).
 Landmarks are computed once per video; every smoothing variant then crops the same frames.
 Prints one table: per variant, its latency, the mean absolute pixel difference of its
-crops from the reference crops, and the offset of its crop centre from the reference's.
+crops from the reference crops, how far its crop centre and corners land from the
+reference's, and its scale and rotation difference.
 """
 
 from __future__ import annotations
@@ -40,50 +41,70 @@ def face_runs(path: Path) -> list[tuple[list[np.ndarray], np.ndarray]]:
 
 
 def crops_of(runs, plan: Smoothing) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Crops (N, 96, 96), transforms (N, 2, 3) and crop centres (N, 2) in aligned pixels."""
+    """Crops (N, 96, 96), transforms (N, 2, 3) and crop corners (N, 2) as (x, y) aligned
+    pixels."""
     reference = mean_face()
-    crops, matrices, centres = [], [], []
+    crops, matrices, corners = [], [], []
     for frames, points in runs:
         for rgb, own, smoothed in zip(frames, points, smooth(points, plan), strict=True):
             crop, matrix, (top, left) = mouth_crop(rgb, own, smoothed, reference)
             crops.append(crop)
             matrices.append(matrix)
-            centres.append((left + CROP_SIZE / 2, top + CROP_SIZE / 2))
-    return np.array(crops), np.array(matrices), np.array(centres)
+            corners.append((left, top))
+    return np.array(crops), np.array(matrices), np.array(corners, dtype=np.float64)
 
 
-def centre_offsets(matrices, centres, ref_matrices, ref_centres) -> np.ndarray:
-    """Distance from each crop's centre to the reference crop's, in reference crop pixels."""
-    offsets = []
-    for matrix, centre, ref_matrix, ref_centre in zip(
-        matrices, centres, ref_matrices, ref_centres, strict=True
-    ):
+def shifts(variant, reference, offset: tuple[float, float]) -> np.ndarray:
+    """Per frame, how far the variant's crop pixel at ``offset`` (x, y) lies from the
+    reference's crop pixel at the same offset, in reference crop pixels (both taken back to
+    the source frame and into the reference's aligned frame)."""
+    out = []
+    for matrix, corner, ref_matrix, ref_corner in zip(*variant[1:], *reference[1:], strict=True):
         inverse = np.linalg.inv(np.vstack([matrix, [0, 0, 1]]))[:2]
-        in_reference = apply_transform(ref_matrix, apply_transform(inverse, centre[None]))
-        offsets.append(float(np.linalg.norm(in_reference[0] - ref_centre)))
-    return np.array(offsets)
+        source = apply_transform(inverse, (corner + offset)[None])
+        out.append(
+            float(np.linalg.norm(apply_transform(ref_matrix, source)[0] - ref_corner - offset))
+        )
+    return np.array(out)
+
+
+def scale_and_angle(matrices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Scale factor and rotation (degrees) of each similarity."""
+    a, b = matrices[:, 0, 0], matrices[:, 1, 0]
+    return np.hypot(a, b), np.degrees(np.arctan2(b, a))
 
 
 def main(videos: list[Path]) -> None:
     runs = [run for video in videos for run in face_runs(video)]
     results = {name: crops_of(runs, Smoothing.named(name)) for name in VARIANTS}
-    ref_crops, ref_matrices, ref_centres = results["lookahead"]
-    frames = len(ref_crops)
+    reference = results["lookahead"]
+    frames = len(reference[0])
     within_run = np.ones(frames - 1, dtype=bool)
     within_run[np.cumsum([len(frames_) for frames_, _ in runs])[:-1] - 1] = False
-    steps = np.abs(np.diff(ref_crops.astype(int), axis=0))[within_run]
+    steps = np.abs(np.diff(reference[0].astype(int), axis=0))[within_run]
+    ref_scale, ref_angle = scale_and_angle(reference[1])
+    half, last = CROP_SIZE / 2, CROP_SIZE - 1.0
     print(f"videos: {', '.join(v.name for v in videos)}; {frames} frames with a face at 25 fps")
     print(f"reference crops, consecutive frames: {steps.mean():.2f} gray levels mean abs diff\n")
-    print("| smoothing | latency | mean abs diff (gray) | centre offset mean / p95 / max (px) |")
-    print("|---|---|---|---|")
+    print(
+        "| smoothing | latency | mean abs diff (gray) | centre offset mean / max (px) "
+        "| corner shift mean / max (px) | scale diff mean (%) | rotation diff mean (deg) |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for name in VARIANTS:
-        crops, matrices, centres = results[name]
-        difference = np.abs(crops.astype(int) - ref_crops.astype(int)).mean()
-        offsets = centre_offsets(matrices, centres, ref_matrices, ref_centres)
-        latency = Smoothing.named(name).ahead * 40
+        variant = results[name]
+        difference = np.abs(variant[0].astype(int) - reference[0].astype(int)).mean()
+        centre = shifts(variant, reference, (half, half))
+        corners = np.mean(
+            [shifts(variant, reference, (x, y)) for x in (0.0, last) for y in (0.0, last)], axis=0
+        )
+        scale, angle = scale_and_angle(variant[1])
         print(
-            f"| {name} | {latency} ms | {difference:.2f} | "
-            f"{offsets.mean():.2f} / {np.percentile(offsets, 95):.2f} / {offsets.max():.2f} |"
+            f"| {name} | {Smoothing.named(name).ahead * 40} ms | {difference:.2f} "
+            f"| {centre.mean():.2f} / {centre.max():.2f} "
+            f"| {corners.mean():.2f} / {corners.max():.2f} "
+            f"| {np.abs(scale / ref_scale - 1).mean() * 100:.2f} "
+            f"| {np.abs(angle - ref_angle).mean():.2f} |"
         )
 
 
