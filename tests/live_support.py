@@ -8,12 +8,16 @@ weights; :class:`CountingBackend` is the real torch backend that also records it
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from engines.backends import TorchBackend
 from engines.model import LipForensics, ModelConfig
+from stream.records import Frame
+from stream.video_file import VideoFile
 
 NARROW = ModelConfig(frontend_channels=8, trunk_widths=(8, 16, 16, 32), tcn_hidden=16)
 
@@ -82,3 +86,22 @@ class ListSink:
     def of(self, kind: str, stream: str | None = None) -> list[dict[str, object]]:
         """The events of one type (and stream), in order."""
         return [e for e in self.events if e["type"] == kind and stream in (None, e["stream"])]
+
+
+class MemorySource:
+    """A live source that hands over already decoded frames all at once, without waiting:
+    the pipeline cannot keep up with it, by construction."""
+
+    live = True
+
+    def __init__(self, path: Path, stream_id: str) -> None:
+        self.stream_id = stream_id
+        with VideoFile(path) as video:
+            self._frames = [Frame(stream_id, pts, rgb) for pts, rgb in video.frames()]
+
+    async def frames(self) -> AsyncIterator[Frame]:
+        for frame in self._frames:
+            yield frame
+
+    async def close(self) -> None:
+        self._frames = []

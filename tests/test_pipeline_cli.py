@@ -1,0 +1,94 @@
+"""`run_stream.py run`: end to end with ONNX Runtime, and one clear line for bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from live_support import narrow_model
+
+import run_stream
+from engines.checkpoint import save_checkpoint
+from engines.errors import LipForensicsError
+from stream.config import load_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "tests" / "data"
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory) -> Path:
+    return save_checkpoint(tmp_path_factory.mktemp("weights") / "narrow.pth", narrow_model())
+
+
+def test_run_scores_two_streams_with_onnxruntime(weights, tmp_path):
+    """Two sources at once (30 fps, and two faces side by side) through the real CLI."""
+    out = tmp_path / "events.jsonl"
+    command = [sys.executable, "run_stream.py", "run", str(DATA / "talking_30fps.mp4")]
+    command += [str(DATA / "two_faces.mp4"), "--weights", str(weights), "--stride", "25"]
+    command += ["--backend", "onnxruntime", "--jsonl", str(out)]
+    env = {**os.environ, "LIPFORENSICS_CACHE": str(tmp_path / "cache")}
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    events = [json.loads(line) for line in out.read_text().splitlines()]
+    verdicts = [e for e in events if e["type"] == "verdict"]
+    assert [v["pts"] for v in verdicts if v["stream"] == "talking_30fps"] == [
+        [0.0, 1.0],
+        [1.0, 2.0],
+        [2.0, 3.0],
+    ]
+    pair = [(v["face"], v["pts"]) for v in verdicts if v["stream"] == "two_faces"]
+    assert sorted(pair) == [(0, [0.0, 1.0]), (0, [1.0, 2.0]), (1, [0.0, 1.0]), (1, [1.0, 2.0])]
+    ended = [e["stream"] for e in events if e["type"] == "status" and e["status"] == "ended"]
+    assert sorted(ended) == ["talking_30fps", "two_faces"]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["udp://10.0.0.1:5000"], "unsupported source 'udp://10.0.0.1:5000'"),
+        (["missing.mp4"], "video file not found: missing.mp4"),
+        ([str(DATA / "README.md")], "cannot read"),
+    ],
+)
+def test_a_bad_source_is_one_line_and_exit_2(weights, capsys, arguments, message):
+    code = run_stream.main(["run", *arguments, "--weights", str(weights)])
+    error = capsys.readouterr().err
+    assert code == 2
+    assert error.startswith("error: ") and message in error and error.count("\n") == 1
+
+
+def test_missing_weights_are_one_line_and_exit_2(capsys, tmp_path):
+    talking = str(DATA / "talking.mp4")
+    assert run_stream.main(["run", talking]) == 2
+    assert "--weights is required" in capsys.readouterr().err
+    assert run_stream.main(["run", talking, "--weights", str(tmp_path / "none.pth")]) == 2
+    assert "weights file not found" in capsys.readouterr().err
+
+
+def test_settings_come_from_toml_then_flags(tmp_path):
+    config = tmp_path / "live.toml"
+    config.write_text('stride = 10\n[pipeline]\nbackend = "torch"\n[server]\nmax_sessions = 2\n')
+    settings = load_settings(config, stride=None, jsonl="out.jsonl")
+    assert (settings.stride, settings.backend, settings.jsonl) == (10, "torch", "out.jsonl")
+    assert load_settings(config, stride=25).stride == 25
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("stride = [", "invalid TOML"),
+        ("strides = 5", "unknown setting(s)"),
+        ('stride = "five"', "setting stride must be int"),
+        ("stride = 26", "stride must be 1..25"),
+    ],
+)
+def test_a_bad_config_is_one_clear_error(tmp_path, text, message):
+    config = tmp_path / "bad.toml"
+    config.write_text(text)
+    with pytest.raises(LipForensicsError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_settings(config)

@@ -1,0 +1,76 @@
+"""Overload: the pipeline stays bounded, counts what it drops, and keeps scoring the newest."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+import pytest
+from live_support import CountingBackend, ListSink, MemorySource, SlowBackend, narrow_model
+
+from stream.config import Settings
+from stream.pipeline import Pipeline
+from stream.sources import FileSource, Source
+
+TALKING = Path(__file__).parent / "data" / "talking.mp4"
+
+
+@pytest.fixture(scope="module")
+def model():
+    return narrow_model()
+
+
+async def run_watching(pipeline: Pipeline, source: Source) -> list[dict]:
+    """Run one source to its end; sample the queues and health while it runs."""
+    samples = []
+    pipeline.add_source(source)
+    stream = pipeline._streams[source.stream_id]
+    finished = asyncio.create_task(pipeline.run_until_sources_end())
+    while not finished.done():
+        samples.append(
+            {
+                "backlog": pipeline.scheduler.backlog,
+                "frames": stream.queue.qsize(),
+                "health": pipeline.health()["status"],
+            }
+        )
+        await asyncio.sleep(0.01)
+    await finished
+    return samples
+
+
+def test_a_slow_backend_drops_the_oldest_windows_and_scores_the_newest(model):
+    """A camera-paced source and an engine far slower than 25 windows/s (stride 1)."""
+    settings = Settings(stride=1, window_queue=2, prefetch_queue=8, max_batch=8)
+    sink = ListSink()
+    pipeline = Pipeline(settings, SlowBackend(model, delay=0.3), sinks=[sink])
+    source = FileSource(TALKING, "cam", realtime=True, on_status=pipeline.emit)
+    samples = asyncio.run(run_watching(pipeline, source))
+
+    dropped = pipeline.scheduler.dropped_windows["cam"]
+    verdicts = sink.of("verdict", "cam")
+    assert dropped > 0
+    assert pipeline.metrics.value("lipforensics_windows_dropped_total", stream="cam") == dropped
+    assert len(verdicts) == pipeline.metrics.value(
+        "lipforensics_windows_scored_total", stream="cam"
+    )
+    assert max(s["backlog"] for s in samples) <= settings.window_queue
+    assert max(s["frames"] for s in samples) <= settings.frame_queue
+    assert "degraded" in {s["health"] for s in samples}
+    assert verdicts[-1]["pts"][1] == pytest.approx(4.0)  # the clip's last window
+
+
+def test_a_live_source_that_outruns_the_landmarks_loses_its_oldest_frames(model):
+    """Frames arriving far faster than landmarks run: the backlog is dropped whole, so the
+    frames that are scored stay consecutive and the newest windows still come out."""
+    settings = Settings(stride=5, frame_queue=50)
+    sink = ListSink()
+    pipeline = Pipeline(settings, CountingBackend(model), sinks=[sink])
+    samples = asyncio.run(run_watching(pipeline, MemorySource(TALKING, "burst")))
+
+    # frames 0..49 fill the queue; frame 50 finds it full: 0..49 go, 50..99 are scored
+    assert pipeline.metrics.value("lipforensics_frames_dropped_total", stream="burst") == 50
+    assert max(s["frames"] for s in samples) <= settings.frame_queue
+    pts = [verdict["pts"] for verdict in sink.of("verdict", "burst")]
+    np.testing.assert_allclose(pts, [[2.0 + k * 0.2, 3.0 + k * 0.2] for k in range(6)])
