@@ -7,6 +7,7 @@ its first 500 frames). Prints one table in milliseconds per frame.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 import time
@@ -65,8 +66,10 @@ def main() -> None:
 
     height, width = frames[0].shape[:2]
     print(f"{args.video.name} ({width}x{height}), {len(decode)} frames at 25 fps, one face")
+    load = os.getloadavg()[0]
     print(
-        f"machine: {platform.machine()}, {_cores()} CPU cores, Python {platform.python_version()}"
+        f"machine: {platform.machine()}, {len(os.sched_getaffinity(0))} CPU cores, no GPU, "
+        f"Python {platform.python_version()}; load average {load:.1f} at the end of the run"
     )
     print()
     print("| stage | ms per frame (mean) | p95 |")
@@ -77,12 +80,6 @@ def main() -> None:
         print(f"| {name} | {ms.mean():.2f} | {np.percentile(ms, 95):.2f} |")
     per_frame = total / max(counted[-1], 1) * 1000
     print(f"| extract_mouth_crops, whole clip ({counted[-1]} frames) | {per_frame:.2f} | |")
-
-
-def _cores() -> int:
-    import os
-
-    return len(os.sched_getaffinity(0))
 
 
 if __name__ == "__main__":
