@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "build-engine": "build_engine",
     "calibrate": "calibrate",
     "evaluate": "evaluate",
+    "serve": "serve",
 }
 
 

@@ -159,35 +159,39 @@ class Route:
     auth: bool
 
 
-def routes(pipeline: ServedPipeline, whip: WhipEndpoint, settings: ServerSettings) -> list[Route]:
-    """The whole HTTP surface, at a glance."""
+def routes(
+    pipeline: ServedPipeline, whip: WhipEndpoint, settings: ServerSettings, closing: asyncio.Event
+) -> list[Route]:
+    """The whole HTTP surface, at a glance (``closing`` is set when the server shuts down)."""
     return [
         Route("POST", "/whip", whip.publish, auth=True),
         Route("OPTIONS", "/whip", whip.options, auth=False),
         Route("DELETE", "/whip/{session}", whip.end, auth=True),
         Route("OPTIONS", "/whip/{session}", whip.options, auth=False),
-        Route("GET", "/events", event_stream(pipeline, settings.heartbeat), auth=True),
+        Route("GET", "/events", event_stream(pipeline, settings.heartbeat, closing), auth=True),
         Route("GET", "/metrics", metrics(pipeline, whip), auth=settings.protect_metrics),
         Route("GET", "/healthz", health(pipeline), auth=False),
     ]
 
 
 def build_app(pipeline: ServedPipeline, settings: ServerSettings) -> web.Application:
-    """The aiohttp application: the :func:`routes`, token checks, CORS; WHIP sessions are
-    ended when the application shuts down."""
+    """The aiohttp application: the :func:`routes`, token checks, CORS; event streams and
+    WHIP sessions are ended when the application shuts down."""
     whip = WhipEndpoint(pipeline.add_source, on_status=pipeline.emit, settings=settings.whip)
     app = web.Application(
         middlewares=[cors(settings.cors_origins)], client_max_size=settings.whip.max_body
     )
-    for route in routes(pipeline, whip, settings):
+    closing = asyncio.Event()
+    for route in routes(pipeline, whip, settings, closing):
         handler = require_token(settings.token, route.handler) if route.auth else route.handler
         app.router.add_route(route.method, route.path, handler)
     app[WHIP] = whip
 
-    async def end_sessions(_app: web.Application) -> None:
+    async def shut_down(_app: web.Application) -> None:
+        closing.set()
         await whip.close()
 
-    app.on_shutdown.append(end_sessions)
+    app.on_shutdown.append(shut_down)
     return app
 
 
@@ -240,8 +244,9 @@ def cors(origins: tuple[str, ...]) -> Callable[..., Awaitable[web.StreamResponse
     return middleware
 
 
-def event_stream(pipeline: ServedPipeline, heartbeat: float) -> Handler:
-    """``GET /events``: the pipeline's events as Server-Sent Events until the client leaves."""
+def event_stream(pipeline: ServedPipeline, heartbeat: float, closing: asyncio.Event) -> Handler:
+    """``GET /events``: the pipeline's events as Server-Sent Events until the client leaves,
+    the pipeline stops, or ``closing`` is set (server shutdown)."""
 
     async def events_handler(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(
@@ -254,11 +259,16 @@ def event_stream(pipeline: ServedPipeline, heartbeat: float) -> Handler:
         await response.prepare(request)
         events = pipeline.subscribe()
         pending = asyncio.ensure_future(anext(events))
+        closed = asyncio.ensure_future(closing.wait())
         await asyncio.sleep(0)  # let the subscription start before saying we are connected
         try:
             await response.write(b": connected\n\n")
-            while True:
-                done, _ = await asyncio.wait((pending,), timeout=heartbeat)
+            while not closing.is_set():
+                done, _ = await asyncio.wait(
+                    (pending, closed), timeout=heartbeat, return_when=asyncio.FIRST_COMPLETED
+                )
+                if closed in done:
+                    break
                 if not done:
                     await response.write(b": keep-alive\n\n")
                     continue
@@ -269,7 +279,8 @@ def event_stream(pipeline: ServedPipeline, heartbeat: float) -> Handler:
             pass  # the pipeline stopped, or the client left
         finally:
             pending.cancel()
-            await asyncio.gather(pending, return_exceptions=True)
+            closed.cancel()
+            await asyncio.gather(pending, closed, return_exceptions=True)
             await events.aclose()
         return response
 

@@ -1,0 +1,136 @@
+"""`serve`: run the live pipeline behind HTTP (WHIP ingest, /metrics, /healthz, /events)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from stream.config import Settings
+    from stream.server import ServerSettings
+
+HELP = "serve WHIP ingest plus /metrics, /healthz and /events (SSE) over HTTP"
+DESCRIPTION = """\
+Publishers send WebRTC video with WHIP (POST an SDP offer to /whip with the bearer token);
+each video track is scored live and events go to --jsonl, the webhook and /events.
+/metrics is Prometheus text, /healthz says ok (200) or degraded (503).
+
+The token comes from --token or the LIPFORENSICS_TOKEN environment variable (better: not
+visible in the process list). A TOML --config may hold a [pipeline] table (stride,
+backend, weights, host, port, token, ...) and a [server] table (max_sessions, max_body,
+connect_timeout, ice_hosts, stun_servers, cors_origins, protect_metrics, tls_cert,
+tls_key); flags win over the file. SIGTERM or Ctrl-C: stop taking input, score what is in
+hand, flush the sinks, exit 0."""
+
+TOKEN_VARIABLE = "LIPFORENSICS_TOKEN"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of the ``serve`` command."""
+    parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port to listen on (default 8080)")
+    parser.add_argument("--token", help=f"bearer token (default: ${TOKEN_VARIABLE})")
+    parser.add_argument("--weights", type=Path, help="checkpoint (.pth) of the network")
+    parser.add_argument("--backend", help="auto (default), torch, onnxruntime or tensorrt")
+    parser.add_argument("--stride", type=int, help="frames between windows (default 5)")
+    parser.add_argument("--jsonl", help="JSON-lines events to this file, '-' = stdout (default)")
+    parser.add_argument("--webhook", help="POST alert events to this URL")
+    parser.add_argument("--config", type=Path, help="TOML file with [pipeline] and [server]")
+    parser.add_argument("--max-sessions", type=int, help="WHIP publishers at once (default 4)")
+    parser.add_argument(
+        "--ice-host",
+        action="append",
+        dest="ice_hosts",
+        metavar="ADDRESS",
+        help="local address offered for ICE (repeat; default: every interface but loopback)",
+    )
+    parser.add_argument(
+        "--stun",
+        action="append",
+        dest="stun_servers",
+        metavar="URL",
+        help="STUN server, stun:HOST:PORT (repeat; default: none)",
+    )
+    parser.add_argument(
+        "--cors-origin",
+        action="append",
+        dest="cors_origins",
+        metavar="ORIGIN",
+        help="browser origin allowed to call the API (repeat; default: none)",
+    )
+    parser.add_argument("--tls-cert", type=Path, help="serve HTTPS: certificate chain (PEM)")
+    parser.add_argument("--tls-key", type=Path, help="serve HTTPS: private key (PEM)")
+    parser.add_argument(
+        "--protect-metrics",
+        action="store_true",
+        default=None,
+        help="require the token for /metrics too",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build the pipeline and the server, run until SIGTERM or SIGINT, drain, exit 0."""
+    import asyncio
+
+    from engines.errors import LipForensicsError
+    from stream.config import load_settings
+    from stream.server import load_server_settings
+
+    settings = load_settings(
+        args.config,
+        weights=args.weights,
+        backend=args.backend,
+        stride=args.stride,
+        jsonl=args.jsonl,
+        webhook=args.webhook,
+        host=args.host,
+        port=args.port,
+        token=args.token or os.environ.get(TOKEN_VARIABLE) or None,
+    )
+    server_settings = load_server_settings(
+        args.config,
+        token=settings.token or "",
+        host=settings.host,
+        port=settings.port,
+        max_sessions=args.max_sessions,
+        ice_hosts=tuple(args.ice_hosts) if args.ice_hosts else None,
+        stun_servers=tuple(args.stun_servers) if args.stun_servers else None,
+        cors_origins=tuple(args.cors_origins) if args.cors_origins else None,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        protect_metrics=args.protect_metrics,
+    )
+    server_settings.ssl_context()  # bad certificate files fail before the weights load
+    if settings.weights is None:
+        raise LipForensicsError("--weights is required (or weights in the config file)")
+    return asyncio.run(_serve(settings, server_settings))
+
+
+async def _serve(settings: Settings, server_settings: ServerSettings) -> int:
+    """Run the server and the pipeline until a stop signal; then drain."""
+    import asyncio
+    import signal
+    import sys
+
+    from engines.backends import create_backend
+    from stream.pipeline import Pipeline
+    from stream.server import Server
+
+    backend = await asyncio.to_thread(create_backend, settings.backend, settings.weights)
+    pipeline = Pipeline(settings, backend)
+    server = Server(pipeline, server_settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await server.start()
+        print(f"serving on {server.url} (WHIP at /whip)", file=sys.stderr, flush=True)
+        await stop.wait()
+    finally:
+        await server.stop()
+        await pipeline.stop(drain=True)
+    print("stopped", file=sys.stderr, flush=True)
+    return 0

@@ -1,0 +1,257 @@
+"""The HTTP server (/healthz, /metrics, /events, CORS, TLS) and the `serve` command, for real
+on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import ipaddress
+import json
+import os
+import select
+import signal
+import ssl
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from live_support import narrow_model
+from server_support import AUTH, SDP_HEADERS, TOKEN, accept_answer, publishing_peer, served
+
+import run_stream
+from engines.backends import TorchBackend
+from engines.checkpoint import save_checkpoint
+from stream.records import StatusEvent
+from stream.rtsp import RtspSource
+from stream.whip import use_ice_hosts
+
+ROOT = Path(__file__).resolve().parents[1]
+#: bounds every test's waiting, so a broken server fails the test instead of hanging it.
+TEST_TIMEOUT = 90.0
+
+
+@pytest.fixture(scope="module")
+def backend() -> TorchBackend:
+    return TorchBackend(narrow_model())
+
+
+def run(coroutine: object) -> object:
+    return asyncio.run(asyncio.wait_for(coroutine, TEST_TIMEOUT))
+
+
+async def next_data(content: aiohttp.StreamReader) -> dict:
+    """The next ``data:`` event of a Server-Sent Events stream (comments skipped)."""
+    while not (line := await content.readline()).startswith(b"data: "):
+        assert line, "the event stream ended"
+    return json.loads(line[len(b"data: ") :])
+
+
+def test_healthz_is_ok_when_idle_and_503_while_a_stream_is_down(backend: TorchBackend) -> None:
+    async def main() -> tuple[tuple[int, dict], tuple[int, dict]]:
+        async with served(backend) as (server, pipeline), aiohttp.ClientSession() as http:
+            async with http.get(server.url + "/healthz") as reply:
+                idle = reply.status, await reply.json()
+            events = pipeline.subscribe()
+            first = asyncio.ensure_future(anext(events))
+            camera = RtspSource("rtsp://127.0.0.1:9/none", "cam", on_status=pipeline.emit)
+            pipeline.add_source(camera)
+            event = await first
+            while event["status"] != "error":  # nothing listens on the discard port
+                event = await anext(events)
+            async with http.get(server.url + "/healthz") as reply:
+                down = reply.status, await reply.json()
+            await camera.close()
+            return idle, down
+
+    (idle_status, idle), (down_status, down) = run(main())
+    assert idle_status == 200 and idle["status"] == "ok"
+    assert down_status == 503 and down["status"] == "degraded"
+    assert any("cam" in reason for reason in down["reasons"])
+
+
+@pytest.mark.parametrize("protect", [False, True])
+def test_metrics_are_prometheus_text_open_or_protected(
+    backend: TorchBackend, protect: bool
+) -> None:
+    async def main() -> tuple[int, int, str, str]:
+        async with (
+            served(backend, server={"protect_metrics": protect}) as (server, _),
+            aiohttp.ClientSession() as http,
+        ):
+            async with http.get(server.url + "/metrics") as reply:
+                anonymous = reply.status
+            async with http.get(server.url + "/metrics", headers=AUTH) as reply:
+                return anonymous, reply.status, reply.headers["Content-Type"], await reply.text()
+
+    anonymous, with_token, content_type, text = run(main())
+    assert anonymous == (401 if protect else 200) and with_token == 200
+    assert content_type.startswith("text/plain; version=0.0.4")
+    assert "lipforensics_whip_sessions 0" in text
+    assert "# TYPE lipforensics_verdict_latency_seconds histogram" in text
+
+
+def test_events_stream_pipeline_events_to_token_holders_only(backend: TorchBackend) -> None:
+    async def main() -> tuple[int, int, dict, dict]:
+        async with served(backend) as (server, pipeline), aiohttp.ClientSession() as http:
+            wrong = {"Authorization": f"Bearer {TOKEN[:-1]}"}
+            async with http.get(server.url + "/events", headers=wrong) as reply:
+                refused = reply.status
+            async with http.get(server.url + "/events", headers=AUTH) as reply:
+                assert await reply.content.readline() == b": connected\n"
+                event = StatusEvent("cam", "connected", "rtsp://camera")
+                pipeline.emit(event)
+                received = await next_data(reply.content)
+                return refused, reply.status, received, event.to_dict()
+
+    refused, status, received, sent = run(main())
+    assert refused == 401 and status == 200
+    assert received == sent
+
+
+def test_cors_answers_only_configured_origins(backend: TorchBackend) -> None:
+    allowed, other = "https://console.example", "https://elsewhere.example"
+
+    async def main() -> dict[str, dict[str, str]]:
+        async with (
+            served(backend, server={"cors_origins": (allowed,)}) as (server, _),
+            aiohttp.ClientSession() as http,
+        ):
+            preflight = {"Access-Control-Request-Method": "POST"}
+            answers = {}
+            for origin in (allowed, other):
+                headers = {"Origin": origin, **preflight}
+                async with http.options(server.url + "/whip", headers=headers) as reply:
+                    answers[f"options {origin}"] = dict(reply.headers)
+                headers = {"Origin": origin, "Content-Type": "application/sdp"}
+                async with http.post(server.url + "/whip", data="x", headers=headers) as reply:
+                    assert reply.status == 401
+                    answers[f"post {origin}"] = dict(reply.headers)
+            return answers
+
+    answers = run(main())
+    assert answers[f"options {allowed}"]["Access-Control-Allow-Origin"] == allowed
+    assert "Authorization" in answers[f"options {allowed}"]["Access-Control-Allow-Headers"]
+    assert "Location" in answers[f"post {allowed}"]["Access-Control-Expose-Headers"]
+    assert "Access-Control-Allow-Origin" not in answers[f"options {other}"]
+    assert "Access-Control-Allow-Origin" not in answers[f"post {other}"]
+
+
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, as PEM files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+def test_tls_with_the_given_certificate_and_key(backend: TorchBackend, tmp_path: Path) -> None:
+    cert, key = self_signed(tmp_path)
+    trust = ssl.create_default_context(cafile=str(cert))
+
+    async def main() -> tuple[str, int]:
+        tls = {"tls_cert": cert, "tls_key": key}
+        async with (
+            served(backend, server=tls) as (server, _),
+            aiohttp.ClientSession() as http,
+            http.get(server.url + "/healthz", ssl=trust) as reply,
+        ):
+            return server.url, reply.status
+
+    url, status = run(main())
+    assert url.startswith("https://127.0.0.1:") and status == 200
+
+
+def test_serve_refuses_to_start_without_a_token_or_weights(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.delenv("LIPFORENSICS_TOKEN", raising=False)
+    assert run_stream.main(["serve", "--weights", "w.pth"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: a bearer token is required (--token or LIPFORENSICS_TOKEN)"
+    )
+    monkeypatch.setenv("LIPFORENSICS_TOKEN", TOKEN)
+    assert run_stream.main(["serve"]) == 2
+    assert "--weights is required" in capsys.readouterr().err
+    assert run_stream.main(["serve", "--weights", "w.pth", "--tls-cert", "c.pem"]) == 2
+    assert "both a certificate and a key" in capsys.readouterr().err
+    bad = tmp_path / "bad.pem"
+    bad.write_text("not a certificate")
+    argv = ["serve", "--weights", "w.pth", "--tls-cert", str(bad), "--tls-key", str(bad)]
+    assert run_stream.main(argv) == 2
+    assert "cannot use TLS certificate" in capsys.readouterr().err
+    config = tmp_path / "serve.toml"
+    config.write_text('[pipeline]\nstride = 5\n\n[server]\nmax_sessions = "many"\n')
+    assert run_stream.main(["serve", "--weights", "w.pth", "--config", str(config)]) == 2
+    assert "server setting max_sessions must be int" in capsys.readouterr().err
+
+
+def test_serve_scores_a_whip_publisher_and_drains_on_sigterm(tmp_path: Path) -> None:
+    weights = save_checkpoint(tmp_path / "narrow.pth", narrow_model())
+    jsonl = tmp_path / "events.jsonl"
+    command = [sys.executable, "run_stream.py", "serve", "--port", "0", "--weights", str(weights)]
+    command += ["--backend", "torch", "--jsonl", str(jsonl), "--ice-host", "127.0.0.1"]
+    process = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env={**os.environ, "LIPFORENSICS_TOKEN": TOKEN},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    use_ice_hosts(["127.0.0.1"])  # our publisher, in this process, also stays on loopback
+
+    async def publish_until_a_verdict(url: str) -> dict:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(url + "/events", headers=AUTH) as events:
+                pc, offer = await publishing_peer()
+                async with http.post(url + "/whip", data=offer, headers=SDP_HEADERS) as reply:
+                    assert reply.status == 201
+                    await accept_answer(pc, await reply.text())
+                while (event := await next_data(events.content))["type"] != "verdict":
+                    pass
+            await pc.close()
+            return event
+
+    try:
+        line = ""
+        while not line.startswith("serving on") and select.select([process.stderr], [], [], 60)[0]:
+            line = process.stderr.readline()
+            assert line, "serve exited before listening"
+        assert line.startswith("serving on http://127.0.0.1:"), line
+        verdict = run(publish_until_a_verdict(line.split()[2]))
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(TEST_TIMEOUT) == 0
+    finally:
+        process.kill()
+        process.wait()
+    assert "stopped" in process.stderr.read()
+    written = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert verdict in written  # the sink saw what /events saw, and was flushed
