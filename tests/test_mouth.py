@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from itertools import islice
 from pathlib import Path
 
 import cv2
@@ -22,7 +23,7 @@ from stream.align import (
     to_gray,
     warp_patch,
 )
-from stream.landmarks import IBUG68_FROM_MEDIAPIPE, to_ibug68
+from stream.landmarks import IBUG68_FROM_MEDIAPIPE, FaceLandmarks, to_ibug68
 from stream.mouth import MouthCrops, extract_mouth_crops
 from stream.smoothing import Smoother, Smoothing, smooth
 from stream.video_file import VideoFile
@@ -255,6 +256,7 @@ def test_crops_match_the_reference_pipeline_bit_for_bit(talking):
     """The authors' steps with the libraries they used: scikit-image's similarity estimate
     and full 256 x 256 warp, the patch cut from it, PIL's grayscale."""
     from skimage import transform
+
     with VideoFile(DATA / "talking.mp4") as video:
         frames = [rgb for _, rgb in video.frames()]
     smoothed = smooth(talking.landmarks, Smoothing.named("lookahead"))
@@ -269,3 +271,29 @@ def test_crops_match_the_reference_pipeline_bit_for_bit(talking):
         patch = aligned[round(cy) - 48 : round(cy) + 48, round(cx) - 48 : round(cx) + 48]
         expected = np.asarray(Image.fromarray(patch).convert("L"))
         np.testing.assert_array_equal(talking.crops[index], expected, err_msg=f"frame {index}")
+
+
+@pytest.fixture(scope="module")
+def first_frames() -> list[np.ndarray]:
+    with VideoFile(DATA / "talking.mp4") as video:
+        return [rgb for _, rgb in islice(video.frames(), 5)]
+
+
+def test_several_faces_come_largest_first(first_frames):
+    with FaceLandmarks(num_faces=2) as landmarker:
+        for index, frame in enumerate(first_frames):
+            face = frame[30:300, 100:330]  # 230 x 270 around the face
+            canvas = np.zeros((300, 460, 3), dtype=np.uint8)
+            canvas[40:256, 10:194] = cv2.resize(face, (184, 216))  # smaller copy on the left
+            canvas[:270, 230:] = face
+            faces = landmarker.detect(canvas, index / 25)
+            assert len(faces) == 2
+            widths = [np.ptp(points[:, 0]) for points in faces]
+            assert widths[0] > widths[1] * 1.1
+            assert faces[0][:, 0].mean() > 230 > faces[1][:, 0].mean()
+
+
+def test_landmarker_accepts_timestamps_that_go_back(first_frames):
+    with FaceLandmarks() as landmarker:
+        counts = [len(landmarker.detect(first_frames[0], pts)) for pts in (5.0, 5.0, 1.0, 1.04)]
+    assert counts == [1, 1, 1, 1]
