@@ -59,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
     if not len(result.crops):
         raise MediaError(f"no face found in {args.video} ({result.frames} frames at 25 fps)")
     try:
-        np.save(args.out, result.crops)
+        with open(args.out, "wb") as file:  # exactly this path (np.save would add .npy)
+            np.save(file, result.crops)
         Image.fromarray(contact_sheet(result.crops)).save(sheet_path, format="PNG")
     except OSError as error:
         raise LipForensicsError(f"cannot write output: {error}") from None
