@@ -72,6 +72,7 @@ def extract_mouth_crops(
 
     Raises:
         MediaError: missing file, not a video, no video stream.
+        ValueError: unknown ``smoothing`` name.
     """
     plan = Smoothing.named(smoothing)
     with VideoFile(path) as video, FaceLandmarks(num_faces=1, model_path=model_path) as marks:
