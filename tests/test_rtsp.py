@@ -9,9 +9,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from live_support import narrow_model
 from rtsp_support import RtspServer, require_rtsp_server
 
+from engines.backends import TorchBackend
 from engines.errors import LipForensicsError
+from stream.config import Settings
+from stream.pipeline import Pipeline
 from stream.records import Frame, StatusEvent
 from stream.rtsp import RtspSource, Timeline, backoff_delays, redact
 
@@ -89,6 +93,58 @@ def test_rtsp_reconnects_after_the_server_is_killed_and_comes_back() -> None:
     assert pts == sorted(set(pts))  # time keeps going forward across the reconnect
     steps = [later - earlier for earlier, later in itertools.pairwise(pts)]
     assert max(steps) > 0.2  # and the outage shows as a gap, not stretched over
+
+
+class FirstAfterReconnect:
+    """An RTSP source that notes the pts of its first frame after a reconnect."""
+
+    live = True
+
+    def __init__(self, camera: RtspSource) -> None:
+        self.camera, self.stream_id = camera, camera.stream_id
+        self.pts: float | None = None
+
+    async def frames(self) -> AsyncIterator[Frame]:
+        async for frame in self.camera.frames():
+            if self.camera.reconnects and self.pts is None:
+                self.pts = frame.pts
+            yield frame
+
+    async def close(self) -> None:
+        await self.camera.close()
+
+
+def test_the_pipeline_keeps_scoring_a_camera_across_a_server_restart() -> None:
+    async def main() -> tuple[list[dict], float]:
+        pipeline = Pipeline(Settings(jsonl=None), TorchBackend(narrow_model()))
+        events = pipeline.subscribe()
+        first = asyncio.ensure_future(anext(events))
+        server = RtspServer(CLIP)
+        camera = RtspSource(server.start(), "cam", on_status=pipeline.emit, max_backoff=1.0)
+        source = FirstAfterReconnect(camera)
+        pipeline.add_source(source)
+        try:
+            seen = [await first]
+            while seen[-1]["type"] != "verdict":
+                seen.append(await anext(events))
+            server.kill()
+            server.start()
+            while not (  # a window of frames from the new connection is scored
+                seen[-1]["type"] == "verdict"
+                and source.pts is not None
+                and seen[-1]["pts"][0] >= source.pts
+            ):
+                seen.append(await anext(events))
+        finally:
+            server.kill()
+            await pipeline.stop(drain=True)
+        return seen, source.pts
+
+    seen, reconnected_at = run(main())
+    assert any(e.get("status") == "connected" and "(reconnected)" in e["detail"] for e in seen)
+    assert {event["stream"] for event in seen} == {"cam"}
+    before = [e for e in seen if e["type"] == "verdict" and e["pts"][0] < reconnected_at]
+    assert before and all(e["pts"][1] <= reconnected_at for e in before)  # no window spans it
 
 
 def test_a_stalled_server_trips_the_read_timeout_and_the_source_reconnects() -> None:
