@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 
 import aiohttp
 import pytest
+from aiortc import RTCPeerConnection
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from live_support import narrow_model
 from server_support import (
     AUTH,
@@ -184,3 +188,81 @@ def test_parse_offer_accepts_only_offers_that_send_video() -> None:
         with pytest.raises(Refusal) as refused:
             parse_offer((video + f"a={direction}\r\n").encode())
         assert refused.value.status == 422
+
+
+def mutate(offer: str, mutations: list[tuple[int, int, str]]) -> bytes:
+    """``offer`` with lines deleted, duplicated or replaced, bytes flipped, or cut short."""
+    lines = offer.split("\r\n")
+    for kind, position, text in mutations:
+        at = position % len(lines)
+        if kind == 0:
+            del lines[at]
+        elif kind == 1:
+            lines.insert(at, lines[at])
+        elif kind == 2:
+            lines[at] = lines[at][:2] + text
+        elif kind == 3:
+            lines[at] = text
+        if not lines:
+            return b""
+    body = bytearray("\r\n".join(lines).encode())
+    for kind, position, _ in mutations:
+        if kind == 4 and body:
+            body[position % len(body)] ^= 0xFF
+        elif kind == 5:
+            del body[position % (len(body) + 1) :]
+    return bytes(body)
+
+
+MUTATIONS = st.lists(
+    st.tuples(st.integers(0, 5), st.integers(0, 10_000), st.text(max_size=40)), max_size=4
+)
+
+
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(batch=st.lists(MUTATIONS, min_size=15, max_size=15))
+def test_mutated_offers_get_an_answer_or_a_4xx_and_leave_nothing_open(
+    backend: TorchBackend, batch: list[list[tuple[int, int, str]]]
+) -> None:
+    async def main() -> list[int]:
+        statuses = []
+        async with served(backend) as (server, _), aiohttp.ClientSession() as http:
+            pc, offer = await make_offer("video")
+            await pc.close()
+            for mutations in batch:
+                body = mutate(offer, mutations)
+                async with http.post(server.url + "/whip", data=body, headers=SDP_HEADERS) as r:
+                    statuses.append(r.status)
+                    location = r.headers.get("Location")
+                if location:
+                    async with http.delete(server.url + location, headers=AUTH) as reply:
+                        assert reply.status == 200
+            assert server.whip.sessions == {}
+        return statuses
+
+    statuses = run(main())
+    assert set(statuses) <= {201, 400, 413, 422}
+    gc.collect()
+    open_peers = [
+        obj
+        for obj in gc.get_objects()
+        if type(obj) is RTCPeerConnection and obj.connectionState != "closed"
+    ]
+    assert open_peers == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    body=st.one_of(
+        st.binary(max_size=2000),
+        st.text(max_size=2000).map(lambda text: ("v=0\r\n" + text).encode()),
+        st.lists(st.sampled_from(["v=0", "m=video 9 RTP/AVP 96", "a=sendonly", "c=IN IP4 x"])).map(
+            lambda lines: "\r\n".join(lines).encode()
+        ),
+    )
+)
+def test_parse_offer_refuses_anything_else_with_400_or_422(body: bytes) -> None:
+    try:
+        assert parse_offer(body).lstrip().startswith("v=0")
+    except Refusal as refusal:
+        assert refusal.status in (400, 422) and "\n" not in refusal.reason
