@@ -18,6 +18,7 @@ import asyncio
 import math
 import time
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import aclosing, suppress
@@ -41,6 +42,8 @@ from stream.window import FaceWindow
 
 #: seconds after the last dropped frame or window during which health says "degraded".
 DEGRADED_FOR = 10.0
+#: ended streams whose state (for health and late verdicts) is kept; older ones are freed.
+KEEP_ENDED = 64
 #: source states in which a stream is not delivering frames.
 DOWN_STATES = ("disconnected", "reconnecting", "error")
 
@@ -145,6 +148,8 @@ class Pipeline:
             settings.landmark_threads, thread_name_prefix="landmarks"
         )
         self._last_drop = -math.inf
+        self._stopping: asyncio.Task[None] | None = None
+        self._ended_ids: deque[str] = deque()
 
     def add_source(self, source: Source) -> asyncio.Task[None]:
         """Start reading ``source``; the task ends when the source ends (or on :meth:`stop`).
@@ -161,6 +166,7 @@ class Pipeline:
         self._streams[source.stream_id] = stream
         task = asyncio.get_running_loop().create_task(self._run_stream(stream))
         self._tasks[source.stream_id] = task
+        task.add_done_callback(lambda _: self._ended(source.stream_id))
         return task
 
     def emit(self, event: Event) -> None:
@@ -220,7 +226,13 @@ class Pipeline:
 
     async def stop(self, drain: bool = True) -> None:
         """Stop taking input; with ``drain``, score the frames and windows already in hand
-        first. Then flush and close the sinks. Safe to call twice."""
+        first. Then flush and close the sinks. Safe to call twice, or concurrently (a signal
+        handler and the main task): the second call waits for the first."""
+        if self._stopping is None:
+            self._stopping = asyncio.get_running_loop().create_task(self._stop(drain))
+        await asyncio.shield(self._stopping)
+
+    async def _stop(self, drain: bool) -> None:
         for stream in self._streams.values():
             await stream.source.close()
         tasks = [task for task in self._tasks.values() if not task.done()]
@@ -239,6 +251,14 @@ class Pipeline:
         await self.broadcast.close()
         self.scheduler.close()
         self._landmark_pool.shutdown(wait=True)
+
+    def _ended(self, stream_id: str) -> None:
+        """Remember that a stream ended; free the state of the oldest ended streams."""
+        self._ended_ids.append(stream_id)
+        while len(self._ended_ids) > KEEP_ENDED:
+            old = self._ended_ids.popleft()
+            if old not in self._ended_ids and self._tasks[old].done():
+                del self._tasks[old], self._streams[old]
 
     async def _run_stream(self, stream: _Stream) -> None:
         """Read and process one source until it ends."""

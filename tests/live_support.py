@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from engines.backends import TorchBackend
@@ -20,6 +21,16 @@ from stream.records import Frame
 from stream.video_file import VideoFile
 
 NARROW = ModelConfig(frontend_channels=8, trunk_widths=(8, 16, 16, 32), tcn_hidden=16)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """The narrow network runs far faster on one thread than on two threads that compete
+    with MediaPipe's; restored after the module. Import it into a test module to use it."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def narrow_model(seed: int = 0) -> LipForensics:

@@ -11,7 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from live_support import CountingBackend, ListSink, narrow_model
+from live_support import (
+    CountingBackend,
+    ListSink,
+    narrow_model,
+    one_torch_thread,  # noqa: F401 (autouse fixture)
+)
 
 from stream.config import Settings
 from stream.pipeline import Pipeline

@@ -9,7 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from live_support import narrow_model
+from live_support import (
+    narrow_model,
+    one_torch_thread,  # noqa: F401 (autouse fixture)
+)
 
 import run_stream
 from engines.checkpoint import save_checkpoint

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from live_support import CountingBackend, ListSink, MemorySource, SlowBackend, narrow_model
+from live_support import (
+    CountingBackend,
+    ListSink,
+    MemorySource,
+    SlowBackend,
+    narrow_model,
+    one_torch_thread,  # noqa: F401 (autouse fixture)
+)
 
 from stream.config import Settings
 from stream.pipeline import Pipeline

@@ -6,7 +6,13 @@ import asyncio
 
 import numpy as np
 import pytest
-from live_support import CountingBackend, SlowBackend, clip_logit, narrow_model
+from live_support import (
+    CountingBackend,
+    SlowBackend,
+    clip_logit,
+    narrow_model,
+    one_torch_thread,  # noqa: F401 (autouse fixture)
+)
 
 from engines.preprocess import normalise_crops
 from stream.scheduler import Scheduler
