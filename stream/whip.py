@@ -224,6 +224,8 @@ class WhipEndpoint:
             self._status(session, "connected", "WebRTC publisher connected")
         elif state == "failed":
             await self._end(session, "the publisher stopped answering (ICE failed)")
+        elif state == "closed":
+            await self._end(session, "the publisher closed the connection")
 
     async def _connect_deadline(self, session: WhipSession) -> None:
         await asyncio.sleep(self.settings.connect_timeout)

@@ -181,6 +181,28 @@ def test_a_publisher_that_never_connects_is_dropped(backend: TorchBackend) -> No
     assert "not connected within" in seen[-1]["detail"]
 
 
+def test_a_publisher_that_leaves_without_delete_ends_its_session(backend: TorchBackend) -> None:
+    async def main() -> list[dict]:
+        async with served(backend) as (server, pipeline), aiohttp.ClientSession() as http:
+            events = pipeline.subscribe()
+            first = asyncio.ensure_future(anext(events))
+            pc, offer = await publishing_peer()
+            async with http.post(server.url + "/whip", data=offer, headers=SDP_HEADERS) as reply:
+                await accept_answer(pc, await reply.text())
+            seen = [await first]
+            while seen[-1].get("status") != "connected":
+                seen.append(await anext(events))
+            await pc.close()  # no DELETE
+            while seen[-1].get("status") != "ended":
+                seen.append(await anext(events))
+            assert server.whip.sessions == {}
+            return seen
+
+    seen = run(main())
+    (disconnected,) = [event for event in seen if event.get("status") == "disconnected"]
+    assert "closed the connection" in disconnected["detail"]
+
+
 def test_parse_offer_accepts_only_offers_that_send_video() -> None:
     video = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n"
     assert parse_offer((video + "a=sendonly\r\n").encode()).startswith("v=0")
