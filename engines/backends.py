@@ -62,19 +62,47 @@ def clip_logits(backend: Backend, clips: np.ndarray) -> np.ndarray:
     return backend.head(features.reshape(len(clips), clips.shape[1], -1))
 
 
+def approximate_clip_logits(
+    backend: Backend, frames: np.ndarray, starts: list[int], clip_frames: int = 25
+) -> np.ndarray:
+    """Logits of the clips beginning at ``starts`` inside one run of consecutive normalised
+    frames (T, 88, 88), with every frame encoded once, from its real neighbours.
+
+    The approximate sliding mode: a clip's two first and two last frames get the same
+    features as inside any other clip (zeros only at the run's own ends), not the
+    zero-padded ones the paper's network gives them. One encoding per new frame whatever the
+    stride, instead of ``stride`` + 4; the logits deviate a little from the exact ones
+    (``bench/engines.py`` measures by how much).
+    """
+    import torch
+
+    from engines.model import five_frame_inputs
+
+    windows = five_frame_inputs(torch.from_numpy(np.ascontiguousarray(frames))).numpy()
+    features = np.concatenate(
+        [backend.encode_frames(windows[i : i + 64]) for i in range(0, len(windows), 64)]
+    )
+    return backend.head(np.stack([features[s : s + clip_frames] for s in starts]))
+
+
 class TorchBackend:
-    """The PyTorch network itself (CPU FP32, or CUDA in half precision when asked)."""
+    """The PyTorch network itself: CPU FP32, or another device / half precision on a copy
+    (the caller's model is never converted)."""
 
     name = "torch"
     max_batch = None
 
     def __init__(self, model: object, device: str = "cpu", half: bool = False) -> None:
+        import copy
+
         import torch
 
         self._torch = torch
         self._dtype = torch.float16 if half else torch.float32
         self._device = torch.device(device)
-        self._model = model.to(self._device, self._dtype).eval()
+        if half or self._device.type != "cpu":
+            model = copy.deepcopy(model).to(self._device, self._dtype)
+        self._model = model.eval()
 
     def _run(self, function: object, array: np.ndarray) -> np.ndarray:
         torch = self._torch
@@ -92,7 +120,9 @@ class TorchBackend:
 
 def ort_session_options(threads: int | None = None) -> object:
     """ONNX Runtime options for our small CPUs: all graph optimisations, one thread pool of
-    ``threads`` (default: the cores this process may use), sequential execution."""
+    ``threads`` (default: the cores this process may use), sequential execution, and worker
+    threads that sleep instead of spinning between calls (on two cores, spinning threads
+    steal the time that decoding and landmarks need)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -100,6 +130,7 @@ def ort_session_options(threads: int | None = None) -> object:
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.intra_op_num_threads = threads or len(os.sched_getaffinity(0))
     options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return options
 
 

