@@ -12,9 +12,9 @@ static quantisation. Two flavours from the same data:
 
 - ``target="cpu"``: unsigned 8-bit activations, signed per-channel weights, the layout ONNX
   Runtime's x86 kernels run fastest;
-- ``target="tensorrt"``: signed, symmetric 8-bit activations and weights (zero point 0), the
-  only Q/DQ form TensorRT accepts; ``build-engine --int8 CROPS`` builds a strongly typed
-  engine from it.
+- ``target="tensorrt"``: signed, symmetric 8-bit activations and weights (zero point 0) and
+  float biases, the Q/DQ form TensorRT accepts; ``build-engine --int8 CROPS`` builds a
+  strongly typed engine from it.
 """
 
 from __future__ import annotations
@@ -137,7 +137,11 @@ def quantize_stage(
         activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
         weight_type=QuantType.QInt8,
         calibrate_method=CalibrationMethod.MinMax,
-        extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True},
+        extra_options={
+            "ActivationSymmetric": symmetric,
+            "WeightSymmetric": True,
+            "QuantizeBias": not symmetric,  # TensorRT takes float biases, not int32 ones
+        },
     )
     return target
 

@@ -3,18 +3,24 @@ the export cache, and loading a real checkpoint file."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import onnx
 import pytest
 import torch
 from test_model import NARROW, randomise
 
-from engines import backends
+from calibration.int8 import calibration_windows, load_crops, quantize_model
+from engines import backends, export
 from engines.checkpoint import save_checkpoint
-from engines.errors import CheckpointError, LipForensicsError
+from engines.errors import CheckpointError, LipForensicsError, MediaError
 from engines.export import file_sha256, read_metadata
 from engines.model import LipForensics
+from engines.preprocess import normalise_crops
 from engines.tensorrt import tensorrt_unavailable_reason
 
+DATA = Path(__file__).parent / "data"
 TENSORRT_MISSING = tensorrt_unavailable_reason()
 
 
@@ -128,3 +134,57 @@ def test_approximate_logits_use_real_neighbours_at_the_window_ends(narrow_model,
     assert np.abs(logits - expected.numpy()).max() <= 1e-4 * np.abs(expected.numpy()).max()
     exact = backends.clip_logits(ort_backend, frames[5:30][None])
     assert not np.allclose(logits[1], exact[0], rtol=1e-6, atol=0)  # ends differ from exact
+
+
+@pytest.fixture(scope="module")
+def genuine_crops():
+    from stream.mouth import extract_mouth_crops
+
+    return extract_mouth_crops(DATA / "talking.mp4").crops
+
+
+@pytest.fixture(scope="module")
+def narrow_export(narrow_model, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("int8")
+    return export.export_model(narrow_model, folder, source_sha256="e" * 64)
+
+
+def test_int8_for_the_cpu_stays_close_to_fp32_on_genuine_crops(narrow_export, genuine_crops):
+    int8 = quantize_model(narrow_export, genuine_crops, narrow_export.encoder.parent, "cpu")
+    clips = normalise_crops(genuine_crops[:100]).reshape(4, 25, 88, 88)
+    fp32 = backends.OnnxRuntimeBackend(narrow_export.encoder, narrow_export.head)
+    quantized = backends.OnnxRuntimeBackend(int8.encoder, int8.head)
+    expected, logits = backends.clip_logits(fp32, clips), backends.clip_logits(quantized, clips)
+    features = quantized.encode_frames(calibration_windows(genuine_crops[:25]))
+    assert features.shape == (25, NARROW.feature_dim)
+    assert np.abs(logits - expected).max() <= 0.05 * np.abs(expected).max()
+    assert not np.array_equal(logits, expected)  # it really is another network
+    ops = {node.op_type for node in onnx.load(str(int8.encoder)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+
+
+def test_int8_for_tensorrt_is_signed_symmetric_qdq(narrow_export, genuine_crops):
+    int8 = quantize_model(narrow_export, genuine_crops, narrow_export.encoder.parent, "tensorrt")
+    for path in (int8.encoder, int8.head):
+        graph = onnx.load(str(path)).graph
+        values = {t.name: onnx.numpy_helper.to_array(t) for t in graph.initializer}
+        zero_points = [
+            values[node.input[2]]
+            for node in graph.node
+            if node.op_type in ("QuantizeLinear", "DequantizeLinear") and len(node.input) > 2
+        ]
+        assert zero_points
+        assert all(z.dtype == np.int8 and not z.any() for z in zero_points)
+
+
+def test_calibration_crops_must_be_crops_files(tmp_path):
+    bad = tmp_path / "bad.npy"
+    np.save(bad, np.zeros((30, 88, 88), np.float32))
+    with pytest.raises(MediaError, match="not a crops file"):
+        load_crops([bad])
+    with pytest.raises(MediaError, match="cannot read"):
+        load_crops([tmp_path / "missing.npy"])
+    few = tmp_path / "few.npy"
+    np.save(few, np.zeros((10, 96, 96), np.uint8))
+    with pytest.raises(MediaError, match="at least 25"):
+        load_crops([few])
