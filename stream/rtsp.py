@@ -170,9 +170,11 @@ class _Connection(threading.Thread):
     def _put(self, item: object) -> bool:
         """Hand ``item`` to the event loop, waiting while the queue is full; ``False`` when
         the connection is being stopped or the loop is gone."""
+        putting = self.queue.put(item)
         try:
-            future = asyncio.run_coroutine_threadsafe(self.queue.put(item), self.loop)
-        except RuntimeError:
+            future = asyncio.run_coroutine_threadsafe(putting, self.loop)
+        except RuntimeError:  # the event loop is closed
+            putting.close()
             return False
         while not self.stopping.is_set():
             try:
