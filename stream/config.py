@@ -12,7 +12,7 @@ Flags given on the command line win over the file; the file wins over the defaul
 
 from __future__ import annotations
 
-import dataclasses
+import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -43,6 +43,8 @@ class Settings:
         prefetch_queue: per-frame encodings waiting before the oldest are dropped.
         max_batch: frames per encoder call.
         landmark_threads: threads for landmarks (one landmarker per stream).
+        inference_threads: threads of the engine (None: half the cores, see
+            :attr:`engine_threads`).
         host, port, token: the HTTP server's address and bearer token (``serve``).
     """
 
@@ -61,6 +63,7 @@ class Settings:
     prefetch_queue: int = 128
     max_batch: int = 32
     landmark_threads: int = 2
+    inference_threads: int | None = None
     host: str = "127.0.0.1"
     port: int = 8080
     token: str | None = None
@@ -71,11 +74,20 @@ class Settings:
         if self.window < 5:
             raise LipForensicsError(f"window must be at least 5 frames, got {self.window}")
         positive = ("max_faces", "frame_queue", "window_queue", "prefetch_queue", "max_batch")
-        for name in (*positive, "landmark_threads"):
-            if getattr(self, name) < 1:
+        for name in (*positive, "landmark_threads", "inference_threads"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise LipForensicsError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.hold_frames < 0 or self.forget_frames < self.hold_frames:
             raise LipForensicsError("need 0 <= hold_frames <= forget_frames")
+
+    @property
+    def engine_threads(self) -> int:
+        """Threads for the engine: ``inference_threads``, or half the cores this process may
+        use (the landmark threads need the other half; on 2 cores one inference thread gave
+        about half the latency of two, see docs/benchmarks.md)."""
+        if self.inference_threads is not None:
+            return self.inference_threads
+        return max(1, len(os.sched_getaffinity(0)) // 2)
 
 
 def load_settings(config: str | Path | None = None, **overrides: Any) -> Settings:
@@ -96,7 +108,7 @@ def load_settings(config: str | Path | None = None, **overrides: Any) -> Setting
     if values.get("weights") is not None:
         values["weights"] = Path(values["weights"])
     for name, value in values.items():
-        _check_type(name, value, dataclasses.asdict(Settings())[name])
+        _check_type(name, value, str(known[name].type))
     return Settings(**values)
 
 
@@ -116,18 +128,13 @@ def _read_toml(path: Path) -> Mapping[str, Any]:
     return {**top, **table}
 
 
-def _check_type(name: str, value: Any, default: Any) -> None:
-    """Reject e.g. ``stride = "five"``: the value must have the default's type."""
-    if default is None or isinstance(default, Path):
-        expected: tuple[type, ...] = (str, Path)
-    elif isinstance(default, bool):
-        expected = (bool,)
+def _check_type(name: str, value: Any, annotation: str) -> None:
+    """Reject e.g. ``stride = "five"``: the value must have the field's declared type."""
+    if annotation.startswith("bool"):
+        ok, expected = isinstance(value, bool), "true or false"
+    elif annotation.startswith("int"):
+        ok, expected = isinstance(value, int) and not isinstance(value, bool), "int"
     else:
-        expected = (type(default),)
-    if isinstance(value, bool) and bool not in expected:
-        expected = ()
-    if not isinstance(value, expected):
-        raise LipForensicsError(
-            f"setting {name} must be {' or '.join(t.__name__ for t in expected) or 'a number'}, "
-            f"got {value!r}"
-        )
+        ok, expected = isinstance(value, str | Path), "a string"
+    if not ok:
+        raise LipForensicsError(f"setting {name} must be {expected}, got {value!r}")

@@ -55,9 +55,6 @@ class FileSource:
     Bad files fail at construction with a one-line :class:`~engines.errors.MediaError`.
     With ``realtime=True`` frame *n* is handed over no earlier than its pts after the first
     frame, like a camera; the source is then ``live``.
-
-    Attributes:
-        decode_seconds: time spent decoding and converting frames to RGB (a benchmark figure).
     """
 
     def __init__(
@@ -71,7 +68,6 @@ class FileSource:
         self.path = Path(path)
         self.stream_id = stream_id or self.path.stem
         self.live = realtime
-        self.decode_seconds = 0.0
         self._on_status = on_status
         self._video = VideoFile(self.path)
         self._closed = False
@@ -82,13 +78,14 @@ class FileSource:
         self._on_status(StatusEvent(self.stream_id, "connected", str(self.path)))
         self._reading = True
         decoded = self._video.frames()
+        loop = asyncio.get_running_loop()
+        step: asyncio.Future | None = None
         start_wall: float | None = None
         start_pts = 0.0
         try:
             while not self._closed:
-                began = time.perf_counter()
-                item = await asyncio.to_thread(next, decoded, None)
-                self.decode_seconds += time.perf_counter() - began
+                step = loop.run_in_executor(None, next, decoded, None)
+                item = await asyncio.shield(step)
                 if item is None:
                     break
                 pts, rgb = item
@@ -100,6 +97,8 @@ class FileSource:
                         await asyncio.sleep(delay)
                 yield Frame(self.stream_id, pts, rgb)
         finally:
+            if step is not None:  # cancelled while decoding: let that frame finish first
+                await asyncio.wait([step])
             decoded.close()
             self._reading = False
             self._video.close()
