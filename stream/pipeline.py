@@ -25,19 +25,17 @@ from contextlib import aclosing, suppress
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-import numpy as np
-
 from engines.errors import LipForensicsError
 from engines.preprocess import normalise_crops
 from stream.alerts import AlertPolicy, PolicyConfig
 from stream.clock import Resampler, Tick
 from stream.config import Settings
+from stream.faces import FaceStage
 from stream.metrics import PipelineMetrics
 from stream.records import Frame, MouthWindow, StatusEvent, Verdict
 from stream.scheduler import Backend, Scheduler
 from stream.sinks import Broadcast, JsonlSink, Sink, WebhookSink
 from stream.sources import Source
-from stream.tracks import Tracker
 from stream.window import FaceWindow
 
 #: seconds after the last dropped frame or window during which health says "degraded".
@@ -52,53 +50,6 @@ class Event(Protocol):
     """Anything with a JSON-ready form (records, status events)."""
 
     def to_dict(self) -> dict[str, object]: ...
-
-
-class FaceStage:
-    """Frames of one stream -> (track id, uint8 96 x 96 mouth crop) per face.
-
-    One MediaPipe landmarker in VIDEO mode; landmarks smoothed causally per track (a face
-    missing for more than ``hold`` frames, or a clock break, starts its smoothing over).
-    Not thread-safe: call :meth:`process` for one stream's frames in order.
-    """
-
-    def __init__(self, max_faces: int = 2, forget: int = 25, hold: int = 2) -> None:
-        from stream.align import mean_face
-        from stream.landmarks import FaceLandmarks
-        from stream.smoothing import Smoothing
-
-        self.hold = hold
-        self.tracker = Tracker(forget)
-        self._landmarks = FaceLandmarks(num_faces=max_faces)
-        self._smoothing = Smoothing.named("causal")
-        self._reference = mean_face()
-        self._smoothers: dict[int, tuple[object, int]] = {}
-
-    def process(
-        self, index: int, rgb: np.ndarray, pts: float, restart: bool
-    ) -> tuple[list[tuple[int, np.ndarray]], list[int]]:
-        """Faces of 25 fps frame ``index``: ``[(track id, crop)]`` and the ids that ended."""
-        from stream.align import mouth_crop
-        from stream.smoothing import Smoother
-
-        faces = self._landmarks.detect(rgb, pts)
-        ids, ended = self.tracker.update(index, faces)
-        for track_id in ended:
-            self._smoothers.pop(track_id, None)
-        crops = []
-        for track_id, points in zip(ids, faces, strict=True):
-            smoother, last = self._smoothers.get(track_id, (None, -1))
-            if smoother is None or restart or index - last > self.hold + 1:
-                smoother = Smoother(self._smoothing)
-            self._smoothers[track_id] = (smoother, index)
-            ((_, smoothed),) = smoother.push(points, None)
-            crop, _, _ = mouth_crop(rgb, points, smoothed, self._reference)
-            crops.append((track_id, crop))
-        return crops, ended
-
-    def close(self) -> None:
-        """Free the landmarker."""
-        self._landmarks.close()
 
 
 @dataclass(slots=True)

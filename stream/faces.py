@@ -1,0 +1,56 @@
+"""The face stage of a stream: frame -> (track id, 96 x 96 mouth crop) for every face.
+
+Composes MediaPipe landmarks (:mod:`stream.landmarks`), face identity (:mod:`stream.tracks`),
+causal landmark smoothing per face (:mod:`stream.smoothing`) and the aligned mouth crop
+(:mod:`stream.align`). Smoothing is per *track*, so two faces never share a smoothing
+window even when their order in MediaPipe's output changes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from stream.align import mean_face, mouth_crop
+from stream.landmarks import FaceLandmarks
+from stream.smoothing import Smoother, Smoothing
+from stream.tracks import Tracker
+
+
+class FaceStage:
+    """Frames of one stream -> (track id, uint8 96 x 96 mouth crop) per face.
+
+    One MediaPipe landmarker in VIDEO mode; landmarks smoothed causally per track (a face
+    missing for more than ``hold`` frames, or a clock break, starts its smoothing over).
+    Not thread-safe: call :meth:`process` for one stream's frames in order.
+    """
+
+    def __init__(self, max_faces: int = 2, forget: int = 25, hold: int = 2) -> None:
+        self.hold = hold
+        self.tracker = Tracker(forget)
+        self._landmarks = FaceLandmarks(num_faces=max_faces)
+        self._smoothing = Smoothing.named("causal")
+        self._reference = mean_face()
+        self._smoothers: dict[int, tuple[Smoother[None], int]] = {}
+
+    def process(
+        self, index: int, rgb: np.ndarray, pts: float, restart: bool
+    ) -> tuple[list[tuple[int, np.ndarray]], list[int]]:
+        """Faces of 25 fps frame ``index``: ``[(track id, crop)]`` and the ids that ended."""
+        faces = self._landmarks.detect(rgb, pts)
+        ids, ended = self.tracker.update(index, faces)
+        for track_id in ended:
+            self._smoothers.pop(track_id, None)
+        crops = []
+        for track_id, points in zip(ids, faces, strict=True):
+            smoother, last = self._smoothers.get(track_id, (None, -1))
+            if smoother is None or restart or index - last > self.hold + 1:
+                smoother = Smoother[None](self._smoothing)
+            self._smoothers[track_id] = (smoother, index)
+            ((_, smoothed),) = smoother.push(points, None)
+            crop, _, _ = mouth_crop(rgb, points, smoothed, self._reference)
+            crops.append((track_id, crop))
+        return crops, ended
+
+    def close(self) -> None:
+        """Free the landmarker."""
+        self._landmarks.close()
