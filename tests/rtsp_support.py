@@ -39,27 +39,33 @@ def require_rtsp_server() -> None:
 
 
 class RtspServer:
-    """One clip served on 127.0.0.1; :meth:`start` again after :meth:`kill` reuses the port.
+    """Clips served on 127.0.0.1; :meth:`start` again after :meth:`kill` reuses the port.
 
     Args:
-        clip: an MP4 with H.264 video.
-        loop: repeat the clip forever.
+        clips: MP4 files with H.264 video, played one after the other.
+        loop: repeat them forever.
         stall_after: stop sending after this many seconds, keeping the connection open.
+        corrupt: flip bytes in every ``corrupt``-th non-key frame (0: never).
     """
 
-    def __init__(self, clip: Path, *, loop: bool = True, stall_after: float = 0.0) -> None:
-        self.clip, self.loop, self.stall_after = clip, loop, stall_after
+    def __init__(
+        self, *clips: Path, loop: bool = True, stall_after: float = 0.0, corrupt: int = 0
+    ) -> None:
+        self.clips, self.loop = clips, loop
+        self.stall_after, self.corrupt = stall_after, corrupt
         self.port = 0
         self.url = ""
         self._process: subprocess.Popen[str] | None = None
 
     def start(self) -> str:
         """Start the server; return its ``rtsp://`` URL once it listens."""
-        command = [SYSTEM_PYTHON, str(SCRIPT), str(self.clip), "--port", str(self.port)]
+        command = [SYSTEM_PYTHON, str(SCRIPT), *map(str, self.clips), "--port", str(self.port)]
         if self.loop:
             command.append("--loop")
         if self.stall_after:
             command += ["--stall-after", str(self.stall_after)]
+        if self.corrupt:
+            command += ["--corrupt", str(self.corrupt)]
         process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
         self._process = process
         ready, _, _ = select.select([process.stdout], [], [], START_TIMEOUT)

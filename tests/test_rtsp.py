@@ -20,6 +20,7 @@ from stream.records import Frame, StatusEvent
 from stream.rtsp import RtspSource, Timeline, backoff_delays, redact
 
 CLIP = Path(__file__).parent / "data" / "talking.mp4"
+NO_FACE = Path(__file__).parent / "data" / "no_face.mp4"  # 480 x 270
 #: bounds every test's waiting, so a broken source fails the test instead of hanging it.
 TEST_TIMEOUT = 60.0
 
@@ -172,6 +173,45 @@ def test_a_stalled_server_trips_the_read_timeout_and_the_source_reconnects() -> 
     disconnects = [event for event in events if event.status == "disconnected"]
     assert disconnects and "timeout" in disconnects[0].detail
     assert any(event.status == "connected" and "(reconnected)" in event.detail for event in events)
+
+
+def test_a_corrupt_stream_keeps_delivering_frames_without_reconnecting() -> None:
+    events: list[StatusEvent] = []
+
+    async def main() -> list[Frame]:
+        with RtspServer(CLIP, corrupt=3) as server:
+            source = RtspSource(server.url, "cam", on_status=events.append)
+            try:
+                return await take(source.frames(), 60)
+            finally:
+                await source.close()
+
+    frames = run(main())
+    assert len(frames) == 60 and all(frame.image.shape == (300, 400, 3) for frame in frames)
+    assert [event.status for event in events] == ["connected", "ended"]  # no disconnect
+
+
+def test_a_mid_stream_change_of_resolution_is_followed() -> None:
+    events: list[StatusEvent] = []
+
+    async def main() -> list[Frame]:
+        with RtspServer(NO_FACE, CLIP) as server:
+            source = RtspSource(server.url, "cam", on_status=events.append)
+            frames = source.frames()
+            try:
+                got = [await anext(frames)]
+                while got[-1].image.shape != (300, 400, 3):
+                    got.append(await anext(frames))
+                return got + await take(frames, 10)
+            finally:
+                await source.close()
+
+    frames = run(main())
+    shapes = [frame.image.shape for frame in frames]
+    assert shapes[0] == (270, 480, 3) and shapes[-1] == (300, 400, 3)
+    pts = [frame.pts for frame in frames]
+    assert pts == sorted(set(pts))
+    assert [event.status for event in events] == ["connected", "ended"]
 
 
 def test_an_unreachable_camera_reports_errors_retries_and_hides_the_password() -> None:
