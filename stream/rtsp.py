@@ -109,7 +109,6 @@ class _Closed:
     """The connection is over; ``reason`` says why in one line."""
 
     reason: str
-    opened: bool
 
 
 class _Connection(threading.Thread):
@@ -138,11 +137,11 @@ class _Connection(threading.Thread):
         try:
             container = av.open(self.url, options=self.options, timeout=self.timeouts)
         except (av.FFmpegError, OSError) as error:
-            self._put(_Closed(f"cannot connect: {_reason(error, self.timeouts[0])}", opened))
+            self._put(_Closed(f"cannot connect: {_reason(error, self.timeouts[0])}"))
             return
         try:
             if not container.streams.video:
-                self._put(_Closed("the stream has no video", opened))
+                self._put(_Closed("the stream has no video"))
                 return
             stream = container.streams.video[0]
             rate = stream.average_rate or stream.guessed_rate
@@ -165,7 +164,7 @@ class _Connection(threading.Thread):
             reason = f"connection lost: {_reason(error, self.timeouts[1])}"
         finally:
             container.close()
-        self._put(_Closed(reason, opened))
+        self._put(_Closed(reason))
 
     def _put(self, item: object) -> bool:
         """Hand ``item`` to the event loop, waiting while the queue is full; ``False`` when
@@ -291,7 +290,7 @@ class RtspSource:
                 item = await self._next(connection.queue, wait)
                 if item is None:  # closed, or the thread is stuck past FFmpeg's timeouts
                     if not self._closed.is_set():
-                        yield _Closed(f"no data for {wait:.0f} s (read timeout)", True)
+                        yield _Closed(f"no answer for {wait:.0f} s (watchdog timeout)")
                     return
                 yield item
                 if isinstance(item, _Closed):
