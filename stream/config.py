@@ -40,6 +40,8 @@ class Settings:
         forget_frames: a face missing for longer than this gets a new id when it returns.
         frame_queue: 25 fps frames buffered per live stream before the oldest are dropped.
         window_queue: windows waiting for inference (all streams) before the oldest drop.
+        max_delay: seconds a live window may wait for inference before a newer one of any
+            stream takes its turn (it is dropped and counted).
         prefetch_queue: per-frame encodings waiting before the oldest are dropped.
         max_batch: frames per encoder call.
         landmark_threads: threads for landmarks (one landmarker per stream).
@@ -60,6 +62,7 @@ class Settings:
     forget_frames: int = 25
     frame_queue: int = 50
     window_queue: int = 16
+    max_delay: float = 1.0
     prefetch_queue: int = 128
     max_batch: int = 32
     landmark_threads: int = 2
@@ -77,6 +80,8 @@ class Settings:
         for name in (*positive, "landmark_threads", "inference_threads"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise LipForensicsError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.max_delay <= 0:
+            raise LipForensicsError(f"max_delay must be positive, got {self.max_delay}")
         if self.hold_frames < 0 or self.forget_frames < self.hold_frames:
             raise LipForensicsError("need 0 <= hold_frames <= forget_frames")
 
@@ -132,6 +137,8 @@ def _check_type(name: str, value: Any, annotation: str) -> None:
     """Reject e.g. ``stride = "five"``: the value must have the field's declared type."""
     if annotation.startswith("bool"):
         ok, expected = isinstance(value, bool), "true or false"
+    elif annotation.startswith("float"):
+        ok, expected = isinstance(value, int | float) and not isinstance(value, bool), "a number"
     elif annotation.startswith("int"):
         ok, expected = isinstance(value, int) and not isinstance(value, bool), "int"
     else:

@@ -90,6 +90,7 @@ class Pipeline:
             max_batch=settings.max_batch,
             window_queue=settings.window_queue,
             prefetch_queue=settings.prefetch_queue,
+            max_delay=settings.max_delay,
             metrics=self.metrics,
         )
         self._streams: dict[str, _Stream] = {}

@@ -77,7 +77,7 @@ class Scheduler:
     """Run windows and prefetch jobs through ``backend``; report each score to ``on_scored``.
 
     Call :meth:`run` as a task; :meth:`submit` and :meth:`prefetch` never block (live
-    sources), :meth:`put` waits for room (files read as fast as possible).
+    sources), :meth:`put` waits for room and never drops (files read as fast as possible).
 
     Attributes:
         dropped_windows: windows dropped unscored, per stream.
@@ -93,17 +93,19 @@ class Scheduler:
         max_batch: int = 32,
         window_queue: int = 16,
         prefetch_queue: int = 128,
+        max_delay: float = 1.0,
         metrics: PipelineMetrics | None = None,
     ) -> None:
         self.backend = backend
         self.on_scored = on_scored
         self.max_batch = max_batch
         self.window_queue = window_queue
+        self.max_delay = max_delay
         self.metrics = metrics or PipelineMetrics()
         self.dropped_windows: Counter[str] = Counter()
         self.dropped_prefetch = 0
         self.last_drop = -math.inf
-        self._windows: deque[MouthWindow] = deque()
+        self._windows: deque[tuple[MouthWindow, float]] = deque()  # (window, deadline)
         self._prefetch: deque[FeatureJob] = deque(maxlen=prefetch_queue)
         self._caches: dict[FaceKey, dict[FeatureKey, np.ndarray]] = {}
         self._floor: dict[FaceKey, int] = {}
@@ -118,19 +120,24 @@ class Scheduler:
         return len(self._windows)
 
     def submit(self, window: MouthWindow) -> None:
-        """Queue a window; the oldest waiting window is dropped when the queue is full."""
+        """Queue a window from a live source: the oldest waiting window is dropped when the
+        queue is full, and a window still waiting ``max_delay`` seconds after its last frame
+        arrived is dropped when a newer one waits behind it."""
         if len(self._windows) >= self.window_queue:
-            self._dropped(self._windows.popleft())
-        self._windows.append(window)
-        self._caches.setdefault((window.stream_id, window.face), {})
-        self._wake.set()
+            self._dropped(self._windows.popleft()[0])
+        self._queue(window, window.arrival + self.max_delay)
 
     async def put(self, window: MouthWindow) -> None:
         """Queue a window, waiting for room instead of dropping (for sources that wait)."""
         while len(self._windows) >= self.window_queue:
             self._room.clear()
             await self._room.wait()
-        self.submit(window)
+        self._queue(window, math.inf)
+
+    def _queue(self, window: MouthWindow, deadline: float) -> None:
+        self._windows.append((window, deadline))
+        self._caches.setdefault((window.stream_id, window.face), {})
+        self._wake.set()
 
     def prefetch(self, job: FeatureJob) -> None:
         """Queue an encoding that a coming window will need (oldest dropped when full)."""
@@ -187,8 +194,11 @@ class Scheduler:
         """Take windows (oldest first), then a few prefetch jobs, up to about ``max_batch``
         inputs."""
         batch = _Batch()
+        now = time.monotonic()
+        while len(self._windows) > 1 and self._windows[0][1] < now:
+            self._dropped(self._windows.popleft()[0])
         while self._windows and len(batch.inputs) < self.max_batch:
-            window = self._windows.popleft()
+            window = self._windows.popleft()[0]
             face = (window.stream_id, window.face)
             cache = self._caches.get(face, {})
             refs: list[np.ndarray | int] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -63,6 +64,17 @@ def test_a_bad_source_is_one_line_and_exit_2(weights, capsys, arguments, message
     error = capsys.readouterr().err
     assert code == 2
     assert error.startswith("error: ") and message in error and error.count("\n") == 1
+
+
+def test_rtsp_addresses_go_to_the_rtsp_source_and_files_to_the_file_source():
+    from stream.rtsp import RtspSource
+    from stream.sources import FileSource, open_source
+
+    camera = open_source("rtsp://127.0.0.1:8554/cam", "door")
+    assert isinstance(camera, RtspSource) and camera.stream_id == "door" and camera.live
+    clip = open_source(f"file://{DATA / 'talking.mp4'}", realtime=True)
+    assert isinstance(clip, FileSource) and clip.stream_id == "talking" and clip.live
+    asyncio.run(clip.close())
 
 
 def test_missing_weights_are_one_line_and_exit_2(capsys, tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import numpy as np
 import pytest
@@ -40,7 +41,7 @@ async def score(scheduler: Scheduler, faces: dict[tuple[str, int], np.ndarray], 
             for job in jobs:
                 scheduler.prefetch(job)
             for window in complete:
-                scheduler.submit(window)
+                await scheduler.put(window)  # waits for room, never drops
         await asyncio.sleep(0)
     await scheduler.stop(drain=True)
     await task
@@ -112,3 +113,25 @@ def test_a_forgotten_face_keeps_no_features(model):
     assert scheduler._caches[("a", 0)]
     scheduler.forget("a", 0)
     assert ("a", 0) not in scheduler._caches
+
+
+def test_stale_live_windows_give_way_to_the_newest(model):
+    """Windows that waited longer than max_delay are dropped, but never the newest one."""
+    scored = []
+    scheduler = Scheduler(CountingBackend(model), lambda w, logit: scored.append(w.first))
+    window = FaceWindow("cam", 0, stride=5)
+    frames = random_frames(35, 5)
+    for index, frame in enumerate(frames):
+        _, complete = window.push(index, index / 25, frame, arrival=time.monotonic() - 5.0)
+        for w in complete:
+            scheduler.submit(w)  # live: deadline = arrival + 1 s, long past
+
+    async def run():
+        task = asyncio.create_task(scheduler.run())
+        await scheduler.stop(drain=True)
+        await task
+        scheduler.close()
+
+    asyncio.run(run())
+    assert scored == [10]
+    assert scheduler.dropped_windows["cam"] == 2
