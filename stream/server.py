@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import os
 import ssl
 import tomllib
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -342,9 +343,8 @@ class Server:
         except OSError as error:
             await runner.cleanup()
             where = f"{self.settings.host}:{self.settings.port}"
-            raise LipForensicsError(
-                f"cannot listen on {where}: {error.strerror or error}"
-            ) from None
+            reason = os.strerror(error.errno) if error.errno else str(error)
+            raise LipForensicsError(f"cannot listen on {where}: {reason}") from None
         self._runner = runner
 
     @property

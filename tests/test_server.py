@@ -10,6 +10,7 @@ import json
 import os
 import select
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -212,6 +213,14 @@ def test_serve_refuses_to_start_without_a_token_or_weights(
     config.write_text('[pipeline]\nstride = 5\n\n[server]\nmax_sessions = "many"\n')
     assert run_stream.main(["serve", "--weights", "w.pth", "--config", str(config)]) == 2
     assert "server setting max_sessions must be int" in capsys.readouterr().err
+    weights = save_checkpoint(tmp_path / "narrow.pth", narrow_model())
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        argv = ["serve", "--weights", str(weights), "--backend", "torch", "--port", port]
+        assert run_stream.main(argv) == 2
+    assert capsys.readouterr().err.strip().endswith(f":{port}: Address already in use")
 
 
 def test_serve_scores_a_whip_publisher_and_drains_on_sigterm(tmp_path: Path) -> None:
