@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -107,3 +108,22 @@ def test_a_bad_config_is_one_clear_error(tmp_path, text, message):
     config.write_text(text)
     with pytest.raises(LipForensicsError, match=message.replace("(", r"\(").replace(")", r"\)")):
         load_settings(config)
+
+
+def test_sigterm_stops_the_input_flushes_the_events_and_exits_0(weights, tmp_path):
+    """A camera-paced run stopped after its first verdict: the source reports "ended", the
+    windows in hand are scored, and the process exits 0."""
+    command = [sys.executable, "run_stream.py", "run", str(DATA / "talking.mp4"), "--realtime"]
+    command += ["--weights", str(weights), "--backend", "torch", "--stride", "5"]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    lines = []
+    for line in process.stdout:
+        lines.append(json.loads(line))
+        if lines[-1]["type"] == "verdict":
+            process.send_signal(signal.SIGTERM)
+            break
+    lines += [json.loads(line) for line in process.stdout]
+    assert process.wait(timeout=60) == 0
+    assert [e["status"] for e in lines if e["type"] == "status"] == ["connected", "ended"]
+    last_verdict = max(v["pts"][1] for v in lines if v["type"] == "verdict")
+    assert last_verdict < 4.0  # stopped before the end of the clip
