@@ -14,11 +14,14 @@ import pytest
 from live_support import (
     CountingBackend,
     ListSink,
+    clip_logit,
     narrow_model,
     one_torch_thread,  # noqa: F401 (autouse fixture)
 )
 
+from engines.preprocess import normalise_crops
 from stream.config import Settings
+from stream.mouth import extract_mouth_crops
 from stream.pipeline import Pipeline
 from stream.sources import FileSource
 
@@ -97,3 +100,17 @@ def test_status_events_and_metrics_per_stream(run):
     assert health["status"] == "ok"
     assert health["streams"]["talking"]["windows_scored"] == 16
     assert sink.closed
+
+
+def test_live_logits_equal_the_whole_network_on_the_offline_causal_crops(run):
+    """The live path (per-track causal smoothing, frame-once encoding) gives, window by
+    window, the full network's logit on the crops the offline extractor makes."""
+    sink, _ = run
+    crops = extract_mouth_crops(DATA / "talking.mp4", smoothing="causal")
+    assert len(crops.crops) == 100
+    frames = normalise_crops(crops.crops)
+    model = narrow_model()  # the same seeded weights the pipeline ran with
+    for verdict in sink.of("verdict", "talking"):
+        first = round(verdict["pts"][0] * 25)
+        expected = clip_logit(model, frames[first : first + 25])
+        assert verdict["logit"] == pytest.approx(expected, rel=1e-4, abs=1e-5)
