@@ -225,7 +225,9 @@ class WhipEndpoint:
         elif state == "failed":
             await self._end(session, "the publisher stopped answering (ICE failed)")
         elif state == "closed":
-            await self._end(session, "the publisher closed the connection")
+            await self._end(
+                session, "the connection closed (the publisher left or stopped answering)"
+            )
 
     async def _connect_deadline(self, session: WhipSession) -> None:
         await asyncio.sleep(self.settings.connect_timeout)

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -13,6 +17,7 @@ from hypothesis import strategies as st
 from live_support import narrow_model
 from server_support import (
     AUTH,
+    CLIP,
     SDP_HEADERS,
     TOKEN,
     accept_answer,
@@ -200,7 +205,40 @@ def test_a_publisher_that_leaves_without_delete_ends_its_session(backend: TorchB
 
     seen = run(main())
     (disconnected,) = [event for event in seen if event.get("status") == "disconnected"]
-    assert "closed the connection" in disconnected["detail"]
+    assert "connection closed" in disconnected["detail"]
+
+
+@pytest.mark.slow
+def test_a_publisher_that_vanishes_is_dropped_when_ice_consent_expires(
+    backend: TorchBackend,
+) -> None:
+    async def main() -> list[dict]:
+        async with served(backend) as (server, pipeline):
+            events = pipeline.subscribe()
+            first = asyncio.ensure_future(anext(events))
+            publisher = await asyncio.create_subprocess_exec(
+                sys.executable,
+                str(Path(__file__).with_name("whip_publisher.py")),
+                server.url + "/whip",
+                str(CLIP),
+                env={**os.environ, "LIPFORENSICS_TOKEN": TOKEN},
+                stdout=subprocess.PIPE,
+            )
+            try:
+                assert (await publisher.stdout.readline()).startswith(b"publishing /whip/")
+                seen = [await first]
+                while seen[-1].get("status") != "connected":
+                    seen.append(await anext(events))
+            finally:
+                publisher.kill()  # gone without DELETE, without closing anything
+                await publisher.wait()
+            while seen[-1].get("status") != "ended":  # aioice: ~30 s of failed consent checks
+                seen.append(await anext(events))
+            assert server.whip.sessions == {}
+            return seen
+
+    seen = run(main())
+    assert [e["status"] for e in seen if e["type"] == "status"][-2:] == ["disconnected", "ended"]
 
 
 def test_parse_offer_accepts_only_offers_that_send_video() -> None:
