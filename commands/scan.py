@@ -54,6 +54,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=25,
         help="frames between clip starts (default 25: the paper's non-overlapping clips)",
     )
+    parser.add_argument(
+        "--backend",
+        default="torch",
+        help="torch (default), onnxruntime, tensorrt, or auto (TensorRT with a GPU, else "
+        "ONNX Runtime); the ONNX export and engines are cached by the weights' hash",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.input.exists():
         raise MediaError(f"input not found: {args.input} (expected a video file or .npy crops)")
     loaded = load_checkpoint(args.weights)  # before the slow part: fail fast on bad weights
-    backend = make_backend(loaded)
+    backend = make_backend(loaded, args.backend)
     show_progress = not args.json and sys.stderr.isatty()
 
     started = time.perf_counter()
@@ -159,11 +165,12 @@ def _why_no_clips(path: Path, mouths: ScanInput) -> str:
 # --- running the network -----------------------------------------------------------------
 
 
-def make_backend(loaded: LoadedCheckpoint) -> Backend:
-    """The engine that runs the network: PyTorch on the CPU (``--backend`` plugs in here)."""
-    from engines.backends import TorchBackend
+def make_backend(loaded: LoadedCheckpoint, name: str = "torch") -> Backend:
+    """The engine named ``name`` (see :data:`engines.backends.BACKENDS`) for the weights."""
+    from engines.backends import backend_for_model
+    from engines.export import file_sha256
 
-    return TorchBackend(loaded.model)
+    return backend_for_model(name, loaded.model, source_sha256=file_sha256(loaded.path))
 
 
 def frame_requests(
