@@ -106,3 +106,14 @@ def test_fp16_engines_match_pytorch_fp32_and_are_cached(narrow_export):
         assert np.abs(got_logits - want_logits).max() <= 2e-2 * np.abs(want_logits).max()
     TensorRTBackend(exported.encoder, exported.head, cache_dir=folder, max_batch=16, opt_batch=8)
     assert [p.stat().st_mtime_ns for p in engines] == stamps  # loaded, not rebuilt
+
+
+@pytest.mark.skipif(TENSORRT_MISSING is None, reason="TensorRT and a GPU are available here")
+def test_build_engine_without_tensorrt_is_a_one_line_error(capsys, tmp_path):
+    from run_stream import main
+
+    code = main(["build-engine", "--weights", str(tmp_path / "any.pth"), "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err == f"error: {TENSORRT_MISSING}\n"
+    assert not any(tmp_path.iterdir())  # failed before exporting anything
