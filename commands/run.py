@@ -109,6 +109,7 @@ async def _run(settings: Settings, backend: Backend, sources: list[Source], rela
     from stream.pipeline import Pipeline
 
     pipeline = Pipeline(settings, backend)
+    print(pipeline.thresholds_note, file=sys.stderr)
     relay.target = pipeline.emit
     for source in sources:
         pipeline.add_source(source)

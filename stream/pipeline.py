@@ -25,6 +25,7 @@ from contextlib import aclosing, suppress
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
+from calibration.thresholds import describe_thresholds, load_thresholds_for
 from engines.errors import LipForensicsError
 from engines.preprocess import normalise_crops
 from stream.alerts import AlertPolicy, PolicyConfig
@@ -79,9 +80,22 @@ class Pipeline:
         sinks: list[Sink] | None = None,
         policy: PolicyConfig | None = None,
     ) -> None:
+        """``policy`` overrides the alert policy; by default it is the one calibrated for
+        ``settings.weights`` (``run_stream.py calibrate``), else the uncalibrated default.
+
+        Raises:
+            CheckpointError: the weights' thresholds file is unreadable or stale.
+        """
         self.settings = settings
         self.metrics = PipelineMetrics()
-        self.policy = policy or PolicyConfig()
+        thresholds = None
+        if policy is None and settings.weights is not None:
+            thresholds = load_thresholds_for(settings.weights)
+        self.thresholds_note = describe_thresholds(thresholds)
+        self.policy = policy or (
+            thresholds.policy_for(settings.stride) if thresholds else PolicyConfig()
+        )
+        self._probability = thresholds.probability if thresholds else _sigmoid
         self.sinks: list[Sink] = sinks if sinks is not None else _default_sinks(settings)
         self.broadcast = Broadcast()
         self.scheduler = Scheduler(
@@ -317,7 +331,7 @@ class Pipeline:
             face=window.face,
             pts=window.pts,
             logit=logit,
-            probability=_sigmoid(logit),
+            probability=self._probability(logit),
             level=str(decision.level),
             latency_ms=round(latency * 1000.0, 1),
         )

@@ -20,12 +20,15 @@ from live_support import (
 )
 
 from engines.preprocess import normalise_crops
+from stream.alerts import PolicyConfig
 from stream.config import Settings
 from stream.mouth import extract_mouth_crops
 from stream.pipeline import Pipeline
 from stream.sources import FileSource
 
 DATA = Path(__file__).parent / "data"
+#: the narrow random network's logits are about 0.149 on every window: alert on them
+EASY_ALERTS = PolicyConfig(suspicious_logit=0.0, alert_logit=0.1, escalate_windows=3)
 STREAMS = {
     "talking": "talking.mp4",
     "fps24": "talking_24fps.mp4",
@@ -38,7 +41,8 @@ STREAMS = {
 def run():
     """Run all four streams through one pipeline at stride 5; return the sink and pipeline."""
     sink = ListSink()
-    pipeline = Pipeline(Settings(stride=5), CountingBackend(narrow_model()), sinks=[sink])
+    backend = CountingBackend(narrow_model())
+    pipeline = Pipeline(Settings(stride=5), backend, sinks=[sink], policy=EASY_ALERTS)
 
     async def main():
         for name, file in STREAMS.items():
@@ -114,3 +118,18 @@ def test_live_logits_equal_the_whole_network_on_the_offline_causal_crops(run):
         first = round(verdict["pts"][0] * 25)
         expected = clip_logit(model, frames[first : first + 25])
         assert verdict["logit"] == pytest.approx(expected, rel=1e-4, abs=1e-5)
+
+
+def test_each_face_alerts_once_with_a_unique_id_after_sustained_windows(run):
+    sink, pipeline = run
+    alerts = sink.of("alert")
+    faces = {(v["stream"], v["face"]) for v in sink.of("verdict")}
+    assert sorted((a["stream"], a["face"]) for a in alerts) == sorted(faces)
+    assert len({a["id"] for a in alerts}) == len(alerts)
+    for alert in alerts:
+        assert alert["level"] == "alert"
+        assert alert["pts"] == pytest.approx([0.4, 1.4])  # the third window
+        third = [v for v in sink.of("verdict", alert["stream"]) if v["face"] == alert["face"]][2]
+        assert third["level"] == "alert" and third["logit"] == alert["logit"]
+    changes = pipeline.metrics.value("lipforensics_alerts_total", stream="pair", level="alert")
+    assert changes == 2

@@ -113,7 +113,8 @@ def test_a_bad_config_is_one_clear_error(tmp_path, text, message):
 def test_sigterm_stops_the_input_flushes_the_events_and_exits_0(weights, tmp_path):
     """A camera-paced run stopped after its first verdict: the source reports "ended", the
     windows in hand are scored, and the process exits 0."""
-    command = [sys.executable, "run_stream.py", "run", str(DATA / "talking.mp4"), "--realtime"]
+    clip = ROOT / "media" / "cap13_edit2.mp4"  # 30 s: still playing when the signal comes
+    command = [sys.executable, "run_stream.py", "run", str(clip), "--realtime"]
     command += ["--weights", str(weights), "--backend", "torch", "--stride", "5"]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
     lines = []
@@ -126,4 +127,4 @@ def test_sigterm_stops_the_input_flushes_the_events_and_exits_0(weights, tmp_pat
     assert process.wait(timeout=60) == 0
     assert [e["status"] for e in lines if e["type"] == "status"] == ["connected", "ended"]
     last_verdict = max(v["pts"][1] for v in lines if v["type"] == "verdict")
-    assert last_verdict < 4.0  # stopped before the end of the clip
+    assert last_verdict < 20.0  # stopped long before the end of the clip
