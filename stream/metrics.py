@@ -2,7 +2,7 @@
 process, as in tests, do not share counters).
 
 Per stream: frames in, frames dropped, windows scored, windows dropped, verdict latency,
-alerts by level. Per stage (landmarks, encode, head): busy seconds, i.e. where the time goes.
+alert-level changes by level. Per stage (landmarks, encode, head): busy wall seconds.
 Backend calls: an inference latency histogram.
 """
 
@@ -38,7 +38,10 @@ class PipelineMetrics:
             registry=registry,
         )
         self.alerts = Counter(
-            "lipforensics_alerts", "Alert events by level", ["stream", "level"], registry=registry
+            "lipforensics_alerts",
+            "Alert-level changes of faces, by the new level (a change to alert is an alert event)",
+            ["stream", "level"],
+            registry=registry,
         )
         self.verdict_latency = Histogram(
             "lipforensics_verdict_latency_seconds",
