@@ -15,6 +15,7 @@ for the pipeline instead.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 import uuid
@@ -38,6 +39,8 @@ from stream.scheduler import Backend, Scheduler
 from stream.sinks import Broadcast, JsonlSink, Sink, WebhookSink
 from stream.sources import Source
 from stream.window import FaceWindow
+
+log = logging.getLogger(__name__)
 
 #: seconds after the last dropped frame or window during which health says "degraded".
 DEGRADED_FOR = 10.0
@@ -243,6 +246,10 @@ class Pipeline:
             await worker
         except LipForensicsError as error:
             self.emit(StatusEvent(stream.source.stream_id, "error", str(error)))
+        except Exception as error:  # a bug must end this stream only, and say so
+            log.exception("stream %s failed", stream.source.stream_id)
+            detail = f"internal error: {type(error).__name__}: {error}"
+            self.emit(StatusEvent(stream.source.stream_id, "error", detail))
         finally:
             worker.cancel()
             with suppress(asyncio.CancelledError):

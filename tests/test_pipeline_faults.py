@@ -1,0 +1,51 @@
+"""A fault in one stream ends that stream only, with a status event that says why."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from live_support import CountingBackend, ListSink, MemorySource, narrow_model, one_torch_thread  # noqa: F401
+
+from engines.errors import MediaError
+from stream.config import Settings
+from stream.pipeline import Pipeline
+from stream.records import Frame
+from stream.sources import FileSource
+
+DATA = Path(__file__).parent / "data"
+
+
+class BrokenSource(MemorySource):
+    """Hands over a few frames, then fails with ``error``."""
+
+    live = False
+
+    def __init__(self, stream_id: str, error: Exception) -> None:
+        super().__init__(DATA / "no_face.mp4", stream_id)
+        self.error = error
+
+    async def frames(self) -> AsyncIterator[Frame]:
+        for frame in self._frames[:3]:
+            yield frame
+        raise self.error
+
+
+def test_a_failing_source_ends_its_stream_with_an_error_and_the_others_go_on():
+    sink = ListSink()
+    pipeline = Pipeline(Settings(stride=25), CountingBackend(narrow_model()), sinks=[sink])
+
+    async def main():
+        pipeline.add_source(BrokenSource("bug", RuntimeError("boom")))
+        pipeline.add_source(BrokenSource("bad", MediaError("stream went away")))
+        pipeline.add_source(FileSource(DATA / "talking.mp4", "good", on_status=pipeline.emit))
+        await pipeline.run_until_sources_end()
+
+    asyncio.run(main())
+    (bug,) = sink.of("status", "bug")
+    assert bug["status"] == "error" and bug["detail"] == "internal error: RuntimeError: boom"
+    (bad,) = sink.of("status", "bad")
+    assert bad["status"] == "error" and bad["detail"] == "stream went away"
+    assert len(sink.of("verdict", "good")) == 4
+    assert pipeline.health()["status"] == "degraded"
