@@ -68,11 +68,11 @@ class _Stream:
 
 
 class Pipeline:
-    """Sources in, events out (see the module doc). Use inside a running event loop::
+    """Sources in, events out (see the module doc).
 
-    pipeline = Pipeline(settings, backend)
-    pipeline.add_source(open_source("clip.mp4", on_status=pipeline.emit))
-    await pipeline.run_until_sources_end()   # or: serve, then await pipeline.stop()
+    Inside a running event loop: build it with the settings and a backend, :meth:`add_source`
+    each source (built with ``on_status=pipeline.emit``), then either await
+    :meth:`run_until_sources_end` or serve and, at the end, await :meth:`stop`.
     """
 
     def __init__(
@@ -125,7 +125,10 @@ class Pipeline:
 
         Raises:
             ValueError: a stream with the same id is already running.
+            RuntimeError: the pipeline was stopped.
         """
+        if self._stopping is not None:
+            raise RuntimeError("the pipeline was stopped")
         if source.stream_id in self._tasks and not self._tasks[source.stream_id].done():
             raise ValueError(f"stream {source.stream_id!r} is already running")
         if self._scheduler_task is None:
