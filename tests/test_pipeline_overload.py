@@ -16,11 +16,13 @@ from live_support import (
     one_torch_thread,  # noqa: F401 (autouse fixture)
 )
 
+from stream import pipeline as pipeline_module
 from stream.config import Settings
 from stream.pipeline import Pipeline
 from stream.sources import FileSource, Source
 
 TALKING = Path(__file__).parent / "data" / "talking.mp4"
+NO_FACE = Path(__file__).parent / "data" / "no_face.mp4"
 
 
 @pytest.fixture(scope="module")
@@ -81,3 +83,18 @@ def test_a_live_source_that_outruns_the_landmarks_loses_its_oldest_frames(model)
     assert max(s["frames"] for s in samples) <= settings.frame_queue
     pts = [verdict["pts"] for verdict in sink.of("verdict", "burst")]
     np.testing.assert_allclose(pts, [[2.0 + k * 0.2, 3.0 + k * 0.2] for k in range(6)])
+
+
+def test_ended_streams_are_forgotten_beyond_a_bound(model, monkeypatch):
+    """A server sees many short streams over weeks: only the newest ended ones are kept."""
+    monkeypatch.setattr(pipeline_module, "KEEP_ENDED", 2)
+    pipeline = Pipeline(Settings(), CountingBackend(model), sinks=[])
+
+    async def main():
+        for number in range(4):
+            await pipeline.add_source(MemorySource(NO_FACE, f"call{number}"))
+        streams = set(pipeline.health()["streams"])
+        await pipeline.stop()
+        return streams
+
+    assert asyncio.run(main()) == {"call2", "call3"}
