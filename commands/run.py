@@ -20,7 +20,9 @@ Each SOURCE (a video file, file://PATH, rtsp:// or rtsps://) becomes a stream: e
 in it gets a verdict every --stride frames (25 fps) for the last 25 frames, and an alert
 when it is fake for a sustained time. Events are JSON lines on stdout (or --jsonl PATH):
 type (verdict, alert, status), stream, face, pts [start, end] in the source's seconds,
-wall_time, logit, probability, level. Ends when every source has ended.
+wall_time, logit, probability, level; alerts also carry a unique id.
+Ends when every source has ended: exit 0, or 1 when a source failed on the way (a warning
+says which). SIGTERM or Ctrl-C: stop reading, score what is in hand, flush, exit 0.
 A TOML --config may hold any setting (see stream/config.py); flags win over the file."""
 
 
