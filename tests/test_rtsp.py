@@ -30,8 +30,13 @@ def _rtsp_server_available() -> None:
     require_rtsp_server()
 
 
-def run(coroutine: object) -> object:
-    return asyncio.run(asyncio.wait_for(coroutine, TEST_TIMEOUT))
+def run(coroutine: object, events: list[StatusEvent] | None = None) -> object:
+    """Run ``coroutine`` to the end; on a timeout, fail with the source's status events."""
+    try:
+        return asyncio.run(asyncio.wait_for(coroutine, TEST_TIMEOUT))
+    except TimeoutError:
+        story = "; ".join(f"{event.status}: {event.detail}" for event in events or [])
+        pytest.fail(f"timed out after {TEST_TIMEOUT:g} s; status events: {story or 'none'}")
 
 
 async def take(frames: AsyncIterator[Frame], count: int) -> list[Frame]:
@@ -56,7 +61,7 @@ def test_rtsp_frames_arrive_as_rgb_with_increasing_pts() -> None:
             assert [frame async for frame in frames] == []  # closing ends the iteration
             return got
 
-    frames = run(main())
+    frames = run(main(), events)
     assert all(frame.image.shape == (300, 400, 3) and frame.stream_id == "cam" for frame in frames)
     pts = [frame.pts for frame in frames]
     assert pts == sorted(set(pts))
@@ -84,7 +89,7 @@ def test_rtsp_reconnects_after_the_server_is_killed_and_comes_back() -> None:
             server.kill()
         return got, source
 
-    frames, source = run(main())
+    frames, source = run(main(), events)
     statuses = [event.status for event in events]
     assert statuses[0] == "connected"
     assert "disconnected" in statuses and "reconnecting" in statuses
@@ -169,7 +174,7 @@ def test_a_stalled_server_trips_the_read_timeout_and_the_source_reconnects() -> 
             await source.close()
             reader.cancel()
 
-    run(main())
+    run(main(), events)
     disconnects = [event for event in events if event.status == "disconnected"]
     assert disconnects and "timeout" in disconnects[0].detail
     assert any(event.status == "connected" and "(reconnected)" in event.detail for event in events)
@@ -186,7 +191,7 @@ def test_a_corrupt_stream_keeps_delivering_frames_without_reconnecting() -> None
             finally:
                 await source.close()
 
-    frames = run(main())
+    frames = run(main(), events)
     assert len(frames) == 60 and all(frame.image.shape == (300, 400, 3) for frame in frames)
     assert [event.status for event in events] == ["connected", "ended"]  # no disconnect
 
@@ -206,7 +211,7 @@ def test_a_mid_stream_change_of_resolution_is_followed() -> None:
             finally:
                 await source.close()
 
-    frames = run(main())
+    frames = run(main(), events)
     shapes = [frame.image.shape for frame in frames]
     assert shapes[0] == (270, 480, 3) and shapes[-1] == (300, 400, 3)
     pts = [frame.pts for frame in frames]
@@ -227,7 +232,7 @@ def test_an_unreachable_camera_reports_errors_retries_and_hides_the_password() -
         with pytest.raises(StopAsyncIteration):
             await reader
 
-    run(main())
+    run(main(), events)
     statuses = [event.status for event in events]
     assert statuses[:4] == ["error", "reconnecting", "error", "reconnecting"]
     assert statuses[-1] == "ended"
