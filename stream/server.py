@@ -275,7 +275,7 @@ def event_stream(pipeline: ServedPipeline, heartbeat: float, closing: asyncio.Ev
                     continue
                 event = pending.result()
                 pending = asyncio.ensure_future(anext(events))
-                await response.write(f"data: {json.dumps(event)}\n\n".encode())
+                await response.write(f"data: {json.dumps(event, default=str)}\n\n".encode())
         except (StopAsyncIteration, ConnectionError):
             pass  # the pipeline stopped, or the client left
         finally:
