@@ -197,13 +197,13 @@ class WhipEndpoint:
             if not any(track.kind == "video" for track in tracks):
                 raise Refusal(422, "the offer has no video track to publish")
             await pc.setLocalDescription(await pc.createAnswer())
-        except Refusal:
+        except (Refusal, asyncio.CancelledError):
             await pc.close()
             raise
         except Exception as error:  # aiortc rejects unusable offers with assorted errors
             await pc.close()
-            reason = f"cannot negotiate the offer: {error or type(error).__name__}"
-            raise Refusal(422, reason) from None
+            why = " ".join(str(error).split()) or type(error).__name__
+            raise Refusal(422, f"cannot negotiate the offer: {why}") from None
         session = WhipSession(secrets.token_urlsafe(24), f"whip-{secrets.token_hex(3)}", pc)
         self.sessions[session.id] = session
         videos = [track for track in tracks if track.kind == "video"]
