@@ -30,13 +30,18 @@ def weights(tmp_path_factory) -> Path:
     return save_checkpoint(tmp_path_factory.mktemp("weights") / "narrow.pth", narrow_model())
 
 
-def test_run_scores_two_streams_with_onnxruntime(weights, tmp_path):
+@pytest.fixture(scope="module")
+def env(tmp_path_factory) -> dict[str, str]:
+    """The environment for CLI runs: one export cache, so the network is exported once."""
+    return {**os.environ, "LIPFORENSICS_CACHE": str(tmp_path_factory.mktemp("cache"))}
+
+
+def test_run_scores_two_streams_with_onnxruntime(weights, env, tmp_path):
     """Two sources at once (30 fps, and two faces side by side) through the real CLI."""
     out = tmp_path / "events.jsonl"
     command = [sys.executable, "run_stream.py", "run", str(DATA / "talking_30fps.mp4")]
     command += [str(DATA / "two_faces.mp4"), "--weights", str(weights), "--stride", "25"]
     command += ["--backend", "onnxruntime", "--jsonl", str(out)]
-    env = {**os.environ, "LIPFORENSICS_CACHE": str(tmp_path / "cache")}
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     events = [json.loads(line) for line in out.read_text().splitlines()]
@@ -110,13 +115,13 @@ def test_a_bad_config_is_one_clear_error(tmp_path, text, message):
         load_settings(config)
 
 
-def test_sigterm_stops_the_input_flushes_the_events_and_exits_0(weights, tmp_path):
+def test_sigterm_stops_the_input_flushes_the_events_and_exits_0(weights, env):
     """A camera-paced run stopped after its first verdict: the source reports "ended", the
     windows in hand are scored, and the process exits 0."""
     clip = ROOT / "media" / "cap13_edit2.mp4"  # 30 s: still playing when the signal comes
     command = [sys.executable, "run_stream.py", "run", str(clip), "--realtime"]
-    command += ["--weights", str(weights), "--backend", "torch", "--stride", "5"]
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    command += ["--weights", str(weights), "--backend", "onnxruntime", "--stride", "5"]
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
     lines = []
     for line in process.stdout:
         lines.append(json.loads(line))
