@@ -173,10 +173,11 @@ class Scheduler:
             self._finish(batch, features, logits)
 
     async def stop(self, drain: bool = True) -> None:
-        """Let :meth:`run` end: after the queued work (``drain``) or after the current batch."""
+        """Let :meth:`run` end: after the queued windows (``drain``) or after the current
+        batch. Prefetch jobs are discarded (no window will come for them)."""
+        self._prefetch.clear()
         if not drain:
             self._windows.clear()
-            self._prefetch.clear()
         self._stopping = True
         self._wake.set()
 
