@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from engines.backends import Backend
     from stream.config import Settings
     from stream.records import StatusEvent
-    from stream.scheduler import Backend
     from stream.sources import Source
 
 HELP = "score video files or RTSP cameras live; print verdicts and alerts as JSON lines"

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from calibration.thresholds import describe_thresholds, load_thresholds_for
+from engines.backends import Backend
 from engines.errors import LipForensicsError
 from engines.preprocess import normalise_crops
 from stream.alerts import AlertPolicy, PolicyConfig
@@ -35,7 +36,7 @@ from stream.config import Settings
 from stream.faces import FaceStage
 from stream.metrics import PipelineMetrics
 from stream.records import Frame, MouthWindow, StatusEvent, Verdict
-from stream.scheduler import Backend, Scheduler
+from stream.scheduler import Scheduler
 from stream.sinks import Broadcast, JsonlSink, Sink, WebhookSink
 from stream.sources import Source
 from stream.window import FaceWindow

@@ -24,10 +24,10 @@ from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import numpy as np
 
+from engines.backends import Backend
 from stream.metrics import PipelineMetrics
 from stream.records import MouthWindow
 from stream.window import FeatureJob, FeatureKey, five_frames, window_keys
@@ -41,18 +41,6 @@ CACHE_SPAN = 100
 PREFETCH_BATCH = 8
 
 FaceKey = tuple[str, int]
-
-
-class Backend(Protocol):
-    """The two stages of the network (see :mod:`engines.backends`)."""
-
-    def encode_frames(self, frames: np.ndarray) -> np.ndarray:
-        """(N, 1, 5, 88, 88) float32 -> (N, D) features of the centre frames."""
-        ...
-
-    def head(self, features: np.ndarray) -> np.ndarray:
-        """(N, T, D) features -> (N,) logits."""
-        ...
 
 
 @dataclass(slots=True)
