@@ -1,0 +1,163 @@
+"""A cache of per-frame features, so the temporal head can be trained without the encoder.
+
+The paper fine-tunes with the encoder frozen. A frame's feature depends only on the two
+frames either side of it *within its clip* (zeros beyond the clip's ends), so each frame
+has five possible features: the interior one, and four edge variants for when it is one
+of the first two or last two frames of a clip. The cache holds every frame's interior
+feature and the edge variants of the clips that start every :data:`GRID` frames from the
+start of each run (about 1.8 encodings per frame at a grid of 5, as the live pipeline at
+stride 5): the features of those clips, assembled by :func:`clip_features`, are exact (the
+head's logit on them equals the whole network's logit on that clip).
+
+One ``.npz`` file per video holds ``features`` (float16, (N, 5, D)), the crops' ``pts``
+(seconds), ``runs`` (start, stop) of consecutive 25 fps frames, ``frames`` (25 fps frames
+examined), ``grid``, ``source`` (the video's path) and ``weights`` (the SHA-256 of the weight file,
+so a cache made with other weights is recomputed rather than reused).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from engines.model import FRAME_CONTEXT, FrameEncoder
+from engines.preprocess import CLIP_FRAMES, INPUT_SIZE, normalise_crops
+
+#: the five variants, as (missing frames on the left, missing frames on the right)
+VARIANTS = ((0, 0), (2, 0), (1, 0), (0, 1), (0, 2))
+#: clips whose features are exact start every GRID frames from the start of a run
+GRID = 5
+#: file name suffix of a cached video
+SUFFIX = ".features.npz"
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class VideoFeatures:
+    """The cached features of one video (see the module docstring for the fields)."""
+
+    features: np.ndarray
+    pts: np.ndarray
+    runs: tuple[tuple[int, int], ...]
+    frames: int
+    grid: int
+    source: str
+    weights: str
+
+    def save(self, path: str | Path) -> Path:
+        """Write the ``.npz`` (to a temporary name first, so a crash leaves no half file)."""
+        path = Path(path)
+        partial = path.with_name(path.name + ".partial.npz")
+        np.savez(
+            partial,
+            features=self.features.astype(np.float16),
+            pts=self.pts,
+            runs=np.asarray(self.runs, dtype=np.int64).reshape(-1, 2),
+            frames=np.int64(self.frames),
+            grid=np.int64(self.grid),
+            source=np.str_(self.source),
+            weights=np.str_(self.weights),
+        )
+        partial.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> VideoFeatures:
+        """Read a file written by :meth:`save`."""
+        with np.load(path, allow_pickle=False) as data:
+            return cls(
+                features=data["features"],
+                pts=data["pts"],
+                runs=tuple((int(a), int(b)) for a, b in data["runs"]),
+                frames=int(data["frames"]),
+                grid=int(data["grid"]),
+                source=str(data["source"]),
+                weights=str(data["weights"]),
+            )
+
+
+def requests(runs: tuple[tuple[int, int], ...], grid: int) -> list[tuple[int, int, int]]:
+    """The (frame, variant, run index) features to compute: every frame's interior feature,
+    and the edge variants that clips starting every ``grid`` frames from each run's start
+    need (each computed once)."""
+    wanted: list[tuple[int, int, int]] = []
+    for index, (start, stop) in enumerate(runs):
+        wanted += [(frame, 0, index) for frame in range(start, stop)]
+        for first in range(start, stop - CLIP_FRAMES + 1, grid):
+            last = first + CLIP_FRAMES - 1
+            edges = ((first, 1), (first + 1, 2), (last - 1, 3), (last, 4))
+            wanted += [(frame, variant, index) for frame, variant in edges]
+    return list(dict.fromkeys(wanted))
+
+
+def five_frame_window(
+    frames: np.ndarray, run: tuple[int, int], frame: int, variant: int
+) -> np.ndarray:
+    """(1, 5, 88, 88) encoder input of ``frame`` in ``variant`` (see :data:`VARIANTS`):
+    neighbours from the frame's own run of normalised ``frames``, zeros where the variant
+    or the run leaves them out."""
+    left, right = VARIANTS[variant]
+    first = max(run[0], frame - FRAME_CONTEXT + left)
+    end = min(run[1], frame + FRAME_CONTEXT + 1 - right)
+    window = np.zeros((1, 2 * FRAME_CONTEXT + 1, INPUT_SIZE, INPUT_SIZE), np.float32)
+    offset = first - (frame - FRAME_CONTEXT)
+    window[0, offset : offset + end - first] = frames[first:end]
+    return window
+
+
+@torch.no_grad()
+def encode_video(
+    encoder: FrameEncoder,
+    crops: np.ndarray,
+    runs: tuple[tuple[int, int], ...],
+    grid: int = GRID,
+    batch: int = 64,
+    progress: Progress | None = None,
+) -> np.ndarray:
+    """Features of uint8 (N, 96, 96) crops as float32 (N, 5, D): every frame's interior
+    feature, and the edge variants of clips starting every ``grid`` frames from each run's
+    start (other variant slots repeat the interior feature; frames outside every run get
+    zeros). ``progress(done, total)`` is called per batch."""
+    encoder.eval()
+    normalised = normalise_crops(crops)
+    wanted = requests(runs, grid)
+    if not wanted:
+        raise ValueError("no crops to encode")
+    out: np.ndarray | None = None
+    for first in range(0, len(wanted), batch):
+        chunk = wanted[first : first + batch]
+        windows = np.stack([five_frame_window(normalised, runs[r], f, v) for f, v, r in chunk])
+        features = encoder.encode_frames(torch.from_numpy(windows)).numpy()
+        if out is None:
+            out = np.zeros((len(crops), len(VARIANTS), features.shape[1]), np.float32)
+        for (frame, variant, _run), feature in zip(chunk, features, strict=True):
+            if variant == 0:
+                out[frame, :] = feature  # every slot starts as the interior feature
+            else:
+                out[frame, variant] = feature
+        if progress is not None:
+            progress(first + len(chunk), len(wanted))
+    assert out is not None
+    return out
+
+
+def clip_features(features: np.ndarray, start: int, length: int = CLIP_FRAMES) -> np.ndarray:
+    """The (length, D) features of the clip of frames ``start .. start + length - 1`` from a
+    (N, 5, D) cache: interior features, with the edge variants at the clip's two ends
+    (exact for clips on the cache's grid)."""
+    rows = features[start : start + length, 0].copy()
+    for position, variant in ((0, 1), (1, 2), (length - 2, 3), (length - 1, 4)):
+        rows[position] = features[start + position, variant]
+    return rows
+
+
+def clip_starts(
+    runs: tuple[tuple[int, int], ...], stride: int, length: int = CLIP_FRAMES
+) -> list[int]:
+    """Every ``stride``-th clip start inside each run (whole clips only)."""
+    return [s for a, b in runs for s in range(a, b - length + 1, stride)]
