@@ -14,6 +14,7 @@ from engines.errors import LipForensicsError
 
 #: sub-command name -> module under ``commands/``; the order is the order of ``--help``.
 COMMANDS: dict[str, str] = {
+    "demo": "demo",
     "scan": "scan",
     "run": "run",
     "crops": "crops",
@@ -21,6 +22,9 @@ COMMANDS: dict[str, str] = {
     "calibrate": "calibrate",
     "evaluate": "evaluate",
     "serve": "serve",
+    "features": "features",
+    "finetune": "finetune",
+    "build-demo": "build_demo",
 }
 
 

@@ -1,0 +1,114 @@
+"""`demo`: play the bundled demo clips through the live pipeline with the demo detector."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HELP = "play a genuine and a manipulated demo clip through the live pipeline (demo detector)"
+DESCRIPTION = """\
+Runs the bundled demo clips (media/demo/) through the live pipeline (landmarks, causal
+smoothing, mouth crops, 25-frame windows every 5 frames, alert policy) with the bundled
+demo detector (models/demo_lipforensics.pth) and its calibrated thresholds, printing each
+verdict and alert as it happens with its time in the clip, then one summary line per clip.
+
+The demo detector is trained on synthetic mouth manipulations of one person's webcam
+footage; it is not a deepfake detector. Real use: `scan`/`run`/`serve` with the authors'
+weights (lipforensics_ff.pth). `build-demo` rebuilds the detector and the clips."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of the ``demo`` command."""
+    parser.add_argument(
+        "--quiet", action="store_true", help="print alerts and the summaries only, no verdicts"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Play both clips, one after the other; 0 when both behave as expected, else 1."""
+    import asyncio
+
+    from calibration.demo_detector import DEMO_GENUINE, DEMO_MANIPULATED, DISCLAIMER, WEIGHTS
+    from calibration.thresholds import load_thresholds_for
+    from engines.backends import create_backend
+    from engines.errors import LipForensicsError
+    from stream.config import Settings
+
+    for path in (WEIGHTS, DEMO_GENUINE, DEMO_MANIPULATED):
+        if not path.exists():
+            raise LipForensicsError(f"{path} is missing; run 'run_stream.py build-demo' first")
+    thresholds = load_thresholds_for(WEIGHTS)
+    if thresholds is None:
+        raise LipForensicsError(f"no thresholds next to {WEIGHTS}; run 'run_stream.py build-demo'")
+    settings = Settings(weights=WEIGHTS, backend="torch", jsonl=None, max_faces=1)
+    print(DISCLAIMER)
+    print(thresholds.describe())
+    backend = create_backend("torch", WEIGHTS, threads=settings.inference_threads)
+    clips = (("genuine", DEMO_GENUINE, False), ("manipulated", DEMO_MANIPULATED, True))
+    summaries = []
+    for label, path, fake in clips:
+        print(f"\n--- {label}: {path.name} (expected: {'alert' if fake else 'no alert'})")
+        printer = ClipPrinter(label, verbose=not args.quiet)
+        asyncio.run(_play(settings, backend, path, printer))
+        summaries.append(printer.summary(path, fake))
+    print()
+    for line, _correct in summaries:
+        print(line)
+    return 0 if all(correct for _line, correct in summaries) else 1
+
+
+@dataclass
+class ClipPrinter:
+    """A pipeline sink that prints verdicts and alerts of one clip as they come."""
+
+    label: str
+    verbose: bool = True
+    logits: list[float] = field(default_factory=list)
+    alerts: list[float] = field(default_factory=list)
+
+    def send(self, event: dict[str, object]) -> None:
+        """Print one event (verdicts only when verbose; alerts always)."""
+        if event.get("type") not in ("verdict", "alert"):
+            return
+        start, end = event["pts"]
+        logit = float(event["logit"])
+        if event["type"] == "alert":
+            self.alerts.append(end)
+            print(
+                f"  {end:6.2f} s  ALERT   {self.label}: the mouth looks manipulated "
+                f"(logit {logit:+.2f})"
+            )
+            return
+        self.logits.append(logit)
+        if self.verbose:
+            print(
+                f"  {end:6.2f} s  window {start:5.2f}-{end:5.2f} s  logit {logit:+6.2f}  "
+                f"{event['level']}"
+            )
+
+    async def close(self) -> None:
+        """Nothing to flush."""
+
+    def summary(self, path: Path, fake: bool) -> tuple[str, bool]:
+        """One line for the clip, and whether the outcome is the expected one."""
+        alerted = bool(self.alerts)
+        verdict = f"ALERT at {self.alerts[0]:.2f} s" if alerted else "no alert"
+        correct = alerted == fake
+        peak = f"{max(self.logits):+.2f}" if self.logits else "n/a"
+        return (
+            f"{self.label:>11}: {path.name}: {len(self.logits)} windows, {verdict}, highest logit "
+            f"{peak} -> {'as expected' if correct else 'NOT as expected'}",
+            correct,
+        )
+
+
+async def _play(settings, backend, path: Path, printer: ClipPrinter) -> None:
+    """Run the live pipeline on one file (as fast as it goes) with ``printer`` as the sink
+    and the thresholds calibrated for the weights."""
+    from stream.pipeline import Pipeline
+    from stream.sources import open_source
+
+    pipeline = Pipeline(settings, backend, sinks=[printer])
+    pipeline.add_source(open_source(str(path), path.stem, on_status=pipeline.emit))
+    await pipeline.run_until_sources_end()
