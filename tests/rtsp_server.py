@@ -80,10 +80,12 @@ class Feeder(threading.Thread):
         self.delta_frames = 0
 
     def run(self) -> None:
-        while self.appsrc.get_clock() is None:  # the client has not sent PLAY yet
+        start_running = Gst.CLOCK_TIME_NONE
+        while start_running == Gst.CLOCK_TIME_NONE:  # until the client's PLAY has taken effect
             if self.stop.wait(0.01):
                 return
-        start_running = self.appsrc.get_clock().get_time() - self.appsrc.get_base_time()
+            if self.appsrc.get_state(0)[1] == Gst.State.PLAYING:
+                start_running = self.appsrc.get_current_running_time()
         start_wall = time.monotonic()
         offset = 0
         while not self.stop.is_set():

@@ -198,8 +198,8 @@ def test_a_publisher_that_leaves_without_delete_ends_its_session(backend: TorchB
             while seen[-1].get("status") != "connected":
                 seen.append(await anext(events))
             await pc.close()  # no DELETE
-            while seen[-1].get("status") != "ended":
-                seen.append(await anext(events))
+            while not {"disconnected", "ended"} <= {event.get("status") for event in seen}:
+                seen.append(await anext(events))  # the two come in either order
             assert server.whip.sessions == {}
             return seen
 
@@ -232,13 +232,15 @@ def test_a_publisher_that_vanishes_is_dropped_when_ice_consent_expires(
             finally:
                 publisher.kill()  # gone without DELETE, without closing anything
                 await publisher.wait()
-            while seen[-1].get("status") != "ended":  # aioice: ~30 s of failed consent checks
+            # aioice gives up after ~30 s of failed consent checks; the two come in either order
+            while not {"disconnected", "ended"} <= {event.get("status") for event in seen}:
                 seen.append(await anext(events))
             assert server.whip.sessions == {}
             return seen
 
     seen = run(main())
-    assert [e["status"] for e in seen if e["type"] == "status"][-2:] == ["disconnected", "ended"]
+    (disconnected,) = [event for event in seen if event.get("status") == "disconnected"]
+    assert "stopped answering" in disconnected["detail"]
 
 
 def test_parse_offer_accepts_only_offers_that_send_video() -> None:
