@@ -72,7 +72,9 @@ else:
     source = export.state_dict_sha256(model)
 cache = export.default_cache_dir()
 exported = export.cached_export(model, cache, source_sha256=source)
-reference = TorchBackend(model, device="cuda")
+# the reference runs on the GPU when this torch build has CUDA (the CPU build otherwise)
+torch_device = "cuda" if torch.cuda.is_available() else "cpu"
+reference = TorchBackend(model, device=torch_device)
 
 from stream.mouth import extract_mouth_crops  # noqa: E402
 
@@ -93,13 +95,14 @@ if args.int8:
     engines["int8"] = TensorRTBackend(int8.encoder, int8.head, cache_dir=cache, precision="int8")
     print(f"INT8 engines (calibrated on {len(calibration)} crops) ready in "
           f"{time.perf_counter() - started:.0f} s")
-engines["torch fp16"] = TorchBackend(model, device="cuda", half=True)
+if torch_device == "cuda":  # the fallback where TensorRT is missing
+    engines["torch fp16"] = TorchBackend(model, device="cuda", half=True)
 
 rng = np.random.default_rng(0)
 windows = rng.standard_normal((64, 1, 5, 88, 88), np.float32)
 with torch.no_grad():
     want_features = reference.encode_frames(windows)
-print("\nparity vs PyTorch FP32 on this GPU (max abs error; reference max |value|):")
+print(f"\nparity vs PyTorch FP32 on {torch_device} (max abs error; reference max |value|):")
 for name, engine in engines.items():
     feature_error = np.abs(engine.encode_frames(windows) - want_features).max()
     logit_error = np.abs(clip_logits(engine, clips) - want_logits)
