@@ -35,9 +35,9 @@ RIGID_POINTS = (27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 39, 42, 45)
 #: iBUG outer lip contour.
 OUTER_LIPS = slice(48, 60)
 #: mask ellipse semi-axes as multiples of the mouth width (corner to corner).
-MASK_AXES = (0.85, 0.75)
+MASK_AXES = (0.65, 0.45)
 #: feathering of the mask edge, Gaussian sigma as a multiple of the mouth width.
-MASK_FEATHER = 0.12
+MASK_FEATHER = 0.08
 
 
 @dataclass(frozen=True)
