@@ -44,7 +44,8 @@ class Settings:
             stream takes its turn (it is dropped and counted).
         prefetch_queue: per-frame encodings waiting before the oldest are dropped.
         max_batch: frames per encoder call.
-        landmark_threads: threads for landmarks (one landmarker per stream).
+        landmark_threads: threads running landmarkers (one landmarker per stream; None:
+            half the cores, see :attr:`landmark_workers`).
         inference_threads: threads of the engine (None: half the cores, see
             :attr:`engine_threads`).
         host, port, token: the HTTP server's address and bearer token (``serve``).
@@ -65,7 +66,7 @@ class Settings:
     max_delay: float = 1.0
     prefetch_queue: int = 128
     max_batch: int = 32
-    landmark_threads: int = 2
+    landmark_threads: int | None = None
     inference_threads: int | None = None
     host: str = "127.0.0.1"
     port: int = 8080
@@ -87,12 +88,24 @@ class Settings:
 
     @property
     def engine_threads(self) -> int:
-        """Threads for the engine: ``inference_threads``, or half the cores this process may
-        use (the landmark threads need the other half; on 2 cores one inference thread gave
-        about half the latency of two, see docs/benchmarks.md)."""
-        if self.inference_threads is not None:
-            return self.inference_threads
-        return max(1, len(os.sched_getaffinity(0)) // 2)
+        """Threads for the engine: ``inference_threads``, or half the cores."""
+        return self.inference_threads or _half_the_cores()
+
+    @property
+    def landmark_workers(self) -> int:
+        """Threads for landmarks: ``landmark_threads``, or half the cores.
+
+        Landmarks and the engine each get half the cores so that they do not compete: on
+        2 cores one inference thread gave about half the latency of two, one landmark
+        thread about 30% less than two (docs/benchmarks.md); one landmark thread serves
+        about 3 streams at 25 fps there.
+        """
+        return self.landmark_threads or _half_the_cores()
+
+
+def _half_the_cores() -> int:
+    """Half the cores this process may use, at least one."""
+    return max(1, len(os.sched_getaffinity(0)) // 2)
 
 
 def load_settings(config: str | Path | None = None, **overrides: Any) -> Settings:

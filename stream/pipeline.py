@@ -115,7 +115,7 @@ class Pipeline:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._scheduler_task: asyncio.Task[None] | None = None
         self._landmark_pool = ThreadPoolExecutor(
-            settings.landmark_threads, thread_name_prefix="landmarks"
+            settings.landmark_workers, thread_name_prefix="landmarks"
         )
         self._last_drop = -math.inf
         self._stopping: asyncio.Task[None] | None = None
