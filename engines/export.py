@@ -118,18 +118,29 @@ def export_model(model: LipForensics, out_dir: Path, *, source_sha256: str) -> E
     frames = torch.zeros(2, 1, 2 * FRAME_CONTEXT + 1, size, size)
     features = torch.zeros(2, preprocess.CLIP_FRAMES, config.feature_dim)
     encoder = _export(
-        _EncodeFrames(model), frames, out_dir / ENCODER_FILE, (ENCODER_INPUT, ENCODER_OUTPUT)
+        _EncodeFrames(model),
+        frames,
+        out_dir / ENCODER_FILE,
+        (ENCODER_INPUT, ENCODER_OUTPUT),
+        {**meta, "stage": "frame_encoder"},
     )
-    head = _export(model.head, features, out_dir / HEAD_FILE, (HEAD_INPUT, HEAD_OUTPUT))
-    for path, stage in ((encoder, "frame_encoder"), (head, "temporal_head")):
-        _finish(path, {**meta, "stage": stage})
+    head = _export(
+        model.head,
+        features,
+        out_dir / HEAD_FILE,
+        (HEAD_INPUT, HEAD_OUTPUT),
+        {**meta, "stage": "temporal_head"},
+    )
     return ExportedModel(encoder=encoder, head=head, metadata=meta)
 
 
-def _export(module: nn.Module, example: Tensor, path: Path, names: tuple[str, str]) -> Path:
-    """Trace ``module`` in eval mode into ``path`` with a dynamic first axis."""
+def _export(
+    module: nn.Module, example: Tensor, path: Path, names: tuple[str, str], meta: dict[str, str]
+) -> Path:
+    """Trace ``module`` in eval mode with a dynamic first axis, add ``meta``, check, and
+    only then move the file to ``path`` (so a file at ``path`` is always complete)."""
     input_name, output_name = names
-    partial = path.with_suffix(".partial")
+    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
     with _exporting(module), torch.no_grad(), warnings.catch_warnings():
         # the TorchScript exporter warns that it is legacy; it needs no extra package and
         # folds BatchNorm into the convolutions, which is what we want here
@@ -145,6 +156,7 @@ def _export(module: nn.Module, example: Tensor, path: Path, names: tuple[str, st
             opset_version=OPSET,
             do_constant_folding=True,
         )
+    _finish(partial, meta)
     partial.replace(path)
     return path
 
@@ -221,7 +233,7 @@ def cached_export(model: LipForensics, cache_dir: Path, *, source_sha256: str) -
     key = hashlib.sha256(json.dumps(meta, sort_keys=True).encode()).hexdigest()[:20]
     folder = Path(cache_dir) / "onnx" / key
     encoder, head = folder / ENCODER_FILE, folder / HEAD_FILE
-    if encoder.exists() and head.exists():  # written atomically, so complete when present
+    if encoder.exists() and head.exists():  # complete when present (see _export)
         return ExportedModel(encoder=encoder, head=head, metadata=meta)
     return export_model(model, folder, source_sha256=source_sha256)
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -271,7 +272,7 @@ def cached_engine(
             onnx_path, profile, precision=precision, timing_cache=timing, device=device
         )
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(".partial")
+        partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
         partial.write_bytes(plan)
         partial.replace(path)
     return path
