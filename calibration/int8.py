@@ -35,6 +35,7 @@ from onnxruntime.quantization import (
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from engines.errors import MediaError
+from engines import export
 
 #: quantisation flavours :func:`quantize_model` writes.
 TARGETS = ("cpu", "tensorrt")
@@ -152,11 +153,11 @@ def quantize_stage(
     return target
 
 
-def quantize_model(exported: object, crops: np.ndarray, out_dir: Path, target: str = "cpu"):
+def quantize_model(
+    exported: export.ExportedModel, crops: np.ndarray, out_dir: Path, target: str = "cpu"
+) -> export.ExportedModel:
     """INT8 copies of both stages of an :class:`engines.export.ExportedModel`, calibrated on
     genuine ``crops``; returns an ``ExportedModel`` naming the INT8 files."""
-    from engines import export
-
     out_dir = Path(out_dir)
     encoder = quantize_stage(
         exported.encoder,
