@@ -34,8 +34,8 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from engines.errors import MediaError
 from engines import export
+from engines.errors import MediaError
 
 #: quantisation flavours :func:`quantize_model` writes.
 TARGETS = ("cpu", "tensorrt")
