@@ -40,6 +40,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="read files at their own pace, like cameras (default: as fast as possible)",
     )
+    parser.add_argument(
+        "--webhook-outbox",
+        metavar="PATH",
+        help="SQLite file keeping webhook events until delivered, across restarts "
+        "(default: JSONL.outbox.sqlite next to --jsonl, else ~/.local/state/lipforensics)",
+    )
     parser.add_argument("--config", type=Path, help="TOML file with pipeline settings")
 
 
@@ -59,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
         backend=args.backend,
         jsonl=args.jsonl,
         webhook=args.webhook,
+        webhook_outbox=args.webhook_outbox,
         realtime=args.realtime,
     )
     if settings.weights is None:

@@ -37,6 +37,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stride", type=int, help="frames between windows (default 5)")
     parser.add_argument("--jsonl", help="JSON-lines events to this file, '-' = stdout (default)")
     parser.add_argument("--webhook", help="POST alert events to this URL")
+    parser.add_argument(
+        "--webhook-outbox",
+        metavar="PATH",
+        help="SQLite file keeping webhook events until delivered, across restarts "
+        "(default: JSONL.outbox.sqlite next to --jsonl, else ~/.local/state/lipforensics)",
+    )
     parser.add_argument("--config", type=Path, help="TOML file with [pipeline] and [server]")
     parser.add_argument("--max-sessions", type=int, help="WHIP publishers at once (default 4)")
     parser.add_argument(
@@ -85,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         stride=args.stride,
         jsonl=args.jsonl,
         webhook=args.webhook,
+        webhook_outbox=args.webhook_outbox,
         host=args.host,
         port=args.port,
         token=args.token or os.environ.get(TOKEN_VARIABLE) or None,

@@ -34,6 +34,8 @@ class Settings:
         realtime: pace file sources like cameras.
         jsonl: where JSON-line events go ("-" = standard output, None = nowhere).
         webhook: URL that receives alert events by POST (None = no webhook).
+        webhook_outbox: SQLite file holding webhook events until delivered (None: next to
+            the ``jsonl`` file, else in ~/.local/state/lipforensics; see stream/outbox.py).
         max_faces: faces tracked per stream.
         hold_frames: a face missing for at most this many frames keeps its window (the
             last crop stands in); longer ends the window.
@@ -58,6 +60,7 @@ class Settings:
     realtime: bool = False
     jsonl: str | None = "-"
     webhook: str | None = None
+    webhook_outbox: str | None = None
     max_faces: int = 2
     hold_frames: int = 2
     forget_frames: int = 25

@@ -35,6 +35,7 @@ from stream.clock import Resampler, Tick
 from stream.config import Settings
 from stream.faces import FaceStage
 from stream.metrics import PipelineMetrics
+from stream.outbox import Outbox, default_outbox_path
 from stream.records import Frame, MouthWindow, StatusEvent, Verdict
 from stream.scheduler import Scheduler
 from stream.sinks import Broadcast, JsonlSink, Sink, WebhookSink
@@ -369,5 +370,6 @@ def _default_sinks(settings: Settings) -> list[Sink]:
     if settings.jsonl is not None:
         sinks.append(JsonlSink(settings.jsonl))
     if settings.webhook is not None:
-        sinks.append(WebhookSink(settings.webhook))
+        outbox = Outbox(settings.webhook_outbox or default_outbox_path(settings.jsonl))
+        sinks.append(WebhookSink(settings.webhook, outbox=outbox))
     return sinks

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 import sys
 from collections.abc import AsyncIterator, Collection
 from contextlib import suppress
@@ -18,6 +17,8 @@ from typing import IO, Protocol
 import aiohttp
 
 from engines.errors import LipForensicsError
+from stream.outbox import DELIVERED, REJECTED, Outbox
+from stream.rtsp import backoff_delays
 
 
 class Sink(Protocol):
@@ -60,6 +61,10 @@ class WebhookSink:
     A failed delivery (connection error, timeout, HTTP 5xx or 429) is retried with
     exponential backoff and jitter, ``attempts`` times in all; other 4xx answers are final.
 
+    With an ``outbox``, events go to that file first and are retried (same backoff) until a
+    2xx or a final 4xx, however long the receiver is away; ``close`` leaves what is still
+    pending in the file, and the next sink on the same file sends it first.
+
     Attributes:
         delivered, failed, dropped: event counts.
     """
@@ -74,6 +79,7 @@ class WebhookSink:
         max_backoff: float = 30.0,
         timeout: float = 10.0,
         queue_size: int = 1000,
+        outbox: Outbox | None = None,
     ) -> None:
         self.url = url
         self.types = frozenset(types)
@@ -84,13 +90,21 @@ class WebhookSink:
         self.delivered = self.failed = self.dropped = 0
         self._queue: asyncio.Queue[dict[str, object]] = asyncio.Queue(queue_size)
         self._worker: asyncio.Task[None] | None = None
+        self._outbox = outbox
+        self._wake = asyncio.Event()
+        if outbox is not None and outbox.pending:
+            self._start()  # events left by an earlier process go first
 
     def send(self, event: dict[str, object]) -> None:
         """Queue the event for delivery if its type is wanted."""
         if event.get("type") not in self.types:
             return
-        if self._worker is None:
-            self._worker = asyncio.get_running_loop().create_task(self._deliver_all())
+        self._start()
+        if self._outbox is not None:
+            self._outbox.add(event)
+            self.dropped = self._outbox.dropped
+            self._wake.set()
+            return
         if self._queue.full():
             self._queue.get_nowait()
             self._queue.task_done()
@@ -99,17 +113,32 @@ class WebhookSink:
 
     async def close(self, grace: float = 5.0) -> None:
         """Wait up to ``grace`` seconds for pending deliveries, then stop."""
+        if self._worker is not None:
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._drained(), grace)
+            self._worker.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._worker
+        if self._outbox is not None:
+            self._outbox.close()
+
+    def _start(self) -> None:
         if self._worker is None:
+            self._worker = asyncio.get_running_loop().create_task(self._deliver_all())
+
+    async def _drained(self) -> None:
+        """Return once nothing is pending."""
+        if self._outbox is None:
+            await self._queue.join()
             return
-        with suppress(TimeoutError):
-            await asyncio.wait_for(self._queue.join(), grace)
-        self._worker.cancel()
-        with suppress(asyncio.CancelledError):
-            await self._worker
+        while self._outbox.pending:
+            await asyncio.sleep(0.05)
 
     async def _deliver_all(self) -> None:
         timeout = aiohttp.ClientTimeout(total=self.timeout)
         async with aiohttp.ClientSession(timeout=timeout) as session:
+            while self._outbox is not None:
+                await self._deliver_next(session, self._outbox)
             while True:
                 event = await self._queue.get()
                 try:
@@ -120,21 +149,45 @@ class WebhookSink:
                 finally:
                     self._queue.task_done()
 
+    async def _deliver_next(self, session: aiohttp.ClientSession, outbox: Outbox) -> None:
+        """Send the oldest pending event of the outbox until it is taken or refused."""
+        item = outbox.next_pending()
+        if item is None:
+            self._wake.clear()
+            await self._wake.wait()
+            return
+        seq, event = item
+        delays = backoff_delays(self.backoff, self.max_backoff)
+        while (taken := await self._post(session, event)) is None:
+            await asyncio.sleep(next(delays))
+        outbox.mark(seq, DELIVERED if taken else REJECTED)
+        if taken:
+            self.delivered += 1
+        else:
+            self.failed += 1
+
     async def _deliver(self, session: aiohttp.ClientSession, event: dict[str, object]) -> bool:
         """POST one event, retrying transient failures; True when the receiver took it."""
+        delays = backoff_delays(self.backoff, self.max_backoff)
         for attempt in range(self.attempts):
-            try:
-                async with session.post(self.url, json=event) as response:
-                    if response.status < 400:
-                        return True
-                    if response.status < 500 and response.status != 429:
-                        return False
-            except (aiohttp.ClientError, TimeoutError):
-                pass
+            taken = await self._post(session, event)
+            if taken is not None:
+                return taken
             if attempt + 1 < self.attempts:
-                delay = min(self.max_backoff, self.backoff * 2**attempt)
-                await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+                await asyncio.sleep(next(delays))
         return False
+
+    async def _post(self, session: aiohttp.ClientSession, event: dict[str, object]) -> bool | None:
+        """POST once: True on a 2xx, False on a final 4xx, None when worth retrying."""
+        try:
+            async with session.post(self.url, json=event) as response:
+                if 200 <= response.status < 300:
+                    return True
+                if 400 <= response.status < 500 and response.status != 429:
+                    return False
+        except (aiohttp.ClientError, TimeoutError):
+            pass
+        return None
 
 
 class Broadcast:

@@ -1,0 +1,129 @@
+"""A durable outbox for webhook events: SQLite (WAL), written before any delivery attempt.
+
+Every event bound for the webhook becomes a row with a unique ``id`` (the event's own
+``id`` if it has one, else a new one, added to the event so that a receiver can
+de-duplicate). Rows are handed out oldest first and leave the pending set only when the
+caller marks them delivered (after a 2xx) or rejected (a final 4xx), so events pending when
+the process dies - even by SIGKILL - are sent again by the next process that opens the file.
+Delivery is at least once: a receiver that answered 2xx just before the crash sees that
+event again, with the same ``id``.
+
+The file is bounded: beyond ``max_rows`` rows the oldest finished rows are removed, and if
+pending rows alone exceed it the oldest pending ones are dropped and counted.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from pathlib import Path
+
+from engines.errors import LipForensicsError
+
+#: rows kept in the file by default (finished rows are pruned first).
+MAX_ROWS = 10_000
+#: where the outbox lives when neither a path nor a JSON-lines file is given.
+DEFAULT_DIRECTORY = Path.home() / ".local" / "state" / "lipforensics"
+
+PENDING, DELIVERED, REJECTED = 0, 1, 2
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    body TEXT NOT NULL,
+    state INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS outbox_state ON outbox (state, seq);
+"""
+
+
+def default_outbox_path(jsonl: str | None) -> Path:
+    """``EVENTS.jsonl.outbox.sqlite`` next to a JSON-lines file, else one in the state
+    directory (``~/.local/state/lipforensics/webhook-outbox.sqlite``)."""
+    if jsonl and jsonl != "-":
+        return Path(jsonl).with_name(Path(jsonl).name + ".outbox.sqlite")
+    return DEFAULT_DIRECTORY / "webhook-outbox.sqlite"
+
+
+class Outbox:
+    """Webhook events on disk, pending until marked (see the module doc).
+
+    Attributes:
+        dropped: pending events this process removed because the file was full.
+    """
+
+    def __init__(self, path: str | Path, max_rows: int = MAX_ROWS) -> None:
+        """Open (or create) the outbox file ``path``.
+
+        Raises:
+            LipForensicsError: the file cannot be created or is not an outbox database.
+        """
+        if max_rows < 1:
+            raise LipForensicsError(f"outbox max_rows must be at least 1, got {max_rows}")
+        self.path = Path(path)
+        self.max_rows = max_rows
+        self.dropped = 0
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")  # durable across a process crash
+            self._db.executescript(_SCHEMA)
+            (self._rows,) = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()
+        except (OSError, sqlite3.Error) as error:
+            raise LipForensicsError(f"cannot open webhook outbox {self.path}: {error}") from None
+
+    def add(self, event: dict[str, object]) -> dict[str, object]:
+        """Store ``event`` as pending; returns it with its ``id``. An ``id`` already in the
+        outbox is not stored twice."""
+        event = {**event, "id": str(event.get("id") or uuid.uuid4().hex)}
+        body = json.dumps(event, separators=(",", ":"))
+        added = self._db.execute(
+            "INSERT OR IGNORE INTO outbox (id, body) VALUES (?, ?)", (event["id"], body)
+        ).rowcount
+        self._rows += added
+        if self._rows > self.max_rows:
+            self._prune()
+        return event
+
+    def next_pending(self) -> tuple[int, dict[str, object]] | None:
+        """The oldest pending event and its row number, or None when nothing is pending."""
+        row = self._db.execute(
+            "SELECT seq, body FROM outbox WHERE state = ? ORDER BY seq LIMIT 1", (PENDING,)
+        ).fetchone()
+        return None if row is None else (row[0], json.loads(row[1]))
+
+    def mark(self, seq: int, state: int) -> None:
+        """Finish row ``seq``: :data:`DELIVERED` or :data:`REJECTED`."""
+        self._db.execute("UPDATE outbox SET state = ? WHERE seq = ?", (state, seq))
+
+    @property
+    def pending(self) -> int:
+        """How many events wait for delivery."""
+        (count,) = self._db.execute(
+            "SELECT COUNT(*) FROM outbox WHERE state = ?", (PENDING,)
+        ).fetchone()
+        return count
+
+    def close(self) -> None:
+        """Close the file (pending rows stay for the next process)."""
+        self._db.close()
+
+    def _prune(self) -> None:
+        """Bring the file back to ``max_rows``: finished rows first, then the oldest pending."""
+        excess = self._rows - self.max_rows
+        for states, counts in (((DELIVERED, REJECTED), False), ((PENDING,), True)):
+            if excess <= 0:
+                break
+            marks = ",".join("?" * len(states))
+            removed = self._db.execute(
+                f"DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox WHERE state IN "
+                f"({marks}) ORDER BY seq LIMIT ?)",
+                (*states, excess),
+            ).rowcount
+            excess -= removed
+            self._rows -= removed
+            if counts:
+                self.dropped += removed
