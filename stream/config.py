@@ -47,7 +47,7 @@ class Settings:
         prefetch_queue: per-frame encodings waiting before the oldest are dropped.
         max_batch: frames per encoder call.
         landmark_threads: threads running landmarkers (one landmarker per stream; None:
-            half the cores, see :attr:`landmark_workers`).
+            one per core, see :attr:`landmark_workers`).
         inference_threads: threads of the engine (None: half the cores, see
             :attr:`engine_threads`).
         host, port, token: the HTTP server's address and bearer token (``serve``).
@@ -96,19 +96,21 @@ class Settings:
 
     @property
     def landmark_workers(self) -> int:
-        """Threads for landmarks: ``landmark_threads``, or half the cores.
+        """Threads for landmarks: ``landmark_threads``, or one per core (with one thread
+        on 2 cores, two streams lost frames whenever other programs took CPU time)."""
+        return self.landmark_threads or _cores()
 
-        Landmarks and the engine each get half the cores so that they do not compete: on
-        2 cores one inference thread gave about half the latency of two, one landmark
-        thread about 30% less than two (docs/benchmarks.md); one landmark thread serves
-        about 3 streams at 25 fps there.
-        """
-        return self.landmark_threads or _half_the_cores()
+
+def _cores() -> int:
+    """The cores this process may use."""
+    return len(os.sched_getaffinity(0))
 
 
 def _half_the_cores() -> int:
-    """Half the cores this process may use, at least one."""
-    return max(1, len(os.sched_getaffinity(0)) // 2)
+    """Half the cores this process may use, at least one (the other half runs landmarks:
+    on 2 cores one inference thread gave about half the latency of two, see
+    docs/benchmarks.md)."""
+    return max(1, _cores() // 2)
 
 
 def load_settings(config: str | Path | None = None, **overrides: Any) -> Settings:
