@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         open_source(uri, name, on_status=relay, realtime=settings.realtime)
         for uri, name in zip(args.sources, _stream_ids(args.sources), strict=True)
     ]
-    backend = create_backend(settings.backend, settings.weights, threads=settings.inference_threads)
+    backend = create_backend(settings.backend, settings.weights, threads=settings.engine_threads)
     return asyncio.run(_run(settings, backend, sources, relay))
 
 
