@@ -22,7 +22,7 @@ when it is fake for a sustained time. Events are JSON lines on stdout (or --json
 type (verdict, alert, status), stream, face, pts [start, end] in the source's seconds,
 wall_time, logit, probability, level; alerts also carry a unique id.
 Ends when every source has ended: exit 0, or 1 when a source failed on the way (a warning
-says which). SIGTERM or Ctrl-C: stop reading, score what is in hand, flush, exit 0.
+says which). A camera is retried for ever unless --give-up-after. SIGTERM or Ctrl-C: stop reading, score what is in hand, flush, exit 0.
 A TOML --config may hold any setting (see stream/config.py); flags win over the file."""
 
 
@@ -39,6 +39,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         default=None,
         help="read files at their own pace, like cameras (default: as fast as possible)",
+    )
+    parser.add_argument(
+        "--give-up-after",
+        type=float,
+        metavar="SECONDS",
+        help="end a camera's stream (with an error) after this long without a connection "
+        "(default: retry for ever)",
     )
     parser.add_argument(
         "--webhook-outbox",
@@ -67,12 +74,19 @@ def run(args: argparse.Namespace) -> int:
         webhook=args.webhook,
         webhook_outbox=args.webhook_outbox,
         realtime=args.realtime,
+        give_up_after=args.give_up_after,
     )
     if settings.weights is None:
         raise LipForensicsError("--weights is required (or weights in the config file)")
     relay = _Relay()
     sources = [
-        open_source(uri, name, on_status=relay, realtime=settings.realtime)
+        open_source(
+            uri,
+            name,
+            on_status=relay,
+            realtime=settings.realtime,
+            give_up_after=settings.give_up_after,
+        )
         for uri, name in zip(args.sources, _stream_ids(args.sources), strict=True)
     ]
     backend = create_backend(settings.backend, settings.weights, threads=settings.engine_threads)
@@ -80,15 +94,23 @@ def run(args: argparse.Namespace) -> int:
 
 
 class _Relay:
-    """The sources' status callback, bound to the pipeline once it exists."""
+    """The sources' status callback, bound to the pipeline once it exists; keeps the last
+    error of each stream that did not connect again after it."""
 
     def __init__(self) -> None:
         self.target: Callable[[StatusEvent], None] | None = None
-        self.failed: list[str] = []
+        self.errors: dict[str, str] = {}
+
+    @property
+    def failed(self) -> list[str]:
+        """``stream: reason`` for each stream that ended failed."""
+        return [f"{stream}: {detail}" for stream, detail in self.errors.items()]
 
     def __call__(self, event: StatusEvent) -> None:
         if event.status == "error":
-            self.failed.append(f"{event.stream}: {event.detail}")
+            self.errors[event.stream] = event.detail
+        elif event.status == "connected":
+            self.errors.pop(event.stream, None)
         if self.target is not None:
             self.target(event)
 

@@ -32,6 +32,8 @@ class Settings:
         stride: frames between consecutive windows of a face (25 = non-overlapping).
         window: frames per window (the network's 25).
         realtime: pace file sources like cameras.
+        give_up_after: seconds a camera may stay unreachable before its stream ends with an
+            error (None: retry for ever).
         jsonl: where JSON-line events go ("-" = standard output, None = nowhere).
         webhook: URL that receives alert events by POST (None = no webhook).
         webhook_outbox: SQLite file holding webhook events until delivered (None: next to
@@ -58,6 +60,7 @@ class Settings:
     stride: int = 5
     window: int = 25
     realtime: bool = False
+    give_up_after: float | None = None
     jsonl: str | None = "-"
     webhook: str | None = None
     webhook_outbox: str | None = None
@@ -84,6 +87,8 @@ class Settings:
         for name in (*positive, "landmark_threads", "inference_threads"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise LipForensicsError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.give_up_after is not None and self.give_up_after <= 0:
+            raise LipForensicsError(f"give_up_after must be positive, got {self.give_up_after}")
         if self.max_delay <= 0:
             raise LipForensicsError(f"max_delay must be positive, got {self.max_delay}")
         if self.hold_frames < 0 or self.forget_frames < self.hold_frames:

@@ -11,6 +11,9 @@ Presentation times stay increasing across reconnects: the first connection keeps
 camera's own times; a later one continues from the last frame plus the wall-clock time the
 stream was away, so the gap is visible downstream (the 25 fps clock breaks its window there)
 instead of being stretched over. Passwords in URLs never appear in status events.
+
+With ``give_up_after``, a camera that stays unreachable that long (from the start, or since
+it was last connected) ends the source with an ``error`` status that says so.
 """
 
 from __future__ import annotations
@@ -196,6 +199,8 @@ class RtspSource:
         read_timeout: seconds without data after which the connection counts as dead.
         transport: FFmpeg's ``rtsp_transport``: ``tcp`` (default), ``udp``, ...
         max_backoff: the longest wait between reconnect attempts, seconds.
+        give_up_after: seconds without a connection after which the source ends with an
+            ``error`` status (None: retry for ever).
 
     Raises:
         LipForensicsError: a URL that is not RTSP or an unknown transport.
@@ -213,6 +218,7 @@ class RtspSource:
         read_timeout: float = 5.0,
         transport: str = "tcp",
         max_backoff: float = 10.0,
+        give_up_after: float | None = None,
     ) -> None:
         parts = urlsplit(url)
         if parts.scheme.lower() not in ("rtsp", "rtsps") or not parts.hostname:
@@ -225,6 +231,7 @@ class RtspSource:
         self.stream_id = stream_id or f"{parts.hostname}{parts.path or ''}"
         self.open_timeout, self.read_timeout = open_timeout, read_timeout
         self.max_backoff = max_backoff
+        self.give_up_after = give_up_after
         self.reconnects = 0
         self._options = {
             "rtsp_transport": transport,
@@ -240,6 +247,7 @@ class RtspSource:
         delays = backoff_delays(FIRST_BACKOFF, self.max_backoff)
         attempt = 0
         ever_connected = False
+        down_since, reason = time.monotonic(), ""
         try:
             while not self._closed.is_set():
                 attempt += 1
@@ -260,10 +268,19 @@ class RtspSource:
                         attempt, delays = 0, backoff_delays(FIRST_BACKOFF, self.max_backoff)
                     elif isinstance(item, _Closed):
                         self._status("disconnected" if opened else "error", item.reason)
+                        reason = item.reason
+                        if opened:
+                            down_since = time.monotonic()
                     else:
                         pts, arrival, rgb = item
                         yield Frame(self.stream_id, timeline.map(pts, arrival), rgb, arrival)
                 if self._closed.is_set():
+                    break
+                away = time.monotonic() - down_since
+                if self.give_up_after is not None and away >= self.give_up_after:
+                    self._status(
+                        "error", f"gave up after {away:.0f} s without a connection: {reason}"
+                    )
                     break
                 delay = next(delays)
                 self._status("reconnecting", f"attempt {attempt + 1} in {delay:.1f} s")

@@ -119,9 +119,11 @@ def open_source(
     *,
     on_status: StatusCallback = _ignore_status,
     realtime: bool = False,
+    give_up_after: float | None = None,
 ) -> Source:
     """The source for a command-line address: a video file path, ``file://PATH``,
-    ``rtsp://`` or ``rtsps://``. ``realtime`` paces files like a camera.
+    ``rtsp://`` or ``rtsps://``. ``realtime`` paces files like a camera; a camera unreachable for
+    ``give_up_after`` seconds ends (None: it is retried for ever).
 
     Raises:
         LipForensicsError: an unknown scheme, or a file that cannot be read as a video.
@@ -130,7 +132,7 @@ def open_source(
     if scheme in RTSP_SCHEMES:
         from stream.rtsp import RtspSource
 
-        return RtspSource(uri, stream_id, on_status=on_status)
+        return RtspSource(uri, stream_id, on_status=on_status, give_up_after=give_up_after)
     if scheme == "file":
         return FileSource(uri[len("file://") :], stream_id, on_status=on_status, realtime=realtime)
     if scheme:

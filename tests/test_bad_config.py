@@ -1,0 +1,79 @@
+"""Bad sources and configuration through the real CLI (subprocesses): one clear line each and
+a non-zero exit, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from live_support import narrow_model
+
+from engines.checkpoint import save_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+TALKING = ROOT / "tests" / "data" / "talking.mp4"
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory) -> Path:
+    return save_checkpoint(tmp_path_factory.mktemp("weights") / "narrow.pth", narrow_model())
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on: connections are refused."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def cli(*arguments: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "run_stream.py", *arguments]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["run", "udp://127.0.0.1:5000"], "error: unsupported source 'udp://127.0.0.1:5000'"),
+        (["run", str(TALKING), "--config", "{bad_toml}"], "error: invalid TOML in"),
+        (["serve", "--config", "{bad_toml}"], "error: invalid TOML in"),
+        (["run", str(TALKING), "--weights", "{missing}"], "error: weights file not found"),
+        (
+            ["serve", "--weights", "{missing}", "--token", "t", "--port", "0"],
+            "error: weights file not found",
+        ),
+    ],
+)
+def test_bad_input_is_one_error_line_and_exit_2(weights, tmp_path, arguments, message):
+    bad_toml = tmp_path / "bad.toml"
+    bad_toml.write_text("stride = [\n")
+    places = {"bad_toml": str(bad_toml), "missing": str(tmp_path / "missing.pth")}
+    arguments = [argument.format(**places) for argument in arguments]
+    if "--weights" not in arguments:
+        arguments += ["--weights", str(weights)]
+    done = cli(*arguments)
+    assert done.returncode == 2
+    assert done.stderr.startswith(message) and done.stderr.count("\n") == 1, done.stderr
+
+
+def test_an_unreachable_camera_is_given_up_with_one_warning_and_exit_1(weights, tmp_path):
+    """rtsp:// to a closed loopback port with --give-up-after: the source retries with
+    backoff, then ends with an error status; run exits 1 with one warning that says why."""
+    events = tmp_path / "events.jsonl"
+    url = f"rtsp://127.0.0.1:{closed_port()}/cam"
+    done = cli(
+        "run", url, "--weights", str(weights), "--backend", "torch",
+        "--give-up-after", "2", "--jsonl", str(events),
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    warnings = [line for line in done.stderr.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 1 and "Traceback" not in done.stderr
+    assert warnings[0].startswith("warning: 127.0.0.1/cam: gave up after ")
+    assert "without a connection" in warnings[0]
+    statuses = [e["status"] for line in events.read_text().splitlines() if (e := json.loads(line))]
+    assert statuses[-2:] == ["error", "ended"] and "connected" not in statuses
+    assert statuses.count("reconnecting") >= 1
