@@ -1,0 +1,97 @@
+"""A face, then two minutes with no face at all, then a face again: the first face's state is
+freed during the gap, memory stays flat, and windows resume when the face comes back."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import av
+import pytest
+from live_support import (
+    CountingBackend,
+    ListSink,
+    narrow_model,
+    one_torch_thread,  # noqa: F401 (autouse fixture)
+)
+
+from stream.config import Settings
+from stream.pipeline import Pipeline
+from stream.sources import FileSource
+
+DATA = Path(__file__).parent / "data"
+GAP_FRAMES = 25 * 120  # two minutes without a face
+SIZE = (400, 300)
+
+
+def rss_bytes() -> int:
+    """Resident memory of this process."""
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.fixture(scope="module")
+def gap_clip(tmp_path_factory) -> Path:
+    """talking.mp4 (4 s), no_face.mp4 looped for GAP_FRAMES frames, talking.mp4 again; 25 fps."""
+    path = tmp_path_factory.mktemp("gap") / "gap.mp4"
+
+    def frames(name: str):
+        with av.open(str(DATA / name)) as clip:
+            return [
+                f.to_ndarray(format="rgb24", width=SIZE[0], height=SIZE[1])
+                for f in clip.decode(video=0)
+            ]
+
+    talking, empty = frames("talking.mp4"), frames("no_face.mp4")
+    sequence = talking + [empty[k % len(empty)] for k in range(GAP_FRAMES)] + talking
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=25, options={"preset": "ultrafast"})
+        stream.width, stream.height, stream.pix_fmt = *SIZE, "yuv420p"
+        for image in sequence:
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        out.mux(stream.encode(None))
+    return path
+
+
+def test_windows_resume_after_minutes_without_a_face(gap_clip):
+    settings = Settings(stride=25, jsonl=None)
+    sink = ListSink()
+    pipeline = Pipeline(settings, CountingBackend(narrow_model()), sinks=[sink])
+
+    async def main() -> list[dict]:
+        source = FileSource(gap_clip, "cam", on_status=pipeline.emit)
+        task = pipeline.add_source(source)
+        stream = pipeline._streams["cam"]
+        samples = []
+        while not task.done():
+            samples.append(
+                {
+                    "read": pipeline.metrics.value("lipforensics_frames_total", stream="cam"),
+                    "faces": len(stream.windows),
+                    "cached": len(pipeline.scheduler._caches),
+                    "rss": rss_bytes(),
+                }
+            )
+            await asyncio.sleep(0.05)
+        await pipeline.run_until_sources_end()
+        return samples
+
+    samples = asyncio.run(main())
+    ids = {0: [], 1: []}
+    for verdict in sink.of("verdict", "cam"):
+        ids.setdefault(verdict["face"], []).append(verdict["pts"])
+    gap_end = 4.0 + GAP_FRAMES / 25
+    assert ids[0] == [[0.0, 1.0], [1.0, 2.0], [2.0, 3.0], [3.0, 4.0]]
+    assert ids[1] == [[gap_end + k, gap_end + k + 1] for k in range(4)]  # a new track
+    assert set(ids) == {0, 1}
+    assert [e["status"] for e in sink.of("status", "cam")] == ["connected", "ended"]
+
+    # Well inside the gap (frames read run at most the file queue plus one ahead of the
+    # face stage): no face state, no cached features.
+    first_free = 100 + settings.forget_frames + settings.hold_frames + 2 * settings.window + 10
+    inside = [s for s in samples if first_free <= s["read"] <= 100 + GAP_FRAMES]
+    assert len(inside) > 10
+    assert all(s["faces"] == 0 and s["cached"] == 0 for s in inside)
+    # Two minutes of frames (about 1 GB decoded) went through: none of them were kept.
+    assert inside[-1]["rss"] - inside[0]["rss"] < 64 * 2**20
