@@ -1,0 +1,209 @@
+"""Soak: N RTSP cameras for D minutes with a fault every minute; memory, alerts, reconnects.
+
+Usage: ``python bench/soak.py [--streams 4] [--minutes 10] [--stride 5]``
+
+Each stream is its own test RTSP server on 127.0.0.1 (``tests/rtsp_server.py``, system
+Python with GStreamer) looping talking.mp4 then no_face.mp4, so the face leaves for two
+seconds every six and comes back as a new track: a fresh alert per loop, because the network
+here is the narrow test network with a constant logit of 10 (every face is "fake"; speed,
+not accuracy, is what a soak measures). Alerts go through the durable webhook outbox to a
+de-duplicating receiver in this process.
+
+Faults, one every minute from 0:30, in turn: ``kill`` (SIGKILL one camera's server, start
+it again on the same port 5 s later), ``stall`` (SIGSTOP one server for 15 s: connections
+stay open but nothing comes, then SIGCONT), ``webhook`` (the receiver goes away for 30 s).
+At the end the outbox is drained (up to 60 s) and one table is printed: RSS at start
+(after the first verdicts) and end, alerts produced / delivered / lost / duplicated,
+reconnects, frames and windows dropped, verdicts, faults injected.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+import torch  # noqa: E402
+from aiohttp import web  # noqa: E402
+from live_support import narrow_model  # noqa: E402
+from rtsp_support import RtspServer  # noqa: E402
+
+from engines.backends import TorchBackend  # noqa: E402
+from stream.config import Settings  # noqa: E402
+from stream.outbox import Outbox  # noqa: E402
+from stream.pipeline import Pipeline  # noqa: E402
+from stream.rtsp import RtspSource  # noqa: E402
+from stream.sinks import WebhookSink  # noqa: E402
+
+DATA = ROOT / "tests" / "data"
+FAULTS = ("kill", "stall", "webhook")
+FIRST_FAULT, FAULT_EVERY = 30.0, 60.0
+KILL_FOR, STALL_FOR, WEBHOOK_DOWN_FOR = 5.0, 15.0, 30.0
+
+
+def rss_mb() -> float:
+    """Resident memory of this process, MB."""
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+class Receiver:
+    """A de-duplicating webhook receiver on 127.0.0.1 that can go down and come back."""
+
+    def __init__(self) -> None:
+        self.ids: Counter[str] = Counter()
+        self.port = 0
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> str:
+        app = web.Application()
+        app.router.add_post("/hook", self._hook)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    async def stop(self) -> None:
+        await self._runner.cleanup()
+
+    async def _hook(self, request: web.Request) -> web.Response:
+        self.ids[(await request.json())["id"]] += 1
+        return web.Response(status=204)
+
+
+class AlertCounter:
+    """A sink that counts the alerts and verdicts the pipeline produced."""
+
+    def __init__(self) -> None:
+        self.alerts: set[str] = set()
+        self.verdicts = 0
+
+    def send(self, event: dict[str, object]) -> None:
+        if event["type"] == "alert":
+            self.alerts.add(str(event["id"]))
+        elif event["type"] == "verdict":
+            self.verdicts += 1
+
+    async def close(self) -> None:
+        pass
+
+
+def constant_backend() -> TorchBackend:
+    """The narrow network with a constant output logit of 10."""
+    model = narrow_model()
+    with torch.no_grad():
+        model.tcn.tcn_output.weight.zero_()
+        model.tcn.tcn_output.bias.fill_(10.0)
+    return TorchBackend(model)
+
+
+async def inject(kind: str, number: int, servers: list[RtspServer], receiver: Receiver) -> str:
+    """Inject one fault and undo it; return what was done."""
+    server = servers[number % len(servers)]
+    if kind == "kill":
+        server.kill()
+        await asyncio.sleep(KILL_FOR)
+        await asyncio.to_thread(server.start)
+        return f"kill camera {number % len(servers)} for {KILL_FOR:g} s"
+    if kind == "stall":
+        os.kill(server._process.pid, signal.SIGSTOP)
+        await asyncio.sleep(STALL_FOR)
+        os.kill(server._process.pid, signal.SIGCONT)
+        return f"stall camera {number % len(servers)} for {STALL_FOR:g} s"
+    await receiver.stop()
+    await asyncio.sleep(WEBHOOK_DOWN_FOR)
+    await receiver.start()
+    return f"webhook receiver down for {WEBHOOK_DOWN_FOR:g} s"
+
+
+async def soak(streams: int, minutes: float, stride: int, workdir: Path) -> dict[str, object]:
+    servers = [RtspServer(DATA / "talking.mp4", DATA / "no_face.mp4") for _ in range(streams)]
+    for server in servers:
+        await asyncio.to_thread(server.start)
+    receiver = Receiver()
+    url = await receiver.start()
+    counter = AlertCounter()
+    outbox = Outbox(workdir / "outbox.sqlite")
+    webhook = WebhookSink(url, backoff=0.5, max_backoff=5.0, outbox=outbox)
+    settings = Settings(stride=stride, jsonl=None)
+    pipeline = Pipeline(settings, constant_backend(), sinks=[counter, webhook])
+    sources = [
+        RtspSource(server.url, f"cam{k}", on_status=pipeline.emit)
+        for k, server in enumerate(servers)
+    ]
+    for source in sources:
+        pipeline.add_source(source)
+    while counter.verdicts < streams:
+        await asyncio.sleep(0.5)
+    rss_start, began = rss_mb(), time.monotonic()
+    done: list[str] = []
+    end = began + minutes * 60.0
+    number = 0
+    while (due := began + FIRST_FAULT + number * FAULT_EVERY) < end:
+        await asyncio.sleep(max(0.0, due - time.monotonic()))
+        done.append(await inject(FAULTS[number % len(FAULTS)], number, servers, receiver))
+        print(f"{time.monotonic() - began:6.0f} s  {done[-1]}", file=sys.stderr, flush=True)
+        number += 1
+    await asyncio.sleep(max(0.0, end - time.monotonic()))
+    rss_end = rss_mb()
+    for source in sources:
+        await source.close()
+    drain_until = time.monotonic() + 60.0
+    while outbox.pending and time.monotonic() < drain_until:
+        await asyncio.sleep(0.5)
+    await pipeline.stop(drain=False)
+    await receiver.stop()
+    for server in servers:
+        server.kill()
+    metrics = pipeline.metrics
+    delivered = set(receiver.ids)
+    return {
+        "streams": streams,
+        "minutes": minutes,
+        "RSS start MB": round(rss_start),
+        "RSS end MB": round(rss_end),
+        "alerts produced": len(counter.alerts),
+        "alerts delivered": len(counter.alerts & delivered),
+        "alerts lost": len(counter.alerts - delivered),
+        "duplicate POSTs": sum(receiver.ids.values()) - len(delivered),
+        "reconnects": sum(source.reconnects for source in sources),
+        "frames dropped": round(
+            sum(
+                metrics.value("lipforensics_frames_dropped_total", stream=s.stream_id)
+                for s in sources
+            )
+        ),
+        "windows dropped": sum(pipeline.scheduler.dropped_windows.values()),
+        "verdicts": counter.verdicts,
+        "faults": len(done),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--streams", type=int, default=4)
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--stride", type=int, default=5)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as workdir:
+        row = asyncio.run(soak(args.streams, args.minutes, args.stride, Path(workdir)))
+    print("| " + " | ".join(row) + " |")
+    print("|" + "---|" * len(row))
+    print("| " + " | ".join(str(value) for value in row.values()) + " |")
+
+
+if __name__ == "__main__":
+    main()
