@@ -365,11 +365,12 @@ def _sigmoid(logit: float) -> float:
 
 
 def _default_sinks(settings: Settings) -> list[Sink]:
-    """The sinks the settings ask for: JSON lines and a webhook."""
+    """The sinks the settings ask for: a webhook (first, so that an alert is in its durable
+    outbox before it is anywhere else) and JSON lines."""
     sinks: list[Sink] = []
-    if settings.jsonl is not None:
-        sinks.append(JsonlSink(settings.jsonl))
     if settings.webhook is not None:
         outbox = Outbox(settings.webhook_outbox or default_outbox_path(settings.jsonl))
         sinks.append(WebhookSink(settings.webhook, outbox=outbox))
+    if settings.jsonl is not None:
+        sinks.append(JsonlSink(settings.jsonl))
     return sinks
