@@ -18,6 +18,7 @@ from engines.errors import MediaError
 from engines.preprocess import CLIP_FRAMES, CROP_SIZE, FPS, INPUT_SIZE, normalise_crops
 
 if TYPE_CHECKING:
+    from calibration.thresholds import Thresholds
     from engines.backends import Backend
     from engines.checkpoint import LoadedCheckpoint
 
@@ -56,19 +57,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--backend",
-        default="torch",
-        help="torch (default), onnxruntime, tensorrt, or auto (TensorRT with a GPU, else "
-        "ONNX Runtime); the ONNX export and engines are cached by the weights' hash",
+        default="auto",
+        help="auto (default: TensorRT with a GPU, else ONNX Runtime), onnxruntime, torch or "
+        "tensorrt; the ONNX export and engines are cached by the weights' hash",
     )
 
 
 def run(args: argparse.Namespace) -> int:
     """Load the weights, read the crops, score every clip, print the report."""
+    from calibration.thresholds import describe_thresholds, load_thresholds_for
     from engines.checkpoint import load_checkpoint
 
     if not args.input.exists():
         raise MediaError(f"input not found: {args.input} (expected a video file or .npy crops)")
     loaded = load_checkpoint(args.weights)  # before the slow part: fail fast on bad weights
+    thresholds = load_thresholds_for(args.weights)
     backend = make_backend(loaded, args.backend)
     show_progress = not args.json and sys.stderr.isatty()
 
@@ -79,11 +82,13 @@ def run(args: argparse.Namespace) -> int:
     starts = clip_starts(mouths.runs, CLIP_FRAMES, args.stride)
     if not starts:
         raise MediaError(_why_no_clips(args.input, mouths))
+    if not args.json:
+        print(describe_thresholds(thresholds), file=sys.stderr)
     with ProgressBar("network", enabled=show_progress) as bar:
         logits = score_clips(mouths.crops, starts, backend, progress=bar)
     network_s = time.perf_counter() - started - crops_s
 
-    report = build_report(args, loaded, backend.name, mouths, starts, logits)
+    report = build_report(args, loaded, backend.name, mouths, starts, logits, thresholds)
     report["seconds"] = {"mouth_crops": round(crops_s, 3), "network": round(network_s, 3)}
     for warning in report["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
@@ -247,12 +252,26 @@ def build_report(
     mouths: ScanInput,
     starts: list[int],
     logits: np.ndarray,
+    thresholds: Thresholds | None = None,
 ) -> dict[str, object]:
-    """The JSON-ready result of a scan."""
+    """The JSON-ready result of a scan.
+
+    With calibrated ``thresholds`` the fake probability uses their probability map, and the
+    clip logits are replayed through the live alert policy: ``level`` is the highest level a
+    viewer of this video would have seen and ``alerts`` how many alerts it would have raised
+    (clips of different face runs are replayed as one sequence, as in the paper's protocol).
+    """
+    from stream.alerts import AlertPolicy, Level, PolicyConfig
+
     video_logit = float(logits.mean())
     warnings = list(loaded.notes)
     if mouths.problem:
         warnings.append(f"{mouths.problem}; scored the frames before it")
+    policy = AlertPolicy(thresholds.policy_for(args.stride) if thresholds else PolicyConfig())
+    decisions = [policy.update(float(x)) for x in logits]
+    probability = (
+        thresholds.probability(video_logit) if thresholds else 1.0 / (1.0 + math.exp(-video_logit))
+    )
     return {
         "input": str(args.input),
         "weights": str(args.weights),
@@ -266,8 +285,10 @@ def build_report(
         "clip_starts": [round(float(mouths.pts[s]), 3) for s in starts],
         "clip_logits": [float(x) for x in logits],
         "video_logit": video_logit,
-        "fake_probability": 1.0 / (1.0 + math.exp(-video_logit)),
-        # calibrated decisions (thresholds from `<weights>.thresholds.json`) will join here
+        "fake_probability": probability,
+        "thresholds": str(thresholds.path) if thresholds else None,
+        "level": str(max((d.level for d in decisions), default=Level.CLEAR)),
+        "alerts": sum(d.alert for d in decisions),
         "warnings": warnings,
     }
 
@@ -284,9 +305,11 @@ def format_summary(report: dict[str, object]) -> str:
     lines += [f"  {i:4d}  {t:6.2f}s  {x:+7.3f}" for i, (t, x) in enumerate(listed, start=1)]
     if report["clips"] > LISTED_CLIPS:
         lines.append(f"  ... {report['clips'] - LISTED_CLIPS} more (see --json)")
+    calibration = "calibrated" if report["thresholds"] else "uncalibrated; logit > 0 leans fake"
     lines.append(
         f"video logit {report['video_logit']:+.3f} -> fake probability "
-        f"{report['fake_probability']:.3f} (uncalibrated; logit > 0 leans fake)"
+        f"{report['fake_probability']:.3f} ({calibration}); highest level {report['level']}, "
+        f"{report['alerts']} alert(s)"
     )
     return "\n".join(lines)
 
