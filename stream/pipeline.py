@@ -1,7 +1,7 @@
 """The live pipeline: sources in, verdicts and alerts out.
 
 Per stream: source -> 25 fps clock -> bounded frame queue -> face stage (landmarks, track
-ids, causal smoothing, mouth crops; in a thread, one landmarker per stream) -> one
+ids, landmarks without look-ahead, mouth crops; in a thread, one landmarker per stream) -> one
 :class:`~stream.window.FaceWindow` per face. For all streams together: one
 :class:`~stream.scheduler.Scheduler` batches encodings and windows into backend calls,
 then one :class:`~stream.alerts.AlertPolicy` per face turns logits into levels, and every
