@@ -3,10 +3,10 @@
 Usage: ``python bench/soak.py [--streams 4] [--minutes 10] [--stride 5]``
 
 Each stream is its own test RTSP server on 127.0.0.1 (``tests/rtsp_server.py``, system
-Python with GStreamer) looping talking.mp4 then no_face.mp4, so the face leaves for two
-seconds every six and comes back as a new track: a fresh alert per loop, because the network
-here is the narrow test network with a constant logit of 10 (every face is "fake"; speed,
-not accuracy, is what a soak measures). Alerts go through the durable webhook outbox to a
+Python with GStreamer) looping a clip built here at one size: talking.mp4, then 2 s of
+no_face.mp4, so the face leaves every six seconds and comes back as a new track: a fresh
+alert per loop, because the network here is the narrow test network with a constant logit
+of 10 (every face is "fake"; speed, not accuracy, is what a soak measures). Alerts go through the durable webhook outbox to a
 de-duplicating receiver in this process.
 
 Faults, one every minute from 0:30, in turn: ``kill`` (SIGKILL one camera's server, start
@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import torch  # noqa: E402
 from aiohttp import web  # noqa: E402
+from clip_builder import decode, looped, write_clip  # noqa: E402
 from live_support import narrow_model  # noqa: E402
 from rtsp_support import RtspServer  # noqa: E402
 
@@ -42,6 +43,7 @@ from engines.backends import TorchBackend  # noqa: E402
 from stream.config import Settings  # noqa: E402
 from stream.outbox import Outbox  # noqa: E402
 from stream.pipeline import Pipeline  # noqa: E402
+from stream.records import StatusEvent  # noqa: E402
 from stream.rtsp import RtspSource  # noqa: E402
 from stream.sinks import WebhookSink  # noqa: E402
 
@@ -49,6 +51,13 @@ DATA = ROOT / "tests" / "data"
 FAULTS = ("kill", "stall", "webhook")
 FIRST_FAULT, FAULT_EVERY = 30.0, 60.0
 KILL_FOR, STALL_FOR, WEBHOOK_DOWN_FOR = 5.0, 15.0, 30.0
+SIZE = (400, 300)
+
+
+def soak_clip(directory: Path) -> Path:
+    """talking.mp4 then 50 frames of no_face.mp4, at one size (6 s)."""
+    talking, empty = decode(DATA / "talking.mp4", SIZE), decode(DATA / "no_face.mp4", SIZE)
+    return write_clip(directory / "soak.mp4", talking + looped(empty, 50), SIZE)
 
 
 def rss_mb() -> float:
@@ -129,7 +138,8 @@ async def inject(kind: str, number: int, servers: list[RtspServer], receiver: Re
 
 
 async def soak(streams: int, minutes: float, stride: int, workdir: Path) -> dict[str, object]:
-    servers = [RtspServer(DATA / "talking.mp4", DATA / "no_face.mp4") for _ in range(streams)]
+    clip = soak_clip(workdir)
+    servers = [RtspServer(clip) for _ in range(streams)]
     for server in servers:
         await asyncio.to_thread(server.start)
     receiver = Receiver()
@@ -139,9 +149,13 @@ async def soak(streams: int, minutes: float, stride: int, workdir: Path) -> dict
     webhook = WebhookSink(url, backoff=0.5, max_backoff=5.0, outbox=outbox)
     settings = Settings(stride=stride, jsonl=None)
     pipeline = Pipeline(settings, constant_backend(), sinks=[counter, webhook])
+
+    def on_status(event: StatusEvent) -> None:
+        print(f"  {event.stream}: {event.status} {event.detail}", file=sys.stderr, flush=True)
+        pipeline.emit(event)
+
     sources = [
-        RtspSource(server.url, f"cam{k}", on_status=pipeline.emit)
-        for k, server in enumerate(servers)
+        RtspSource(server.url, f"cam{k}", on_status=on_status) for k, server in enumerate(servers)
     ]
     for source in sources:
         pipeline.add_source(source)
@@ -153,8 +167,10 @@ async def soak(streams: int, minutes: float, stride: int, workdir: Path) -> dict
     number = 0
     while (due := began + FIRST_FAULT + number * FAULT_EVERY) < end:
         await asyncio.sleep(max(0.0, due - time.monotonic()))
-        done.append(await inject(FAULTS[number % len(FAULTS)], number, servers, receiver))
-        print(f"{time.monotonic() - began:6.0f} s  {done[-1]}", file=sys.stderr, flush=True)
+        kind = FAULTS[number % len(FAULTS)]
+        print(f"{time.monotonic() - began:6.0f} s  {kind} ...", file=sys.stderr, flush=True)
+        done.append(await inject(kind, number, servers, receiver))
+        print(f"{time.monotonic() - began:6.0f} s  {done[-1]}: done", file=sys.stderr, flush=True)
         number += 1
     await asyncio.sleep(max(0.0, end - time.monotonic()))
     rss_end = rss_mb()

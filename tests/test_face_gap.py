@@ -7,8 +7,8 @@ import asyncio
 import os
 from pathlib import Path
 
-import av
 import pytest
+from clip_builder import decode, looped, write_clip
 from live_support import (
     CountingBackend,
     ListSink,
@@ -34,24 +34,9 @@ def rss_bytes() -> int:
 @pytest.fixture(scope="module")
 def gap_clip(tmp_path_factory) -> Path:
     """talking.mp4 (4 s), no_face.mp4 looped for GAP_FRAMES frames, talking.mp4 again; 25 fps."""
+    talking, empty = decode(DATA / "talking.mp4", SIZE), decode(DATA / "no_face.mp4", SIZE)
     path = tmp_path_factory.mktemp("gap") / "gap.mp4"
-
-    def frames(name: str):
-        with av.open(str(DATA / name)) as clip:
-            return [
-                f.to_ndarray(format="rgb24", width=SIZE[0], height=SIZE[1])
-                for f in clip.decode(video=0)
-            ]
-
-    talking, empty = frames("talking.mp4"), frames("no_face.mp4")
-    sequence = talking + [empty[k % len(empty)] for k in range(GAP_FRAMES)] + talking
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=25, options={"preset": "ultrafast"})
-        stream.width, stream.height, stream.pix_fmt = *SIZE, "yuv420p"
-        for image in sequence:
-            out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
-        out.mux(stream.encode(None))
-    return path
+    return write_clip(path, talking + looped(empty, GAP_FRAMES) + talking, SIZE)
 
 
 def test_windows_resume_after_minutes_without_a_face(gap_clip):
