@@ -6,8 +6,8 @@ Each stream is its own test RTSP server on 127.0.0.1 (``tests/rtsp_server.py``, 
 Python with GStreamer) looping a clip built here at one size: talking.mp4, then 2 s of
 no_face.mp4, so the face leaves every six seconds and comes back as a new track: a fresh
 alert per loop, because the network here is the narrow test network with a constant logit
-of 10 (every face is "fake"; speed, not accuracy, is what a soak measures). Alerts go through the durable webhook outbox to a
-de-duplicating receiver in this process.
+of 10 (every face is "fake"; speed, not accuracy, is what a soak measures). Alerts go
+through the durable webhook outbox to a de-duplicating receiver in this process.
 
 Faults, one every minute from 0:30, in turn: ``kill`` (SIGKILL one camera's server, start
 it again on the same port 5 s later), ``stall`` (SIGSTOP one server for 15 s: connections
