@@ -86,7 +86,7 @@ Log = Callable[[str], None]
 class EncoderConfig:
     """Encoder pretraining on five-frame windows (see :func:`pretrain_encoder`)."""
 
-    steps: int = 3000
+    steps: int = 2000
     batch_size: int = 32
     learning_rate: float = 3e-3
     weight_decay: float = 1e-4
@@ -227,7 +227,7 @@ def _window_batch(
         patch = crops[:, top : top + INPUT_SIZE, left : left + INPUT_SIZE] / np.float32(255)
         if rng.random() < 0.5:
             patch = patch[:, :, ::-1]
-        patch = patch * rng.uniform(0.75, 1.25) + rng.uniform(-0.1, 0.1)
+        patch = patch * rng.uniform(0.85, 1.15) + rng.uniform(-0.06, 0.06)
         windows[row, 0] = (patch - MEAN) / STD
     return torch.from_numpy(windows), torch.from_numpy(labels.astype(np.float32))
 
