@@ -22,7 +22,8 @@ when it is fake for a sustained time. Events are JSON lines on stdout (or --json
 type (verdict, alert, status), stream, face, pts [start, end] in the source's seconds,
 wall_time, logit, probability, level; alerts also carry a unique id.
 Ends when every source has ended: exit 0, or 1 when a source failed on the way (a warning
-says which). A camera is retried for ever unless --give-up-after. SIGTERM or Ctrl-C: stop reading, score what is in hand, flush, exit 0.
+says which). A camera is retried for ever unless --give-up-after.
+SIGTERM or Ctrl-C: stop reading, score what is in hand, flush, exit 0.
 A TOML --config may hold any setting (see stream/config.py); flags win over the file."""
 
 
