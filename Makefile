@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test lint bench
+.PHONY: venv demo test lint build-demo
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,3 +27,7 @@ test: venv
 lint: venv
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+
+# rebuild the demo detector (models/) and demo clips (media/demo/) from media/*.mp4
+build-demo: venv
+	$(PY) run_stream.py build-demo

@@ -24,7 +24,7 @@ replaced by a new 1-logit head) or one of ours. --out is written in the authors'
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of the ``finetune`` command."""
-    from calibration.finetune import FinetuneConfig
+    from calibration.finetune_config import FinetuneConfig
 
     defaults = FinetuneConfig()
     parser.add_argument("--weights", type=Path, required=True, help="starting checkpoint")
