@@ -125,8 +125,11 @@ async def _serve(settings: Settings, server_settings: ServerSettings) -> int:
     from stream.pipeline import Pipeline
     from stream.server import Server
 
-    backend = await asyncio.to_thread(create_backend, settings.backend, settings.weights)
+    backend = await asyncio.to_thread(
+        create_backend, settings.backend, settings.weights, threads=settings.engine_threads
+    )
     pipeline = Pipeline(settings, backend)
+    print(pipeline.thresholds_note, file=sys.stderr, flush=True)
     server = Server(pipeline, server_settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
