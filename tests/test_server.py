@@ -233,7 +233,7 @@ def test_serve_scores_a_whip_publisher_and_drains_on_sigterm(tmp_path: Path) -> 
         cwd=ROOT,
         env={**os.environ, "LIPFORENSICS_TOKEN": TOKEN},
         stderr=subprocess.PIPE,
-        text=True,
+        bufsize=0,  # unbuffered: select() must see every line that readline() has not taken
     )
     use_ice_hosts(["127.0.0.1"])  # our publisher, in this process, also stays on loopback
 
@@ -252,7 +252,7 @@ def test_serve_scores_a_whip_publisher_and_drains_on_sigterm(tmp_path: Path) -> 
     try:
         line = ""
         while not line.startswith("serving on") and select.select([process.stderr], [], [], 60)[0]:
-            line = process.stderr.readline()
+            line = process.stderr.readline().decode()
             assert line, "serve exited before listening"
         assert line.startswith("serving on http://127.0.0.1:"), line
         verdict = run(publish_until_a_verdict(line.split()[2]))
@@ -261,6 +261,6 @@ def test_serve_scores_a_whip_publisher_and_drains_on_sigterm(tmp_path: Path) -> 
     finally:
         process.kill()
         process.wait()
-    assert "stopped" in process.stderr.read()
+    assert "stopped" in process.stderr.read().decode()
     written = [json.loads(line) for line in jsonl.read_text().splitlines()]
     assert verdict in written  # the sink saw what /events saw, and was flushed
