@@ -11,8 +11,8 @@ through the durable webhook outbox to a de-duplicating receiver in this process.
 
 Faults, one every minute from 0:30, in turn: ``kill`` (SIGKILL one camera's server, start
 it again on the same port 5 s later), ``stall`` (SIGSTOP one server for 15 s: connections
-stay open but nothing comes; then a fresh server on the same port, because the test server
-does not serve a second client of one process reliably), ``webhook`` (the receiver goes away
+stay open but nothing comes; then SIGCONT, and the same server process takes the detector's
+new connection), ``webhook`` (the receiver goes away
 for 30 s). Faults and status events are logged on stdout as ``#`` lines.
 At the end the outbox is drained (up to 60 s) and one table is printed: RSS at start
 (after the first verdicts) and end, alerts produced / delivered / lost / duplicated,
@@ -129,10 +129,9 @@ async def inject(kind: str, number: int, servers: list[RtspServer], receiver: Re
         await asyncio.to_thread(server.start)
         return f"kill camera {number % len(servers)} for {KILL_FOR:g} s"
     if kind == "stall":
-        os.kill(server._process.pid, signal.SIGSTOP)
+        os.kill(server.pid, signal.SIGSTOP)
         await asyncio.sleep(STALL_FOR)
-        server.kill()  # the test server serves one client per process well: start afresh
-        await asyncio.to_thread(server.start)
+        os.kill(server.pid, signal.SIGCONT)
         return f"stall camera {number % len(servers)} for {STALL_FOR:g} s"
     await receiver.stop()
     await asyncio.sleep(WEBHOOK_DOWN_FOR)

@@ -56,8 +56,9 @@ class Clip:
         pipeline.set_state(Gst.State.NULL)
         if not self.buffers:
             raise SystemExit(f"error: no H.264 video in {path}")
-        last = self.buffers[-1]
-        self.duration = max(b.pts for b in self.buffers) + (last.duration or 0)
+        first, last = self.buffers[0], self.buffers[-1]
+        # decode-order span: the next loop's first frame follows this one's last at one frame's step
+        self.duration = last.dts + (last.duration or 0) - first.dts
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,11 @@ class Feeder(threading.Thread):
                     if stall and time.monotonic() - start_wall > stall:
                         self.stop.wait()  # hung camera: connection open, nothing sent
                         return
-                    buffer = self._damaged(original) if self._due(original) else original.copy()
+                    # copy_deep: Buffer.copy() in Python only adds a reference, and the clip's
+                    # buffers must keep their own timestamps for the next loop and client
+                    buffer = (
+                        self._damaged(original) if self._due(original) else original.copy_deep()
+                    )
                     buffer.pts = start_running + offset + original.pts
                     buffer.dts = start_running + offset + original.dts
                     if self.appsrc.emit("push-buffer", buffer) != Gst.FlowReturn.OK:

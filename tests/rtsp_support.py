@@ -77,6 +77,13 @@ class RtspServer:
         self.port = int(self.url.rsplit(":", 1)[1].split("/")[0])
         return self.url
 
+    @property
+    def pid(self) -> int:
+        """The server's process id (to SIGSTOP it, say); it must be running."""
+        if self._process is None:
+            raise RuntimeError("the RTSP server is not running")
+        return self._process.pid
+
     def kill(self) -> None:
         """End the server abruptly (SIGKILL), like a crash."""
         if self._process is not None:

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from clip_builder import decode, write_clip
 from live_support import narrow_model
 from rtsp_support import RtspServer, require_rtsp_server
 
@@ -67,6 +68,35 @@ def test_rtsp_frames_arrive_as_rgb_with_increasing_pts() -> None:
     assert pts == sorted(set(pts))
     assert 0.9 < pts[-1] - pts[0] < 1.5  # 29 intervals of a 25 fps camera
     assert [event.status for event in events] == ["connected", "ended"]
+
+
+def test_a_looping_server_plays_on_without_gaps_and_serves_the_next_client(
+    tmp_path: Path,
+) -> None:
+    """Four loops of a one-second clip reach the first client without a gap in time; a
+    second client of the same server process gets frames as well (regression: the server
+    once shifted its clip's own timestamps on every loop and for every later client)."""
+    clip = write_clip(tmp_path / "one_second.mp4", decode(CLIP, (400, 300))[:25], (400, 300))
+    events: list[StatusEvent] = []
+
+    async def main() -> tuple[list[Frame], list[Frame]]:
+        with RtspServer(clip) as server:
+            first = RtspSource(server.url, "first", on_status=events.append)
+            try:
+                looped = await take(first.frames(), 110)
+            finally:
+                await first.close()
+            second = RtspSource(server.url, "second", on_status=events.append)
+            try:
+                return looped, await take(second.frames(), 25)
+            finally:
+                await second.close()
+
+    looped, later = run(main(), events)
+    steps = [b.pts - a.pts for a, b in itertools.pairwise(looped)]
+    assert min(steps) > 0 and max(steps) < 0.05, (min(steps), max(steps))  # 25 fps, no gap
+    assert len(later) == 25
+    assert [event.status for event in events] == ["connected", "ended"] * 2
 
 
 def test_rtsp_reconnects_after_the_server_is_killed_and_comes_back() -> None:
