@@ -8,7 +8,11 @@ Backend calls: an inference latency histogram.
 
 from __future__ import annotations
 
+from contextlib import suppress
+
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+from stream.alerts import Level
 
 _LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
 
@@ -63,6 +67,22 @@ class PipelineMetrics:
             ["stage"],
             registry=registry,
         )
+
+    def forget_stream(self, stream_id: str) -> None:
+        """Drop every series of one stream (a long-running server sees many short streams:
+        their series must not pile up in ``/metrics``)."""
+        for metric in (
+            self.frames_in,
+            self.frames_dropped,
+            self.windows_scored,
+            self.windows_dropped,
+            self.verdict_latency,
+        ):
+            with suppress(KeyError):
+                metric.remove(stream_id)
+        for level in Level:
+            with suppress(KeyError):
+                self.alerts.remove(stream_id, str(level))
 
     def text(self) -> bytes:
         """The Prometheus text exposition of every metric."""

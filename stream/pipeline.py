@@ -233,6 +233,8 @@ class Pipeline:
             old = self._ended_ids.popleft()
             if old not in self._ended_ids and self._tasks[old].done():
                 del self._tasks[old], self._streams[old]
+                self.scheduler.dropped_windows.pop(old, None)
+                self.metrics.forget_stream(old)
 
     async def _run_stream(self, stream: _Stream) -> None:
         """Read and process one source until it ends."""

@@ -98,3 +98,6 @@ def test_ended_streams_are_forgotten_beyond_a_bound(model, monkeypatch):
         return streams
 
     assert asyncio.run(main()) == {"call2", "call3"}
+    exposed = pipeline.metrics_text().decode()
+    assert 'stream="call3"' in exposed and 'stream="call2"' in exposed
+    assert 'stream="call0"' not in exposed and 'stream="call1"' not in exposed
