@@ -33,6 +33,7 @@ import numpy as np
 from engines.errors import LipForensicsError
 from stream.records import Frame, StatusEvent
 from stream.sources import StatusCallback
+from stream.video_file import upright_rgb
 
 #: values of FFmpeg's ``rtsp_transport`` we accept.
 TRANSPORTS = ("tcp", "udp", "udp_multicast", "http")
@@ -160,7 +161,7 @@ class _Connection(threading.Thread):
                     self.corrupt_packets += 1
                     continue
                 for frame in decoded:
-                    rgb = frame.to_ndarray(format="rgb24")
+                    rgb = upright_rgb(frame)
                     if not self._put((frame.time, time.monotonic(), rgb)):
                         return
         except (av.FFmpegError, OSError) as error:

@@ -4,7 +4,11 @@ Bad input becomes a one-line :class:`MediaError`: a missing file, a file that is
 video, a container without a video stream. A file that breaks *mid-stream* (truncated
 download, corrupt packets) is not an exception: decoding stops cleanly after the last good
 frame and :attr:`VideoFile.problem` says what happened, so a scan can still use what was
-decoded and tell the user.
+decoded and tell the user. A file is also called truncated when its frames stop well
+before the duration its header announces (Matroska and WebM carry no frame count).
+
+Frames come upright: a display rotation in the file (phones record portrait video as
+landscape frames plus a rotation) is applied, as a player would (:func:`upright_rgb`).
 """
 
 from __future__ import annotations
@@ -20,6 +24,17 @@ from engines.errors import MediaError
 
 #: fewer decoded frames than this share of the container's frame count = truncated.
 _TRUNCATED_SHARE = 0.98
+#: frames ending more than this many seconds before the announced duration = truncated (the
+#: container's duration may cover an audio track a little longer than the video).
+_TRUNCATED_SECONDS = 1.0
+
+
+def upright_rgb(frame: av.VideoFrame) -> np.ndarray:
+    """``frame`` as RGB uint8 (H, W, 3), turned by its display rotation (a multiple of 90
+    degrees counter-clockwise, as a player shows it). Mirroring flags are not applied."""
+    rgb = frame.to_ndarray(format="rgb24")
+    quarter_turns = round((frame.rotation or 0) / 90) % 4
+    return np.ascontiguousarray(np.rot90(rgb, quarter_turns)) if quarter_turns else rgb
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +42,7 @@ class VideoInfo:
     """What the container says about its first video stream.
 
     Attributes:
-        width, height: frame size in pixels.
+        width, height: coded frame size in pixels (before any display rotation).
         fps: average frame rate (0.0 when the container does not say).
         duration: seconds (0.0 when unknown).
         frames: frame count from the header (0 when unknown).
@@ -96,23 +111,30 @@ class VideoFile:
 
         A decode error mid-stream ends the iteration and sets :attr:`problem`.
         """
-        fps = self.info.fps or 25.0
+        info = self.info
+        fps = info.fps or 25.0
+        end = 0.0
         try:
             for frame in self._container.decode(self._stream):
-                pts = frame.time if frame.time is not None else self.decoded / fps
+                pts = float(frame.time if frame.time is not None else self.decoded / fps)
                 self.decoded += 1
-                yield float(pts), frame.to_ndarray(format="rgb24")
+                end = max(end, pts + 1.0 / fps)
+                yield pts, upright_rgb(frame)
         except av.FFmpegError as error:
             self.problem = (
                 f"{self.path}: decoding stopped after {self.decoded} frames "
                 f"(corrupt or truncated): {_reason(error)}"
             )
             return
-        expected = self.info.frames
-        if expected and self.decoded < _TRUNCATED_SHARE * expected:
+        if info.frames and self.decoded < _TRUNCATED_SHARE * info.frames:
             self.problem = (
-                f"{self.path}: only {self.decoded} of {expected} frames could be decoded "
+                f"{self.path}: only {self.decoded} of {info.frames} frames could be decoded "
                 "(truncated or corrupt file)"
+            )
+        elif info.duration and end < info.duration - _TRUNCATED_SECONDS:
+            self.problem = (
+                f"{self.path}: frames end at {end:.1f} s of the {info.duration:.1f} s the file "
+                "announces (truncated or corrupt file)"
             )
 
     def close(self) -> None:

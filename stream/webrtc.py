@@ -18,6 +18,7 @@ from av import VideoFrame
 
 from stream.records import Frame, StatusEvent
 from stream.sources import StatusCallback
+from stream.video_file import upright_rgb
 
 #: frame interval assumed for a frame without a timestamp.
 DEFAULT_INTERVAL = 1 / 25
@@ -59,7 +60,7 @@ class WebRtcSource:
                 if pts <= last_pts:  # a late or repeated frame: keep time going forward
                     continue
                 last_pts = pts
-                rgb = await asyncio.to_thread(frame.to_ndarray, format="rgb24")
+                rgb = await asyncio.to_thread(upright_rgb, frame)
                 self.frames_received += 1
                 yield Frame(self.stream_id, pts, rgb, arrival)
         finally:

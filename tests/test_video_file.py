@@ -14,20 +14,22 @@ from stream.video_file import VideoFile
 DATA = Path(__file__).parent / "data"
 
 
+def remuxed(source: Path, target: Path, **options: str) -> Path:
+    """``source``'s video packets in another container (chosen by ``target``'s suffix)."""
+    with av.open(str(source)) as original, av.open(str(target), "w", options=options) as copy:
+        stream = copy.add_stream_from_template(original.streams.video[0])
+        for packet in original.demux(original.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                copy.mux(packet)
+    return target
+
+
 @pytest.fixture(scope="module")
 def faststart(tmp_path_factory) -> Path:
     """talking.mp4 remuxed with its index first, so that a cut file still opens."""
     path = tmp_path_factory.mktemp("video") / "faststart.mp4"
-    with (
-        av.open(str(DATA / "talking.mp4")) as source,
-        av.open(str(path), "w", options={"movflags": "faststart"}) as target,
-    ):
-        stream = target.add_stream_from_template(source.streams.video[0])
-        for packet in source.demux(source.streams.video[0]):
-            if packet.dts is not None:
-                packet.stream = stream
-                target.mux(packet)
-    return path
+    return remuxed(DATA / "talking.mp4", path, movflags="faststart")
 
 
 def test_frames_come_with_their_timestamps():
@@ -107,3 +109,40 @@ def test_corrupt_middle_stops_cleanly_and_says_so(tmp_path, faststart):
         frames = list(video.frames())
     assert 0 < len(frames) < 100
     assert video.problem and "corrupt or truncated" in video.problem
+
+
+def test_a_cut_matroska_file_without_a_frame_count_is_called_truncated(tmp_path):
+    whole = remuxed(DATA / "talking.mp4", tmp_path / "talking.mkv")
+    with VideoFile(whole) as video:
+        assert len(list(video.frames())) == 100 and video.info.frames == 0
+    assert video.problem is None
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    with VideoFile(cut) as video:
+        frames = list(video.frames())
+    assert 10 < len(frames) < 100
+    assert video.problem and "of the 4.0 s the file announces" in video.problem
+
+
+@pytest.mark.parametrize("degrees", [90, -90, 180])
+def test_a_display_rotation_is_applied_as_a_player_would(tmp_path, degrees):
+    """A phone stores a portrait video as landscape frames plus a rotation: frames come
+    upright, equal (up to the codec) to the clip they were made from."""
+    with VideoFile(DATA / "talking.mp4") as video:
+        upright = [rgb for _, rgb in video.frames()][:10]
+    stored = [np.ascontiguousarray(np.rot90(rgb, -degrees // 90)) for rgb in upright]
+    path = tmp_path / f"rotated{degrees}.mp4"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=25, options={"crf": "12"})
+        stream.height, stream.width = stored[0].shape[:2]
+        stream.pix_fmt = "yuv420p"
+        stream.set_display_rotation(degrees)
+        for rgb in stored:
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+        out.mux(stream.encode(None))
+    with VideoFile(path) as video:
+        shown = [rgb for _, rgb in video.frames()]
+        assert (video.info.width, video.info.height) == (stored[0].shape[1], stored[0].shape[0])
+    assert [rgb.shape for rgb in shown] == [(300, 400, 3)] * 10
+    error = np.abs(np.stack(shown).astype(float) - np.stack(upright)).mean()
+    assert error < 3.0, error
