@@ -87,16 +87,21 @@ def approximate_clip_logits(
 
 class TorchBackend:
     """The PyTorch network itself: CPU FP32, or another device / half precision on a copy
-    (the caller's model is never converted)."""
+    (the caller's model is never converted). ``threads`` sets PyTorch's CPU threads, which
+    are process-wide (None: leave them as they are)."""
 
     name = "torch"
     max_batch = None
 
-    def __init__(self, model: object, device: str = "cpu", half: bool = False) -> None:
+    def __init__(
+        self, model: object, device: str = "cpu", half: bool = False, threads: int | None = None
+    ) -> None:
         import copy
 
         import torch
 
+        if threads:
+            torch.set_num_threads(threads)
         self._torch = torch
         self._dtype = torch.float16 if half else torch.float32
         self._device = torch.device(device)
@@ -262,7 +267,7 @@ def backend_for_model(
 
     resolved = resolve_backend_name(name)
     if resolved == "torch":
-        return TorchBackend(model)
+        return TorchBackend(model, threads=threads)
     if resolved == "tensorrt":
         from engines.tensorrt import import_tensorrt
 

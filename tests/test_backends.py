@@ -66,6 +66,18 @@ def test_tensorrt_where_it_cannot_run_says_why_in_one_line(narrow_model, cache_d
     assert "\n" not in TENSORRT_MISSING
 
 
+def test_the_torch_backend_uses_the_threads_it_is_given(narrow_model):
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        backend = backends.backend_for_model(
+            "torch", narrow_model, source_sha256="t" * 64, threads=1
+        )
+        assert backend.name == "torch" and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_a_bad_backend_name_fails_before_the_weights_are_read(tmp_path):
     with pytest.raises(LipForensicsError, match="unknown backend"):
         backends.create_backend("bogus", tmp_path / "missing.pth")
