@@ -14,9 +14,12 @@ it again on the same port 5 s later), ``stall`` (SIGSTOP one server for 15 s: co
 stay open but nothing comes; then SIGCONT, and the same server process takes the detector's
 new connection), ``webhook`` (the receiver goes away
 for 30 s). Faults and status events are logged on stdout as ``#`` lines.
-At the end the outbox is drained (up to 60 s) and one table is printed: RSS at start
-(after the first verdicts) and end, alerts produced / delivered / lost / duplicated,
-reconnects, frames and windows dropped, verdicts, faults injected.
+RSS is sampled every 10 s (a ``# rss`` line each minute). At the end the outbox is drained
+(up to 60 s) and one table is printed: RSS at start (after the first verdicts), after the
+warm-up (3 minutes: one fault of each kind; native memory of MediaPipe, FFmpeg and the
+allocator's per-thread arenas settles there), at the end and at most; the growth after the
+warm-up; alerts produced / delivered / lost / duplicated, reconnects, frames and windows
+dropped, verdicts, faults injected.
 """
 
 from __future__ import annotations
@@ -53,6 +56,10 @@ DATA = ROOT / "tests" / "data"
 FAULTS = ("kill", "stall", "webhook")
 FIRST_FAULT, FAULT_EVERY = 30.0, 60.0
 KILL_FOR, STALL_FOR, WEBHOOK_DOWN_FOR = 5.0, 15.0, 30.0
+#: seconds after the first verdicts by which one fault of each kind has come and gone.
+WARM_UP = 180.0
+#: seconds between RSS samples.
+SAMPLE_EVERY = 10.0
 SIZE = (400, 300)
 
 
@@ -66,6 +73,16 @@ def rss_mb() -> float:
     """Resident memory of this process, MB."""
     pages = int(Path("/proc/self/statm").read_text().split()[1])
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+async def sample_rss(began: float, samples: list[tuple[float, float]]) -> None:
+    """Append ``(seconds since began, RSS MB)`` every :data:`SAMPLE_EVERY` s, for ever."""
+    while True:
+        elapsed = time.monotonic() - began
+        samples.append((elapsed, rss_mb()))
+        if len(samples) % round(60 / SAMPLE_EVERY) == 1:
+            print(f"# {elapsed:4.0f} s  rss {samples[-1][1]:.0f} MB", flush=True)
+        await asyncio.sleep(SAMPLE_EVERY)
 
 
 class Receiver:
@@ -163,7 +180,9 @@ async def soak(streams: int, minutes: float, stride: int, workdir: Path) -> dict
         pipeline.add_source(source)
     while counter.verdicts < streams:
         await asyncio.sleep(0.5)
-    rss_start, began = rss_mb(), time.monotonic()
+    began = time.monotonic()
+    samples: list[tuple[float, float]] = []
+    sampler = asyncio.get_running_loop().create_task(sample_rss(began, samples))
     done: list[str] = []
     end = began + minutes * 60.0
     number = 0
@@ -175,7 +194,9 @@ async def soak(streams: int, minutes: float, stride: int, workdir: Path) -> dict
         print(f"# {time.monotonic() - began:4.0f} s  {done[-1]}: done", flush=True)
         number += 1
     await asyncio.sleep(max(0.0, end - time.monotonic()))
-    rss_end = rss_mb()
+    sampler.cancel()
+    samples.append((time.monotonic() - began, rss_mb()))
+    warm = next((rss for elapsed, rss in samples if elapsed >= WARM_UP), samples[-1][1])
     for source in sources:
         await source.close()
     drain_until = time.monotonic() + 60.0
@@ -190,8 +211,11 @@ async def soak(streams: int, minutes: float, stride: int, workdir: Path) -> dict
     return {
         "streams": streams,
         "minutes": minutes,
-        "RSS start MB": round(rss_start),
-        "RSS end MB": round(rss_end),
+        "RSS start MB": round(samples[0][1]),
+        "RSS warm MB": round(warm),
+        "RSS end MB": round(samples[-1][1]),
+        "RSS max MB": round(max(rss for _, rss in samples)),
+        "growth after warm-up MB": round(samples[-1][1] - warm),
         "alerts produced": len(counter.alerts),
         "alerts delivered": len(counter.alerts & delivered),
         "alerts lost": len(counter.alerts - delivered),
