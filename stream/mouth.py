@@ -8,12 +8,16 @@ normalisation come later (``engines/preprocess.py``).
 
 Frames without a face are dropped: they split the crops into *runs* of consecutive 25 fps
 frames (a clock break does too). Only form clips inside a run.
+
+:class:`MouthCropReader` yields the crops one by one as the video is decoded (memory does
+not grow with the video's length); :func:`extract_mouth_crops` collects them all.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from itertools import groupby
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +58,101 @@ class MouthCrops:
     problem: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class MouthCrop:
+    """The mouth crop of one 25 fps frame with a face.
+
+    Attributes:
+        pts: the frame's time (seconds).
+        crop: uint8 (96, 96).
+        run: which run of consecutive frames it belongs to (0, 1, ...; see the module).
+        landmarks: float64 (68, 2), the frame's unsmoothed iBUG points (source pixels).
+        transform: float64 (2, 3), the source -> aligned (256 x 256) similarity.
+        box: the crop's top-left (row, col) in the aligned frame.
+    """
+
+    pts: float
+    crop: np.ndarray
+    run: int
+    landmarks: np.ndarray
+    transform: np.ndarray
+    box: tuple[int, int]
+
+
+class MouthCropReader:
+    """The mouth crops of a video file, yielded as the frames are decoded.
+
+    Iterate once; afterwards :attr:`frames` holds the 25 fps frames examined (with or
+    without a face) and :attr:`problem` why decoding stopped early, else None. Only the
+    smoothing window's frames are held at a time.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        smoothing: str = "lookahead",
+        progress: Progress | None = None,
+        model_path: str | Path = MODEL_PATH,
+    ) -> None:
+        """Check ``smoothing`` (ValueError when unknown); the file is opened on iteration.
+
+        Args:
+            path: the video file (any frame rate, resampled to 25 fps by timestamp).
+            smoothing: ``"lookahead"`` (the reference, for offline scans), ``"causal"``,
+                ``"ahead:N"`` or ``"none"`` (see :class:`Smoothing`).
+            progress: called after each 25 fps frame with (done, expected).
+            model_path: the MediaPipe Face Landmarker bundle.
+        """
+        self.path, self.model_path = path, model_path
+        self.progress = progress
+        self.plan = Smoothing.named(smoothing)
+        self.frames = 0
+        self.problem: str | None = None
+        self._run = 0
+        self._run_used = False
+
+    def __iter__(self) -> Iterator[MouthCrop]:
+        """The crops in frame order; raises MediaError when the file cannot be opened."""
+        self.frames, self.problem, self._run, self._run_used = 0, None, 0, False
+        reference = mean_face()
+        with (
+            VideoFile(self.path) as video,
+            FaceLandmarks(num_faces=1, model_path=self.model_path) as marks,
+        ):
+            expected = round(video.info.duration * 25)
+            smoother: Smoother[tuple[float, np.ndarray, np.ndarray]] = Smoother(self.plan)
+            for tick in resample(video.frames()):
+                self.frames += 1
+                faces = marks.detect(tick.item, tick.pts)
+                if tick.restart or not faces:
+                    yield from self._crops(smoother.flush(), reference)
+                    self._end_run()
+                if faces:
+                    pushed = smoother.push(faces[0], (tick.pts, tick.item, faces[0]))
+                    yield from self._crops(pushed, reference)
+                if self.progress is not None:
+                    self.progress(self.frames, expected)
+            yield from self._crops(smoother.flush(), reference)
+            self.problem = video.problem
+
+    def _crops(
+        self,
+        pairs: list[tuple[tuple[float, np.ndarray, np.ndarray], np.ndarray]],
+        reference: np.ndarray,
+    ) -> Iterator[MouthCrop]:
+        """Crop each ``((pts, rgb, own landmarks), smoothed landmarks)`` pair."""
+        for (pts, rgb, own), smoothed in pairs:
+            crop, matrix, box = mouth_crop(rgb, own, smoothed, reference)
+            self._run_used = True
+            yield MouthCrop(pts, crop, self._run, own, matrix, box)
+
+    def _end_run(self) -> None:
+        """The next crop starts a new run (if the current one holds any crop)."""
+        if self._run_used:
+            self._run, self._run_used = self._run + 1, False
+
+
 def extract_mouth_crops(
     path: str | Path,
     *,
@@ -61,7 +160,7 @@ def extract_mouth_crops(
     progress: Progress | None = None,
     model_path: str | Path = MODEL_PATH,
 ) -> MouthCrops:
-    """The mouth crops of a video file (any frame rate, resampled to 25 fps by timestamp).
+    """The mouth crops of a whole video file, in memory (see :class:`MouthCropReader`).
 
     Args:
         path: the video file.
@@ -74,58 +173,25 @@ def extract_mouth_crops(
         MediaError: missing file, not a video, no video stream.
         ValueError: unknown ``smoothing`` name.
     """
-    plan = Smoothing.named(smoothing)
-    with VideoFile(path) as video, FaceLandmarks(num_faces=1, model_path=model_path) as marks:
-        expected = round(video.info.duration * 25)
-        smoother: Smoother[tuple[float, np.ndarray, np.ndarray]] = Smoother(plan)
-        runs = _RunCollector()
-        frames = 0
-        for frames, tick in enumerate(resample(video.frames()), start=1):
-            faces = marks.detect(tick.item, tick.pts)
-            if tick.restart or not faces:
-                runs.add(smoother.flush())
-                runs.end_run()
-            if faces:
-                runs.add(smoother.push(faces[0], (tick.pts, tick.item, faces[0])))
-            if progress is not None:
-                progress(frames, expected)
-        runs.add(smoother.flush())
-        runs.end_run()
-        return runs.result(frames, video.problem)
+    reader = MouthCropReader(path, smoothing=smoothing, progress=progress, model_path=model_path)
+    found = list(reader)
+    return MouthCrops(
+        crops=np.array([c.crop for c in found], dtype=np.uint8).reshape(-1, CROP_SIZE, CROP_SIZE),
+        pts=np.array([c.pts for c in found], dtype=np.float64),
+        landmarks=np.array([c.landmarks for c in found], dtype=np.float64).reshape(-1, 68, 2),
+        transforms=np.array([c.transform for c in found], dtype=np.float64).reshape(-1, 2, 3),
+        boxes=np.array([c.box for c in found], dtype=np.int64).reshape(-1, 2),
+        runs=_spans([c.run for c in found]),
+        frames=reader.frames,
+        problem=reader.problem,
+    )
 
 
-class _RunCollector:
-    """Turns smoothed frames into crops and remembers where each run starts and ends."""
-
-    def __init__(self) -> None:
-        self._reference = mean_face()
-        self._records: list[tuple] = []
-        self._runs: list[tuple[int, int]] = []
-        self._start = 0
-
-    def add(self, pairs: list[tuple[tuple[float, np.ndarray, np.ndarray], np.ndarray]]) -> None:
-        """Crop each ``((pts, rgb, own landmarks), smoothed landmarks)`` pair."""
-        for (pts, rgb, own), smoothed in pairs:
-            crop, matrix, box = mouth_crop(rgb, own, smoothed, self._reference)
-            self._records.append((pts, crop, own, matrix, box))
-
-    def end_run(self) -> None:
-        """Close the current run (if it holds any crop)."""
-        if len(self._records) > self._start:
-            self._runs.append((self._start, len(self._records)))
-            self._start = len(self._records)
-
-    def result(self, frames: int, problem: str | None) -> MouthCrops:
-        """Everything collected, stacked."""
-        columns = zip(*self._records, strict=True) if self._records else [()] * 5
-        pts, crops, own, matrices, boxes = columns
-        return MouthCrops(
-            crops=np.array(crops, dtype=np.uint8).reshape(-1, CROP_SIZE, CROP_SIZE),
-            pts=np.array(pts, dtype=np.float64),
-            landmarks=np.array(own, dtype=np.float64).reshape(-1, 68, 2),
-            transforms=np.array(matrices, dtype=np.float64).reshape(-1, 2, 3),
-            boxes=np.array(boxes, dtype=np.int64).reshape(-1, 2),
-            runs=tuple(self._runs),
-            frames=frames,
-            problem=problem,
-        )
+def _spans(labels: list[int]) -> tuple[tuple[int, int], ...]:
+    """``(start, stop)`` index ranges of equal consecutive ``labels``."""
+    spans, start = [], 0
+    for _, group in groupby(labels):
+        stop = start + sum(1 for _ in group)
+        spans.append((start, stop))
+        start = stop
+    return tuple(spans)
