@@ -122,7 +122,7 @@ def engine_rows(
 def sliding_rows(engine: object, frames: np.ndarray, repeats: int) -> list[list[str]]:
     """Naive, exact frame-once and approximate sliding windows over one run of frames: seconds
     per decision (encodings per decision in the label) and logit deviation from exact."""
-    from commands.scan import frame_requests, score_clips
+    from engines.clips import frame_requests, score_clips
 
     crops_u8, normalised = frames
     few = max(1, repeats // 2)

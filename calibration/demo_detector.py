@@ -38,10 +38,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from calibration.features import clip_features, clip_starts, encode_video
+from calibration.features import clip_features, encode_video
 from calibration.finetune import FinetuneConfig, LabelledVideo, predict, train_head
 from calibration.manipulations import Footage, manipulate, write_video
 from calibration.metrics import auc
+from engines.clips import clip_starts
 from engines.model import FRAME_CONTEXT, FrameEncoder, LipForensics, ModelConfig
 from engines.preprocess import CLIP_FRAMES, INPUT_OFFSET, INPUT_SIZE, MEAN, STD
 

@@ -85,12 +85,13 @@ def score_video(path: Path, backend: Backend, stride: int) -> FaceLogits:
     A video in which no 25 consecutive frames show a face gives no runs and a ``problem``;
     a missing or unreadable file raises :class:`MediaError`.
     """
-    from commands.scan import clip_starts, read_input, score_clips
+    from commands.scan import read_input
+    from engines.clips import clip_starts, score_clips
 
     mouths = read_input(path)
     runs = []
     for run in mouths.runs:
-        starts = clip_starts((run,), CLIP_FRAMES, stride)
+        starts = clip_starts((run,), stride)
         if starts:
             runs.append(score_clips(mouths.crops, starts, backend))
     problem = mouths.problem

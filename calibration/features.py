@@ -154,10 +154,3 @@ def clip_features(features: np.ndarray, start: int, length: int = CLIP_FRAMES) -
     for position, variant in ((0, 1), (1, 2), (length - 2, 3), (length - 1, 4)):
         rows[position] = features[start + position, variant]
     return rows
-
-
-def clip_starts(
-    runs: tuple[tuple[int, int], ...], stride: int, length: int = CLIP_FRAMES
-) -> list[int]:
-    """Every ``stride``-th clip start inside each run (whole clips only)."""
-    return [s for a, b in runs for s in range(a, b - length + 1, stride)]

@@ -19,9 +19,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from calibration.features import clip_features, clip_starts
+from calibration.features import clip_features
 from calibration.finetune_config import FinetuneConfig
 from calibration.metrics import auc
+from engines.clips import clip_starts
 from engines.model import TemporalHead
 from engines.preprocess import CLIP_FRAMES
 

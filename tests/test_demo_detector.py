@@ -55,11 +55,11 @@ def mouths() -> dict:
 def window_logits(mouths, path, loaded, stride: int) -> np.ndarray:
     """Logits of the 25-frame windows every ``stride`` frames of a demo clip, as `scan`
     scores them (frame-once encoding)."""
-    from commands.scan import clip_starts, score_clips
     from engines.backends import TorchBackend
+    from engines.clips import clip_starts, score_clips
 
     crops = mouths[path]
-    starts = clip_starts(crops.runs, 25, stride)
+    starts = clip_starts(crops.runs, stride)
     return score_clips(crops.crops, starts, TorchBackend(loaded.model))
 
 

@@ -15,7 +15,6 @@ from calibration.features import (
     GRID,
     VideoFeatures,
     clip_features,
-    clip_starts,
     encode_video,
     requests,
 )
@@ -29,6 +28,7 @@ from calibration.finetune import (
 )
 from calibration.metrics import auc
 from engines.checkpoint import load_checkpoint, save_checkpoint
+from engines.clips import clip_starts
 from engines.model import LipForensics, ModelConfig, TemporalHead
 from engines.preprocess import normalise_crops
 

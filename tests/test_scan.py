@@ -13,9 +13,10 @@ import torch
 from test_model import NARROW, randomise
 
 from calibration.thresholds import calibrate, file_sha256, save_thresholds
-from commands.scan import clip_starts, frame_requests, read_input, score_clips
+from commands.scan import read_input
 from engines.backends import TorchBackend
 from engines.checkpoint import save_checkpoint
+from engines.clips import clip_starts, frame_requests, score_clips
 from engines.model import LipForensics
 from engines.preprocess import normalise_crops
 from run_stream import main
@@ -117,8 +118,8 @@ def test_score_clips_matches_the_whole_network_on_any_starts(model, talking_crop
 
 
 def test_clips_never_cross_a_gap_in_the_face():
-    assert clip_starts(((0, 30), (30, 80)), 25, 25) == [0, 30, 55]
-    assert clip_starts(((0, 24),), 25, 5) == []
+    assert clip_starts(((0, 30), (30, 80)), 25) == [0, 30, 55]
+    assert clip_starts(((0, 24),), 5) == []
 
 
 def test_text_summary_lists_clips_and_the_video_score(capsys, weights, crops_file):

@@ -10,17 +10,9 @@ import pytest
 from clip_builder import decode, write_clip
 from live_support import narrow_model, one_torch_thread  # noqa: F401 (autouse fixture)
 
-from commands.scan import (
-    CropsFile,
-    ScanInput,
-    StreamScorer,
-    clip_starts,
-    open_input,
-    read_input,
-    scan_source,
-    score_clips,
-)
+from commands.scan import CropsFile, ScanInput, open_input, read_input, scan_source
 from engines.backends import TorchBackend
+from engines.clips import StreamScorer, clip_starts, score_clips
 from engines.preprocess import CLIP_FRAMES
 
 DATA = Path(__file__).parent / "data"
@@ -57,7 +49,7 @@ def test_streamed_scan_equals_collecting_then_scoring(backend, gaps_video, colle
     whole = collected[name]
     if name == "gaps":
         assert [stop - start for start, stop in whole.runs] == [60, 40, 40, 20]
-    starts = clip_starts(whole.runs, CLIP_FRAMES, stride)
+    starts = clip_starts(whole.runs, stride)
     streamed = scan_source(open_input(videos(gaps_video)[name]), backend, stride)
     assert streamed.clip_times == [float(whole.pts[s]) for s in starts]
     assert np.array_equal(streamed.logits, score_clips(whole.crops, starts, backend))
@@ -85,7 +77,7 @@ def test_a_long_run_is_scored_in_bounded_memory(backend, tmp_path, stride, frame
     scorer = StreamScorer(backend, stride, batch=batch)
     most = stream_through(scorer, source.crops, [0] * frames)
     assert most <= batch * stride + CLIP_FRAMES
-    starts = clip_starts(((0, frames),), CLIP_FRAMES, stride)
+    starts = clip_starts(((0, frames),), stride)
     whole = score_clips(np.load(path), starts, backend, batch=batch)
     assert len(whole) > 10 * batch and np.array_equal(scorer.finish(), whole)
     assert scorer.clip_times == [s / 25 for s in starts]
@@ -96,7 +88,7 @@ def test_clips_restart_with_each_run_and_short_runs_give_none(backend):
     runs = [run for run, length in enumerate(lengths) for _ in range(length)]
     crops = np.random.default_rng(1).integers(0, 256, (len(runs), 96, 96), dtype=np.uint8)
     bounds = np.cumsum([0, *lengths])
-    starts = clip_starts(tuple(zip(bounds[:-1], bounds[1:], strict=True)), CLIP_FRAMES, 10)
+    starts = clip_starts(tuple(zip(bounds[:-1], bounds[1:], strict=True)), 10)
     scorer = StreamScorer(backend, 10, batch=3)
     assert stream_through(scorer, crops, runs) < 3 * (10 + 24)
     assert np.array_equal(scorer.finish(), score_clips(crops, starts, backend, batch=3))
