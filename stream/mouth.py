@@ -160,14 +160,8 @@ def extract_mouth_crops(
     progress: Progress | None = None,
     model_path: str | Path = MODEL_PATH,
 ) -> MouthCrops:
-    """The mouth crops of a whole video file, in memory (see :class:`MouthCropReader`).
-
-    Args:
-        path: the video file.
-        smoothing: ``"lookahead"`` (the reference, for offline scans), ``"causal"``,
-            ``"ahead:N"`` or ``"none"`` (see :class:`Smoothing`).
-        progress: called after each 25 fps frame with (done, expected).
-        model_path: the MediaPipe Face Landmarker bundle.
+    """The mouth crops of a whole video file, in memory; the arguments are
+    :class:`MouthCropReader`'s.
 
     Raises:
         MediaError: missing file, not a video, no video stream.
