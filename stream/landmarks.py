@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -61,7 +62,7 @@ class FaceLandmarks:
             running_mode=vision.RunningMode.VIDEO,
             num_faces=num_faces,
         )
-        with _native_stderr_silenced():
+        with _native_stderr.silenced():
             self._landmarker = vision.FaceLandmarker.create_from_options(options)
         self._last_ms = -1
         self._offset_ms = 0
@@ -82,7 +83,7 @@ class FaceLandmarks:
             stamp = self._last_ms + 1
         image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
         # the first call logs graph set-up warnings from native code: keep them off stderr
-        quiet = _native_stderr_silenced() if self._last_ms < 0 else contextlib.nullcontext()
+        quiet = _native_stderr.silenced() if self._last_ms < 0 else contextlib.nullcontext()
         with quiet:
             result = self._landmarker.detect_for_video(image, stamp)
         self._last_ms = stamp
@@ -110,17 +111,40 @@ def _area(points: np.ndarray) -> float:
     return float(size[0] * size[1])
 
 
-@contextlib.contextmanager
-def _native_stderr_silenced() -> Iterator[None]:
-    """Send file descriptor 2 to /dev/null for a moment: MediaPipe's C++ logging writes
-    set-up warnings there that a user has no use for."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    null = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(null, 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(null)
-        os.close(saved)
+class _StderrSilencer:
+    """Sends file descriptor 2 to /dev/null while anyone is inside :meth:`silenced`:
+    MediaPipe's C++ logging writes set-up warnings there that a user has no use for.
+
+    Landmarkers start in several threads at once (one per new stream): the first thread in
+    redirects, the last one out restores, so overlapping uses can never leave stderr
+    pointing at /dev/null for good. Other threads' stderr is silent meanwhile (a fraction
+    of a second per new stream).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._saved = -1
+
+    @contextlib.contextmanager
+    def silenced(self) -> Iterator[None]:
+        """File descriptor 2 goes to /dev/null until the last overlapping user leaves."""
+        with self._lock:
+            if self._users == 0:
+                sys.stderr.flush()
+                self._saved = os.dup(2)
+                null = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(null, 2)
+                os.close(null)
+            self._users += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._users -= 1
+                if self._users == 0:
+                    os.dup2(self._saved, 2)
+                    os.close(self._saved)
+
+
+_native_stderr = _StderrSilencer()
