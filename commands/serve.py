@@ -1,4 +1,5 @@
-"""`serve`: run the live pipeline behind HTTP (WHIP ingest, /metrics, /healthz, /events)."""
+"""`serve`: run the live pipeline behind HTTP (WHIP ingest, /metrics, /healthz, /events,
+/dashboard)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ if TYPE_CHECKING:
     from stream.config import Settings
     from stream.server import ServerSettings
 
-HELP = "serve WHIP ingest plus /metrics, /healthz and /events (SSE) over HTTP"
+HELP = "serve WHIP ingest plus /metrics, /healthz, /events (SSE) and a dashboard over HTTP"
 DESCRIPTION = """\
 Publishers send WebRTC video with WHIP (POST an SDP offer to /whip with the bearer token);
 each video track is scored live and events go to --jsonl, the webhook and /events.
-/metrics is Prometheus text, /healthz says ok (200) or degraded (503).
+/metrics is Prometheus text, /healthz says ok (200) or degraded (503). /dashboard is a page
+for people: live faces and levels, alerts and stream status; it asks for the token and
+sends it with every request for data (the page itself holds none).
 
 The token comes from --token or the LIPFORENSICS_TOKEN environment variable (better: not
 visible in the process list). A TOML --config may hold a [pipeline] table (stride,
@@ -137,7 +140,11 @@ async def _serve(settings: Settings, server_settings: ServerSettings) -> int:
         loop.add_signal_handler(signum, stop.set)
     try:
         await server.start()
-        print(f"serving on {server.url} (WHIP at /whip)", file=sys.stderr, flush=True)
+        print(
+            f"serving on {server.url} (WHIP at /whip, dashboard at {server.url}/dashboard)",
+            file=sys.stderr,
+            flush=True,
+        )
         await stop.wait()
     finally:
         await server.stop()

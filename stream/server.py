@@ -1,4 +1,5 @@
-"""The HTTP surface of ``serve``: WHIP ingest, Prometheus metrics, health and live events.
+"""The HTTP surface of ``serve``: WHIP ingest, Prometheus metrics, health, live events and
+the dashboard page (``stream/dashboard.py``).
 
 The routes are a plain list (:func:`routes`): method, path, handler and whether the bearer
 token is required. Tokens are compared in constant time (digests of equal length) and
@@ -24,6 +25,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from engines.errors import LipForensicsError
+from stream.dashboard import dashboard_paths
 from stream.records import StatusEvent
 from stream.sources import Source
 from stream.whip import WhipEndpoint, WhipSettings
@@ -172,6 +174,7 @@ def routes(
         Route("GET", "/events", event_stream(pipeline, settings.heartbeat, closing), auth=True),
         Route("GET", "/metrics", metrics(pipeline, whip), auth=settings.protect_metrics),
         Route("GET", "/healthz", health(pipeline), auth=False),
+        *(Route("GET", path, page, auth=False) for path, page in dashboard_paths().items()),
     ]
 
 

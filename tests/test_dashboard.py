@@ -1,0 +1,125 @@
+"""The dashboard: a static page that holds no data, strict browser security headers, and its
+own script (run under Node.js) following /events of a real server with the bearer token."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import aiohttp
+import pytest
+from live_support import narrow_model
+from server_support import TOKEN, served
+
+from engines.backends import TorchBackend
+from stream.records import StatusEvent, Verdict
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "stream" / "assets" / "dashboard.js"
+CLIENT = Path(__file__).with_name("dashboard_client.js")
+TEST_TIMEOUT = 60.0
+#: a stream name a publisher could choose, meant to run script in the viewer's browser.
+HOSTILE = '<img src=x onerror="alert(1)">'
+
+
+@pytest.fixture(scope="module")
+def backend() -> TorchBackend:
+    return TorchBackend(narrow_model())
+
+
+@pytest.fixture(scope="module")
+def node() -> str:
+    found = shutil.which("node")
+    if found is None:
+        if os.environ.get("LIPFORENSICS_CI"):
+            pytest.fail("Node.js is missing (apt: nodejs)")
+        pytest.skip("Node.js is not installed (apt: nodejs)")
+    return found
+
+
+def run(coroutine: object) -> object:
+    return asyncio.run(asyncio.wait_for(coroutine, TEST_TIMEOUT))
+
+
+def test_the_page_and_its_files_are_served_without_data_and_with_a_strict_policy(backend):
+    async def main() -> dict[str, tuple[int, dict, str]]:
+        async with served(backend) as (server, _), aiohttp.ClientSession() as http:
+            found = {}
+            for path in ("/dashboard", "/dashboard.js", "/dashboard.css", "/events"):
+                async with http.get(server.url + path, timeout=5) as reply:
+                    body = await reply.text() if reply.status == 200 and path != "/events" else ""
+                    found[path] = (reply.status, dict(reply.headers), body)
+            return found
+
+    found = run(main())
+    assert found["/events"][0] == 401  # the data needs the token
+    for path, kind in (("/dashboard", "text/html"), ("/dashboard.js", "text/javascript")):
+        status, headers, _ = found[path]
+        assert status == 200 and headers["Content-Type"].startswith(kind)
+        policy = headers["Content-Security-Policy"]
+        assert "default-src 'none'" in policy and "script-src 'self';" in policy
+        assert "frame-ancestors 'none'" in policy and headers["X-Content-Type-Options"] == "nosniff"
+    page, script = found["/dashboard"][2], found["/dashboard.js"][2]
+    assert re.findall(r"<script[^>]*>", page) == ['<script src="dashboard.js" defer>']
+    assert 'type="password"' in page and TOKEN not in page
+    assert "Authorization: `Bearer ${token}`" in script and "sessionStorage" in script
+    assert "innerHTML" not in script and "eval(" not in script  # server text stays text
+
+
+def test_the_script_parses_events_split_anywhere_and_forgets_ended_streams(node):
+    command = [node, str(CLIENT), str(SCRIPT), "parse"]
+    done = subprocess.run(command, capture_output=True, text=True, check=True, timeout=60)
+    result = json.loads(done.stdout)
+    assert [event["type"] for event in result["events"]] == [
+        "status",
+        "verdict",
+        "alert",
+        "status",
+    ]
+    assert result["events"][1]["probability"] == 0.8  # two data lines make one event
+    assert list(result["faces"]) == ["b/2"]  # stream a ended: its face is gone
+    assert [alert["id"] for alert in result["alerts"]] == ["x"]
+    assert [event["status"] for event in result["status"]] == ["ended", "connected"]
+
+
+def test_the_script_follows_events_with_the_token_and_is_refused_without(backend, node):
+    async def follow(url: str, token: str, count: int) -> dict:
+        process = await asyncio.create_subprocess_exec(
+            node, str(CLIENT), str(SCRIPT), "follow", url, token, str(count),
+            stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, _ = await process.communicate()
+        assert process.returncode == 0
+        return json.loads(out)
+
+    async def main() -> tuple[dict, dict]:
+        async with served(backend) as (server, pipeline):
+            url = server.url + "/events"
+            refused = await follow(url, TOKEN[:-1] + "x", 1)
+            client = asyncio.ensure_future(follow(url, TOKEN, 12))
+            number = 0
+            while not client.done():  # until the client has seen enough, whenever it joined
+                number += 1
+                pipeline.emit(StatusEvent(HOSTILE, "connected", f"event {number}"))
+                kind, event_id = (
+                    ("alert", f"alert-{number}") if number % 3 == 0 else ("verdict", "")
+                )
+                pipeline.emit(
+                    Verdict(HOSTILE, 0, (number, number + 1.0), 4.0, 0.98, "alert", 50.0,
+                            type=kind, id=event_id)
+                )  # fmt: skip
+                await asyncio.sleep(0.05)
+            return refused, await client
+
+    refused, followed = run(main())
+    assert (refused["http"], refused["seen"]) == (401, 0)
+    assert (followed["http"], followed["seen"]) == ("aborted after enough events", 12)
+    face = followed["faces"][f"{HOSTILE}/0"]
+    assert face["stream"] == HOSTILE and face["level"] == "alert"
+    assert followed["alerts"] and all(a["id"].startswith("alert-") for a in followed["alerts"])
+    assert all(event["stream"] == HOSTILE for event in followed["status"])
