@@ -118,11 +118,11 @@ class _Relay:
 
 def _stream_ids(uris: list[str]) -> list[str]:
     """A unique, readable name per source: the file stem or host/path, numbered if repeated."""
-    from urllib.parse import urlsplit
+    from stream.sources import split_url
 
     names: list[str] = []
     for uri in uris:
-        parts = urlsplit(uri) if "://" in uri else None
+        parts = split_url(uri) if "://" in uri else None
         base = f"{parts.hostname}{parts.path}" if parts and parts.hostname else Path(uri).stem
         name, copy = base, 1
         while name in names:

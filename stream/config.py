@@ -91,6 +91,8 @@ class Settings:
             raise LipForensicsError(f"give_up_after must be positive, got {self.give_up_after}")
         if self.max_delay <= 0:
             raise LipForensicsError(f"max_delay must be positive, got {self.max_delay}")
+        if not 0 <= self.port <= 65535:
+            raise LipForensicsError(f"port must be 0..65535, got {self.port}")
         if self.hold_frames < 0 or self.forget_frames < self.hold_frames:
             raise LipForensicsError("need 0 <= hold_frames <= forget_frames")
 

@@ -25,14 +25,13 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
 
 import av
 import numpy as np
 
 from engines.errors import LipForensicsError
 from stream.records import Frame, StatusEvent
-from stream.sources import StatusCallback
+from stream.sources import StatusCallback, redact, split_url
 from stream.video_file import upright_rgb
 
 #: values of FFmpeg's ``rtsp_transport`` we accept.
@@ -57,14 +56,6 @@ def backoff_delays(
     while True:
         yield delay * rng.uniform(0.5, 1.0)
         delay = min(maximum, delay * 2)
-
-
-def redact(url: str) -> str:
-    """``url`` without its user name and password (safe to log)."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
 
 
 class Timeline:
@@ -221,7 +212,7 @@ class RtspSource:
         max_backoff: float = 10.0,
         give_up_after: float | None = None,
     ) -> None:
-        parts = urlsplit(url)
+        parts = split_url(url)
         if parts.scheme.lower() not in ("rtsp", "rtsps") or not parts.hostname:
             raise LipForensicsError(f"not an RTSP address: {redact(url)!r} (rtsp://HOST/PATH)")
         if transport not in TRANSPORTS:

@@ -13,11 +13,12 @@ the pipeline (a file read as fast as possible: nothing is dropped).
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Protocol, runtime_checkable
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from engines.errors import LipForensicsError
 from stream.records import Frame, StatusEvent
@@ -128,7 +129,7 @@ def open_source(
     Raises:
         LipForensicsError: an unknown scheme, or a file that cannot be read as a video.
     """
-    scheme = urlsplit(uri).scheme.lower() if "://" in uri else ""
+    scheme = split_url(uri).scheme.lower() if "://" in uri else ""
     if scheme in RTSP_SCHEMES:
         from stream.rtsp import RtspSource
 
@@ -140,3 +141,29 @@ def open_source(
             f"unsupported source {uri!r}: expected a video file path, file://, rtsp:// or rtsps://"
         )
     return FileSource(uri, stream_id, on_status=on_status, realtime=realtime)
+
+
+def split_url(url: str) -> SplitResult:
+    """``url`` in parts, checked: a bracket left open or a port that is not 0..65535 is an
+    error here rather than a failure later.
+
+    Raises:
+        LipForensicsError: a malformed address (the message hides any password).
+    """
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # parsed lazily: raises ValueError for a bad port
+    except ValueError as error:
+        raise LipForensicsError(f"not a valid address: {redact(url)!r} ({error})") from None
+    return parts
+
+
+def redact(url: str) -> str:
+    """``url`` without its user name and password (safe to log), even when malformed."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return re.sub(r"//[^/]*@", "//***@", url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))

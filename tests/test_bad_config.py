@@ -46,6 +46,9 @@ def cli(*arguments: str) -> subprocess.CompletedProcess[str]:
             ["serve", "--weights", "{missing}", "--token", "t", "--port", "0"],
             "error: weights file not found",
         ),
+        (["run", "rtsp://admin:hunter2@[::1/cam"], "error: not a valid address: 'rtsp://***@[::1"),
+        (["run", "rtsp://127.0.0.1:99999/cam"], "error: not a valid address"),
+        (["serve", "--token", "t", "--port", "70000"], "error: port must be 0..65535, got 70000"),
     ],
 )
 def test_bad_input_is_one_error_line_and_exit_2(weights, tmp_path, arguments, message):
@@ -58,6 +61,7 @@ def test_bad_input_is_one_error_line_and_exit_2(weights, tmp_path, arguments, me
     done = cli(*arguments)
     assert done.returncode == 2
     assert done.stderr.startswith(message) and done.stderr.count("\n") == 1, done.stderr
+    assert "hunter2" not in done.stderr
 
 
 def test_an_unreachable_camera_is_given_up_with_one_warning_and_exit_1(weights, tmp_path):
