@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from engines.errors import LipForensicsError
 
@@ -91,6 +92,8 @@ class Settings:
             raise LipForensicsError(f"give_up_after must be positive, got {self.give_up_after}")
         if self.max_delay <= 0:
             raise LipForensicsError(f"max_delay must be positive, got {self.max_delay}")
+        if self.webhook is not None:
+            _check_webhook(self.webhook)
         if not 0 <= self.port <= 65535:
             raise LipForensicsError(f"port must be 0..65535, got {self.port}")
         if self.hold_frames < 0 or self.forget_frames < self.hold_frames:
@@ -106,6 +109,18 @@ class Settings:
         """Threads for landmarks: ``landmark_threads``, or one per core (with one thread
         on 2 cores, two streams lost frames whenever other programs took CPU time)."""
         return self.landmark_threads or _cores()
+
+
+def _check_webhook(url: str) -> None:
+    """Raise LipForensicsError unless ``url`` is an http(s) URL with a host."""
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises ValueError for a bad port
+    except ValueError as error:
+        raise LipForensicsError(f"webhook is not a valid URL: {error}") from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        shown = url if "@" not in parts.netloc else f"{parts.scheme}://***@{parts.hostname}"
+        raise LipForensicsError(f"webhook must be an http:// or https:// URL, got {shown!r}")
 
 
 def _cores() -> int:

@@ -49,6 +49,7 @@ def cli(*arguments: str) -> subprocess.CompletedProcess[str]:
         (["run", "rtsp://admin:hunter2@[::1/cam"], "error: not a valid address: 'rtsp://***@[::1"),
         (["run", "rtsp://127.0.0.1:99999/cam"], "error: not a valid address"),
         (["serve", "--token", "t", "--port", "70000"], "error: port must be 0..65535, got 70000"),
+        (["run", str(TALKING), "--webhook", "notaurl"], "error: webhook must be an http:// or"),
     ],
 )
 def test_bad_input_is_one_error_line_and_exit_2(weights, tmp_path, arguments, message):
