@@ -41,10 +41,14 @@ if (mode === "follow") {
     ": keep-alive\n\n" +
     'data: {"type": "verdict", "stream": "a", "face": 0, "pts": [0, 1], "logit": 1.5,\n' +
     'data: "probability": 0.8, "level": "clear"}\r\n\r\n' +
-    'data: {"type": "alert", "stream": "b", "face": 2, "pts": [3, 4], "logit": 9, "id": "x"}\n\n' +
+    'data: {"type": "alert", "stream": "b", "face": 2, "pts": [3, 4], "logit": 9, "id": "x",\n' +
+    'data: "wall_time": 100}\n\n' +
+    'data: {"type": "verdict", "stream": "b", "face": 3, "pts": [3, 4], "logit": 1, "wall_time": 115}\n\n' +
     'data: {"type": "status", "stream": "a", "status": "ended", "detail": ""}\n\n';
   for (let at = 0; at < stream.length; at += 7) parser.push(stream.slice(at, at + 7));
   const state = new DashboardState();
   events.forEach((event) => state.apply(event));
-  console.log(summary(state, { events }));
+  const latest = Math.max(...events.map((event) => event.wall_time || 0));
+  const current = state.currentFaces(latest).map((event) => `${event.stream}/${event.face}`);
+  console.log(summary(state, { events, current }));
 }

@@ -79,10 +79,12 @@ def test_the_script_parses_events_split_anywhere_and_forgets_ended_streams(node)
         "status",
         "verdict",
         "alert",
+        "verdict",
         "status",
     ]
     assert result["events"][1]["probability"] == 0.8  # two data lines make one event
-    assert list(result["faces"]) == ["b/2"]  # stream a ended: its face is gone
+    assert list(result["faces"]) == ["b/2", "b/3"]  # stream a ended: its face is gone
+    assert result["current"] == ["b/3"]  # b/2: no verdict for 15 s
     assert [alert["id"] for alert in result["alerts"]] == ["x"]
     assert [event["status"] for event in result["status"]] == ["ended", "connected"]
 

@@ -6,6 +6,7 @@
 
 const MAX_ALERTS = 50;
 const MAX_STATUS = 30;
+const FACE_GONE_AFTER = 10; // seconds without a verdict before a face leaves the table
 
 /** Splits a Server-Sent Events byte stream, fed as text chunks, into parsed `data:` events. */
 class EventParser {
@@ -36,9 +37,21 @@ class DashboardState {
     this.faces = new Map(); // "stream/face" -> latest verdict
     this.alerts = []; // newest first
     this.status = []; // newest first
+    this.skew = 0; // this machine's clock minus the server's, seconds (as of the last event)
+  }
+
+  /** The server's time now, by this machine's clock and the last measured skew. */
+  serverNow() {
+    return Date.now() / 1000 - this.skew;
+  }
+
+  /** Faces with a verdict in the last FACE_GONE_AFTER seconds before `now` (wall time). */
+  currentFaces(now) {
+    return [...this.faces.values()].filter((event) => now - event.wall_time <= FACE_GONE_AFTER);
   }
 
   apply(event) {
+    if (typeof event.wall_time === "number") this.skew = Date.now() / 1000 - event.wall_time;
     if (event.type === "verdict") {
       this.faces.set(`${event.stream}/${event.face}`, event);
     } else if (event.type === "alert") {
@@ -97,7 +110,9 @@ function clock(wallTime) {
 function render(state) {
   const faces = document.getElementById("faces");
   faces.replaceChildren();
-  for (const event of [...state.faces.values()].sort((a, b) => (a.stream < b.stream ? -1 : 1))) {
+  const shown = state.currentFaces(state.serverNow());
+  shown.sort((a, b) => a.stream.localeCompare(b.stream) || a.face - b.face);
+  for (const event of shown) {
     const row = faces.insertRow();
     cell(row, event.stream);
     cell(row, String(event.face));
@@ -131,8 +146,12 @@ function say(text) {
   document.getElementById("connection").textContent = text;
 }
 
+let ticker = null;
+
 async function connect(token) {
   const state = new DashboardState();
+  clearInterval(ticker); // one state on the page: the newest connection's
+  ticker = setInterval(() => render(state), 1000); // faces leave the table when all is quiet
   let delay = 1;
   for (;;) {
     say("connecting...");
