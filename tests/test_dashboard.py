@@ -69,6 +69,8 @@ def test_the_page_and_its_files_are_served_without_data_and_with_a_strict_policy
     assert 'type="password"' in page and TOKEN not in page
     assert "Authorization: `Bearer ${token}`" in script and "sessionStorage" in script
     assert "innerHTML" not in script and "eval(" not in script  # server text stays text
+    wanted = set(re.findall(r'getElementById\("([^"]+)"\)', script))
+    assert wanted and wanted <= set(re.findall(r'id="([^"]+)"', page))  # the script finds them
 
 
 def test_the_script_parses_events_split_anywhere_and_forgets_ended_streams(node):
