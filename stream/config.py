@@ -44,6 +44,8 @@ class Settings:
             last crop stands in); longer ends the window.
         forget_frames: a face missing for longer than this gets a new id when it returns.
         frame_queue: 25 fps frames buffered per live stream before the oldest are dropped.
+        frame_queue_mb: the same buffer's limit in MB of decoded RGB frames (a 1080p frame is
+            6 MB: 128 MB hold 21 of them), for files too (they wait instead of dropping).
         window_queue: windows waiting for inference (all streams) before the oldest drop.
         max_delay: seconds a live window may wait for inference before a newer one of any
             stream takes its turn (it is dropped and counted).
@@ -69,6 +71,7 @@ class Settings:
     hold_frames: int = 2
     forget_frames: int = 25
     frame_queue: int = 50
+    frame_queue_mb: float = 128.0
     window_queue: int = 16
     max_delay: float = 1.0
     prefetch_queue: int = 128
@@ -90,6 +93,8 @@ class Settings:
                 raise LipForensicsError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.give_up_after is not None and self.give_up_after <= 0:
             raise LipForensicsError(f"give_up_after must be positive, got {self.give_up_after}")
+        if self.frame_queue_mb <= 0:
+            raise LipForensicsError(f"frame_queue_mb must be positive, got {self.frame_queue_mb}")
         if self.max_delay <= 0:
             raise LipForensicsError(f"max_delay must be positive, got {self.max_delay}")
         if self.webhook is not None:

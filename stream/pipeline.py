@@ -34,6 +34,7 @@ from stream.alerts import AlertPolicy, PolicyConfig
 from stream.clock import Resampler, Tick
 from stream.config import Settings
 from stream.faces import FaceStage
+from stream.frame_queue import FrameQueue
 from stream.metrics import PipelineMetrics
 from stream.outbox import Outbox, default_outbox_path
 from stream.records import Frame, MouthWindow, StatusEvent, Verdict
@@ -63,7 +64,7 @@ class _Stream:
     """The state of one running source."""
 
     source: Source
-    queue: asyncio.Queue[tuple[int, Tick[Frame]] | None]
+    queue: FrameQueue[tuple[int, Tick[Frame]] | None]
     status: str = "starting"
     windows: dict[int, FaceWindow] = field(default_factory=dict)
     policies: dict[int, AlertPolicy] = field(default_factory=dict)
@@ -136,7 +137,8 @@ class Pipeline:
         if self._scheduler_task is None:
             self._scheduler_task = asyncio.get_running_loop().create_task(self.scheduler.run())
         size = self.settings.frame_queue if source.live else 2 * self.settings.window
-        stream = _Stream(source, asyncio.Queue(size))
+        budget = round(self.settings.frame_queue_mb * 2**20)
+        stream = _Stream(source, FrameQueue(size, budget))
         self._streams[source.stream_id] = stream
         task = asyncio.get_running_loop().create_task(self._run_stream(stream))
         self._tasks[source.stream_id] = task
@@ -285,13 +287,12 @@ class Pipeline:
     async def _enqueue(self, stream: _Stream, item: tuple[int, Tick[Frame]]) -> None:
         """Queue a 25 fps frame; a live stream that is behind loses its whole backlog."""
         queue = stream.queue
-        if stream.source.live and queue.full():
-            dropped = queue.qsize()
-            while not queue.empty():
-                queue.get_nowait()
+        size = item[1].item.image.nbytes
+        if stream.source.live and queue.full_for(size):
+            dropped = await queue.drop_all()
             self.metrics.frames_dropped.labels(stream.source.stream_id).inc(dropped)
             self._last_drop = time.monotonic()
-        await queue.put(item)
+        await queue.put(item, size)
 
     async def _process(self, stream: _Stream, stage: FaceStage) -> None:
         """The stream's queue -> face stage -> per-face windows -> scheduler."""

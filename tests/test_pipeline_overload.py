@@ -41,6 +41,7 @@ async def run_watching(pipeline: Pipeline, source: Source) -> list[dict]:
             {
                 "backlog": pipeline.scheduler.backlog,
                 "frames": stream.queue.qsize(),
+                "bytes": stream.queue.bytes,
                 "health": pipeline.health()["status"],
             }
         )
@@ -83,6 +84,36 @@ def test_a_live_source_that_outruns_the_landmarks_loses_its_oldest_frames(model)
     assert max(s["frames"] for s in samples) <= settings.frame_queue
     pts = [verdict["pts"] for verdict in sink.of("verdict", "burst")]
     np.testing.assert_allclose(pts, [[2.0 + k * 0.2, 3.0 + k * 0.2] for k in range(6)])
+
+
+FRAME_BYTES = 300 * 400 * 3  # one decoded talking.mp4 frame
+
+
+def test_a_live_source_is_also_bounded_by_the_bytes_of_its_frames(model):
+    """Big frames (as from a 4K camera) must not fill memory: with room for four frames'
+    bytes, at most four are held, whatever the frame count allows."""
+    settings = Settings(stride=5, frame_queue=50, frame_queue_mb=4.5 * FRAME_BYTES / 2**20)
+    pipeline = Pipeline(settings, CountingBackend(model), sinks=[ListSink()])
+    samples = asyncio.run(run_watching(pipeline, MemorySource(TALKING, "burst")))
+    assert max(s["frames"] for s in samples) <= 5  # four frames and the end marker
+    assert 0 < max(s["bytes"] for s in samples) <= 4 * FRAME_BYTES
+    assert pipeline.metrics.value("lipforensics_frames_dropped_total", stream="burst") > 50
+
+
+def test_a_file_waits_for_room_instead_of_dropping_frames(model):
+    """A file with room for one frame at a time: slower, but every window is scored."""
+    settings = Settings(stride=25, frame_queue_mb=0.1)
+    sink = ListSink()
+    pipeline = Pipeline(settings, CountingBackend(model), sinks=[sink])
+    samples = asyncio.run(run_watching(pipeline, FileSource(TALKING, "file")))
+    assert max(s["frames"] for s in samples) <= 1
+    assert pipeline.metrics.value("lipforensics_frames_dropped_total", stream="file") == 0
+    assert [v["pts"] for v in sink.of("verdict", "file")] == [
+        [0.0, 1.0],
+        [1.0, 2.0],
+        [2.0, 3.0],
+        [3.0, 4.0],
+    ]
 
 
 def test_ended_streams_are_forgotten_beyond_a_bound(model, monkeypatch):
