@@ -129,10 +129,14 @@ class _Connection(threading.Thread):
     def run(self) -> None:
         opened = False
         reason = "the stream ended"
+        started = time.monotonic()
         try:
             container = av.open(self.url, options=self.options, timeout=self.timeouts)
         except (av.FFmpegError, OSError) as error:
-            self._put(_Closed(f"cannot connect: {_reason(error, self.timeouts[0])}"))
+            reason = _reason(error, self.timeouts[0])
+            if time.monotonic() - started >= self.timeouts[0]:  # FFmpeg's open was interrupted
+                reason = f"no answer within {self.timeouts[0]:g} s (timeout)"
+            self._put(_Closed(f"cannot connect: {reason}"))
             return
         try:
             if not container.streams.video:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import socket
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -270,6 +271,31 @@ def test_an_unreachable_camera_reports_errors_retries_and_hides_the_password() -
     assert "refused" in events[0].detail.lower()
     assert events[0].stream == "127.0.0.1/stream"
     assert not any("hunter2" in event.detail or "admin" in event.detail for event in events)
+
+
+def test_a_camera_that_accepts_but_never_answers_times_out_and_leaks_no_thread() -> None:
+    """A hung camera whose TCP port still accepts: each attempt ends at the open timeout
+    with a reason that says so, and the reader threads do not pile up."""
+    events: list[StatusEvent] = []
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)  # the kernel accepts; nobody ever answers
+        url = f"rtsp://127.0.0.1:{silent.getsockname()[1]}/stream"
+
+        async def main() -> int:
+            source = RtspSource(url, on_status=events.append, open_timeout=1.0, max_backoff=0.2)
+            reader = asyncio.ensure_future(take(source.frames(), 1))
+            while sum(event.status == "error" for event in events) < 3:
+                await asyncio.sleep(0.05)
+            threads = sum(thread.name.startswith("rtsp ") for thread in threading.enumerate())
+            await source.close()
+            with pytest.raises(StopAsyncIteration):
+                await reader
+            return threads
+
+        assert run(main(), events) <= 1
+    errors = [event.detail for event in events if event.status == "error"]
+    assert errors[:3] == ["cannot connect: no answer within 1 s (timeout)"] * 3
 
 
 @pytest.mark.parametrize(
