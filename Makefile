@@ -5,7 +5,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test lint build-demo
+JSDOM := tests/js/node_modules/jsdom/package.json
+
+.PHONY: venv demo test lint build-demo js
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,10 +19,18 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# jsdom, for the dashboard page test (skipped, with the reason, where npm is missing)
+$(JSDOM): tests/js/package.json
+	@if command -v npm >/dev/null; then \
+		npm install --prefix tests/js --no-audit --no-fund --silent && touch $(JSDOM); \
+	else echo "npm not found: the dashboard page test will be skipped"; fi
+
+js: $(JSDOM)
+
 demo: venv
 	$(PY) run_stream.py demo
 
-test: venv
+test: venv js
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q
 

@@ -21,7 +21,9 @@ from stream.records import StatusEvent, Verdict
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "stream" / "assets" / "dashboard.js"
-CLIENT = Path(__file__).with_name("dashboard_client.js")
+JS = Path(__file__).with_name("js")
+CLIENT = JS / "dashboard_client.js"
+PAGE = JS / "dashboard_page.js"
 TEST_TIMEOUT = 60.0
 #: a stream name a publisher could choose, meant to run script in the viewer's browser.
 HOSTILE = '<img src=x onerror="alert(1)">'
@@ -40,6 +42,17 @@ def node() -> str:
             pytest.fail("Node.js is missing (apt: nodejs)")
         pytest.skip("Node.js is not installed (apt: nodejs)")
     return found
+
+
+@pytest.fixture(scope="module")
+def jsdom(node) -> str:
+    """Node.js with jsdom installed in tests/js (``make test`` does it with npm)."""
+    if not (JS / "node_modules" / "jsdom").is_dir():
+        reason = "jsdom is not installed: npm install --prefix tests/js"
+        if os.environ.get("LIPFORENSICS_CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return node
 
 
 def run(coroutine: object) -> object:
@@ -106,18 +119,7 @@ def test_the_script_follows_events_with_the_token_and_is_refused_without(backend
             url = server.url + "/events"
             refused = await follow(url, TOKEN[:-1] + "x", 1)
             client = asyncio.ensure_future(follow(url, TOKEN, 12))
-            number = 0
-            while not client.done():  # until the client has seen enough, whenever it joined
-                number += 1
-                pipeline.emit(StatusEvent(HOSTILE, "connected", f"event {number}"))
-                kind, event_id = (
-                    ("alert", f"alert-{number}") if number % 3 == 0 else ("verdict", "")
-                )
-                pipeline.emit(
-                    Verdict(HOSTILE, 0, (number, number + 1.0), 4.0, 0.98, "alert", 50.0,
-                            type=kind, id=event_id)
-                )  # fmt: skip
-                await asyncio.sleep(0.05)
+            await emit_until_done(pipeline, client)
             return refused, await client
 
     refused, followed = run(main())
@@ -127,3 +129,52 @@ def test_the_script_follows_events_with_the_token_and_is_refused_without(backend
     assert face["stream"] == HOSTILE and face["level"] == "alert"
     assert followed["alerts"] and all(a["id"].startswith("alert-") for a in followed["alerts"])
     assert all(event["stream"] == HOSTILE for event in followed["status"])
+
+
+async def emit_until_done(pipeline, client: asyncio.Future) -> None:
+    """Status events, verdicts and every third an alert, all for a stream with a hostile
+    name, until ``client`` has seen enough (whenever it joined)."""
+    number = 0
+    while not client.done():
+        number += 1
+        pipeline.emit(StatusEvent(HOSTILE, "connected", f"event {number}"))
+        alert = number % 3 == 0
+        kind, event_id = ("alert", f"alert-{number}") if alert else ("verdict", "")
+        pipeline.emit(
+            Verdict(HOSTILE, 0, (number, number + 1.0), 4.0, 0.98, "alert", 50.0,
+                    type=kind, id=event_id)
+        )  # fmt: skip
+        await asyncio.sleep(0.05)
+
+
+def test_the_page_shows_faces_alerts_and_status_as_text_to_a_token_holder(backend, jsdom):
+    """The real page in jsdom: log in, see the live tables fill; a hostile stream name is
+    shown as text (no element made from it); a wrong token sends the viewer back to the
+    login form."""
+
+    async def open_page(base: str, token: str, rows: int) -> dict:
+        process = await asyncio.create_subprocess_exec(
+            jsdom, str(PAGE), base, token, str(rows), stdout=asyncio.subprocess.PIPE
+        )
+        out, _ = await process.communicate()
+        assert process.returncode == 0
+        return json.loads(out)
+
+    async def main() -> tuple[dict, dict]:
+        async with served(backend) as (server, pipeline):
+            refused = await open_page(server.url, TOKEN + "x", 1)
+            viewer = asyncio.ensure_future(open_page(server.url, TOKEN, 8))
+            await emit_until_done(pipeline, viewer)
+            return refused, await viewer
+
+    refused, seen = run(main())
+    assert refused["connection"] == "the token was refused" and not refused["loginHidden"]
+    assert refused["stored"] is None and refused["faces"] == []
+    assert seen["connection"] == "live" and seen["loginHidden"] and seen["stored"] == TOKEN
+    assert seen["images"] == 0  # the name stayed text
+    (face,) = seen["faces"]
+    assert [cell["text"] for cell in face[:4]] == [HOSTILE, "0", "alert", "4.00"]
+    assert face[2]["class"] == "level-alert"
+    assert seen["alerts"] and all(row[1]["text"] == HOSTILE for row in seen["alerts"])
+    assert all(row[5]["text"].startswith("alert-") for row in seen["alerts"])
+    assert seen["status"] and seen["status"][0][1]["text"] == "connected"
