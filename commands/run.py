@@ -32,7 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("sources", nargs="+", metavar="SOURCE", help="video file or rtsp:// URL")
     parser.add_argument("--weights", type=Path, help="checkpoint (.pth) of the network")
     parser.add_argument("--stride", type=int, help="frames between windows (default 5)")
-    parser.add_argument("--backend", help="auto (default), torch, onnxruntime or tensorrt")
+    parser.add_argument(
+        "--backend", help="auto (default), torch, torch-cuda, onnxruntime or tensorrt"
+    )
     parser.add_argument("--jsonl", help="write events to this file instead of stdout")
     parser.add_argument("--webhook", help="POST alert events to this URL")
     parser.add_argument(

@@ -58,8 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--backend",
         default="auto",
-        help="auto (default: TensorRT with a GPU, else ONNX Runtime), onnxruntime, torch or "
-        "tensorrt; the ONNX export and engines are cached by the weights' hash",
+        help="auto (default: TensorRT with a GPU, else PyTorch FP16 on a CUDA GPU, else ONNX "
+        "Runtime), onnxruntime, torch, torch-cuda or tensorrt; the ONNX export and engines are "
+        "cached by the weights' hash",
     )
 
 

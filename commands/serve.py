@@ -36,7 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, help="port to listen on (default 8080)")
     parser.add_argument("--token", help=f"bearer token (default: ${TOKEN_VARIABLE})")
     parser.add_argument("--weights", type=Path, help="checkpoint (.pth) of the network")
-    parser.add_argument("--backend", help="auto (default), torch, onnxruntime or tensorrt")
+    parser.add_argument(
+        "--backend", help="auto (default), torch, torch-cuda, onnxruntime or tensorrt"
+    )
     parser.add_argument("--stride", type=int, help="frames between windows (default 5)")
     parser.add_argument("--jsonl", help="JSON-lines events to this file, '-' = stdout (default)")
     parser.add_argument("--webhook", help="POST alert events to this URL")

@@ -1,4 +1,5 @@
-"""One small inference interface, three implementations: ``torch``, ``onnxruntime``, ``tensorrt``.
+"""One small inference interface, three implementations: ``torch`` (on the CPU, or
+``torch-cuda``: on an NVIDIA GPU in FP16), ``onnxruntime``, ``tensorrt``.
 
 Every backend does the two stages of the network on float32 numpy arrays:
 
@@ -7,9 +8,10 @@ Every backend does the two stages of the network on float32 numpy arrays:
 - ``head(features)``: (N, 25, 512) -> (N,) logits.
 
 :func:`create_backend` builds one by name from a weight file; ``"auto"`` is TensorRT when it
-imports and a GPU is present, else ONNX Runtime. The ONNX Runtime and TensorRT backends run
-the exported ONNX, cached on disk by the weights' hash (:func:`engines.export.cached_export`),
-so a second start neither exports nor builds again.
+imports and a GPU is present, else PyTorch on the GPU in FP16 when PyTorch sees a CUDA GPU
+(TensorRT cannot be installed from the package registry alone), else ONNX Runtime. The ONNX
+Runtime and TensorRT backends run the exported ONNX, cached on disk by the weights' hash
+(:func:`engines.export.cached_export`), so a second start neither exports nor builds again.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import numpy as np
 from engines.errors import LipForensicsError
 
 #: names accepted by :func:`create_backend` (and ``--backend``).
-BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
+BACKENDS = ("auto", "torch", "torch-cuda", "onnxruntime", "tensorrt")
 
 
 class Backend(Protocol):
@@ -105,6 +107,7 @@ class TorchBackend:
         self._torch = torch
         self._dtype = torch.float16 if half else torch.float32
         self._device = torch.device(device)
+        self.name = "torch" if self._device.type == "cpu" else f"torch-{self._device.type}"
         if half or self._device.type != "cpu":
             model = copy.deepcopy(model).to(self._device, self._dtype)
         self._model = model.eval()
@@ -242,7 +245,20 @@ def resolve_backend_name(name: str) -> str:
         return name
     from engines.tensorrt import tensorrt_unavailable_reason
 
-    return "tensorrt" if tensorrt_unavailable_reason() is None else "onnxruntime"
+    if tensorrt_unavailable_reason() is None:
+        return "tensorrt"
+    return "torch-cuda" if cuda_unavailable_reason() is None else "onnxruntime"
+
+
+def cuda_unavailable_reason() -> str | None:
+    """Why PyTorch cannot run on an NVIDIA GPU here, or None when it can."""
+    import torch
+
+    if not torch.backends.cuda.is_built():
+        return "this PyTorch is a CPU build (install a CUDA build of torch)"
+    if not torch.cuda.is_available():
+        return "PyTorch sees no CUDA GPU"
+    return None
 
 
 def backend_for_model(
@@ -268,6 +284,10 @@ def backend_for_model(
     resolved = resolve_backend_name(name)
     if resolved == "torch":
         return TorchBackend(model, threads=threads)
+    if resolved == "torch-cuda":
+        if (reason := cuda_unavailable_reason()) is not None:
+            raise LipForensicsError(f"cannot use --backend torch-cuda: {reason}")
+        return TorchBackend(model, device="cuda", half=True)
     if resolved == "tensorrt":
         from engines.tensorrt import import_tensorrt
 

@@ -29,7 +29,8 @@ class Settings:
 
     Attributes:
         weights: checkpoint path (None only for tests that pass a backend directly).
-        backend: engine backend name ("auto", "torch", "onnxruntime", "tensorrt").
+        backend: engine backend name ("auto", "torch", "torch-cuda", "onnxruntime",
+            "tensorrt").
         stride: frames between consecutive windows of a face (25 = non-overlapping).
         window: frames per window (the network's 25).
         realtime: pace file sources like cameras.

@@ -47,13 +47,33 @@ def test_unknown_backend_name_lists_the_choices():
 
 
 def test_named_backends_resolve_to_themselves():
-    for name in ("torch", "onnxruntime", "tensorrt"):
+    for name in ("torch", "torch-cuda", "onnxruntime", "tensorrt"):
         assert backends.resolve_backend_name(name) == name
 
 
-def test_auto_is_tensorrt_exactly_when_tensorrt_can_run_here():
-    expected = "onnxruntime" if TENSORRT_MISSING else "tensorrt"
+def test_auto_is_tensorrt_then_torch_on_a_cuda_gpu_then_onnxruntime():
+    cuda_missing = backends.cuda_unavailable_reason()
+    expected = (
+        "tensorrt" if not TENSORRT_MISSING else "onnxruntime" if cuda_missing else "torch-cuda"
+    )
     assert backends.resolve_backend_name("auto") == expected
+
+
+@pytest.mark.skipif(TENSORRT_MISSING is None, reason="TensorRT and a GPU are available here")
+def test_auto_on_a_gpu_without_tensorrt_is_torch_in_fp16(monkeypatch):
+    """What a pip-only GPU machine gets (the GPU is mocked: none here): PyTorch on CUDA in
+    FP16, not ONNX Runtime on the CPU."""
+    monkeypatch.setattr(backends, "cuda_unavailable_reason", lambda: None)
+    assert backends.resolve_backend_name("auto") == "torch-cuda"
+
+
+@pytest.mark.skipif(
+    backends.cuda_unavailable_reason() is None, reason="PyTorch sees a CUDA GPU here"
+)
+def test_torch_cuda_without_a_gpu_says_why_in_one_line(narrow_model):
+    with pytest.raises(LipForensicsError, match="cannot use --backend torch-cuda: ") as error:
+        backends.backend_for_model("torch-cuda", narrow_model, source_sha256="t" * 64)
+    assert "\n" not in str(error.value)
 
 
 @pytest.mark.skipif(TENSORRT_MISSING is None, reason="TensorRT and a GPU are available here")
