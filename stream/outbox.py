@@ -14,10 +14,12 @@ pending rows alone exceed it the oldest pending ones are dropped and counted.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import sqlite3
 import uuid
 from pathlib import Path
+from typing import IO
 
 from engines.errors import LipForensicsError
 
@@ -67,12 +69,15 @@ class Outbox:
         self.dropped = 0
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._lock = _lock_exclusively(self.path.with_name(self.path.name + ".lock"))
             self._db = sqlite3.connect(self.path, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")  # durable across a process crash
             self._db.executescript(_SCHEMA)
             (self._rows,) = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()
         except (OSError, sqlite3.Error) as error:
+            if hasattr(self, "_lock"):
+                self._lock.close()
             raise LipForensicsError(f"cannot open webhook outbox {self.path}: {error}") from None
 
     def add(self, event: dict[str, object]) -> dict[str, object]:
@@ -110,6 +115,13 @@ class Outbox:
     def close(self) -> None:
         """Close the file (pending rows stay for the next process)."""
         self._db.close()
+        self._lock.close()  # releases the lock
+
+    def __enter__(self) -> Outbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _prune(self) -> None:
         """Bring the file back to ``max_rows``: finished rows first, then the oldest pending."""
@@ -127,3 +139,23 @@ class Outbox:
             self._rows -= removed
             if counts:
                 self.dropped += removed
+
+
+def _lock_exclusively(path: Path) -> IO[bytes]:
+    """Hold an exclusive lock on ``path`` (created if needed) until the returned file is
+    closed (or collected), or until this process ends, however it ends.
+
+    Raises:
+        LipForensicsError: another process (or another outbox here) holds it: two detectors
+            sharing one outbox would send the same alerts twice.
+    """
+    lock = open(path, "ab")  # noqa: SIM115 (held open on purpose, closed by Outbox.close)
+    try:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        raise LipForensicsError(
+            f"webhook outbox {path.with_suffix('')} is in use by another detector; "
+            "give each one its own (--webhook-outbox PATH)"
+        ) from None
+    return lock

@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from aiohttp import web
 from live_support import narrow_model
 
 from engines.checkpoint import save_checkpoint
+from engines.errors import LipForensicsError
 from stream.outbox import DELIVERED, REJECTED, Outbox, default_outbox_path
 from stream.sinks import WebhookSink
 
@@ -95,6 +97,35 @@ def test_rows_keep_their_order_and_ids_and_survive_reopening(tmp_path):
     assert event == second  # the generated id was stored with the event
     reopened.mark(seq, REJECTED)
     assert reopened.pending == 0 and reopened.next_pending() is None
+    reopened.close()
+
+
+def test_two_detectors_cannot_share_one_outbox(tmp_path):
+    """A second process on the same outbox would send every alert twice: it is refused in
+    one line while the first holds the file, and welcome once the first is gone."""
+    path = tmp_path / "outbox.sqlite"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_OUTBOX, str(path)], stdout=subprocess.PIPE, text=True, cwd=ROOT
+    )
+    try:
+        assert holder.stdout.readline() == "holding\n"
+        with pytest.raises(LipForensicsError, match="in use by another detector"):
+            Outbox(path)
+    finally:
+        holder.kill()
+        holder.wait()
+    with Outbox(path) as outbox:  # the lock died with the process
+        assert outbox.pending == 0
+
+
+HOLD_OUTBOX = """
+import sys, time
+sys.path.insert(0, ".")
+from stream.outbox import Outbox
+outbox = Outbox(sys.argv[1])
+print("holding", flush=True)
+time.sleep(60)
+"""
 
 
 def test_a_full_outbox_prunes_finished_rows_first_then_drops_the_oldest_pending(tmp_path):
@@ -137,7 +168,8 @@ def test_a_failing_and_slow_receiver_gets_every_alert_later_in_order(tmp_path):
     assert [status for _, status in receiver.posts] == [500, 503, 429, 200, 400, 200, 200]
     assert receiver.taken == ["alert-0", "alert-2", "alert-3"]
     assert (sink.delivered, sink.failed, sink.dropped) == (3, 1, 0)
-    assert Outbox(tmp_path / "outbox.sqlite").pending == 0
+    with Outbox(tmp_path / "outbox.sqlite") as outbox:
+        assert outbox.pending == 0
 
 
 def test_alerts_pending_at_close_are_sent_by_the_next_sink_on_the_same_file(tmp_path):
@@ -160,7 +192,8 @@ def test_alerts_pending_at_close_are_sent_by_the_next_sink_on_the_same_file(tmp_
         return receiver
 
     assert asyncio.run(first_run()).delivered == 0
-    assert Outbox(path).pending == 3
+    with Outbox(path) as outbox:
+        assert outbox.pending == 3
     assert asyncio.run(second_run()).taken == ["alert-0", "alert-1", "alert-2"]
 
 
@@ -222,4 +255,5 @@ def test_every_alert_is_delivered_exactly_once_across_a_sigkill(alerting_weights
     assert len(before) == streams and len(after) == streams
     assert receiver.taken == before + after  # each once, the old ones first
     assert len(set(receiver.taken)) == len(receiver.taken) == 2 * streams
-    assert Outbox(outbox).pending == 0
+    with Outbox(outbox) as left:
+        assert left.pending == 0
