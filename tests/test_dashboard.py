@@ -172,6 +172,7 @@ def test_the_page_shows_faces_alerts_and_status_as_text_to_a_token_holder(backen
     assert refused["stored"] is None and refused["faces"] == []
     assert seen["connection"] == "live" and seen["loginHidden"] and seen["stored"] == TOKEN
     assert seen["images"] == 0  # the name stayed text
+    assert seen["health"] == "health: ok"  # from /healthz, which needs no token
     (face,) = seen["faces"]
     assert [cell["text"] for cell in face[:4]] == [HOSTILE, "0", "alert", "4.00"]
     assert face[2]["class"] == "level-alert"

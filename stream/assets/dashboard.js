@@ -142,6 +142,23 @@ function render(state) {
   }
 }
 
+/** One line from /healthz: "ok", or "degraded: " and the reasons. */
+function describeHealth(health) {
+  return health.status === "ok" ? "health: ok" : `health: ${health.status}: ${health.reasons.join("; ")}`;
+}
+
+async function pollHealth() {
+  const line = document.getElementById("health");
+  for (;;) {
+    try {
+      line.textContent = describeHealth(await (await fetch("healthz", { cache: "no-store" })).json());
+    } catch (error) {
+      line.textContent = "health: server not answering";
+    }
+    await new Promise((resolve) => setTimeout(resolve, 5000));
+  }
+}
+
 function say(text) {
   document.getElementById("connection").textContent = text;
 }
@@ -193,6 +210,7 @@ function start() {
     form.hidden = true;
     connect(saved);
   }
+  pollHealth();
 }
 
 if (typeof document !== "undefined") {

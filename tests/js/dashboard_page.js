@@ -1,5 +1,6 @@
 // Opens the serve dashboard from a real server in jsdom, logs in with TOKEN, waits until
-// the tables hold COUNT rows in all, and prints what a viewer would see as JSON.
+// the tables hold COUNT rows in all and the health line is shown, and prints what a viewer
+// would see as JSON.
 // Usage: node dashboard_page.js BASE_URL TOKEN COUNT
 "use strict";
 
@@ -34,7 +35,8 @@ async function main() {
   const connection = () => document.getElementById("connection").textContent;
   while (Date.now() < deadline) {
     const total = shown().reduce((a, b) => a + b, 0);
-    if (total >= Number(count) || connection() === "the token was refused") break;
+    const healthShown = document.getElementById("health").textContent !== "";
+    if ((total >= Number(count) && healthShown) || connection() === "the token was refused") break;
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   console.log(
@@ -45,6 +47,7 @@ async function main() {
       alerts: rows(document, "alerts"),
       status: rows(document, "status"),
       images: document.querySelectorAll("img").length,
+      health: document.getElementById("health").textContent,
       stored: window.sessionStorage.getItem("lipforensics-token"),
     }),
   );
