@@ -120,7 +120,7 @@ class _Relay:
 
 def _stream_ids(uris: list[str]) -> list[str]:
     """A unique, readable name per source: the file stem or host/path, numbered if repeated."""
-    from stream.sources import split_url
+    from stream.urls import split_url
 
     names: list[str] = []
     for uri in uris:

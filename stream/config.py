@@ -18,9 +18,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from engines.errors import LipForensicsError
+from stream.urls import redact, split_url
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,14 +119,9 @@ class Settings:
 
 def _check_webhook(url: str) -> None:
     """Raise LipForensicsError unless ``url`` is an http(s) URL with a host."""
-    try:
-        parts = urlsplit(url)
-        _ = parts.port  # raises ValueError for a bad port
-    except ValueError as error:
-        raise LipForensicsError(f"webhook is not a valid URL: {error}") from None
+    parts = split_url(url)
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        shown = url if "@" not in parts.netloc else f"{parts.scheme}://***@{parts.hostname}"
-        raise LipForensicsError(f"webhook must be an http:// or https:// URL, got {shown!r}")
+        raise LipForensicsError(f"webhook must be an http:// or https:// URL, got {redact(url)!r}")
 
 
 def _cores() -> int:

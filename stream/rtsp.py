@@ -31,7 +31,8 @@ import numpy as np
 
 from engines.errors import LipForensicsError
 from stream.records import Frame, StatusEvent
-from stream.sources import StatusCallback, redact, split_url
+from stream.sources import StatusCallback
+from stream.urls import redact, split_url
 from stream.video_file import upright_rgb
 
 #: values of FFmpeg's ``rtsp_transport`` we accept.

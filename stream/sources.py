@@ -13,15 +13,14 @@ the pipeline (a file read as fast as possible: nothing is dropped).
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Protocol, runtime_checkable
-from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from engines.errors import LipForensicsError
 from stream.records import Frame, StatusEvent
+from stream.urls import split_url
 from stream.video_file import VideoFile
 
 StatusCallback = Callable[[StatusEvent], None]
@@ -141,29 +140,3 @@ def open_source(
             f"unsupported source {uri!r}: expected a video file path, file://, rtsp:// or rtsps://"
         )
     return FileSource(uri, stream_id, on_status=on_status, realtime=realtime)
-
-
-def split_url(url: str) -> SplitResult:
-    """``url`` in parts, checked: a bracket left open or a port that is not 0..65535 is an
-    error here rather than a failure later.
-
-    Raises:
-        LipForensicsError: a malformed address (the message hides any password).
-    """
-    try:
-        parts = urlsplit(url)
-        _ = parts.port  # parsed lazily: raises ValueError for a bad port
-    except ValueError as error:
-        raise LipForensicsError(f"not a valid address: {redact(url)!r} ({error})") from None
-    return parts
-
-
-def redact(url: str) -> str:
-    """``url`` without its user name and password (safe to log), even when malformed."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return re.sub(r"//[^/]*@", "//***@", url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))

@@ -20,7 +20,7 @@ from stream.config import Settings
 from stream.pipeline import Pipeline
 from stream.records import Frame, StatusEvent
 from stream.rtsp import RtspSource, Timeline, backoff_delays
-from stream.sources import redact
+from stream.urls import redact
 
 CLIP = Path(__file__).parent / "data" / "talking.mp4"
 NO_FACE = Path(__file__).parent / "data" / "no_face.mp4"  # 480 x 270

@@ -1,0 +1,35 @@
+"""Addresses given by users (cameras, webhooks): parsed and checked in one place, and shown
+in messages and logs without their passwords. Light to import (no media libraries)."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import SplitResult, urlsplit, urlunsplit
+
+from engines.errors import LipForensicsError
+
+
+def split_url(url: str) -> SplitResult:
+    """``url`` in parts, checked: a bracket left open or a port that is not 0..65535 is an
+    error here rather than a failure later.
+
+    Raises:
+        LipForensicsError: a malformed address (the message hides any password).
+    """
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # parsed lazily: raises ValueError for a bad port
+    except ValueError as error:
+        raise LipForensicsError(f"not a valid address: {redact(url)!r} ({error})") from None
+    return parts
+
+
+def redact(url: str) -> str:
+    """``url`` without its user name and password (safe to log), even when malformed."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return re.sub(r"//[^/]*@", "//***@", url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
