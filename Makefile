@@ -38,6 +38,6 @@ lint: venv
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-# rebuild the demo detector (models/) and demo clips (media/demo/) from media/*.mp4
+# rebuild the demo detector and demo clips (training/demo/) from media/*.mp4
 build-demo: venv
 	$(PY) run_stream.py build-demo

@@ -1,67 +1,9 @@
 #!/usr/bin/env python3
-"""LipForensics Live: detect lip-sync and face-swap forgeries in video files and live streams.
+"""LipForensics Live from a checkout: the same commands as the installed ``lipforensics-live``."""
 
-Thin command line: each sub-command lives in ``commands/<name>.py``.
-"""
-
-from __future__ import annotations
-
-import argparse
-import importlib
 import sys
 
-from engines.errors import LipForensicsError
-
-#: sub-command name -> module under ``commands/``; the order is the order of ``--help``.
-COMMANDS: dict[str, str] = {
-    "demo": "demo",
-    "scan": "scan",
-    "run": "run",
-    "crops": "crops",
-    "build-engine": "build_engine",
-    "calibrate": "calibrate",
-    "evaluate": "evaluate",
-    "serve": "serve",
-    "features": "features",
-    "finetune": "finetune",
-    "build-demo": "build_demo",
-}
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser, one sub-parser per command module."""
-    parser = argparse.ArgumentParser(
-        prog="run_stream.py",
-        description=__doc__.splitlines()[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Run 'run_stream.py COMMAND --help' for the options of one command.",
-    )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, module_name in COMMANDS.items():
-        module = importlib.import_module(f"commands.{module_name}")
-        command_parser = sub.add_parser(
-            name,
-            help=module.HELP,
-            description=getattr(module, "DESCRIPTION", module.HELP),
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        module.add_arguments(command_parser)
-        command_parser.set_defaults(_run=module.run)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Parse ``argv``, run the command, turn user errors into one line and exit code 2."""
-    args = build_parser().parse_args(argv)
-    try:
-        return int(args._run(args) or 0)
-    except LipForensicsError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-
+from commands.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

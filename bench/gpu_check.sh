@@ -52,7 +52,7 @@ sys.path.insert(0, os.getcwd())
 from engines import export  # noqa: E402
 from engines.backends import TensorRTBackend, TorchBackend, clip_logits  # noqa: E402
 from engines.model import LipForensics  # noqa: E402
-from engines.preprocess import normalise_crops  # noqa: E402
+from engines.method import normalise_crops  # noqa: E402
 from engines.tensorrt import import_tensorrt  # noqa: E402
 
 parser = argparse.ArgumentParser()
@@ -76,7 +76,7 @@ exported = export.cached_export(model, cache, source_sha256=source)
 torch_device = "cuda" if torch.cuda.is_available() else "cpu"
 reference = TorchBackend(model, device=torch_device)
 
-from stream.mouth import extract_mouth_crops  # noqa: E402
+from stream.faces.reader import extract_mouth_crops  # noqa: E402
 
 crops = extract_mouth_crops("tests/data/talking.mp4").crops
 clips = normalise_crops(crops[: len(crops) // 25 * 25]).reshape(-1, 25, 88, 88)

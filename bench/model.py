@@ -24,8 +24,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from engines.method import CLIP_FRAMES, INPUT_SIZE  # noqa: E402
 from engines.model import LipForensics  # noqa: E402
-from engines.preprocess import CLIP_FRAMES, INPUT_SIZE  # noqa: E402
 
 
 def timed(call: Callable[[], object], warmup: int, repeats: int) -> tuple[float, float, float]:

@@ -30,13 +30,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from engines.backends import Backend, create_backend  # noqa: E402
-from engines.preprocess import normalise_crops  # noqa: E402
+from engines.method import normalise_crops  # noqa: E402
 from stream.config import Settings  # noqa: E402
-from stream.faces import FaceStage  # noqa: E402
+from stream.faces.stage import FaceStage  # noqa: E402
 from stream.pipeline import Pipeline  # noqa: E402
-from stream.sources import FileSource  # noqa: E402
-from stream.video_file import VideoFile  # noqa: E402
-from stream.window import REACH  # noqa: E402
+from stream.sources.base import FileSource  # noqa: E402
+from stream.sources.video_file import VideoFile  # noqa: E402
+from stream.windows.face_window import REACH  # noqa: E402
 
 FPS, WINDOW = 25, 25
 

@@ -45,12 +45,12 @@ from live_support import narrow_model  # noqa: E402
 from rtsp_support import RtspServer  # noqa: E402
 
 from engines.backends import TorchBackend  # noqa: E402
+from stream.alerts.outbox import Outbox  # noqa: E402
+from stream.alerts.sinks import WebhookSink  # noqa: E402
 from stream.config import Settings  # noqa: E402
-from stream.outbox import Outbox  # noqa: E402
 from stream.pipeline import Pipeline  # noqa: E402
 from stream.records import StatusEvent  # noqa: E402
-from stream.rtsp import RtspSource  # noqa: E402
-from stream.sinks import WebhookSink  # noqa: E402
+from stream.sources.rtsp import RtspSource  # noqa: E402
 
 DATA = ROOT / "tests" / "data"
 FAULTS = ("kill", "stall", "webhook")

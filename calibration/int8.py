@@ -71,8 +71,8 @@ def calibration_windows(crops: np.ndarray, limit: int = 256) -> np.ndarray:
     encoder sees at window ends."""
     import torch
 
+    from engines.method import CLIP_FRAMES, normalise_crops
     from engines.model import five_frame_inputs
-    from engines.preprocess import CLIP_FRAMES, normalise_crops
 
     clips = normalise_crops(crops[: len(crops) // CLIP_FRAMES * CLIP_FRAMES])
     windows = np.concatenate(
@@ -88,7 +88,7 @@ def calibration_windows(crops: np.ndarray, limit: int = 256) -> np.ndarray:
 def head_inputs(encoder_onnx: Path, crops: np.ndarray) -> np.ndarray:
     """(M, 25, D) features of the crops' consecutive 25-frame clips, from the FP32 encoder."""
     from engines.backends import ort_session_options
-    from engines.preprocess import CLIP_FRAMES
+    from engines.method import CLIP_FRAMES
 
     windows = calibration_windows(crops, limit=len(crops))
     session = ort.InferenceSession(str(encoder_onnx), ort_session_options())

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-HELP = "rebuild the demo detector (models/) and demo clips (media/demo/) from the bundled clips"
+HELP = "rebuild the demo detector and demo clips (training/demo/) from the bundled clips"
 DESCRIPTION = """\
-Rebuilds models/demo_lipforensics.pth, its thresholds and report, and media/demo/ from the
+Rebuilds training/demo/: the demo detector, its thresholds and report, and the demo clips, from the
 two bundled genuine clips (media/), with no other input: synthetic mouth manipulations of
 one clip -> the real crop pipeline -> the network's narrow encoder trained from scratch ->
 the paper's recipe (frozen encoder, MS-TCN head on cached features) -> thresholds from
@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Build; 0 when the held-out check passes (AUC >= 0.95, no alert on genuine video)."""
-    from calibration.demo_detector import build_demo, report_passes
+    from training.demo_detector import build_demo, report_passes
 
     report = build_demo(args.work_dir, seed=args.seed)
     passed, reason = report_passes(report)

@@ -51,12 +51,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Score the videos, choose the thresholds, save and print them."""
-    from calibration.evaluate import log_video, score_videos
     from calibration.metrics import plot_reliability
     from calibration.thresholds import calibrate, file_sha256, save_thresholds
     from commands.scan import make_backend
     from engines.checkpoint import load_checkpoint
     from engines.errors import LipForensicsError
+    from training.evaluate import log_video, score_videos
 
     if args.target_false_alerts_per_hour <= 0:
         raise LipForensicsError("--target-false-alerts-per-hour must be positive")

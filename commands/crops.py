@@ -37,8 +37,8 @@ def run(args: argparse.Namespace) -> int:
     from PIL import Image
 
     from engines.errors import LipForensicsError, MediaError
-    from stream.mouth import extract_mouth_crops
-    from stream.smoothing import Smoothing
+    from stream.faces.reader import extract_mouth_crops
+    from stream.faces.smoothing import Smoothing
 
     try:
         Smoothing.named(args.smoothing)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 HELP = "play a genuine and a manipulated demo clip through the live pipeline (demo detector)"
 DESCRIPTION = """\
-Runs the bundled demo clips (media/demo/) through the live pipeline (landmarks, causal
+Runs the bundled demo clips (training/demo/) through the live pipeline (landmarks, causal
 smoothing, mouth crops, 25-frame windows every 5 frames, alert policy) with the bundled
-demo detector (models/demo_lipforensics.pth) and its calibrated thresholds, printing each
+demo detector (training/demo/demo_lipforensics.pth) and its calibrated thresholds, printing each
 verdict and alert as it happens with its time in the clip, then one summary line per clip.
 
 The demo detector is trained on synthetic mouth manipulations of one person's webcam
@@ -29,11 +29,11 @@ def run(args: argparse.Namespace) -> int:
     """Play both clips, one after the other; 0 when both behave as expected, else 1."""
     import asyncio
 
-    from calibration.demo_detector import DEMO_GENUINE, DEMO_MANIPULATED, DISCLAIMER, WEIGHTS
     from calibration.thresholds import load_thresholds_for
     from engines.backends import create_backend
     from engines.errors import LipForensicsError
     from stream.config import Settings
+    from training.demo_detector import DEMO_GENUINE, DEMO_MANIPULATED, DISCLAIMER, WEIGHTS
 
     for path in (WEIGHTS, DEMO_GENUINE, DEMO_MANIPULATED):
         if not path.exists():
@@ -107,7 +107,7 @@ async def _play(settings, backend, path: Path, printer: ClipPrinter) -> None:
     """Run the live pipeline on one file (as fast as it goes) with ``printer`` as the sink
     and the thresholds calibrated for the weights."""
     from stream.pipeline import Pipeline
-    from stream.sources import open_source
+    from stream.sources.base import open_source
 
     pipeline = Pipeline(settings, backend, sinks=[printer])
     pipeline.add_source(open_source(str(path), path.stem, on_status=pipeline.emit))

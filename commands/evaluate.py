@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from calibration.evaluate import Evaluation
     from engines.backends import Backend
+    from training.evaluate import Evaluation
 
 HELP = "video-level AUC on real/fake folders (bootstrap CI, ROC), optional robustness study"
 DESCRIPTION = """\
@@ -26,7 +26,7 @@ severity 1..5 (docs/calibration.md defines them), and prints the AUCs as one tab
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of the ``evaluate`` command."""
-    from calibration.perturbations import LEVELS, PERTURBATIONS
+    from training.perturbations import LEVELS, PERTURBATIONS
 
     parser.add_argument("--weights", type=Path, required=True, help="LipForensics checkpoint")
     parser.add_argument("--real", type=Path, required=True, help="folder of genuine videos")
@@ -54,13 +54,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Score the folders, print the AUC (and the robustness table)."""
-    from calibration.evaluate import evaluate_logits, list_videos, log_video, score_videos
     from calibration.metrics import plot_roc, roc_curve
     from calibration.thresholds import describe_thresholds, load_thresholds_for
     from commands.scan import make_backend
     from engines.checkpoint import load_checkpoint
     from engines.errors import MediaError
-    from engines.preprocess import CLIP_FRAMES
+    from engines.method import CLIP_FRAMES
+    from training.evaluate import evaluate_logits, list_videos, log_video, score_videos
 
     real, fake = list_videos(args.real), list_videos(args.fake)
     if args.perturb is not None and any(p.suffix.lower() == ".npy" for p in real + fake):
@@ -106,9 +106,9 @@ def robustness(
     args: argparse.Namespace, real: list[Path], fake: list[Path], backend: Backend, threshold: float
 ) -> dict[str, dict[str, dict[str, object]]]:
     """AUC per perturbation type and level: {type: {level: summary}}."""
-    from calibration.evaluate import evaluate_logits, score_perturbed
-    from calibration.perturbations import PERTURBATIONS
     from engines.errors import MediaError
+    from training.evaluate import evaluate_logits, score_perturbed
+    from training.perturbations import PERTURBATIONS
 
     table: dict[str, dict[str, dict[str, object]]] = {}
     for name in args.perturb or list(PERTURBATIONS):

@@ -29,11 +29,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Encode each video not cached yet; print one line per video."""
-    from calibration.features import GRID, SUFFIX, VideoFeatures, encode_video
     from calibration.thresholds import file_sha256
     from commands.scan import ProgressBar, read_input
     from engines.checkpoint import load_checkpoint
     from engines.errors import LipForensicsError, MediaError
+    from training.features import GRID, SUFFIX, VideoFeatures, encode_video
 
     videos = expand_videos(args.videos)
     names = [video.stem for video in videos]
@@ -90,7 +90,7 @@ def expand_videos(paths: list[Path]) -> list[Path]:
 
 def _cached_for(path: Path, weights: str) -> bool:
     """Whether ``path`` is a readable feature file made with ``weights``."""
-    from calibration.features import VideoFeatures
+    from training.features import VideoFeatures
 
     try:
         return VideoFeatures.load(path).weights == weights

@@ -24,7 +24,7 @@ replaced by a new 1-logit head) or one of ours. --out is written in the authors'
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of the ``finetune`` command."""
-    from calibration.finetune_config import FinetuneConfig
+    from training.finetune_config import FinetuneConfig
 
     defaults = FinetuneConfig()
     parser.add_argument("--weights", type=Path, required=True, help="starting checkpoint")
@@ -52,10 +52,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Load the features, train, save the best head with the frozen encoder."""
-    from calibration.finetune import FinetuneConfig, split_by_video, train_head
     from calibration.thresholds import file_sha256
     from engines.checkpoint import load_checkpoint, save_checkpoint
     from engines.errors import LipForensicsError
+    from training.finetune import FinetuneConfig, split_by_video, train_head
 
     if args.epochs < 1 or args.patience < 1 or args.batch_size < 2 or args.clip_stride < 1:
         raise LipForensicsError(
@@ -101,9 +101,9 @@ def run(args: argparse.Namespace) -> int:
 def load_folder(folder: Path, label: int, weights: str, feature_dim: int, clip_stride: int) -> list:
     """Every feature file in ``folder`` as a :class:`LabelledVideo`; each must have been made
     with ``weights`` on a grid that ``clip_stride`` is a multiple of."""
-    from calibration.features import SUFFIX, VideoFeatures
-    from calibration.finetune import LabelledVideo
     from engines.errors import LipForensicsError
+    from training.features import SUFFIX, VideoFeatures
+    from training.finetune import LabelledVideo
 
     if not folder.is_dir():
         raise LipForensicsError(f"not a folder: {folder} (expected feature files from `features`)")

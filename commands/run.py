@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from engines.backends import Backend
     from stream.config import Settings
     from stream.records import StatusEvent
-    from stream.sources import Source
+    from stream.sources.base import Source
 
 HELP = "score video files or RTSP cameras live; print verdicts and alerts as JSON lines"
 DESCRIPTION = """\
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     from engines.backends import create_backend
     from engines.errors import LipForensicsError
     from stream.config import load_settings
-    from stream.sources import open_source
+    from stream.sources.base import open_source
 
     settings = load_settings(
         args.config,
@@ -120,7 +120,7 @@ class _Relay:
 
 def _stream_ids(uris: list[str]) -> list[str]:
     """A unique, readable name per source: the file stem or host/path, numbered if repeated."""
-    from stream.urls import split_url
+    from stream.sources.urls import split_url
 
     names: list[str] = []
     for uri in uris:

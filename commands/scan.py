@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, NamedTuple, Protocol
 import numpy as np
 
 from engines.errors import MediaError
-from engines.preprocess import CLIP_FRAMES, CROP_SIZE, FPS
+from engines.method import CLIP_FRAMES, CROP_SIZE, FPS
 
 if TYPE_CHECKING:
     from calibration.thresholds import Thresholds
@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 class CropRecord(Protocol):
-    """One mouth crop as a :class:`CropSource` yields it (:class:`stream.mouth.MouthCrop`
+    """One mouth crop as a :class:`CropSource` yields it (:class:`stream.faces.reader.MouthCrop`
     is one): its time (seconds), uint8 (96, 96) crop, and run of consecutive frames."""
 
     @property
@@ -169,7 +169,7 @@ def open_input(path: Path, progress: Progress | None = None) -> CropSource:
     """
     if path.suffix.lower() == ".npy":
         return CropsFile(path, progress)
-    from stream.mouth import MouthCropReader
+    from stream.faces.reader import MouthCropReader
 
     return MouthCropReader(path, smoothing="lookahead", progress=progress)
 
@@ -204,7 +204,7 @@ def read_input(path: Path, progress: Progress | None = None) -> ScanInput:
         crops = CropsFile(path).crops
         frames = len(crops)
         return ScanInput(crops, np.arange(frames) / FPS, ((0, frames),) if frames else (), frames)
-    from stream.mouth import extract_mouth_crops
+    from stream.faces.reader import extract_mouth_crops
 
     mouths = extract_mouth_crops(path, smoothing="lookahead", progress=progress)
     return ScanInput(mouths.crops, mouths.pts, mouths.runs, mouths.frames, mouths.problem)
@@ -295,7 +295,7 @@ def build_report(
     viewer of this video would have seen and ``alerts`` how many alerts it would have raised
     (clips of different face runs are replayed as one sequence, as in the paper's protocol).
     """
-    from stream.alerts import AlertPolicy, Level, PolicyConfig
+    from calibration.policy import AlertPolicy, Level, PolicyConfig
 
     logits = scanned.logits
     video_logit = float(logits.mean())

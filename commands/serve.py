@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from stream.config import Settings
-    from stream.server import ServerSettings
+    from stream.server.app import ServerSettings
 
 HELP = "serve WHIP ingest plus /metrics, /healthz, /events (SSE) and a dashboard over HTTP"
 DESCRIPTION = """\
@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
 
     from engines.errors import LipForensicsError
     from stream.config import load_settings
-    from stream.server import load_server_settings
+    from stream.server.app import load_server_settings
 
     settings = load_settings(
         args.config,
@@ -128,7 +128,7 @@ async def _serve(settings: Settings, server_settings: ServerSettings) -> int:
 
     from engines.backends import create_backend
     from stream.pipeline import Pipeline
-    from stream.server import Server
+    from stream.server.app import Server
 
     backend = await asyncio.to_thread(
         create_backend, settings.backend, settings.weights, threads=settings.engine_threads

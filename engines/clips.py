@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from engines.method import CLIP_FRAMES, INPUT_SIZE, normalise_crops
 from engines.model import FRAME_CONTEXT
-from engines.preprocess import CLIP_FRAMES, INPUT_SIZE, normalise_crops
 
 if TYPE_CHECKING:
     from engines.backends import Backend

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from engines.errors import LipForensicsError
-from stream.urls import redact, split_url
+from stream.sources.urls import redact, split_url
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +39,7 @@ class Settings:
         jsonl: where JSON-line events go ("-" = standard output, None = nowhere).
         webhook: URL that receives alert events by POST (None = no webhook).
         webhook_outbox: SQLite file holding webhook events until delivered (None: next to
-            the ``jsonl`` file, else in ~/.local/state/lipforensics; see stream/outbox.py).
+            the ``jsonl`` file, else in ~/.local/state/lipforensics; see stream/alerts/outbox.py).
         max_faces: faces tracked per stream.
         hold_frames: a face missing for at most this many frames keeps its window (the
             last crop stands in); longer ends the window.

@@ -2,9 +2,9 @@
 
 Per stream: source -> 25 fps clock -> bounded frame queue -> face stage (landmarks, track
 ids, landmarks without look-ahead, mouth crops; in a thread, one landmarker per stream) -> one
-:class:`~stream.window.FaceWindow` per face. For all streams together: one
-:class:`~stream.scheduler.Scheduler` batches encodings and windows into backend calls,
-then one :class:`~stream.alerts.AlertPolicy` per face turns logits into levels, and every
+:class:`~stream.windows.face_window.FaceWindow` per face. For all streams together: one
+:class:`~stream.windows.scheduler.Scheduler` batches encodings and windows into backend calls,
+then one :class:`~calibration.policy.AlertPolicy` per face turns logits into levels, and every
 event goes to every sink (JSON lines, webhook, in-memory subscribers).
 
 A live source whose frames pile up loses the whole backlog at once (counted), so the
@@ -26,22 +26,22 @@ from contextlib import aclosing, suppress
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
+from calibration.policy import AlertPolicy, PolicyConfig
 from calibration.thresholds import describe_thresholds, load_thresholds_for
 from engines.backends import Backend
 from engines.errors import LipForensicsError
-from engines.preprocess import normalise_crops
-from stream.alerts import AlertPolicy, PolicyConfig
-from stream.clock import Resampler, Tick
+from engines.method import normalise_crops
+from stream.alerts.outbox import Outbox, default_outbox_path
+from stream.alerts.sinks import Broadcast, JsonlSink, Sink, WebhookSink
 from stream.config import Settings
-from stream.faces import FaceStage
-from stream.frame_queue import FrameQueue
+from stream.faces.stage import FaceStage
 from stream.metrics import PipelineMetrics
-from stream.outbox import Outbox, default_outbox_path
 from stream.records import Frame, MouthWindow, StatusEvent, Verdict
-from stream.scheduler import Scheduler
-from stream.sinks import Broadcast, JsonlSink, Sink, WebhookSink
-from stream.sources import Source
-from stream.window import FaceWindow
+from stream.sources.base import Source
+from stream.windows.clock import Resampler, Tick
+from stream.windows.face_window import FaceWindow
+from stream.windows.frame_queue import FrameQueue
+from stream.windows.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ import torch
 from engines.backends import TorchBackend
 from engines.model import LipForensics, ModelConfig
 from stream.records import Frame
-from stream.video_file import VideoFile
+from stream.sources.video_file import VideoFile
 
 NARROW = ModelConfig(frontend_channels=8, trunk_widths=(8, 16, 16, 32), tcn_hidden=16)
 

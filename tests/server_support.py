@@ -13,8 +13,8 @@ from aiortc.contrib.media import MediaPlayer
 from engines.backends import TorchBackend
 from stream.config import Settings
 from stream.pipeline import Pipeline
-from stream.server import Server, ServerSettings
-from stream.whip import WhipSettings
+from stream.server.app import Server, ServerSettings
+from stream.server.whip import WhipSettings
 
 TOKEN = "s3cret-token-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -16,8 +16,8 @@ from engines import backends, export
 from engines.checkpoint import save_checkpoint
 from engines.errors import CheckpointError, LipForensicsError, MediaError
 from engines.export import file_sha256, read_metadata
+from engines.method import normalise_crops
 from engines.model import LipForensics
-from engines.preprocess import normalise_crops
 from engines.tensorrt import tensorrt_unavailable_reason
 
 DATA = Path(__file__).parent / "data"
@@ -170,7 +170,7 @@ def test_approximate_logits_use_real_neighbours_at_the_window_ends(narrow_model,
 
 @pytest.fixture(scope="module")
 def genuine_crops():
-    from stream.mouth import extract_mouth_crops
+    from stream.faces.reader import extract_mouth_crops
 
     return extract_mouth_crops(DATA / "talking.mp4").crops
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from clip_builder import decode
 
-from stream.mouth import extract_mouth_crops
-from stream.video_file import VideoFile
+from stream.faces.reader import extract_mouth_crops
+from stream.sources.video_file import VideoFile
 
 TALKING = Path(__file__).parent / "data" / "talking.mp4"
 SIZE = (320, 240)

@@ -20,7 +20,7 @@ from engines.backends import TorchBackend
 from stream.records import StatusEvent, Verdict
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "stream" / "assets" / "dashboard.js"
+SCRIPT = ROOT / "stream" / "server" / "assets" / "dashboard.js"
 JS = Path(__file__).with_name("js")
 CLIENT = JS / "dashboard_client.js"
 PAGE = JS / "dashboard_page.js"

@@ -11,7 +11,9 @@ import sys
 import numpy as np
 import pytest
 
-from calibration.demo_detector import (
+from calibration.policy import count_alerts
+from calibration.thresholds import load_thresholds_for
+from training.demo_detector import (
     DEMO_CONFIG,
     DEMO_GENUINE,
     DEMO_MANIPULATED,
@@ -21,8 +23,6 @@ from calibration.demo_detector import (
     ROOT,
     WEIGHTS,
 )
-from calibration.thresholds import load_thresholds_for
-from stream.alerts import count_alerts
 
 MAX_BYTES = 10 * 1024 * 1024
 
@@ -37,7 +37,7 @@ def loaded():
 @pytest.fixture(scope="module")
 def thresholds():
     found = load_thresholds_for(WEIGHTS)  # raises if calibrated for other weights
-    assert found is not None, "models/ lacks the demo detector's thresholds file"
+    assert found is not None, "training/demo/ lacks the demo detector's thresholds file"
     return found
 
 

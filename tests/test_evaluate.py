@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from calibration.evaluate import FaceLogits, perturbed_copy, video_seed
 from calibration.metrics import (
     accuracy_at,
     auc,
@@ -21,11 +20,12 @@ from calibration.metrics import (
     roc_curve,
     sigmoid,
 )
-from calibration.perturbations import perturb
+from calibration.policy import count_alerts
 from calibration.thresholds import load_thresholds_for
-from run_stream import main
-from stream.alerts import count_alerts
-from stream.video_file import VideoFile
+from commands.cli import main
+from stream.sources.video_file import VideoFile
+from training.evaluate import FaceLogits, perturbed_copy, video_seed
+from training.perturbations import perturb
 
 DATA = Path(__file__).parent / "data"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -181,9 +181,9 @@ def test_calibrate_then_evaluate_end_to_end_on_real_clips(small_weights, tmp_pat
 
 
 def test_calibrated_thresholds_raise_no_alert_on_their_genuine_windows(small_weights) -> None:
-    from calibration.evaluate import score_video
     from commands.scan import make_backend
     from engines.checkpoint import load_checkpoint
+    from training.evaluate import score_video
 
     backend = make_backend(load_checkpoint(small_weights))
     thresholds = load_thresholds_for(small_weights)

@@ -15,8 +15,8 @@ from test_model import NARROW, randomise
 
 from engines import export, preprocess
 from engines.backends import OnnxRuntimeBackend, clip_logits
+from engines.method import normalise_crops
 from engines.model import LipForensics, ModelConfig, five_frame_inputs
-from engines.preprocess import normalise_crops
 
 DATA = Path(__file__).parent / "data"
 
@@ -53,7 +53,7 @@ def ort_backend(exported) -> OnnxRuntimeBackend:
 @pytest.fixture(scope="session")
 def real_clips() -> np.ndarray:
     """Normalised (4, 25, 88, 88) clips of real mouth crops from the talking-face fixture."""
-    from stream.mouth import extract_mouth_crops
+    from stream.faces.reader import extract_mouth_crops
 
     crops = extract_mouth_crops(DATA / "talking.mp4").crops
     usable = len(crops) // 25 * 25

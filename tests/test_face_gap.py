@@ -18,7 +18,7 @@ from live_support import (
 
 from stream.config import Settings
 from stream.pipeline import Pipeline
-from stream.sources import FileSource
+from stream.sources.base import FileSource
 
 DATA = Path(__file__).parent / "data"
 GAP_FRAMES = 25 * 120  # two minutes without a face

@@ -11,14 +11,19 @@ import numpy as np
 import pytest
 import torch
 
-from calibration.features import (
+from calibration.metrics import auc
+from engines.checkpoint import load_checkpoint, save_checkpoint
+from engines.clips import clip_starts
+from engines.method import normalise_crops
+from engines.model import LipForensics, ModelConfig, TemporalHead
+from training.features import (
     GRID,
     VideoFeatures,
     clip_features,
     encode_video,
     requests,
 )
-from calibration.finetune import (
+from training.finetune import (
     FinetuneConfig,
     LabelledVideo,
     make_clips,
@@ -26,11 +31,6 @@ from calibration.finetune import (
     split_by_video,
     train_head,
 )
-from calibration.metrics import auc
-from engines.checkpoint import load_checkpoint, save_checkpoint
-from engines.clips import clip_starts
-from engines.model import LipForensics, ModelConfig, TemporalHead
-from engines.preprocess import normalise_crops
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
@@ -40,7 +40,7 @@ NARROW = ModelConfig(frontend_channels=8, trunk_widths=(8, 8, 16, 16), tcn_hidde
 @pytest.fixture(scope="module")
 def crops() -> np.ndarray:
     """Real mouth crops of the bundled talking clip (MediaPipe, once per module)."""
-    from stream.mouth import extract_mouth_crops
+    from stream.faces.reader import extract_mouth_crops
 
     return extract_mouth_crops(DATA / "talking.mp4").crops
 
@@ -149,7 +149,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 def feature_folders(tmp_path_factory, model) -> tuple[Path, Path, Path]:
     """Two real and two fake .npy crop 'videos' (the talking clip and frozen-mouth copies),
     a narrow checkpoint, and their features from the `features` command."""
-    from stream.mouth import extract_mouth_crops
+    from stream.faces.reader import extract_mouth_crops
 
     root = tmp_path_factory.mktemp("finetune")
     weights = save_checkpoint(root / "start.pth", model)

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from stream.frame_queue import FrameQueue
+from stream.windows.frame_queue import FrameQueue
 
 
 def run(coroutine: object) -> object:

@@ -17,8 +17,8 @@ from server_support import TOKEN
 from stream import pipeline as pipeline_module
 from stream.config import Settings
 from stream.pipeline import Pipeline
-from stream.server import Server, ServerSettings
-from stream.sources import FileSource
+from stream.server.app import Server, ServerSettings
+from stream.sources.base import FileSource
 
 TALKING = Path(__file__).parent / "data" / "talking.mp4"
 

@@ -6,7 +6,7 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from stream.landmarks import FaceLandmarks, _StderrSilencer
+from stream.faces.landmarks import FaceLandmarks, _StderrSilencer
 
 
 def stderr_identity() -> tuple[int, int]:

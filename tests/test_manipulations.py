@@ -7,14 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from calibration.manipulations import (
+from stream.faces.align import mean_face
+from training.manipulations import (
     MANIPULATIONS,
     Footage,
     manipulate,
     mouth_mask,
     write_video,
 )
-from stream.align import mean_face
 
 FRAMES, HEIGHT, WIDTH = 30, 240, 256
 DATA = Path(__file__).parent / "data"
@@ -141,8 +141,8 @@ def test_bad_requests_are_refused(footage: Footage) -> None:
 def test_a_frozen_mouth_survives_the_real_crop_pipeline(tmp_path: Path) -> None:
     """Through video encoding, MediaPipe and alignment, the frozen mouth's crops barely move
     while the genuine crops of the same clip do."""
-    from stream.mouth import extract_mouth_crops
-    from stream.video_file import VideoFile
+    from stream.faces.reader import extract_mouth_crops
+    from stream.sources.video_file import VideoFile
 
     source = DATA / "talking.mp4"
     genuine = extract_mouth_crops(source)

@@ -10,8 +10,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from engines.method import normalise_crops
 from engines.model import LipForensics, ModelConfig, five_frame_inputs
-from engines.preprocess import normalise_crops
 
 DATA = Path(__file__).parent / "data"
 NARROW = ModelConfig(frontend_channels=16, trunk_widths=(16, 32, 64, 128), tcn_hidden=64)

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from run_stream import main
-from stream.align import (
+from commands.cli import main
+from stream.faces.align import (
     MOUTH_POINTS,
     STABLE_POINTS,
     apply_transform,
@@ -23,10 +23,10 @@ from stream.align import (
     to_gray,
     warp_patch,
 )
-from stream.landmarks import IBUG68_FROM_MEDIAPIPE, FaceLandmarks, to_ibug68
-from stream.mouth import MouthCrops, extract_mouth_crops
-from stream.smoothing import Smoother, Smoothing, smooth
-from stream.video_file import VideoFile
+from stream.faces.landmarks import IBUG68_FROM_MEDIAPIPE, FaceLandmarks, to_ibug68
+from stream.faces.reader import MouthCrops, extract_mouth_crops
+from stream.faces.smoothing import Smoother, Smoothing, smooth
+from stream.sources.video_file import VideoFile
 
 DATA = Path(__file__).parent / "data"
 

@@ -20,8 +20,8 @@ from live_support import narrow_model
 
 from engines.checkpoint import save_checkpoint
 from engines.errors import LipForensicsError
-from stream.outbox import DELIVERED, REJECTED, Outbox, default_outbox_path
-from stream.sinks import WebhookSink
+from stream.alerts.outbox import DELIVERED, REJECTED, Outbox, default_outbox_path
+from stream.alerts.sinks import WebhookSink
 
 ROOT = Path(__file__).resolve().parents[1]
 TALKING = ROOT / "tests" / "data" / "talking.mp4"
@@ -121,7 +121,7 @@ def test_two_detectors_cannot_share_one_outbox(tmp_path):
 HOLD_OUTBOX = """
 import sys, time
 sys.path.insert(0, ".")
-from stream.outbox import Outbox
+from stream.alerts.outbox import Outbox
 outbox = Outbox(sys.argv[1])
 print("holding", flush=True)
 time.sleep(60)

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from calibration.perturbations import LEVELS, PERTURBATIONS, perturb, rgb_to_ycbcr
-from stream.video_file import VideoFile
+from stream.sources.video_file import VideoFile
+from training.perturbations import LEVELS, PERTURBATIONS, perturb, rgb_to_ycbcr
 
 CLIP = Path(__file__).parent / "data" / "talking.mp4"
 

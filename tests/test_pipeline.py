@@ -19,12 +19,12 @@ from live_support import (
     one_torch_thread,  # noqa: F401 (autouse fixture)
 )
 
-from engines.preprocess import normalise_crops
-from stream.alerts import PolicyConfig
+from calibration.policy import PolicyConfig
+from engines.method import normalise_crops
 from stream.config import Settings
-from stream.mouth import extract_mouth_crops
+from stream.faces.reader import extract_mouth_crops
 from stream.pipeline import Pipeline
-from stream.sources import FileSource
+from stream.sources.base import FileSource
 
 DATA = Path(__file__).parent / "data"
 #: the narrow random network's logits are about 0.149 on every window: alert on them

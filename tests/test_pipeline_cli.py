@@ -16,7 +16,7 @@ from live_support import (
     one_torch_thread,  # noqa: F401 (autouse fixture)
 )
 
-import run_stream
+from commands import cli as run_stream
 from engines.checkpoint import save_checkpoint
 from engines.errors import LipForensicsError
 from stream.config import load_settings
@@ -73,8 +73,8 @@ def test_a_bad_source_is_one_line_and_exit_2(weights, capsys, arguments, message
 
 
 def test_rtsp_addresses_go_to_the_rtsp_source_and_files_to_the_file_source():
-    from stream.rtsp import RtspSource
-    from stream.sources import FileSource, open_source
+    from stream.sources.base import FileSource, open_source
+    from stream.sources.rtsp import RtspSource
 
     camera = open_source("rtsp://127.0.0.1:8554/cam", "door")
     assert isinstance(camera, RtspSource) and camera.stream_id == "door" and camera.live

@@ -12,7 +12,7 @@ from engines.errors import MediaError
 from stream.config import Settings
 from stream.pipeline import Pipeline
 from stream.records import Frame
-from stream.sources import FileSource
+from stream.sources.base import FileSource
 
 DATA = Path(__file__).parent / "data"
 

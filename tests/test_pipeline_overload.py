@@ -19,7 +19,7 @@ from live_support import (
 from stream import pipeline as pipeline_module
 from stream.config import Settings
 from stream.pipeline import Pipeline
-from stream.sources import FileSource, Source
+from stream.sources.base import FileSource, Source
 
 TALKING = Path(__file__).parent / "data" / "talking.mp4"
 NO_FACE = Path(__file__).parent / "data" / "no_face.mp4"

@@ -19,8 +19,8 @@ from engines.errors import LipForensicsError
 from stream.config import Settings
 from stream.pipeline import Pipeline
 from stream.records import Frame, StatusEvent
-from stream.rtsp import RtspSource, Timeline, backoff_delays
-from stream.urls import redact
+from stream.sources.rtsp import RtspSource, Timeline, backoff_delays
+from stream.sources.urls import redact
 
 CLIP = Path(__file__).parent / "data" / "talking.mp4"
 NO_FACE = Path(__file__).parent / "data" / "no_face.mp4"  # 480 x 270

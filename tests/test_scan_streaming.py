@@ -13,7 +13,7 @@ from live_support import narrow_model, one_torch_thread  # noqa: F401 (autouse f
 from commands.scan import CropsFile, ScanInput, open_input, read_input, scan_source
 from engines.backends import TorchBackend
 from engines.clips import StreamScorer, clip_starts, score_clips
-from engines.preprocess import CLIP_FRAMES
+from engines.method import CLIP_FRAMES
 
 DATA = Path(__file__).parent / "data"
 SIZE = (320, 240)

@@ -15,9 +15,9 @@ from live_support import (
     one_torch_thread,  # noqa: F401 (autouse fixture)
 )
 
-from engines.preprocess import normalise_crops
-from stream.scheduler import Scheduler
-from stream.window import FaceWindow
+from engines.method import normalise_crops
+from stream.windows.face_window import FaceWindow
+from stream.windows.scheduler import Scheduler
 
 
 @pytest.fixture(scope="module")

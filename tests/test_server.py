@@ -25,12 +25,12 @@ from cryptography.x509.oid import NameOID
 from live_support import narrow_model
 from server_support import AUTH, SDP_HEADERS, TOKEN, accept_answer, publishing_peer, served
 
-import run_stream
+from commands import cli as run_stream
 from engines.backends import TorchBackend
 from engines.checkpoint import save_checkpoint
 from stream.records import StatusEvent
-from stream.rtsp import RtspSource
-from stream.whip import use_ice_hosts
+from stream.server.whip import use_ice_hosts
+from stream.sources.rtsp import RtspSource
 
 ROOT = Path(__file__).resolve().parents[1]
 #: bounds every test's waiting, so a broken server fails the test instead of hanging it.

@@ -7,8 +7,8 @@ import json
 
 from aiohttp import web
 
+from stream.alerts.sinks import Broadcast, JsonlSink, WebhookSink
 from stream.records import StatusEvent, Verdict
-from stream.sinks import Broadcast, JsonlSink, WebhookSink
 
 
 def alert(number: int) -> dict[str, object]:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from calibration.metrics import poisson_upper, sigmoid
+from calibration.policy import count_alerts
 from calibration.thresholds import (
     calibrate,
     choose_policy,
@@ -22,7 +23,6 @@ from calibration.thresholds import (
     thresholds_path_for,
 )
 from engines.errors import CheckpointError
-from stream.alerts import count_alerts
 
 STRIDE = 5
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from stream.tracks import Tracker
+from stream.faces.tracks import Tracker
 
 
 def face(x: float, y: float, size: float = 100.0) -> np.ndarray:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from engines.errors import MediaError
-from stream.video_file import VideoFile
+from stream.sources.video_file import VideoFile
 
 DATA = Path(__file__).parent / "data"
 

@@ -27,7 +27,7 @@ from server_support import (
 )
 
 from engines.backends import TorchBackend
-from stream.whip import Refusal, parse_offer
+from stream.server.whip import Refusal, parse_offer
 
 #: bounds every test's waiting, so a broken endpoint fails the test instead of hanging it.
 TEST_TIMEOUT = 60.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stream.window import FaceWindow, five_frames, window_keys
+from stream.windows.face_window import FaceWindow, five_frames, window_keys
 
 
 def frame(value: float) -> np.ndarray:

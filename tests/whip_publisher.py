@@ -20,7 +20,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.media import MediaPlayer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from stream.whip import use_ice_hosts  # noqa: E402
+from stream.server.whip import use_ice_hosts  # noqa: E402
 
 
 async def publish(url: str, clip: str, token: str) -> None:

@@ -1,4 +1,4 @@
-// Runs the dashboard's own script (stream/assets/dashboard.js) under Node.js for
+// Runs the dashboard's own script (stream/server/assets/dashboard.js) under Node.js for
 // tests/test_dashboard.py. Usage:
 //   node dashboard_client.js SCRIPT follow URL TOKEN COUNT  -> follows URL until COUNT events
 //   node dashboard_client.js SCRIPT parse                   -> parser and state on fixed input

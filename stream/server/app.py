@@ -1,5 +1,5 @@
 """The HTTP surface of ``serve``: WHIP ingest, Prometheus metrics, health, live events and
-the dashboard page (``stream/dashboard.py``).
+the dashboard page (``stream/server/pages.py``).
 
 The routes are a plain list (:func:`routes`): method, path, handler and whether the bearer
 token is required. Tokens are compared in constant time (digests of equal length) and
@@ -25,10 +25,10 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from engines.errors import LipForensicsError
-from stream.dashboard import dashboard_paths
 from stream.records import StatusEvent
-from stream.sources import Source
-from stream.whip import WhipEndpoint, WhipSettings
+from stream.server.pages import dashboard_paths
+from stream.server.whip import WhipEndpoint, WhipSettings
+from stream.sources.base import Source
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"

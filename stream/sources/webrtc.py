@@ -1,4 +1,4 @@
-"""A received WebRTC video track (aiortc) as a :class:`~stream.sources.Source`.
+"""A received WebRTC video track (aiortc) as a :class:`~stream.sources.base.Source`.
 
 aiortc decodes the track on its own thread and hands over ``av.VideoFrame`` objects whose
 times start at 0 with the first frame (in the publisher's RTP clock), so the source's own
@@ -17,8 +17,8 @@ from aiortc.mediastreams import MediaStreamTrack
 from av import VideoFrame
 
 from stream.records import Frame, StatusEvent
-from stream.sources import StatusCallback
-from stream.video_file import upright_rgb
+from stream.sources.base import StatusCallback
+from stream.sources.video_file import upright_rgb
 
 #: frame interval assumed for a frame without a timestamp.
 DEFAULT_INTERVAL = 1 / 25

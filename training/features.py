@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from engines.method import CLIP_FRAMES, INPUT_SIZE, normalise_crops
 from engines.model import FRAME_CONTEXT, FrameEncoder
-from engines.preprocess import CLIP_FRAMES, INPUT_SIZE, normalise_crops
 
 #: the five variants, as (missing frames on the left, missing frames on the right)
 VARIANTS = ((0, 0), (2, 0), (1, 0), (0, 1), (0, 2))

@@ -1,8 +1,8 @@
 """The face stage of a stream: frame -> (track id, 96 x 96 mouth crop) for every face.
 
-Composes MediaPipe landmarks (:mod:`stream.landmarks`), face identity (:mod:`stream.tracks`),
-landmark smoothing per face (:mod:`stream.smoothing`) and the aligned mouth crop
-(:mod:`stream.align`). Smoothing is per *track*, so two faces never share a smoothing
+Composes MediaPipe landmarks (:mod:`stream.faces.landmarks`), face identity
+(:mod:`stream.faces.tracks`), landmark smoothing per face (:mod:`stream.faces.smoothing`)
+and the aligned mouth crop (:mod:`stream.faces.align`). Smoothing is per *track*, so two faces never share a smoothing
 window even when their order in MediaPipe's output changes.
 
 Live crops use no smoothing by default. The reference smooths frame i with the mean of
@@ -17,17 +17,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from stream.align import mean_face, mouth_crop
-from stream.landmarks import FaceLandmarks
-from stream.smoothing import Smoother, Smoothing
-from stream.tracks import Tracker
+from stream.faces.align import mean_face, mouth_crop
+from stream.faces.landmarks import FaceLandmarks
+from stream.faces.smoothing import Smoother, Smoothing
+from stream.faces.tracks import Tracker
 
 
 class FaceStage:
     """Frames of one stream -> (track id, uint8 96 x 96 mouth crop) per face.
 
     One MediaPipe landmarker in VIDEO mode; landmarks smoothed per track with a causal
-    variant of :class:`stream.smoothing.Smoothing` (``"none"`` or ``"causal"``; a face
+    variant of :class:`stream.faces.smoothing.Smoothing` (``"none"`` or ``"causal"``; a face
     missing for more than ``hold`` frames, or a clock break, starts its smoothing over).
     Not thread-safe: call :meth:`process` for one stream's frames in order.
     """

@@ -28,7 +28,7 @@ import av
 import cv2
 import numpy as np
 
-from stream.align import similarity_transform
+from stream.faces.align import similarity_transform
 
 #: iBUG points that do not move with speech: nose bridge and base, eye corners.
 RIGID_POINTS = (27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 39, 42, 45)

@@ -7,12 +7,12 @@ person's webcam footage and knows nothing about real deepfakes; real use takes t
 The steps (:func:`build_demo`), each a real part of the product:
 
 1. Landmarks of the genuine clips through the real crop pipeline (MediaPipe).
-2. Synthetic manipulations (:mod:`calibration.manipulations`) in video-frame space, written
+2. Synthetic manipulations (:mod:`training.manipulations`) in video-frame space, written
    as H.264 videos, and their mouth crops through the same pipeline.
 3. The encoder: no pretrained lipreading encoder is available to us, so the network's
    narrow frame encoder is trained from scratch on five-frame windows (the input each frame
    feature depends on) with a linear probe, real 0 / fake 1.
-4. The paper's recipe on top (:mod:`calibration.features`, :mod:`calibration.finetune`):
+4. The paper's recipe on top (:mod:`training.features`, :mod:`training.finetune`):
    encoder frozen, frame features cached, the MS-TCN head trained on 25-frame clips.
 5. Thresholds from genuine footage (:mod:`calibration.thresholds`): the training clip and
    mildly perturbed versions of it (:data:`CALIBRATION_PERTURBATIONS`), saved next to the
@@ -38,13 +38,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from calibration.features import clip_features, encode_video
-from calibration.finetune import FinetuneConfig, LabelledVideo, predict, train_head
-from calibration.manipulations import Footage, manipulate, write_video
 from calibration.metrics import auc
 from engines.clips import clip_starts
+from engines.method import CLIP_FRAMES, INPUT_OFFSET, INPUT_SIZE, MEAN, STD
 from engines.model import FRAME_CONTEXT, FrameEncoder, LipForensics, ModelConfig
-from engines.preprocess import CLIP_FRAMES, INPUT_OFFSET, INPUT_SIZE, MEAN, STD
+from training.features import clip_features, encode_video
+from training.finetune import FinetuneConfig, LabelledVideo, predict, train_head
+from training.manipulations import Footage, manipulate, write_video
 
 ROOT = Path(__file__).resolve().parent.parent
 #: genuine clip everything is trained and calibrated on
@@ -56,14 +56,15 @@ TEST_CLIP = ROOT / "media" / "cap13_edit2.mp4"
 TRAIN_KINDS = ("freeze", "shift", "stutter")
 #: manipulation never used in training: the mouth of the training clip swapped into the test clip
 HELD_OUT_KIND = "swap"
-#: mild, real-world variations of the genuine training clip (:mod:`calibration.perturbations`
+#: mild, real-world variations of the genuine training clip (:mod:`training.perturbations`
 #: at severity 1: what another camera, codec or room does to genuine video) whose windows
 #: the thresholds are calibrated on too
 CALIBRATION_PERTURBATIONS = ("blur", "noise", "compression", "contrast")
 #: the shipped files
-WEIGHTS = ROOT / "models" / "demo_lipforensics.pth"
-REPORT = ROOT / "models" / "demo_lipforensics.report.json"
-DEMO_DIR = ROOT / "media" / "demo"
+DEMO_DIR = Path(__file__).resolve().parent / "demo"
+#: the demo detector, its thresholds and the report of the build that made it
+WEIGHTS = DEMO_DIR / "demo_lipforensics.pth"
+REPORT = DEMO_DIR / "demo_lipforensics.report.json"
 DEMO_GENUINE = DEMO_DIR / "genuine.mp4"
 DEMO_MANIPULATED = DEMO_DIR / "manipulated.mp4"
 #: the stretch of the test clip the demo clips show: (first frame, frames)
@@ -115,8 +116,8 @@ class Crops:
 def read_footage(path: Path) -> Footage:
     """Frames and per-frame landmarks of a genuine 25 fps clip (frames without a face take
     the landmarks of the nearest frame with one)."""
-    from stream.mouth import extract_mouth_crops
-    from stream.video_file import VideoFile
+    from stream.faces.reader import extract_mouth_crops
+    from stream.sources.video_file import VideoFile
 
     with VideoFile(path) as video:
         frames = np.stack([rgb for _pts, rgb in video.frames()])
@@ -132,7 +133,7 @@ def read_footage(path: Path) -> Footage:
 def video_crops(path: Path, cache: Path, label: int) -> Crops:
     """Mouth crops of a video through the real pipeline, cached as ``cache`` (.npz)."""
     if not cache.exists():
-        from stream.mouth import extract_mouth_crops
+        from stream.faces.reader import extract_mouth_crops
 
         mouths = extract_mouth_crops(path)
         partial = cache.with_name(cache.name + ".partial.npz")
@@ -157,7 +158,7 @@ def synthesise(
 def perturbed_genuine(footage: Footage, name: str, out: Path, seed: int) -> Path:
     """Write ``footage``'s frames with perturbation ``name`` at severity 1 as a video
     (skipped if it exists)."""
-    from calibration.perturbations import perturb
+    from training.perturbations import perturb
 
     if not out.exists():
         partial = out.with_name(out.stem + ".partial.mp4")
@@ -318,9 +319,9 @@ def build_demo(
 
 def _build(work_dir: Path, weights: Path, seed: int, log: Log) -> DemoReport:
     """:func:`build_demo`'s steps."""
+    from calibration.policy import count_alerts
     from calibration.thresholds import calibrate, file_sha256, save_thresholds
     from engines.checkpoint import save_checkpoint
-    from stream.alerts import count_alerts
 
     started = time.perf_counter()
     torch.manual_seed(seed)
@@ -405,7 +406,7 @@ def _write_demo_clips(
     model: LipForensics, test: Footage, donor: Footage, seed: int, policy: object
 ) -> tuple[int, int]:
     """Write the two demo clips and return the alerts each raises (through the real crops)."""
-    from stream.alerts import count_alerts
+    from calibration.policy import count_alerts
 
     first, count = DEMO_SPAN
     span = Footage(test.frames[first : first + count], test.landmarks[first : first + count])
@@ -414,7 +415,7 @@ def _write_demo_clips(
     write_video(DEMO_MANIPULATED, manipulate(span, HELD_OUT_KIND, seed=seed, donor=donor))
     alerts = []
     for label, path in ((0, DEMO_GENUINE), (1, DEMO_MANIPULATED)):
-        from stream.mouth import extract_mouth_crops
+        from stream.faces.reader import extract_mouth_crops
 
         mouths = extract_mouth_crops(path)
         video = labelled_features(model.encoder, Crops(path.stem, mouths.crops, mouths.runs, label))

@@ -1,6 +1,6 @@
 """68 iBUG face landmarks per frame from MediaPipe's Face Landmarker (478-point mesh).
 
-The model bundle is vendored in ``stream/assets/face_landmarker.task``; nothing is
+The model bundle is vendored in ``stream/faces/assets/face_landmarker.task``; nothing is
 downloaded. The landmarker runs in VIDEO mode (tracking between frames, so timestamps must
 strictly increase: :class:`FaceLandmarks` enforces that itself).
 """

@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from calibration.metrics import Interval, accuracy_at, bootstrap_auc
-from calibration.perturbations import perturb
 from engines.errors import MediaError
-from engines.preprocess import CLIP_FRAMES
+from engines.method import CLIP_FRAMES
+from training.perturbations import perturb
 
 if TYPE_CHECKING:
     from engines.backends import Backend
@@ -177,7 +177,7 @@ def perturbed_copy(source: Path, name: str, level: int, seed: int, folder: Path)
     video gets its own reproducible random draw."""
     import av
 
-    from stream.video_file import VideoFile
+    from stream.sources.video_file import VideoFile
 
     target = folder / f"{source.stem}.{name}{level}.mkv"
     with VideoFile(source) as video:

@@ -4,7 +4,7 @@ The steps (see ``docs/crops.md``): 25 fps clock -> MediaPipe landmarks -> 68 iBU
 -> smoothing (the reference's 12-frame look-ahead by default) -> similarity alignment to
 the mean face -> 96 x 96 grayscale crop. The live pipeline's face stage runs the same
 steps frame by frame with causal smoothing. The network's 88 x 88 centre crop and
-normalisation come later (``engines/preprocess.py``).
+normalisation come later (``engines/method.py``).
 
 Frames without a face are dropped: they split the crops into *runs* of consecutive 25 fps
 frames (a clock break does too). Only form clips inside a run.
@@ -22,11 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from stream.align import CROP_SIZE, mean_face, mouth_crop
-from stream.clock import resample
-from stream.landmarks import MODEL_PATH, FaceLandmarks
-from stream.smoothing import Smoother, Smoothing
-from stream.video_file import VideoFile
+from stream.faces.align import CROP_SIZE, mean_face, mouth_crop
+from stream.faces.landmarks import MODEL_PATH, FaceLandmarks
+from stream.faces.smoothing import Smoother, Smoothing
+from stream.sources.video_file import VideoFile
+from stream.windows.clock import resample
 
 #: a progress callback: (frames done, frames expected; 0 when unknown).
 Progress = Callable[[int, int], None]

@@ -5,9 +5,9 @@ Two bounded queues feed one inference thread:
 * **windows** (complete :class:`MouthWindow` records, first served): each needs the features
   of its frames; those already in the face's feature cache are reused, the rest are encoded
   in the same batch, then one head call scores every window of the batch;
-* **prefetch** (:class:`~stream.window.FeatureJob` records): encodings that became computable
-  while a window filled; they fill what is left of a batch, so that a window's own work at
-  its end is small (about 3 encodings at any stride).
+* **prefetch** (:class:`~stream.windows.face_window.FeatureJob` records): encodings that
+  became computable while a window filled; they fill what is left of a batch, so that a
+  window's own work at its end is small (about 3 encodings at any stride).
 
 Under overload the oldest window is dropped (counted per stream) and the oldest prefetch
 job is dropped (its window encodes the frame itself later). Memory is bounded by the queue
@@ -30,7 +30,7 @@ import numpy as np
 from engines.backends import Backend
 from stream.metrics import PipelineMetrics
 from stream.records import MouthWindow
-from stream.window import FeatureJob, FeatureKey, five_frames, window_keys
+from stream.windows.face_window import FeatureJob, FeatureKey, five_frames, window_keys
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 ``POST`` an SDP offer (``application/sdp``) -> ``201 Created`` with the SDP answer and a
 ``Location`` naming the new session (an unguessable id); ``DELETE`` on that location ends
 it; ``OPTIONS`` says what is allowed. ICE is not trickled: the answer carries all our
-candidates. Each published video track becomes a :class:`~stream.webrtc.WebRtcSource`
+candidates. Each published video track becomes a :class:`~stream.sources.webrtc.WebRtcSource`
 handed to ``add_source`` (the pipeline); audio is declined (answered ``inactive``).
 
 Refusals, each with a one-line reason in the body: 415 not ``application/sdp``, 413 a body
@@ -12,7 +12,7 @@ that cannot be negotiated, 429 ``max_sessions`` already open, 404 an unknown ses
 session ends on ``DELETE``, when ICE fails (a publisher that vanished stops answering ICE
 consent checks), when it does not connect within ``connect_timeout``, or on :meth:`close`;
 its peer connection is closed and its sources end. Bearer-token checks are the server's
-(:mod:`stream.server`).
+(:mod:`stream.server.app`).
 
 ICE uses only the host addresses in ``ice_hosts`` when given (aioice's address discovery
 is replaced process-wide: it has no per-connection setting) and STUN servers only when
@@ -33,8 +33,8 @@ from aiortc.mediastreams import MediaStreamTrack
 from aiortc.sdp import SessionDescription
 
 from stream.records import StatusEvent
-from stream.sources import Source, StatusCallback
-from stream.webrtc import WebRtcSource
+from stream.sources.base import Source, StatusCallback
+from stream.sources.webrtc import WebRtcSource
 
 SDP_TYPE = "application/sdp"
 #: directions of an offered media section in which the publisher sends.
@@ -117,7 +117,7 @@ class WhipSession:
 
 
 class WhipEndpoint:
-    """The WHIP resource and its sessions; handlers for :mod:`stream.server`'s routes.
+    """The WHIP resource and its sessions; handlers for :mod:`stream.server.app`'s routes.
 
     Args:
         add_source: called with each new video source (e.g. ``Pipeline.add_source``).

@@ -3,7 +3,7 @@
 No MediaPipe here, only numpy, so every step is unit-testable. The steps mirror the
 authors' preprocessing (see ``docs/crops.md``):
 
-1. (``stream/smoothing.py``) smooth the 68 landmarks over 12 frames;
+1. (``stream/faces/smoothing.py``) smooth the 68 landmarks over 12 frames;
 2. least-squares similarity transform from the smoothed stable points (iBUG 33, 36, 39, 42,
    45) to the mean face's (:func:`similarity_transform`);
 3. transform the frame's own unsmoothed landmarks, centre = mean of points 48..67, shifted
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engines.preprocess import CROP_SIZE
+from engines.method import CROP_SIZE
 
 #: side of the aligned frame the mean face lives in.
 ALIGNED_SIZE = 256

@@ -17,8 +17,8 @@ from typing import IO, Protocol
 import aiohttp
 
 from engines.errors import LipForensicsError
-from stream.outbox import DELIVERED, REJECTED, Outbox
-from stream.rtsp import backoff_delays
+from stream.alerts.outbox import DELIVERED, REJECTED, Outbox
+from stream.sources.rtsp import backoff_delays
 
 
 class Sink(Protocol):

@@ -1,6 +1,6 @@
 """Fine-tune the temporal head on cached frame features: the paper's recipe.
 
-The encoder stays frozen (its features come from :mod:`calibration.features`); the MS-TCN
+The encoder stays frozen (its features come from :mod:`training.features`); the MS-TCN
 and the linear head are trained on 25-frame clips, label 0 for real and 1 for fake, with a
 binary cross-entropy weighted so both classes count equally. Videos, never clips, are split
 between training and validation, so no validation clip shares frames with a training
@@ -19,12 +19,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from calibration.features import clip_features
-from calibration.finetune_config import FinetuneConfig
 from calibration.metrics import auc
 from engines.clips import clip_starts
+from engines.method import CLIP_FRAMES
 from engines.model import TemporalHead
-from engines.preprocess import CLIP_FRAMES
+from training.features import clip_features
+from training.finetune_config import FinetuneConfig
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class LabelledVideo:
 
     Attributes:
         name: for messages.
-        features: float (N, 5, D), see :mod:`calibration.features`.
+        features: float (N, 5, D), see :mod:`training.features`.
         runs: (start, stop) ranges of consecutive frames.
         label: 0 real, 1 fake.
     """

@@ -1,4 +1,5 @@
-"""RTSP cameras as a :class:`~stream.sources.Source`: PyAV over TCP, with timeouts and reconnects.
+"""RTSP cameras as a :class:`~stream.sources.base.Source`: PyAV over TCP, with timeouts and
+reconnects.
 
 Each connection runs on its own thread (open, demux, decode, convert to RGB), handing frames
 to the event loop through a small bounded queue. A connection that fails to open, ends, or
@@ -31,9 +32,9 @@ import numpy as np
 
 from engines.errors import LipForensicsError
 from stream.records import Frame, StatusEvent
-from stream.sources import StatusCallback
-from stream.urls import redact, split_url
-from stream.video_file import upright_rgb
+from stream.sources.base import StatusCallback
+from stream.sources.urls import redact, split_url
+from stream.sources.video_file import upright_rgb
 
 #: values of FFmpeg's ``rtsp_transport`` we accept.
 TRANSPORTS = ("tcp", "udp", "udp_multicast", "http")

@@ -7,7 +7,7 @@ closed with ``await source.close()``. ``live`` says whether the source runs at i
 the pipeline (a file read as fast as possible: nothing is dropped).
 
 :func:`open_source` turns a command-line address into a source: a file path (or
-``file://``), or ``rtsp://`` / ``rtsps://`` (handled by :mod:`stream.rtsp`).
+``file://``), or ``rtsp://`` / ``rtsps://`` (handled by :mod:`stream.sources.rtsp`).
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ from typing import Protocol, runtime_checkable
 
 from engines.errors import LipForensicsError
 from stream.records import Frame, StatusEvent
-from stream.urls import split_url
-from stream.video_file import VideoFile
+from stream.sources.urls import split_url
+from stream.sources.video_file import VideoFile
 
 StatusCallback = Callable[[StatusEvent], None]
 
-#: schemes served by :class:`stream.rtsp.RtspSource`.
+#: schemes served by :class:`stream.sources.rtsp.RtspSource`.
 RTSP_SCHEMES = ("rtsp", "rtsps")
 
 
@@ -130,7 +130,7 @@ def open_source(
     """
     scheme = split_url(uri).scheme.lower() if "://" in uri else ""
     if scheme in RTSP_SCHEMES:
-        from stream.rtsp import RtspSource
+        from stream.sources.rtsp import RtspSource
 
         return RtspSource(uri, stream_id, on_status=on_status, give_up_after=give_up_after)
     if scheme == "file":

@@ -1,0 +1,64 @@
+"""LipForensics Live: detect lip-sync and face-swap forgeries in video files and live streams.
+
+The command line (``lipforensics-live``, or ``python run_stream.py`` in a checkout): each
+sub-command lives in ``commands/<name>.py``; this module only dispatches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+
+from engines.errors import LipForensicsError
+
+#: sub-command name -> module under ``commands/``; the order is the order of ``--help``.
+COMMANDS: dict[str, str] = {
+    "demo": "demo",
+    "scan": "scan",
+    "run": "run",
+    "crops": "crops",
+    "build-engine": "build_engine",
+    "calibrate": "calibrate",
+    "evaluate": "evaluate",
+    "serve": "serve",
+    "features": "features",
+    "finetune": "finetune",
+    "build-demo": "build_demo",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser, one sub-parser per command module."""
+    parser = argparse.ArgumentParser(
+        prog=Path(sys.argv[0]).name if sys.argv[0] else "lipforensics-live",
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Run '%(prog)s COMMAND --help' for the options of one command.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, module_name in COMMANDS.items():
+        module = importlib.import_module(f"commands.{module_name}")
+        command_parser = sub.add_parser(
+            name,
+            help=module.HELP,
+            description=getattr(module, "DESCRIPTION", module.HELP),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        module.add_arguments(command_parser)
+        command_parser.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse ``argv``, run the command, turn user errors into one line and exit code 2."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except LipForensicsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,1 @@
+"""Frames -> aligned mouth crops: MediaPipe landmarks, track ids, smoothing, alignment."""
