@@ -34,7 +34,7 @@ from engines.method import normalise_crops  # noqa: E402
 from stream.config import Settings  # noqa: E402
 from stream.faces.stage import FaceStage  # noqa: E402
 from stream.pipeline import Pipeline  # noqa: E402
-from stream.sources.base import FileSource  # noqa: E402
+from stream.sources.files import FileSource  # noqa: E402
 from stream.sources.video_file import VideoFile  # noqa: E402
 from stream.windows.face_window import REACH  # noqa: E402
 
@@ -74,8 +74,8 @@ def stage_costs(backend: Backend, video: Path, frames: int = 100) -> dict[str, f
     began = time.process_time()
     crops = []
     for index, rgb in enumerate(images):
-        found, _ = stage.process(index, rgb, index / FPS, restart=False)
-        crops += [crop for _, crop in found[:1]]
+        found = stage.process(index, rgb, index / FPS, restart=False)
+        crops += [face.crop for face in found.crops[:1]]
     landmarks = 1000.0 * (time.process_time() - began) / len(images)
     stage.close()
     clip = normalise_crops(np.stack(crops[:WINDOW]))

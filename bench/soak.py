@@ -49,7 +49,6 @@ from stream.alerts.outbox import Outbox  # noqa: E402
 from stream.alerts.sinks import WebhookSink  # noqa: E402
 from stream.config import Settings  # noqa: E402
 from stream.pipeline import Pipeline  # noqa: E402
-from stream.records import StatusEvent  # noqa: E402
 from stream.sources.rtsp import RtspSource  # noqa: E402
 
 DATA = ROOT / "tests" / "data"
@@ -112,7 +111,8 @@ class Receiver:
 
 
 class AlertCounter:
-    """A sink that counts the alerts and verdicts the pipeline produced."""
+    """A sink that counts the alerts and verdicts the pipeline produced, and logs status
+    events as ``#`` lines."""
 
     def __init__(self) -> None:
         self.alerts: set[str] = set()
@@ -123,6 +123,8 @@ class AlertCounter:
             self.alerts.add(str(event["id"]))
         elif event["type"] == "verdict":
             self.verdicts += 1
+        elif event["type"] == "status":
+            print(f"#   {event['stream']}: {event['status']} {event['detail']}", flush=True)
 
     async def close(self) -> None:
         pass
@@ -169,13 +171,7 @@ async def soak(streams: int, minutes: float, stride: int, workdir: Path) -> dict
     settings = Settings(stride=stride, jsonl=None)
     pipeline = Pipeline(settings, constant_backend(), sinks=[counter, webhook])
 
-    def on_status(event: StatusEvent) -> None:
-        print(f"#   {event.stream}: {event.status} {event.detail}", flush=True)
-        pipeline.emit(event)
-
-    sources = [
-        RtspSource(server.url, f"cam{k}", on_status=on_status) for k, server in enumerate(servers)
-    ]
+    sources = [RtspSource(server.url, f"cam{k}") for k, server in enumerate(servers)]
     for source in sources:
         pipeline.add_source(source)
     while counter.verdicts < streams:

@@ -53,19 +53,18 @@ def run(args: argparse.Namespace) -> int:
     """Score the videos, choose the thresholds, save and print them."""
     from calibration.metrics import plot_reliability
     from calibration.thresholds import calibrate, file_sha256, save_thresholds
-    from commands.scan import make_backend
-    from engines.checkpoint import load_checkpoint
     from engines.errors import LipForensicsError
+    from stream.detector import Detector
     from training.evaluate import log_video, score_videos
 
     if args.target_false_alerts_per_hour <= 0:
         raise LipForensicsError("--target-false-alerts-per-hour must be positive")
     if not 1 <= args.stride <= 25:
         raise LipForensicsError(f"--stride must be 1..25, got {args.stride}")
-    loaded = load_checkpoint(args.weights)
-    for note in loaded.notes:
+    detector = Detector.load(args.weights, backend="torch", calibrated=False)
+    for note in detector.checkpoint.notes:
         print(f"warning: {note}", file=sys.stderr)
-    backend = make_backend(loaded)
+    backend = detector.backend
 
     genuine = score_videos(args.genuine, backend, args.stride, log_video("genuine"))
     fake = score_videos(args.fake, backend, args.stride, log_video("fake"))

@@ -5,13 +5,17 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from stream.pipeline import Pipeline
 
 HELP = "play a genuine and a manipulated demo clip through the live pipeline (demo detector)"
 DESCRIPTION = """\
 Runs the bundled demo clips (training/demo/) through the live pipeline (landmarks, causal
 smoothing, mouth crops, 25-frame windows every 5 frames, alert policy) with the bundled
-demo detector (training/demo/demo_lipforensics.pth) and its calibrated thresholds, printing each
-verdict and alert as it happens with its time in the clip, then one summary line per clip.
+demo detector (training/demo/demo_lipforensics.pth) and its calibrated thresholds, printing
+each verdict and alert as it happens with its time in the clip, then one summary line per clip.
 
 The demo detector is trained on synthetic mouth manipulations of one person's webcam
 footage; it is not a deepfake detector. Real use: `scan`/`run`/`serve` with the authors'
@@ -29,28 +33,26 @@ def run(args: argparse.Namespace) -> int:
     """Play both clips, one after the other; 0 when both behave as expected, else 1."""
     import asyncio
 
-    from calibration.thresholds import load_thresholds_for
-    from engines.backends import create_backend
     from engines.errors import LipForensicsError
     from stream.config import Settings
+    from stream.detector import Detector
     from training.demo_detector import DEMO_GENUINE, DEMO_MANIPULATED, DISCLAIMER, WEIGHTS
 
     for path in (WEIGHTS, DEMO_GENUINE, DEMO_MANIPULATED):
         if not path.exists():
             raise LipForensicsError(f"{path} is missing; run 'run_stream.py build-demo' first")
-    thresholds = load_thresholds_for(WEIGHTS)
-    if thresholds is None:
-        raise LipForensicsError(f"no thresholds next to {WEIGHTS}; run 'run_stream.py build-demo'")
     settings = Settings(weights=WEIGHTS, backend="torch", jsonl=None, max_faces=1)
+    detector = Detector.load(WEIGHTS, backend="torch", threads=settings.inference_threads)
+    if detector.thresholds is None:
+        raise LipForensicsError(f"no thresholds next to {WEIGHTS}; run 'run_stream.py build-demo'")
     print(DISCLAIMER)
-    print(thresholds.describe())
-    backend = create_backend("torch", WEIGHTS, threads=settings.inference_threads)
+    print(detector.thresholds_note)
     clips = (("genuine", DEMO_GENUINE, False), ("manipulated", DEMO_MANIPULATED, True))
     summaries = []
     for label, path, fake in clips:
         print(f"\n--- {label}: {path.name} (expected: {'alert' if fake else 'no alert'})")
         printer = ClipPrinter(label, verbose=not args.quiet)
-        asyncio.run(_play(settings, backend, path, printer))
+        asyncio.run(_play(detector.pipeline(settings, [printer]), path))
         summaries.append(printer.summary(path, fake))
     print()
     for line, _correct in summaries:
@@ -103,12 +105,9 @@ class ClipPrinter:
         )
 
 
-async def _play(settings, backend, path: Path, printer: ClipPrinter) -> None:
-    """Run the live pipeline on one file (as fast as it goes) with ``printer`` as the sink
-    and the thresholds calibrated for the weights."""
-    from stream.pipeline import Pipeline
-    from stream.sources.base import open_source
+async def _play(pipeline: Pipeline, path: Path) -> None:
+    """Run the live pipeline on one file, as fast as it goes."""
+    from stream.sources.files import FileSource
 
-    pipeline = Pipeline(settings, backend, sinks=[printer])
-    pipeline.add_source(open_source(str(path), path.stem, on_status=pipeline.emit))
+    pipeline.add_source(FileSource(path, path.stem))
     await pipeline.run_until_sources_end()

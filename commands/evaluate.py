@@ -55,23 +55,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Score the folders, print the AUC (and the robustness table)."""
     from calibration.metrics import plot_roc, roc_curve
-    from calibration.thresholds import describe_thresholds, load_thresholds_for
-    from commands.scan import make_backend
-    from engines.checkpoint import load_checkpoint
     from engines.errors import MediaError
     from engines.method import CLIP_FRAMES
+    from stream.detector import Detector
     from training.evaluate import evaluate_logits, list_videos, log_video, score_videos
 
     real, fake = list_videos(args.real), list_videos(args.fake)
     if args.perturb is not None and any(p.suffix.lower() == ".npy" for p in real + fake):
         raise MediaError("--perturb needs videos: it perturbs full frames, not mouth crops")
-    loaded = load_checkpoint(args.weights)
-    for note in loaded.notes:
+    detector = Detector.load(args.weights, backend="torch")
+    for note in detector.checkpoint.notes:
         print(f"warning: {note}", file=sys.stderr)
-    thresholds = load_thresholds_for(args.weights)
-    print(describe_thresholds(thresholds), file=sys.stderr)
+    print(detector.thresholds_note, file=sys.stderr)
+    thresholds = detector.thresholds
     threshold = thresholds.policy.alert_logit if thresholds else 0.0
-    backend = make_backend(loaded)
+    backend = detector.backend
 
     clean = evaluate_logits(
         score_videos(real, backend, CLIP_FRAMES, log_video("real")),

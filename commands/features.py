@@ -30,9 +30,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Encode each video not cached yet; print one line per video."""
     from calibration.thresholds import file_sha256
-    from commands.scan import ProgressBar, read_input
+    from commands.progress import ProgressBar
     from engines.checkpoint import load_checkpoint
     from engines.errors import LipForensicsError, MediaError
+    from stream.scan import read_input
     from training.features import GRID, SUFFIX, VideoFeatures, encode_video
 
     videos = expand_videos(args.videos)

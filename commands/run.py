@@ -7,11 +7,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
-    from engines.backends import Backend
     from stream.config import Settings
-    from stream.records import StatusEvent
+    from stream.detector import Detector
     from stream.sources.base import Source
 
 HELP = "score video files or RTSP cameras live; print verdicts and alerts as JSON lines"
@@ -63,10 +60,10 @@ def run(args: argparse.Namespace) -> int:
     """Open the sources, load the network, run until every source ends; 1 if one failed."""
     import asyncio
 
-    from engines.backends import create_backend
     from engines.errors import LipForensicsError
     from stream.config import load_settings
-    from stream.sources.base import open_source
+    from stream.detector import Detector
+    from stream.sources.open import open_source
 
     settings = load_settings(
         args.config,
@@ -81,41 +78,14 @@ def run(args: argparse.Namespace) -> int:
     )
     if settings.weights is None:
         raise LipForensicsError("--weights is required (or weights in the config file)")
-    relay = _Relay()
-    sources = [
-        open_source(
-            uri,
-            name,
-            on_status=relay,
-            realtime=settings.realtime,
-            give_up_after=settings.give_up_after,
-        )
+    sources = [  # bad addresses and files fail before the weights load
+        open_source(uri, name, realtime=settings.realtime, give_up_after=settings.give_up_after)
         for uri, name in zip(args.sources, _stream_ids(args.sources), strict=True)
     ]
-    backend = create_backend(settings.backend, settings.weights, threads=settings.engine_threads)
-    return asyncio.run(_run(settings, backend, sources, relay))
-
-
-class _Relay:
-    """The sources' status callback, bound to the pipeline once it exists; keeps the last
-    error of each stream that did not connect again after it."""
-
-    def __init__(self) -> None:
-        self.target: Callable[[StatusEvent], None] | None = None
-        self.errors: dict[str, str] = {}
-
-    @property
-    def failed(self) -> list[str]:
-        """``stream: reason`` for each stream that ended failed."""
-        return [f"{stream}: {detail}" for stream, detail in self.errors.items()]
-
-    def __call__(self, event: StatusEvent) -> None:
-        if event.status == "error":
-            self.errors[event.stream] = event.detail
-        elif event.status == "connected":
-            self.errors.pop(event.stream, None)
-        if self.target is not None:
-            self.target(event)
+    detector = Detector.load(
+        settings.weights, backend=settings.backend, threads=settings.engine_threads
+    )
+    return asyncio.run(_run(settings, detector, sources))
 
 
 def _stream_ids(uris: list[str]) -> list[str]:
@@ -134,23 +104,22 @@ def _stream_ids(uris: list[str]) -> list[str]:
     return names
 
 
-async def _run(settings: Settings, backend: Backend, sources: list[Source], relay: _Relay) -> int:
+async def _run(settings: Settings, detector: Detector, sources: list[Source]) -> int:
     """Run the pipeline; SIGTERM or SIGINT stops the input and drains what is in hand."""
     import asyncio
     import signal
     import sys
 
-    from stream.pipeline import Pipeline
+    from stream.alerts.sinks import sinks_for
 
-    pipeline = Pipeline(settings, backend)
-    print(pipeline.thresholds_note, file=sys.stderr)
-    relay.target = pipeline.emit
+    pipeline = detector.pipeline(settings, sinks_for(settings))
+    print(detector.thresholds_note, file=sys.stderr)
     for source in sources:
         pipeline.add_source(source)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, lambda: loop.create_task(pipeline.stop(drain=True)))
     await pipeline.run_until_sources_end()
-    for line in relay.failed:
+    for line in pipeline.failures:
         print(f"warning: {line}", file=sys.stderr)
-    return 1 if relay.failed else 0
+    return 1 if pipeline.failures else 0

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from stream.config import Settings
-    from stream.server.app import ServerSettings
+    from stream.server.settings import ServerSettings
 
 HELP = "serve WHIP ingest plus /metrics, /healthz, /events (SSE) and a dashboard over HTTP"
 DESCRIPTION = """\
@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
 
     from engines.errors import LipForensicsError
     from stream.config import load_settings
-    from stream.server.app import load_server_settings
+    from stream.server.settings import load_server_settings
 
     settings = load_settings(
         args.config,
@@ -126,15 +126,15 @@ async def _serve(settings: Settings, server_settings: ServerSettings) -> int:
     import signal
     import sys
 
-    from engines.backends import create_backend
-    from stream.pipeline import Pipeline
+    from stream.alerts.sinks import sinks_for
+    from stream.detector import Detector
     from stream.server.app import Server
 
-    backend = await asyncio.to_thread(
-        create_backend, settings.backend, settings.weights, threads=settings.engine_threads
+    detector = await asyncio.to_thread(
+        Detector.load, settings.weights, backend=settings.backend, threads=settings.engine_threads
     )
-    pipeline = Pipeline(settings, backend)
-    print(pipeline.thresholds_note, file=sys.stderr, flush=True)
+    pipeline = detector.pipeline(settings, sinks_for(settings))
+    print(detector.thresholds_note, file=sys.stderr, flush=True)
     server = Server(pipeline, server_settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

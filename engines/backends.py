@@ -187,7 +187,7 @@ class TensorRTBackend:
         opt_batch: int = 32,
         device_index: int = 0,
     ) -> None:
-        from engines import export, preprocess, tensorrt
+        from engines import export, method, tensorrt
 
         trt, _ = tensorrt.import_tensorrt()
         device = tensorrt.CudaDevice(device_index)
@@ -195,7 +195,7 @@ class TensorRTBackend:
             # TensorRT 11: no FP16 flag, the precision comes from an FP16 ONNX
             encoder = _fp16_copy(encoder, export)
             head = _fp16_copy(head, export)
-        size, frames = preprocess.INPUT_SIZE, preprocess.CLIP_FRAMES
+        size, frames = method.INPUT_SIZE, method.CLIP_FRAMES
         feature_dim = int(_onnx_output_dim(encoder))
         profiles = {
             "frame_encoder": (encoder, (1, 5, size, size), export.ENCODER_INPUT),

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from engines import preprocess
+from engines import method
 from engines.errors import LipForensicsError
 from engines.model import FRAME_CONTEXT, LipForensics
 
@@ -93,10 +93,10 @@ def metadata_for(model: LipForensics, source_sha256: str) -> dict[str, str]:
     """The metadata written into both files (keys without :data:`META_PREFIX`)."""
     return {
         "source_sha256": source_sha256,
-        "normalisation_mean": repr(preprocess.MEAN),
-        "normalisation_std": repr(preprocess.STD),
-        "input_size": str(preprocess.INPUT_SIZE),
-        "clip_frames": str(preprocess.CLIP_FRAMES),
+        "normalisation_mean": repr(method.MEAN),
+        "normalisation_std": repr(method.STD),
+        "input_size": str(method.INPUT_SIZE),
+        "clip_frames": str(method.CLIP_FRAMES),
         "opset": str(OPSET),
         "export_format": str(EXPORT_FORMAT),
         "model_config": json.dumps(model.config.to_dict(), sort_keys=True),
@@ -114,9 +114,9 @@ def export_model(model: LipForensics, out_dir: Path, *, source_sha256: str) -> E
     out_dir.mkdir(parents=True, exist_ok=True)
     config = model.config
     meta = metadata_for(model, source_sha256)
-    size = preprocess.INPUT_SIZE
+    size = method.INPUT_SIZE
     frames = torch.zeros(2, 1, 2 * FRAME_CONTEXT + 1, size, size)
-    features = torch.zeros(2, preprocess.CLIP_FRAMES, config.feature_dim)
+    features = torch.zeros(2, method.CLIP_FRAMES, config.feature_dim)
     encoder = _export(
         _EncodeFrames(model),
         frames,

@@ -1,10 +1,15 @@
-"""Model-side preprocessing: uint8 96x96 mouth crops -> the network's normalised 88x88 input.
+"""The method's constants, in one place: frame rate, clip length, crop geometry,
+normalisation and the encoder's temporal reach; with the preprocessing (uint8 96x96 mouth
+crops -> the network's normalised 88x88 input) and the logit -> probability map.
 
-The constants are the ones the published checkpoint was trained with; export, engines and
-docs all take them from here.
+The constants are the ones the published checkpoint was trained with; export, engines,
+the live pipeline, calibration and docs all take them from here.
 """
 
 from __future__ import annotations
+
+import math
+from typing import overload
 
 import numpy as np
 
@@ -21,6 +26,10 @@ STD = 0.165
 CLIP_FRAMES = 25
 #: frame rate the network expects
 FPS = 25
+#: seconds between two frames at :data:`FPS`
+FRAME_PERIOD = 1 / FPS
+#: frames on each side of a frame that its feature depends on (front end kernel 5, padding 2)
+FRAME_CONTEXT = 2
 
 
 def normalise_crops(crops: np.ndarray) -> np.ndarray:
@@ -36,3 +45,25 @@ def normalise_crops(crops: np.ndarray) -> np.ndarray:
     end = INPUT_OFFSET + INPUT_SIZE
     centre = crops[:, INPUT_OFFSET:end, INPUT_OFFSET:end].astype(np.float32) / 255.0
     return (centre - np.float32(MEAN)) / np.float32(STD)
+
+
+@overload
+def sigmoid(logits: float) -> float: ...
+@overload
+def sigmoid(logits: np.ndarray) -> np.ndarray: ...
+def sigmoid(logits: float | np.ndarray) -> float | np.ndarray:
+    """The logistic function ``1 / (1 + e^-x)``, without overflow for any magnitude.
+
+    A number (Python or numpy scalar) gives a ``float``; an array gives a float64 array of
+    its shape. Negative values go through ``e^x / (1 + e^x)``, so -1000 gives 0.0 and no
+    overflow warning.
+    """
+    if np.ndim(logits) == 0:
+        x = float(logits)
+        if x >= 0:
+            return 1.0 / (1.0 + math.exp(-x))
+        odds = math.exp(x)
+        return odds / (1.0 + odds)
+    values = np.asarray(logits, dtype=np.float64)
+    odds = np.exp(-np.abs(values))  # e^-|x| <= 1: never overflows
+    return np.where(values >= 0, 1.0 / (1.0 + odds), odds / (1.0 + odds))

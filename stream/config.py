@@ -1,7 +1,8 @@
 """Pipeline settings: one dataclass, filled from a TOML file and then from command-line flags.
 
-A TOML file holds the same names as :class:`Settings` fields, at the top level or under a
-``[pipeline]`` table (other tables, such as ``[server]``, belong to other parts), e.g.::
+A TOML file (read by :mod:`stream.settings_file`) holds the same names as :class:`Settings`
+fields, at the top level or under a ``[pipeline]`` table (``[server]`` belongs to ``serve``),
+e.g.::
 
     stride = 5
     backend = "onnxruntime"
@@ -13,13 +14,12 @@ Flags given on the command line win over the file; the file wins over the defaul
 from __future__ import annotations
 
 import os
-import tomllib
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from engines.errors import LipForensicsError
+from stream.settings_file import checked, read_tables
 from stream.sources.urls import redact, split_url
 
 
@@ -140,49 +140,9 @@ def load_settings(config: str | Path | None = None, **overrides: Any) -> Setting
     """Settings from the TOML file ``config`` (if any), then ``overrides`` that are not None.
 
     Raises:
-        LipForensicsError: unreadable or invalid TOML, an unknown key, or a wrong value type.
+        LipForensicsError: unreadable or invalid TOML, an unknown key or table, or a value
+            of the wrong type.
     """
-    values: dict[str, Any] = dict(_read_toml(Path(config))) if config else {}
+    values: dict[str, Any] = read_tables(config)["pipeline"] if config else {}
     values.update({key: value for key, value in overrides.items() if value is not None})
-    known = {field.name: field for field in fields(Settings)}
-    unknown = sorted(set(values) - set(known))
-    if unknown:
-        where = f" in {config}" if config else ""
-        raise LipForensicsError(
-            f"unknown setting(s){where}: {', '.join(unknown)} (known: {', '.join(known)})"
-        )
-    if values.get("weights") is not None:
-        values["weights"] = Path(values["weights"])
-    for name, value in values.items():
-        _check_type(name, value, str(known[name].type))
-    return Settings(**values)
-
-
-def _read_toml(path: Path) -> Mapping[str, Any]:
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise LipForensicsError(f"config file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise LipForensicsError(f"cannot read config file {path}: {error}") from None
-    except tomllib.TOMLDecodeError as error:
-        raise LipForensicsError(f"invalid TOML in {path}: {error}") from None
-    table = data.get("pipeline", {})
-    if not isinstance(table, dict):
-        raise LipForensicsError(f"[pipeline] in {path} must be a table")
-    top = {key: value for key, value in data.items() if not isinstance(value, dict)}
-    return {**top, **table}
-
-
-def _check_type(name: str, value: Any, annotation: str) -> None:
-    """Reject e.g. ``stride = "five"``: the value must have the field's declared type."""
-    if annotation.startswith("bool"):
-        ok, expected = isinstance(value, bool), "true or false"
-    elif annotation.startswith("float"):
-        ok, expected = isinstance(value, int | float) and not isinstance(value, bool), "a number"
-    elif annotation.startswith("int"):
-        ok, expected = isinstance(value, int) and not isinstance(value, bool), "int"
-    else:
-        ok, expected = isinstance(value, str | Path), "a string"
-    if not ok:
-        raise LipForensicsError(f"setting {name} must be {expected}, got {value!r}")
+    return Settings(**checked(values, Settings))

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 
 import numpy as np
+
+from calibration.policy import Level
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,20 +33,64 @@ class Frame:
     arrival: float = field(default_factory=time.monotonic)
 
 
+class StreamStatus(StrEnum):
+    """Where a stream stands; the JSON form is the lower-case name."""
+
+    STARTING = "starting"
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"
+    RECONNECTING = "reconnecting"
+    ENDED = "ended"
+    ERROR = "error"
+
+    @property
+    def down(self) -> bool:
+        """True while the stream is not delivering frames and should come back."""
+        return self in (StreamStatus.DISCONNECTED, StreamStatus.RECONNECTING, StreamStatus.ERROR)
+
+
 @dataclass(frozen=True, slots=True)
 class StatusEvent:
-    """A change in a source's connection: ``connected``, ``disconnected``, ``reconnecting``,
-    ``ended`` or ``error``; ``detail`` says why in one line."""
+    """A change in a source's connection (:class:`StreamStatus`); ``detail`` says why in one
+    line."""
 
     stream: str
-    status: str
+    status: StreamStatus
     detail: str = ""
     wall_time: float = field(default_factory=time.time)
     type: str = "status"
 
     def to_dict(self) -> dict[str, object]:
         """The JSON-ready form used by every sink."""
-        return asdict(self)
+        data = asdict(self)
+        data["status"] = str(self.status)
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class FaceCrop:
+    """One face's mouth in one 25 fps frame, as the face stage hands it on.
+
+    Attributes:
+        face: the face's track id within its stream.
+        crop: uint8 (96, 96) grayscale mouth crop, aligned to the mean face.
+    """
+
+    face: int
+    crop: np.ndarray
+
+
+@dataclass(frozen=True, slots=True)
+class FaceFrame:
+    """What the face stage found in one 25 fps frame.
+
+    Attributes:
+        crops: one :class:`FaceCrop` per face seen (or held over a short gap).
+        ended: track ids of faces gone for good; their windows end.
+    """
+
+    crops: tuple[FaceCrop, ...]
+    ended: tuple[int, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +123,8 @@ class Verdict:
     Attributes:
         stream, face, pts: which window (see :class:`MouthWindow`).
         logit: the network's output (label 1 = fake); ``probability`` is its sigmoid.
-        level: the face's alert level after this window (``clear``, ``suspicious``, ``alert``).
+        level: the face's alert level after this window (JSON: ``clear``, ``suspicious``,
+            ``alert``).
         latency_ms: from the arrival of the window's last frame to this verdict.
         id: unique id of an alert (for de-duplication downstream); empty for verdicts.
     """
@@ -86,7 +134,7 @@ class Verdict:
     pts: tuple[float, float]
     logit: float
     probability: float
-    level: str
+    level: Level
     latency_ms: float
     wall_time: float = field(default_factory=time.time)
     type: str = "verdict"
@@ -96,6 +144,7 @@ class Verdict:
         """The JSON-ready form used by every sink (``id`` only on alerts)."""
         data = asdict(self)
         data["pts"] = list(self.pts)
+        data["level"] = str(self.level)
         if not self.id:
             del data["id"]
         return data

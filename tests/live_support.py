@@ -2,13 +2,15 @@
 
 The network is the real model code with narrow widths (fast on 2 cores) and fixed random
 weights; :class:`CountingBackend` is the real torch backend that also records its batches;
-:class:`SlowBackend` sleeps before each call to play an overloaded engine.
+:class:`SlowBackend` sleeps before each call to play an overloaded engine; :func:`run` runs
+a test's coroutine with a time limit. ``conftest.py`` turns these into fixtures.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +21,29 @@ from engines.backends import TorchBackend
 from engines.model import LipForensics, ModelConfig
 from stream.records import Frame
 from stream.sources.video_file import VideoFile
+from stream.windows.scheduler import Scheduler
 
+#: the one narrow network of the test suite (feature_dim 32, tcn_width 48).
 NARROW = ModelConfig(frontend_channels=8, trunk_widths=(8, 16, 16, 32), tcn_hidden=16)
+#: the real clip: 4.0 s, 100 frames at 25 fps (300x400), one face throughout.
+TALKING = Path(__file__).parent / "data" / "talking.mp4"
+#: seconds :func:`run` gives a coroutine unless told otherwise.
+RUN_TIMEOUT = 60.0
+
+
+def run(
+    coroutine: Coroutine[object, object, object],
+    timeout: float = RUN_TIMEOUT,
+    events: Iterable[object] | None = None,
+) -> object:
+    """Run ``coroutine`` to the end in a fresh event loop and return its result; past
+    ``timeout`` seconds fail the test (never hang), listing the status events in ``events``
+    (objects with ``status`` and ``detail``) to say how far it got."""
+    try:
+        return asyncio.run(asyncio.wait_for(coroutine, timeout))
+    except TimeoutError:
+        story = "; ".join(f"{event.status}: {event.detail}" for event in events or [])
+        pytest.fail(f"timed out after {timeout:g} s; status events: {story or 'none'}")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -53,12 +76,17 @@ def clip_logit(model: LipForensics, frames: np.ndarray) -> float:
 
 
 class CountingBackend(TorchBackend):
-    """The torch backend, recording the batch size of every call."""
+    """The torch backend, recording the batch size of every call and, once
+    :func:`record_batch_streams` has hooked it to a scheduler, the stream of every window in
+    every head call (:attr:`head_streams`)."""
 
     def __init__(self, model: LipForensics) -> None:
         super().__init__(model)
         self.encode_batches: list[int] = []
         self.head_batches: list[int] = []
+        self.head_streams: list[list[str]] = []
+        #: the stream ids of the windows in the batch being scored (set by the scheduler hook)
+        self.batch_streams: list[str] | None = None
 
     def encode_frames(self, frames: np.ndarray) -> np.ndarray:
         self.encode_batches.append(len(frames))
@@ -66,7 +94,27 @@ class CountingBackend(TorchBackend):
 
     def head(self, features: np.ndarray) -> np.ndarray:
         self.head_batches.append(len(features))
+        if self.batch_streams is not None:
+            assert len(self.batch_streams) == len(features), "one clip per window"
+            self.head_streams.append(self.batch_streams)
         return super().head(features)
+
+
+def record_batch_streams(scheduler: Scheduler) -> None:
+    """Tell the scheduler's :class:`CountingBackend` which windows each batch holds, so that
+    its :attr:`~CountingBackend.head_streams` says which streams shared a head call. (The
+    backend only sees arrays: the hook wraps the scheduler's inference step, which scores
+    one planned batch of windows with at most one ``head`` call.)"""
+    backend, infer = scheduler.backend, scheduler._infer
+
+    def infer_recording(batch):  # in the inference thread, one batch at a time
+        backend.batch_streams = [window.stream_id for window in batch.windows]
+        try:
+            return infer(batch)
+        finally:
+            backend.batch_streams = None
+
+    scheduler._infer = infer_recording
 
 
 class SlowBackend(CountingBackend):

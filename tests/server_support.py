@@ -9,17 +9,18 @@ from pathlib import Path
 
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.media import MediaPlayer
+from live_support import TALKING
 
 from engines.backends import TorchBackend
 from stream.config import Settings
 from stream.pipeline import Pipeline
-from stream.server.app import Server, ServerSettings
+from stream.server.app import Server
+from stream.server.settings import ServerSettings
 from stream.server.whip import WhipSettings
 
 TOKEN = "s3cret-token-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 SDP_HEADERS = {**AUTH, "Content-Type": "application/sdp"}
-CLIP = Path(__file__).parent / "data" / "talking.mp4"
 
 
 @contextlib.asynccontextmanager
@@ -52,7 +53,7 @@ async def make_offer(*kinds: str) -> tuple[RTCPeerConnection, str]:
     return pc, pc.localDescription.sdp
 
 
-async def publishing_peer(clip: Path = CLIP) -> tuple[RTCPeerConnection, str]:
+async def publishing_peer(clip: Path = TALKING) -> tuple[RTCPeerConnection, str]:
     """A peer that will send ``clip``'s video in real time, and its SDP offer."""
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     pc.addTransceiver(MediaPlayer(str(clip)).video, direction="sendonly")

@@ -10,17 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from live_support import narrow_model
-
-from engines.checkpoint import save_checkpoint
+from live_support import TALKING
 
 ROOT = Path(__file__).resolve().parents[1]
-TALKING = ROOT / "tests" / "data" / "talking.mp4"
-
-
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory) -> Path:
-    return save_checkpoint(tmp_path_factory.mktemp("weights") / "narrow.pth", narrow_model())
 
 
 def closed_port() -> int:
@@ -52,26 +44,26 @@ def cli(*arguments: str) -> subprocess.CompletedProcess[str]:
         (["run", str(TALKING), "--webhook", "notaurl"], "error: webhook must be an http:// or"),
     ],
 )
-def test_bad_input_is_one_error_line_and_exit_2(weights, tmp_path, arguments, message):
+def test_bad_input_is_one_error_line_and_exit_2(narrow_weights, tmp_path, arguments, message):
     bad_toml = tmp_path / "bad.toml"
     bad_toml.write_text("stride = [\n")
     places = {"bad_toml": str(bad_toml), "missing": str(tmp_path / "missing.pth")}
     arguments = [argument.format(**places) for argument in arguments]
     if "--weights" not in arguments:
-        arguments += ["--weights", str(weights)]
+        arguments += ["--weights", str(narrow_weights)]
     done = cli(*arguments)
     assert done.returncode == 2
     assert done.stderr.startswith(message) and done.stderr.count("\n") == 1, done.stderr
     assert "hunter2" not in done.stderr
 
 
-def test_an_unreachable_camera_is_given_up_with_one_warning_and_exit_1(weights, tmp_path):
+def test_an_unreachable_camera_is_given_up_with_one_warning_and_exit_1(narrow_weights, tmp_path):
     """rtsp:// to a closed loopback port with --give-up-after: the source retries with
     backoff, then ends with an error status; run exits 1 with one warning that says why."""
     events = tmp_path / "events.jsonl"
     url = f"rtsp://127.0.0.1:{closed_port()}/cam"
     done = cli(
-        "run", url, "--weights", str(weights), "--backend", "torch",
+        "run", url, "--weights", str(narrow_weights), "--backend", "torch",
         "--give-up-after", "2", "--jsonl", str(events),
     )  # fmt: skip
     assert done.returncode == 1, done.stderr

@@ -13,7 +13,6 @@ from clip_builder import decode
 from stream.faces.reader import extract_mouth_crops
 from stream.sources.video_file import VideoFile
 
-TALKING = Path(__file__).parent / "data" / "talking.mp4"
 SIZE = (320, 240)
 FRAMES = 30
 
@@ -28,8 +27,8 @@ CODECS = [
 
 
 @pytest.fixture(scope="module")
-def frames() -> list[np.ndarray]:
-    return decode(TALKING, SIZE)[:FRAMES]
+def frames(talking_clip) -> list[np.ndarray]:
+    return decode(talking_clip, SIZE)[:FRAMES]
 
 
 def encode(frames: list[np.ndarray], path: Path, codec: str, pix_fmt: str, options: dict) -> Path:

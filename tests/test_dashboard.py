@@ -13,7 +13,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from live_support import narrow_model
+from live_support import narrow_model, run
 from server_support import TOKEN, served
 
 from engines.backends import TorchBackend
@@ -24,7 +24,6 @@ SCRIPT = ROOT / "stream" / "server" / "assets" / "dashboard.js"
 JS = Path(__file__).with_name("js")
 CLIENT = JS / "dashboard_client.js"
 PAGE = JS / "dashboard_page.js"
-TEST_TIMEOUT = 60.0
 #: a stream name a publisher could choose, meant to run script in the viewer's browser.
 HOSTILE = '<img src=x onerror="alert(1)">'
 
@@ -53,10 +52,6 @@ def jsdom(node) -> str:
             pytest.fail(reason)
         pytest.skip(reason)
     return node
-
-
-def run(coroutine: object) -> object:
-    return asyncio.run(asyncio.wait_for(coroutine, TEST_TIMEOUT))
 
 
 def test_the_page_and_its_files_are_served_without_data_and_with_a_strict_policy(backend):

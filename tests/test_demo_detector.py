@@ -44,7 +44,7 @@ def thresholds():
 @pytest.fixture(scope="module")
 def mouths() -> dict:
     """Mouth crops of both demo clips (real MediaPipe, reference smoothing), read once."""
-    from commands.scan import read_input
+    from stream.scan import read_input
 
     found = {path: read_input(path) for path in (DEMO_GENUINE, DEMO_MANIPULATED)}
     for crops in found.values():

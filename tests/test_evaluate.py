@@ -181,11 +181,10 @@ def test_calibrate_then_evaluate_end_to_end_on_real_clips(small_weights, tmp_pat
 
 
 def test_calibrated_thresholds_raise_no_alert_on_their_genuine_windows(small_weights) -> None:
-    from commands.scan import make_backend
-    from engines.checkpoint import load_checkpoint
+    from stream.detector import Detector
     from training.evaluate import score_video
 
-    backend = make_backend(load_checkpoint(small_weights))
+    backend = Detector.load(small_weights, backend="torch", calibrated=False).backend
     thresholds = load_thresholds_for(small_weights)
     if thresholds is None:  # run alone: calibrate first
         main(["calibrate", "--weights", str(small_weights), "--genuine", str(DATA / "talking.mp4")])

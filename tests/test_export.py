@@ -13,7 +13,7 @@ import pytest
 import torch
 from test_model import NARROW, randomise
 
-from engines import export, preprocess
+from engines import export, method
 from engines.backends import OnnxRuntimeBackend, clip_logits
 from engines.method import normalise_crops
 from engines.model import LipForensics, ModelConfig, five_frame_inputs
@@ -122,8 +122,8 @@ def test_files_pass_the_onnx_checker_and_have_a_dynamic_batch_axis(exported):
 def test_metadata_names_the_weights_normalisation_opset_and_config(exported, paper_model):
     encoder, head = export.read_metadata(exported.encoder), export.read_metadata(exported.head)
     assert encoder["source_sha256"] == "ab" * 32
-    assert float(encoder["normalisation_mean"]) == preprocess.MEAN
-    assert float(encoder["normalisation_std"]) == preprocess.STD
+    assert float(encoder["normalisation_mean"]) == method.MEAN
+    assert float(encoder["normalisation_std"]) == method.STD
     assert (
         int(encoder["opset"])
         == export.OPSET

@@ -18,7 +18,7 @@ from live_support import (
 
 from stream.config import Settings
 from stream.pipeline import Pipeline
-from stream.sources.base import FileSource
+from stream.sources.files import FileSource
 
 DATA = Path(__file__).parent / "data"
 GAP_FRAMES = 25 * 120  # two minutes without a face
@@ -45,9 +45,9 @@ def test_windows_resume_after_minutes_without_a_face(gap_clip):
     pipeline = Pipeline(settings, CountingBackend(narrow_model()), sinks=[sink])
 
     async def main() -> list[dict]:
-        source = FileSource(gap_clip, "cam", on_status=pipeline.emit)
+        source = FileSource(gap_clip, "cam")
         task = pipeline.add_source(source)
-        stream = pipeline._streams["cam"]
+        stream = pipeline.workers["cam"]
         samples = []
         while not task.done():
             samples.append(

@@ -5,12 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from live_support import run
 
 from stream.windows.frame_queue import FrameQueue
-
-
-def run(coroutine: object) -> object:
-    return asyncio.run(asyncio.wait_for(coroutine, 10))
 
 
 def test_the_byte_bound_holds_and_an_empty_queue_takes_any_one_item():

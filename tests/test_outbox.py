@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 from aiohttp import web
-from live_support import narrow_model
+from live_support import TALKING, narrow_model
 
 from engines.checkpoint import save_checkpoint
 from engines.errors import LipForensicsError
@@ -24,7 +24,6 @@ from stream.alerts.outbox import DELIVERED, REJECTED, Outbox, default_outbox_pat
 from stream.alerts.sinks import WebhookSink
 
 ROOT = Path(__file__).resolve().parents[1]
-TALKING = ROOT / "tests" / "data" / "talking.mp4"
 
 
 class Receiver:

@@ -3,20 +3,16 @@ worse with the level, and is deterministic."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from stream.sources.video_file import VideoFile
 from training.perturbations import LEVELS, PERTURBATIONS, perturb, rgb_to_ycbcr
 
-CLIP = Path(__file__).parent / "data" / "talking.mp4"
-
 
 @pytest.fixture(scope="module")
-def frames() -> list[np.ndarray]:
-    with VideoFile(CLIP) as video:
+def frames(talking_clip) -> list[np.ndarray]:
+    with VideoFile(talking_clip) as video:
         return [rgb for _, (_, rgb) in zip(range(12), video.frames(), strict=False)]
 
 

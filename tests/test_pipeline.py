@@ -17,6 +17,7 @@ from live_support import (
     clip_logit,
     narrow_model,
     one_torch_thread,  # noqa: F401 (autouse fixture)
+    record_batch_streams,
 )
 
 from calibration.policy import PolicyConfig
@@ -24,7 +25,7 @@ from engines.method import normalise_crops
 from stream.config import Settings
 from stream.faces.reader import extract_mouth_crops
 from stream.pipeline import Pipeline
-from stream.sources.base import FileSource
+from stream.sources.files import FileSource
 
 DATA = Path(__file__).parent / "data"
 #: the narrow random network's logits are about 0.149 on every window: alert on them
@@ -43,10 +44,11 @@ def run():
     sink = ListSink()
     backend = CountingBackend(narrow_model())
     pipeline = Pipeline(Settings(stride=5), backend, sinks=[sink], policy=EASY_ALERTS)
+    record_batch_streams(pipeline.scheduler)
 
     async def main():
         for name, file in STREAMS.items():
-            pipeline.add_source(FileSource(DATA / file, name, on_status=pipeline.emit))
+            pipeline.add_source(FileSource(DATA / file, name))
         await pipeline.run_until_sources_end()
 
     asyncio.run(main())
@@ -87,9 +89,12 @@ def test_two_faces_in_one_stream_are_scored_separately(run):
 
 
 def test_streams_share_backend_batches(run):
+    """One head call scores windows of several streams (not one stream per call)."""
     _, pipeline = run
-    backend = pipeline.scheduler.backend
-    assert max(backend.head_batches) > 1
+    calls = pipeline.scheduler.backend.head_streams
+    assert len(calls) == len(pipeline.scheduler.backend.head_batches)  # every call recorded
+    shared = [streams for streams in calls if len(set(streams)) > 1]
+    assert shared, f"no head call held windows of two streams; per call: {calls}"
 
 
 def test_status_events_and_metrics_per_stream(run):

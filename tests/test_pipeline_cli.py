@@ -12,12 +12,10 @@ from pathlib import Path
 
 import pytest
 from live_support import (
-    narrow_model,
     one_torch_thread,  # noqa: F401 (autouse fixture)
 )
 
 from commands import cli as run_stream
-from engines.checkpoint import save_checkpoint
 from engines.errors import LipForensicsError
 from stream.config import load_settings
 
@@ -26,21 +24,16 @@ DATA = ROOT / "tests" / "data"
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory) -> Path:
-    return save_checkpoint(tmp_path_factory.mktemp("weights") / "narrow.pth", narrow_model())
-
-
-@pytest.fixture(scope="module")
 def env(tmp_path_factory) -> dict[str, str]:
     """The environment for CLI runs: one export cache, so the network is exported once."""
     return {**os.environ, "LIPFORENSICS_CACHE": str(tmp_path_factory.mktemp("cache"))}
 
 
-def test_run_scores_two_streams_with_onnxruntime(weights, env, tmp_path):
+def test_run_scores_two_streams_with_onnxruntime(narrow_weights, env, tmp_path):
     """Two sources at once (30 fps, and two faces side by side) through the real CLI."""
     out = tmp_path / "events.jsonl"
     command = [sys.executable, "run_stream.py", "run", str(DATA / "talking_30fps.mp4")]
-    command += [str(DATA / "two_faces.mp4"), "--weights", str(weights), "--stride", "25"]
+    command += [str(DATA / "two_faces.mp4"), "--weights", str(narrow_weights), "--stride", "25"]
     command += ["--backend", "onnxruntime", "--jsonl", str(out)]
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
@@ -65,15 +58,16 @@ def test_run_scores_two_streams_with_onnxruntime(weights, env, tmp_path):
         ([str(DATA / "README.md")], "cannot read"),
     ],
 )
-def test_a_bad_source_is_one_line_and_exit_2(weights, capsys, arguments, message):
-    code = run_stream.main(["run", *arguments, "--weights", str(weights)])
+def test_a_bad_source_is_one_line_and_exit_2(narrow_weights, capsys, arguments, message):
+    code = run_stream.main(["run", *arguments, "--weights", str(narrow_weights)])
     error = capsys.readouterr().err
     assert code == 2
     assert error.startswith("error: ") and message in error and error.count("\n") == 1
 
 
 def test_rtsp_addresses_go_to_the_rtsp_source_and_files_to_the_file_source():
-    from stream.sources.base import FileSource, open_source
+    from stream.sources.files import FileSource
+    from stream.sources.open import open_source
     from stream.sources.rtsp import RtspSource
 
     camera = open_source("rtsp://127.0.0.1:8554/cam", "door")
@@ -104,7 +98,7 @@ def test_settings_come_from_toml_then_flags(tmp_path):
     [
         ("stride = [", "invalid TOML"),
         ("strides = 5", "unknown setting(s)"),
-        ('stride = "five"', "setting stride must be int"),
+        ('stride = "five"', "setting stride must be a whole number"),
         ("stride = 26", "stride must be 1..25"),
     ],
 )
@@ -115,12 +109,12 @@ def test_a_bad_config_is_one_clear_error(tmp_path, text, message):
         load_settings(config)
 
 
-def test_sigterm_stops_the_input_flushes_the_events_and_exits_0(weights, env):
+def test_sigterm_stops_the_input_flushes_the_events_and_exits_0(narrow_weights, env):
     """A camera-paced run stopped after its first verdict: the source reports "ended", the
     windows in hand are scored, and the process exits 0."""
     clip = ROOT / "media" / "cap13_edit2.mp4"  # 30 s: still playing when the signal comes
     command = [sys.executable, "run_stream.py", "run", str(clip), "--realtime"]
-    command += ["--weights", str(weights), "--backend", "onnxruntime", "--stride", "5"]
+    command += ["--weights", str(narrow_weights), "--backend", "onnxruntime", "--stride", "5"]
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
     lines = []
     for line in process.stdout:

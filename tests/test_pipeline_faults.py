@@ -12,7 +12,7 @@ from engines.errors import MediaError
 from stream.config import Settings
 from stream.pipeline import Pipeline
 from stream.records import Frame
-from stream.sources.base import FileSource
+from stream.sources.files import FileSource
 
 DATA = Path(__file__).parent / "data"
 
@@ -39,7 +39,7 @@ def test_a_failing_source_ends_its_stream_with_an_error_and_the_others_go_on():
     async def main():
         pipeline.add_source(BrokenSource("bug", RuntimeError("boom")))
         pipeline.add_source(BrokenSource("bad", MediaError("stream went away")))
-        pipeline.add_source(FileSource(DATA / "talking.mp4", "good", on_status=pipeline.emit))
+        pipeline.add_source(FileSource(DATA / "talking.mp4", "good"))
         await pipeline.run_until_sources_end()
 
     asyncio.run(main())

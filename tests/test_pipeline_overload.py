@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from live_support import (
+    TALKING,
     CountingBackend,
     ListSink,
     MemorySource,
@@ -19,9 +20,9 @@ from live_support import (
 from stream import pipeline as pipeline_module
 from stream.config import Settings
 from stream.pipeline import Pipeline
-from stream.sources.base import FileSource, Source
+from stream.sources.base import Source
+from stream.sources.files import FileSource
 
-TALKING = Path(__file__).parent / "data" / "talking.mp4"
 NO_FACE = Path(__file__).parent / "data" / "no_face.mp4"
 
 
@@ -34,7 +35,7 @@ async def run_watching(pipeline: Pipeline, source: Source) -> list[dict]:
     """Run one source to its end; sample the queues and health while it runs."""
     samples = []
     pipeline.add_source(source)
-    stream = pipeline._streams[source.stream_id]
+    stream = pipeline.workers[source.stream_id]
     finished = asyncio.create_task(pipeline.run_until_sources_end())
     while not finished.done():
         samples.append(
@@ -55,7 +56,7 @@ def test_a_slow_backend_drops_the_oldest_windows_and_scores_the_newest(model):
     settings = Settings(stride=1, window_queue=2, prefetch_queue=8, max_batch=8)
     sink = ListSink()
     pipeline = Pipeline(settings, SlowBackend(model, delay=0.3), sinks=[sink])
-    source = FileSource(TALKING, "cam", realtime=True, on_status=pipeline.emit)
+    source = FileSource(TALKING, "cam", realtime=True)
     samples = asyncio.run(run_watching(pipeline, source))
 
     dropped = pipeline.scheduler.dropped_windows["cam"]

@@ -11,35 +11,25 @@ from pathlib import Path
 
 import pytest
 from clip_builder import decode, write_clip
-from live_support import narrow_model
+from live_support import TALKING, narrow_model, run
 from rtsp_support import RtspServer, require_rtsp_server
 
 from engines.backends import TorchBackend
 from engines.errors import LipForensicsError
+from stream.backoff import backoff_delays
 from stream.config import Settings
 from stream.pipeline import Pipeline
 from stream.records import Frame, StatusEvent
-from stream.sources.rtsp import RtspSource, Timeline, backoff_delays
+from stream.sources.base import ignore_status
+from stream.sources.rtsp import RtspSource, Timeline
 from stream.sources.urls import redact
 
-CLIP = Path(__file__).parent / "data" / "talking.mp4"
 NO_FACE = Path(__file__).parent / "data" / "no_face.mp4"  # 480 x 270
-#: bounds every test's waiting, so a broken source fails the test instead of hanging it.
-TEST_TIMEOUT = 60.0
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _rtsp_server_available() -> None:
     require_rtsp_server()
-
-
-def run(coroutine: object, events: list[StatusEvent] | None = None) -> object:
-    """Run ``coroutine`` to the end; on a timeout, fail with the source's status events."""
-    try:
-        return asyncio.run(asyncio.wait_for(coroutine, TEST_TIMEOUT))
-    except TimeoutError:
-        story = "; ".join(f"{event.status}: {event.detail}" for event in events or [])
-        pytest.fail(f"timed out after {TEST_TIMEOUT:g} s; status events: {story or 'none'}")
 
 
 async def take(frames: AsyncIterator[Frame], count: int) -> list[Frame]:
@@ -56,15 +46,15 @@ def test_rtsp_frames_arrive_as_rgb_with_increasing_pts() -> None:
     events: list[StatusEvent] = []
 
     async def main() -> list[Frame]:
-        with RtspServer(CLIP) as server:
-            source = RtspSource(server.url, "cam", on_status=events.append)
-            frames = source.frames()
+        with RtspServer(TALKING) as server:
+            source = RtspSource(server.url, "cam")
+            frames = source.frames(events.append)
             got = await take(frames, 30)
             await source.close()
             assert [frame async for frame in frames] == []  # closing ends the iteration
             return got
 
-    frames = run(main(), events)
+    frames = run(main(), events=events)
     assert all(frame.image.shape == (300, 400, 3) and frame.stream_id == "cam" for frame in frames)
     pts = [frame.pts for frame in frames]
     assert pts == sorted(set(pts))
@@ -78,23 +68,23 @@ def test_a_looping_server_plays_on_without_gaps_and_serves_the_next_client(
     """Four loops of a one-second clip reach the first client without a gap in time; a
     second client of the same server process gets frames as well (regression: the server
     once shifted its clip's own timestamps on every loop and for every later client)."""
-    clip = write_clip(tmp_path / "one_second.mp4", decode(CLIP, (400, 300))[:25], (400, 300))
+    clip = write_clip(tmp_path / "one_second.mp4", decode(TALKING, (400, 300))[:25], (400, 300))
     events: list[StatusEvent] = []
 
     async def main() -> tuple[list[Frame], list[Frame]]:
         with RtspServer(clip) as server:
-            first = RtspSource(server.url, "first", on_status=events.append)
+            first = RtspSource(server.url, "first")
             try:
-                looped = await take(first.frames(), 110)
+                looped = await take(first.frames(events.append), 110)
             finally:
                 await first.close()
-            second = RtspSource(server.url, "second", on_status=events.append)
+            second = RtspSource(server.url, "second")
             try:
-                return looped, await take(second.frames(), 25)
+                return looped, await take(second.frames(events.append), 25)
             finally:
                 await second.close()
 
-    looped, later = run(main(), events)
+    looped, later = run(main(), events=events)
     steps = [b.pts - a.pts for a, b in itertools.pairwise(looped)]
     assert min(steps) > 0 and max(steps) < 0.05, (min(steps), max(steps))  # 25 fps, no gap
     assert len(later) == 25
@@ -105,10 +95,10 @@ def test_rtsp_reconnects_after_the_server_is_killed_and_comes_back() -> None:
     events: list[StatusEvent] = []
 
     async def main() -> tuple[list[Frame], RtspSource]:
-        server = RtspServer(CLIP)
+        server = RtspServer(TALKING)
         server.start()
-        source = RtspSource(server.url, "cam", on_status=events.append, max_backoff=1.0)
-        frames = source.frames()
+        source = RtspSource(server.url, "cam", max_backoff=1.0)
+        frames = source.frames(events.append)
         try:
             got = await take(frames, 25)
             server.kill()
@@ -121,7 +111,7 @@ def test_rtsp_reconnects_after_the_server_is_killed_and_comes_back() -> None:
             server.kill()
         return got, source
 
-    frames, source = run(main(), events)
+    frames, source = run(main(), events=events)
     statuses = [event.status for event in events]
     assert statuses[0] == "connected"
     assert "disconnected" in statuses and "reconnecting" in statuses
@@ -142,8 +132,8 @@ class FirstAfterReconnect:
         self.camera, self.stream_id = camera, camera.stream_id
         self.pts: float | None = None
 
-    async def frames(self) -> AsyncIterator[Frame]:
-        async for frame in self.camera.frames():
+    async def frames(self, on_status=ignore_status) -> AsyncIterator[Frame]:
+        async for frame in self.camera.frames(on_status):
             if self.camera.reconnects and self.pts is None:
                 self.pts = frame.pts
             yield frame
@@ -157,8 +147,8 @@ def test_the_pipeline_keeps_scoring_a_camera_across_a_server_restart() -> None:
         pipeline = Pipeline(Settings(jsonl=None), TorchBackend(narrow_model()))
         events = pipeline.subscribe()
         first = asyncio.ensure_future(anext(events))
-        server = RtspServer(CLIP)
-        camera = RtspSource(server.start(), "cam", on_status=pipeline.emit, max_backoff=1.0)
+        server = RtspServer(TALKING)
+        camera = RtspSource(server.start(), "cam", max_backoff=1.0)
         source = FirstAfterReconnect(camera)
         pipeline.add_source(source)
         try:
@@ -195,9 +185,9 @@ def test_a_stalled_server_trips_the_read_timeout_and_the_source_reconnects() -> 
             reconnected.set()
 
     async def main() -> None:
-        with RtspServer(CLIP, stall_after=1.0) as server:
-            source = RtspSource(server.url, "cam", on_status=on_status, read_timeout=1.0)
-            frames = source.frames()
+        with RtspServer(TALKING, stall_after=1.0) as server:
+            source = RtspSource(server.url, "cam", read_timeout=1.0)
+            frames = source.frames(on_status)
             reader = asyncio.ensure_future(take(frames, 10_000))
             await asyncio.wait(
                 (reader, asyncio.ensure_future(reconnected.wait())),
@@ -206,7 +196,7 @@ def test_a_stalled_server_trips_the_read_timeout_and_the_source_reconnects() -> 
             await source.close()
             reader.cancel()
 
-    run(main(), events)
+    run(main(), events=events)
     disconnects = [event for event in events if event.status == "disconnected"]
     assert disconnects and "timeout" in disconnects[0].detail
     assert any(event.status == "connected" and "(reconnected)" in event.detail for event in events)
@@ -216,14 +206,14 @@ def test_a_corrupt_stream_keeps_delivering_frames_without_reconnecting() -> None
     events: list[StatusEvent] = []
 
     async def main() -> list[Frame]:
-        with RtspServer(CLIP, corrupt=3) as server:
-            source = RtspSource(server.url, "cam", on_status=events.append)
+        with RtspServer(TALKING, corrupt=3) as server:
+            source = RtspSource(server.url, "cam")
             try:
-                return await take(source.frames(), 60)
+                return await take(source.frames(events.append), 60)
             finally:
                 await source.close()
 
-    frames = run(main(), events)
+    frames = run(main(), events=events)
     assert len(frames) == 60 and all(frame.image.shape == (300, 400, 3) for frame in frames)
     assert [event.status for event in events] == ["connected", "ended"]  # no disconnect
 
@@ -232,9 +222,9 @@ def test_a_mid_stream_change_of_resolution_is_followed() -> None:
     events: list[StatusEvent] = []
 
     async def main() -> list[Frame]:
-        with RtspServer(NO_FACE, CLIP) as server:
-            source = RtspSource(server.url, "cam", on_status=events.append)
-            frames = source.frames()
+        with RtspServer(NO_FACE, TALKING) as server:
+            source = RtspSource(server.url, "cam")
+            frames = source.frames(events.append)
             try:
                 got = [await anext(frames)]
                 while got[-1].image.shape != (300, 400, 3):
@@ -243,7 +233,7 @@ def test_a_mid_stream_change_of_resolution_is_followed() -> None:
             finally:
                 await source.close()
 
-    frames = run(main(), events)
+    frames = run(main(), events=events)
     shapes = [frame.image.shape for frame in frames]
     assert shapes[0] == (270, 480, 3) and shapes[-1] == (300, 400, 3)
     pts = [frame.pts for frame in frames]
@@ -256,15 +246,15 @@ def test_an_unreachable_camera_reports_errors_retries_and_hides_the_password() -
     url = f"rtsp://admin:hunter2@127.0.0.1:{free_port()}/stream"
 
     async def main() -> None:
-        source = RtspSource(url, on_status=events.append, max_backoff=0.2)
-        reader = asyncio.ensure_future(take(source.frames(), 1))
+        source = RtspSource(url, max_backoff=0.2)
+        reader = asyncio.ensure_future(take(source.frames(events.append), 1))
         while sum(event.status == "error" for event in events) < 2:
             await asyncio.sleep(0.05)
         await source.close()
         with pytest.raises(StopAsyncIteration):
             await reader
 
-    run(main(), events)
+    run(main(), events=events)
     statuses = [event.status for event in events]
     assert statuses[:4] == ["error", "reconnecting", "error", "reconnecting"]
     assert statuses[-1] == "ended"
@@ -283,8 +273,8 @@ def test_a_camera_that_accepts_but_never_answers_times_out_and_leaks_no_thread()
         url = f"rtsp://127.0.0.1:{silent.getsockname()[1]}/stream"
 
         async def main() -> int:
-            source = RtspSource(url, on_status=events.append, open_timeout=1.0, max_backoff=0.2)
-            reader = asyncio.ensure_future(take(source.frames(), 1))
+            source = RtspSource(url, open_timeout=1.0, max_backoff=0.2)
+            reader = asyncio.ensure_future(take(source.frames(events.append), 1))
             while sum(event.status == "error" for event in events) < 3:
                 await asyncio.sleep(0.05)
             threads = sum(thread.name.startswith("rtsp ") for thread in threading.enumerate())
@@ -293,7 +283,7 @@ def test_a_camera_that_accepts_but_never_answers_times_out_and_leaks_no_thread()
                 await reader
             return threads
 
-        assert run(main(), events) <= 1
+        assert run(main(), events=events) <= 1
     errors = [event.detail for event in events if event.status == "error"]
     assert errors[:3] == ["cannot connect: no answer within 1 s (timeout)"] * 3
 

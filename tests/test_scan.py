@@ -14,12 +14,12 @@ from test_model import NARROW, randomise
 
 from calibration.thresholds import calibrate, file_sha256, save_thresholds
 from commands.cli import main
-from commands.scan import read_input
 from engines.backends import TorchBackend
 from engines.checkpoint import save_checkpoint
 from engines.clips import clip_starts, frame_requests, score_clips
 from engines.method import normalise_crops
 from engines.model import LipForensics
+from stream.scan import read_input
 
 DATA = Path(__file__).parent / "data"
 TALKING = DATA / "talking.mp4"  # 4.0 s, 100 frames at 25 fps, a face throughout

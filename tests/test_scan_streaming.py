@@ -10,10 +10,10 @@ import pytest
 from clip_builder import decode, write_clip
 from live_support import narrow_model, one_torch_thread  # noqa: F401 (autouse fixture)
 
-from commands.scan import CropsFile, ScanInput, open_input, read_input, scan_source
 from engines.backends import TorchBackend
 from engines.clips import StreamScorer, clip_starts, score_clips
 from engines.method import CLIP_FRAMES
+from stream.scan import CropsFile, ScanInput, open_input, read_input, scan_source
 
 DATA = Path(__file__).parent / "data"
 SIZE = (320, 240)

@@ -22,12 +22,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from live_support import narrow_model
+from live_support import narrow_model, run
 from server_support import AUTH, SDP_HEADERS, TOKEN, accept_answer, publishing_peer, served
 
 from commands import cli as run_stream
 from engines.backends import TorchBackend
-from engines.checkpoint import save_checkpoint
 from stream.records import StatusEvent
 from stream.server.whip import use_ice_hosts
 from stream.sources.rtsp import RtspSource
@@ -40,10 +39,6 @@ TEST_TIMEOUT = 90.0
 @pytest.fixture(scope="module")
 def backend() -> TorchBackend:
     return TorchBackend(narrow_model())
-
-
-def run(coroutine: object) -> object:
-    return asyncio.run(asyncio.wait_for(coroutine, TEST_TIMEOUT))
 
 
 async def next_data(content: aiohttp.StreamReader) -> dict:
@@ -60,7 +55,7 @@ def test_healthz_is_ok_when_idle_and_503_while_a_stream_is_down(backend: TorchBa
                 idle = reply.status, await reply.json()
             events = pipeline.subscribe()
             first = asyncio.ensure_future(anext(events))
-            camera = RtspSource("rtsp://127.0.0.1:9/none", "cam", on_status=pipeline.emit)
+            camera = RtspSource("rtsp://127.0.0.1:9/none", "cam")
             pipeline.add_source(camera)
             event = await first
             while event["status"] != "error":  # nothing listens on the discard port
@@ -70,7 +65,7 @@ def test_healthz_is_ok_when_idle_and_503_while_a_stream_is_down(backend: TorchBa
             await camera.close()
             return idle, down
 
-    (idle_status, idle), (down_status, down) = run(main())
+    (idle_status, idle), (down_status, down) = run(main(), TEST_TIMEOUT)
     assert idle_status == 200 and idle["status"] == "ok"
     assert down_status == 503 and down["status"] == "degraded"
     assert any("cam" in reason for reason in down["reasons"])
@@ -90,7 +85,7 @@ def test_metrics_are_prometheus_text_open_or_protected(
             async with http.get(server.url + "/metrics", headers=AUTH) as reply:
                 return anonymous, reply.status, reply.headers["Content-Type"], await reply.text()
 
-    anonymous, with_token, content_type, text = run(main())
+    anonymous, with_token, content_type, text = run(main(), TEST_TIMEOUT)
     assert anonymous == (401 if protect else 200) and with_token == 200
     assert content_type.startswith("text/plain; version=0.0.4")
     assert "lipforensics_whip_sessions 0" in text
@@ -110,7 +105,7 @@ def test_events_stream_pipeline_events_to_token_holders_only(backend: TorchBacke
                 received = await next_data(reply.content)
                 return refused, reply.status, received, event.to_dict()
 
-    refused, status, received, sent = run(main())
+    refused, status, received, sent = run(main(), TEST_TIMEOUT)
     assert refused == 401 and status == 200
     assert received == sent
 
@@ -135,7 +130,7 @@ def test_cors_answers_only_configured_origins(backend: TorchBackend) -> None:
                     answers[f"post {origin}"] = dict(reply.headers)
             return answers
 
-    answers = run(main())
+    answers = run(main(), TEST_TIMEOUT)
     assert answers[f"options {allowed}"]["Access-Control-Allow-Origin"] == allowed
     assert "Authorization" in answers[f"options {allowed}"]["Access-Control-Allow-Headers"]
     assert "Location" in answers[f"post {allowed}"]["Access-Control-Expose-Headers"]
@@ -187,12 +182,15 @@ def test_tls_with_the_given_certificate_and_key(backend: TorchBackend, tmp_path:
         ):
             return server.url, reply.status
 
-    url, status = run(main())
+    url, status = run(main(), TEST_TIMEOUT)
     assert url.startswith("https://127.0.0.1:") and status == 200
 
 
 def test_serve_refuses_to_start_without_a_token_or_weights(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    narrow_weights: Path,
 ) -> None:
     monkeypatch.delenv("LIPFORENSICS_TOKEN", raising=False)
     assert run_stream.main(["serve", "--weights", "w.pth"]) == 2
@@ -212,21 +210,22 @@ def test_serve_refuses_to_start_without_a_token_or_weights(
     config = tmp_path / "serve.toml"
     config.write_text('[pipeline]\nstride = 5\n\n[server]\nmax_sessions = "many"\n')
     assert run_stream.main(["serve", "--weights", "w.pth", "--config", str(config)]) == 2
-    assert "server setting max_sessions must be int" in capsys.readouterr().err
-    weights = save_checkpoint(tmp_path / "narrow.pth", narrow_model())
+    assert "server setting max_sessions must be a whole number" in capsys.readouterr().err
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = str(taken.getsockname()[1])
-        argv = ["serve", "--weights", str(weights), "--backend", "torch", "--port", port]
+        argv = ["serve", "--weights", str(narrow_weights), "--backend", "torch", "--port", port]
         assert run_stream.main(argv) == 2
     assert capsys.readouterr().err.strip().endswith(f":{port}: Address already in use")
 
 
-def test_serve_scores_a_whip_publisher_and_drains_on_sigterm(tmp_path: Path) -> None:
-    weights = save_checkpoint(tmp_path / "narrow.pth", narrow_model())
+def test_serve_scores_a_whip_publisher_and_drains_on_sigterm(
+    tmp_path: Path, narrow_weights: Path
+) -> None:
     jsonl = tmp_path / "events.jsonl"
-    command = [sys.executable, "run_stream.py", "serve", "--port", "0", "--weights", str(weights)]
+    command = [sys.executable, "run_stream.py", "serve", "--port", "0"]
+    command += ["--weights", str(narrow_weights)]
     command += ["--backend", "torch", "--jsonl", str(jsonl), "--ice-host", "127.0.0.1"]
     process = subprocess.Popen(
         command,
@@ -255,7 +254,7 @@ def test_serve_scores_a_whip_publisher_and_drains_on_sigterm(tmp_path: Path) -> 
             line = process.stderr.readline().decode()
             assert line, "serve exited before listening"
         assert line.startswith("serving on http://127.0.0.1:"), line
-        verdict = run(publish_until_a_verdict(line.split()[2]))
+        verdict = run(publish_until_a_verdict(line.split()[2]), TEST_TIMEOUT)
         process.send_signal(signal.SIGTERM)
         assert process.wait(TEST_TIMEOUT) == 0
     finally:

@@ -7,7 +7,8 @@ import json
 
 from aiohttp import web
 
-from stream.alerts.sinks import Broadcast, JsonlSink, WebhookSink
+from stream.alerts.broadcast import Broadcast
+from stream.alerts.sinks import JsonlSink, WebhookSink
 from stream.records import StatusEvent, Verdict
 
 

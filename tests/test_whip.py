@@ -14,10 +14,9 @@ import pytest
 from aiortc import RTCPeerConnection
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from live_support import narrow_model
+from live_support import TALKING, narrow_model, run
 from server_support import (
     AUTH,
-    CLIP,
     SDP_HEADERS,
     TOKEN,
     accept_answer,
@@ -29,17 +28,10 @@ from server_support import (
 from engines.backends import TorchBackend
 from stream.server.whip import Refusal, parse_offer
 
-#: bounds every test's waiting, so a broken endpoint fails the test instead of hanging it.
-TEST_TIMEOUT = 60.0
-
 
 @pytest.fixture(scope="module")
 def backend() -> TorchBackend:
     return TorchBackend(narrow_model())
-
-
-def run(coroutine: object) -> object:
-    return asyncio.run(asyncio.wait_for(coroutine, TEST_TIMEOUT))
 
 
 def test_a_published_clip_is_scored_and_delete_ends_the_session(backend: TorchBackend) -> None:
@@ -220,7 +212,7 @@ def test_a_publisher_that_vanishes_is_dropped_when_ice_consent_expires(
                 sys.executable,
                 str(Path(__file__).with_name("whip_publisher.py")),
                 server.url + "/whip",
-                str(CLIP),
+                str(TALKING),
                 env={**os.environ, "LIPFORENSICS_TOKEN": TOKEN},
                 stdout=subprocess.PIPE,
             )

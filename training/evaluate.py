@@ -85,8 +85,8 @@ def score_video(path: Path, backend: Backend, stride: int) -> FaceLogits:
     A video in which no 25 consecutive frames show a face gives no runs and a ``problem``;
     a missing or unreadable file raises :class:`MediaError`.
     """
-    from commands.scan import read_input
     from engines.clips import clip_starts, score_clips
+    from stream.scan import read_input
 
     mouths = read_input(path)
     runs = []

@@ -1,4 +1,4 @@
-"""Where events go: JSON lines (stdout or a file), a webhook, and in-memory subscribers.
+"""Where events go: JSON lines (stdout or a file) and a webhook (through the durable outbox).
 
 Every sink takes JSON-ready dicts through :meth:`Sink.send`, which never blocks the event
 loop, and is flushed and closed with ``await sink.close()``.
@@ -9,16 +9,19 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import AsyncIterator, Collection
+from collections.abc import Collection
 from contextlib import suppress
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, TYPE_CHECKING, Protocol
 
 import aiohttp
 
 from engines.errors import LipForensicsError
-from stream.alerts.outbox import DELIVERED, REJECTED, Outbox
-from stream.sources.rtsp import backoff_delays
+from stream.alerts.outbox import DELIVERED, REJECTED, Outbox, default_outbox_path
+from stream.backoff import backoff_delays
+
+if TYPE_CHECKING:
+    from stream.config import Settings
 
 
 class Sink(Protocol):
@@ -190,42 +193,13 @@ class WebhookSink:
         return None
 
 
-class Broadcast:
-    """Fan events out to in-memory subscribers (Server-Sent Events): each subscriber has a
-    bounded queue, and a slow one loses its oldest events (counted in :attr:`dropped`)."""
-
-    def __init__(self, queue_size: int = 256) -> None:
-        self.queue_size = queue_size
-        self.dropped = 0
-        self._subscribers: set[asyncio.Queue[dict[str, object] | None]] = set()
-
-    def send(self, event: dict[str, object]) -> None:
-        """Hand the event to every subscriber."""
-        for queue in self._subscribers:
-            self._put(queue, event)
-
-    async def subscribe(self) -> AsyncIterator[dict[str, object]]:
-        """Events from now on, until the broadcast closes or the caller stops iterating."""
-        queue: asyncio.Queue[dict[str, object] | None] = asyncio.Queue(self.queue_size)
-        self._subscribers.add(queue)
-        try:
-            while (event := await queue.get()) is not None:
-                yield event
-        finally:
-            self._subscribers.discard(queue)
-
-    @property
-    def subscribers(self) -> int:
-        """How many subscribers are listening."""
-        return len(self._subscribers)
-
-    async def close(self) -> None:
-        """End every subscription (after the events already queued)."""
-        for queue in self._subscribers:
-            self._put(queue, None)
-
-    def _put(self, queue: asyncio.Queue[dict[str, object] | None], item: dict | None) -> None:
-        if queue.full():
-            queue.get_nowait()
-            self.dropped += 1
-        queue.put_nowait(item)
+def sinks_for(settings: Settings) -> list[Sink]:
+    """The sinks the settings ask for: a webhook (first, so that an alert is in its durable
+    outbox before it is anywhere else) and JSON lines."""
+    sinks: list[Sink] = []
+    if settings.webhook is not None:
+        outbox = Outbox(settings.webhook_outbox or default_outbox_path(settings.jsonl))
+        sinks.append(WebhookSink(settings.webhook, outbox=outbox))
+    if settings.jsonl is not None:
+        sinks.append(JsonlSink(settings.jsonl))
+    return sinks

@@ -2,8 +2,8 @@
 
 Composes MediaPipe landmarks (:mod:`stream.faces.landmarks`), face identity
 (:mod:`stream.faces.tracks`), landmark smoothing per face (:mod:`stream.faces.smoothing`)
-and the aligned mouth crop (:mod:`stream.faces.align`). Smoothing is per *track*, so two faces never share a smoothing
-window even when their order in MediaPipe's output changes.
+and the aligned mouth crop (:mod:`stream.faces.align`). Smoothing is per *track*, so two
+faces never share a smoothing window even when their order in MediaPipe's output changes.
 
 Live crops use no smoothing by default. The reference smooths frame i with the mean of
 frames i..i+11 (a look-ahead); a causal mean lags behind the face by as much as the
@@ -21,6 +21,7 @@ from stream.faces.align import mean_face, mouth_crop
 from stream.faces.landmarks import FaceLandmarks
 from stream.faces.smoothing import Smoother, Smoothing
 from stream.faces.tracks import Tracker
+from stream.records import FaceCrop, FaceFrame
 
 
 class FaceStage:
@@ -44,10 +45,8 @@ class FaceStage:
         self._reference = mean_face()
         self._smoothers: dict[int, tuple[Smoother[None], int]] = {}
 
-    def process(
-        self, index: int, rgb: np.ndarray, pts: float, restart: bool
-    ) -> tuple[list[tuple[int, np.ndarray]], list[int]]:
-        """Faces of 25 fps frame ``index``: ``[(track id, crop)]`` and the ids that ended."""
+    def process(self, index: int, rgb: np.ndarray, pts: float, restart: bool) -> FaceFrame:
+        """The faces of 25 fps frame ``index``: a crop per face, and the ids that ended."""
         faces = self._landmarks.detect(rgb, pts)
         ids, ended = self.tracker.update(index, faces)
         for track_id in ended:
@@ -60,8 +59,8 @@ class FaceStage:
             self._smoothers[track_id] = (smoother, index)
             ((_, smoothed),) = smoother.push(points, None)
             crop, _, _ = mouth_crop(rgb, points, smoothed, self._reference)
-            crops.append((track_id, crop))
-        return crops, ended
+            crops.append(FaceCrop(track_id, crop))
+        return FaceFrame(tuple(crops), tuple(ended))
 
     def close(self) -> None:
         """Free the landmarker."""

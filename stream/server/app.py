@@ -15,19 +15,17 @@ import hashlib
 import hmac
 import json
 import os
-import ssl
-import tomllib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field, fields
-from pathlib import Path
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Protocol
 
 from aiohttp import web
 
 from engines.errors import LipForensicsError
 from stream.records import StatusEvent
 from stream.server.pages import dashboard_paths
-from stream.server.whip import WhipEndpoint, WhipSettings
+from stream.server.settings import ServerSettings
+from stream.server.whip import WhipEndpoint
 from stream.sources.base import Source
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -48,107 +46,6 @@ class ServedPipeline(Protocol):
     def metrics_text(self) -> bytes: ...
 
     def health(self) -> dict[str, object]: ...
-
-
-@dataclass(frozen=True, slots=True)
-class ServerSettings:
-    """How ``serve`` listens and who may use it.
-
-    Attributes:
-        token: the bearer token for ``/whip`` and ``/events`` (and ``/metrics`` if
-            ``protect_metrics``).
-        host, port: where to listen.
-        protect_metrics: require the token for ``/metrics`` too.
-        cors_origins: browser origins allowed to call the API (none by default).
-        tls_cert, tls_key: serve HTTPS with this certificate chain and key (PEM files).
-        heartbeat: seconds between SSE keep-alive comments.
-        whip: the WHIP endpoint's limits and ICE settings.
-    """
-
-    token: str
-    host: str = "127.0.0.1"
-    port: int = 8080
-    protect_metrics: bool = False
-    cors_origins: tuple[str, ...] = ()
-    tls_cert: Path | None = None
-    tls_key: Path | None = None
-    heartbeat: float = 15.0
-    whip: WhipSettings = field(default_factory=WhipSettings)
-
-    def __post_init__(self) -> None:
-        if not self.token:
-            raise LipForensicsError("a bearer token is required (--token or LIPFORENSICS_TOKEN)")
-        if (self.tls_cert is None) != (self.tls_key is None):
-            raise LipForensicsError("TLS needs both a certificate and a key")
-
-    def ssl_context(self) -> ssl.SSLContext | None:
-        """The server's TLS context, or ``None`` for plain HTTP.
-
-        Raises:
-            LipForensicsError: unreadable or mismatched certificate and key.
-        """
-        if self.tls_cert is None or self.tls_key is None:
-            return None
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        try:
-            context.load_cert_chain(self.tls_cert, self.tls_key)
-        except (OSError, ssl.SSLError) as error:
-            raise LipForensicsError(
-                f"cannot use TLS certificate {self.tls_cert} with key {self.tls_key}: "
-                f"{getattr(error, 'strerror', None) or error}"
-            ) from None
-        return context
-
-
-def load_server_settings(config: str | Path | None = None, **overrides: Any) -> ServerSettings:
-    """Server settings from the ``[server]`` table of the TOML file ``config`` (if any), then
-    ``overrides`` that are not None (flags win). WHIP keys (``max_sessions``, ``max_body``,
-    ``connect_timeout``, ``ice_hosts``, ``stun_servers``) sit in the same table.
-
-    Raises:
-        LipForensicsError: unreadable TOML, an unknown key, or a value of the wrong type.
-    """
-    values: dict[str, Any] = {}
-    if config is not None:
-        try:
-            table = tomllib.loads(Path(config).read_text(encoding="utf-8")).get("server", {})
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
-            raise LipForensicsError(f"cannot read config file {config}: {error}") from None
-        if not isinstance(table, dict):
-            raise LipForensicsError(f"[server] in {config} must be a table")
-        values.update(table)
-    values.update({key: value for key, value in overrides.items() if value is not None})
-    whip_keys = {f.name for f in fields(WhipSettings)}
-    server_keys = {f.name for f in fields(ServerSettings)} - {"whip"}
-    unknown = sorted(set(values) - whip_keys - server_keys)
-    if unknown:
-        known = ", ".join(sorted(whip_keys | server_keys))
-        raise LipForensicsError(f"unknown server setting(s): {', '.join(unknown)} (known: {known})")
-    for name in ("cors_origins", "ice_hosts", "stun_servers"):
-        if isinstance(values.get(name), list):
-            values[name] = tuple(values[name])
-    for name in ("tls_cert", "tls_key"):
-        if isinstance(values.get(name), str):
-            values[name] = Path(values[name])
-    _check_types(values)
-    whip = WhipSettings(**{key: values.pop(key) for key in whip_keys & set(values)})
-    return ServerSettings(**values, whip=whip)
-
-
-def _check_types(values: dict[str, Any]) -> None:
-    """Each value must have its setting's declared type (``port = "80"`` is refused)."""
-    declared = {f.name: f.type for f in (*fields(WhipSettings), *fields(ServerSettings))}
-    kinds = {"int": int, "float": (int, float), "bool": bool, "str": str}
-    for name, value in values.items():
-        text = str(declared[name])
-        if text.startswith("tuple"):
-            ok = isinstance(value, tuple) and all(isinstance(item, str) for item in value)
-        elif text.startswith("Path"):
-            ok = isinstance(value, Path)
-        else:
-            ok = isinstance(value, kinds[text]) and (text == "bool") == isinstance(value, bool)
-        if not ok:
-            raise LipForensicsError(f"server setting {name} must be {text}, got {value!r}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,7 +32,7 @@ from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSession
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.sdp import SessionDescription
 
-from stream.records import StatusEvent
+from stream.records import StatusEvent, StreamStatus
 from stream.sources.base import Source, StatusCallback
 from stream.sources.webrtc import WebRtcSource
 
@@ -209,7 +209,7 @@ class WhipEndpoint:
         videos = [track for track in tracks if track.kind == "video"]
         for number, track in enumerate(videos):
             name = session.name if number == 0 else f"{session.name}-{number}"
-            session.sources.append(WebRtcSource(track, name, on_status=self._on_status))
+            session.sources.append(WebRtcSource(track, name))
         pc.on("connectionstatechange", lambda: self._state_changed(session))
         session.timer = asyncio.create_task(self._connect_deadline(session))
         for source in session.sources:
@@ -221,7 +221,7 @@ class WhipEndpoint:
         if state == "connected":
             if session.timer is not None:
                 session.timer.cancel()
-            self._status(session, "connected", "WebRTC publisher connected")
+            self._status(session, StreamStatus.CONNECTED, "WebRTC publisher connected")
         elif state == "failed":
             await self._end(session, "the publisher stopped answering (ICE failed)")
         elif state == "closed":
@@ -241,12 +241,12 @@ class WhipEndpoint:
         self.sessions.pop(session.id, None)
         if session.timer is not None and session.timer is not asyncio.current_task():
             session.timer.cancel()
-        self._status(session, "disconnected", reason)
+        self._status(session, StreamStatus.DISCONNECTED, reason)
         await session.pc.close()
         for source in session.sources:
             await source.close()
 
-    def _status(self, session: WhipSession, status: str, detail: str) -> None:
+    def _status(self, session: WhipSession, status: StreamStatus, detail: str) -> None:
         for source in session.sources:
             self._on_status(StatusEvent(source.stream_id, status, detail))
 

@@ -21,18 +21,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import av
 import numpy as np
 
 from engines.errors import LipForensicsError
-from stream.records import Frame, StatusEvent
-from stream.sources.base import StatusCallback
+from stream.backoff import backoff_delays
+from stream.records import Frame, StatusEvent, StreamStatus
+from stream.sources.base import StatusCallback, ignore_status
 from stream.sources.urls import redact, split_url
 from stream.sources.video_file import upright_rgb
 
@@ -46,18 +46,6 @@ QUEUE_FRAMES = 4
 WATCHDOG_MARGIN = 2.0
 #: frame interval assumed when the camera does not say its rate.
 DEFAULT_INTERVAL = 1 / 25
-
-
-def backoff_delays(
-    first: float, maximum: float, rng: random.Random | None = None
-) -> Iterator[float]:
-    """Endless retry delays: ``first``, doubling up to ``maximum``, each scaled by a random
-    factor in [0.5, 1] so that many clients do not retry in lockstep."""
-    rng = rng or random.Random()
-    delay = first
-    while True:
-        yield delay * rng.uniform(0.5, 1.0)
-        delay = min(maximum, delay * 2)
 
 
 class Timeline:
@@ -192,7 +180,6 @@ class RtspSource:
     Args:
         url: the camera's address, credentials included if it needs them.
         stream_id: the stream's name in events (default: host and path of the URL).
-        on_status: called with every :class:`StatusEvent`.
         open_timeout: seconds to connect and read the stream description.
         read_timeout: seconds without data after which the connection counts as dead.
         transport: FFmpeg's ``rtsp_transport``: ``tcp`` (default), ``udp``, ...
@@ -211,7 +198,6 @@ class RtspSource:
         url: str,
         stream_id: str | None = None,
         *,
-        on_status: StatusCallback | None = None,
         open_timeout: float = 5.0,
         read_timeout: float = 5.0,
         transport: str = "tcp",
@@ -235,12 +221,16 @@ class RtspSource:
             "rtsp_transport": transport,
             "timeout": str(int(read_timeout * 1_000_000)),  # socket I/O, microseconds
         }
-        self._on_status = on_status or (lambda event: None)
         self._closed = asyncio.Event()
         self._connection: _Connection | None = None
 
-    async def frames(self) -> AsyncIterator[Frame]:
-        """Frames from the camera, across reconnects, until :meth:`close`."""
+    async def frames(self, on_status: StatusCallback = ignore_status) -> AsyncIterator[Frame]:
+        """Frames from the camera, across reconnects, until :meth:`close`; every connection
+        change goes to ``on_status``."""
+
+        def status(state: StreamStatus, detail: str) -> None:
+            on_status(StatusEvent(self.stream_id, state, detail))
+
         timeline = Timeline()
         delays = backoff_delays(FIRST_BACKOFF, self.max_backoff)
         attempt = 0
@@ -262,10 +252,12 @@ class RtspSource:
                         if attempt > 1:
                             detail += f", after {attempt - 1} failed attempt(s)"
                         ever_connected = True
-                        self._status("connected", detail)
+                        status(StreamStatus.CONNECTED, detail)
                         attempt, delays = 0, backoff_delays(FIRST_BACKOFF, self.max_backoff)
                     elif isinstance(item, _Closed):
-                        self._status("disconnected" if opened else "error", item.reason)
+                        status(
+                            StreamStatus.DISCONNECTED if opened else StreamStatus.ERROR, item.reason
+                        )
                         reason = item.reason
                         if opened:
                             down_since = time.monotonic()
@@ -276,16 +268,17 @@ class RtspSource:
                     break
                 away = time.monotonic() - down_since
                 if self.give_up_after is not None and away >= self.give_up_after:
-                    self._status(
-                        "error", f"gave up after {away:.0f} s without a connection: {reason}"
+                    status(
+                        StreamStatus.ERROR,
+                        f"gave up after {away:.0f} s without a connection: {reason}",
                     )
                     break
                 delay = next(delays)
-                self._status("reconnecting", f"attempt {attempt + 1} in {delay:.1f} s")
+                status(StreamStatus.RECONNECTING, f"attempt {attempt + 1} in {delay:.1f} s")
                 await self._sleep(delay)
         finally:
             self._stop_connection()
-            self._status("ended", redact(self.url))
+            status(StreamStatus.ENDED, redact(self.url))
 
     async def _connect(
         self,
@@ -340,9 +333,6 @@ class RtspSource:
         if self._connection is not None:
             self._connection.stopping.set()
             self._connection = None
-
-    def _status(self, status: str, detail: str) -> None:
-        self._on_status(StatusEvent(self.stream_id, status, detail))
 
     async def close(self) -> None:
         """Stop reading and drop the connection; the frame iterator then ends. Idempotent."""

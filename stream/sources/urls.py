@@ -8,6 +8,9 @@ from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from engines.errors import LipForensicsError
 
+#: schemes served by :class:`stream.sources.rtsp.RtspSource`.
+RTSP_SCHEMES = ("rtsp", "rtsps")
+
 
 def split_url(url: str) -> SplitResult:
     """``url`` in parts, checked: a bracket left open or a port that is not 0..65535 is an

@@ -16,8 +16,8 @@ from collections.abc import AsyncIterator
 from aiortc.mediastreams import MediaStreamTrack
 from av import VideoFrame
 
-from stream.records import Frame, StatusEvent
-from stream.sources.base import StatusCallback
+from stream.records import Frame, StatusEvent, StreamStatus
+from stream.sources.base import StatusCallback, ignore_status
 from stream.sources.video_file import upright_rgb
 
 #: frame interval assumed for a frame without a timestamp.
@@ -30,7 +30,6 @@ class WebRtcSource:
     Args:
         track: a received aiortc video track (``RTCPeerConnection`` ``track`` event).
         stream_id: the stream's name in events.
-        on_status: called with a :class:`StatusEvent` when the track ends.
     """
 
     live = True
@@ -39,19 +38,16 @@ class WebRtcSource:
         self,
         track: MediaStreamTrack,
         stream_id: str,
-        *,
-        on_status: StatusCallback | None = None,
     ) -> None:
         if track.kind != "video":
             raise ValueError(f"expected a video track, got {track.kind!r}")
         self.stream_id = stream_id
         self.frames_received = 0
         self._track = track
-        self._on_status = on_status or (lambda event: None)
         self._closed = asyncio.Event()
 
-    async def frames(self) -> AsyncIterator[Frame]:
-        """The track's frames as RGB, until the track ends."""
+    async def frames(self, on_status: StatusCallback = ignore_status) -> AsyncIterator[Frame]:
+        """The track's frames as RGB, until the track ends (then an ``ended`` status)."""
         last_pts = -DEFAULT_INTERVAL
         try:
             while (frame := await self._next()) is not None:
@@ -64,9 +60,8 @@ class WebRtcSource:
                 self.frames_received += 1
                 yield Frame(self.stream_id, pts, rgb, arrival)
         finally:
-            self._on_status(
-                StatusEvent(self.stream_id, "ended", f"{self.frames_received} frames received")
-            )
+            detail = f"{self.frames_received} frames received"
+            on_status(StatusEvent(self.stream_id, StreamStatus.ENDED, detail))
 
     async def _next(self) -> VideoFrame | None:
         """The track's next frame; ``None`` once it ended or :meth:`close` was called (a

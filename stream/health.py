@@ -1,0 +1,78 @@
+"""Is the pipeline keeping up? One small object that answers ``/healthz`` from counts the
+stream workers keep, not from the Prometheus series."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from stream.records import StreamStatus
+
+#: seconds after the last dropped frame or window during which health says "degraded".
+DEGRADED_FOR = 10.0
+
+
+@dataclass(slots=True)
+class StreamCounts:
+    """What one stream has done so far."""
+
+    frames: int = 0
+    frames_dropped: int = 0
+    windows_scored: int = 0
+
+
+class StreamView(Protocol):
+    """What health reads of a stream worker."""
+
+    status: StreamStatus
+    counts: StreamCounts
+
+    @property
+    def faces(self) -> int: ...
+
+
+class Health:
+    """Degraded while frames or windows were dropped in the last ``degraded_for`` seconds, or
+    while a stream is down (disconnected, reconnecting, failed)."""
+
+    def __init__(self, degraded_for: float = DEGRADED_FOR) -> None:
+        self.degraded_for = degraded_for
+        self._last_drop = -math.inf
+
+    def frames_dropped(self) -> None:
+        """Note that a stream just lost frames."""
+        self._last_drop = time.monotonic()
+
+    def report(
+        self,
+        streams: Mapping[str, StreamView],
+        *,
+        windows_dropped: Mapping[str, int],
+        windows_last_dropped: float,
+        backlog: int,
+    ) -> dict[str, object]:
+        """``{"status": "ok" | "degraded", "reasons": [...], "backlog": n, "streams": {...}}``."""
+        reasons = []
+        if time.monotonic() - max(self._last_drop, windows_last_dropped) < self.degraded_for:
+            reasons.append("falling behind: frames or windows dropped recently")
+        described = {}
+        for stream_id, stream in streams.items():
+            if stream.status.down:
+                reasons.append(f"stream {stream_id} is {stream.status}")
+            described[stream_id] = {
+                "status": str(stream.status),
+                "faces": stream.faces,
+                "frames": stream.counts.frames,
+                "frames_dropped": stream.counts.frames_dropped,
+                "windows_scored": stream.counts.windows_scored,
+                "windows_dropped": windows_dropped.get(stream_id, 0),
+            }
+        return {
+            "status": "degraded" if reasons else "ok",
+            "reasons": reasons,
+            "backlog": backlog,
+            "streams": described,
+        }

@@ -1,0 +1,79 @@
+"""How ``serve`` listens and who may use it: :class:`ServerSettings`, from flags and the
+``[server]`` table of a config file."""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from engines.errors import LipForensicsError
+from stream.server.whip import WhipSettings
+from stream.settings_file import checked, read_tables
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    """How ``serve`` listens and who may use it.
+
+    Attributes:
+        token: the bearer token for ``/whip`` and ``/events`` (and ``/metrics`` if
+            ``protect_metrics``).
+        host, port: where to listen.
+        protect_metrics: require the token for ``/metrics`` too.
+        cors_origins: browser origins allowed to call the API (none by default).
+        tls_cert, tls_key: serve HTTPS with this certificate chain and key (PEM files).
+        heartbeat: seconds between SSE keep-alive comments.
+        whip: the WHIP endpoint's limits and ICE settings.
+    """
+
+    token: str
+    host: str = "127.0.0.1"
+    port: int = 8080
+    protect_metrics: bool = False
+    cors_origins: tuple[str, ...] = ()
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    heartbeat: float = 15.0
+    whip: WhipSettings = field(default_factory=WhipSettings)
+
+    def __post_init__(self) -> None:
+        if not self.token:
+            raise LipForensicsError("a bearer token is required (--token or LIPFORENSICS_TOKEN)")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise LipForensicsError("TLS needs both a certificate and a key")
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The server's TLS context, or ``None`` for plain HTTP.
+
+        Raises:
+            LipForensicsError: unreadable or mismatched certificate and key.
+        """
+        if self.tls_cert is None or self.tls_key is None:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            context.load_cert_chain(self.tls_cert, self.tls_key)
+        except (OSError, ssl.SSLError) as error:
+            raise LipForensicsError(
+                f"cannot use TLS certificate {self.tls_cert} with key {self.tls_key}: "
+                f"{getattr(error, 'strerror', None) or error}"
+            ) from None
+        return context
+
+
+def load_server_settings(config: str | Path | None = None, **overrides: Any) -> ServerSettings:
+    """Server settings from the ``[server]`` table of the TOML file ``config`` (if any), then
+    ``overrides`` that are not None (flags win). WHIP keys (``max_sessions``, ``max_body``,
+    ``connect_timeout``, ``ice_hosts``, ``stun_servers``) sit in the same table.
+
+    Raises:
+        LipForensicsError: unreadable TOML, an unknown key, or a value of the wrong type.
+    """
+    values: dict[str, Any] = read_tables(config)["server"] if config is not None else {}
+    values.update({key: value for key, value in overrides.items() if value is not None})
+    values = checked(values, WhipSettings, ServerSettings, skip={"whip"}, what="server setting")
+    whip_keys = {f.name for f in fields(WhipSettings)}
+    whip = WhipSettings(**{key: values.pop(key) for key in whip_keys & set(values)})
+    return ServerSettings(**values, whip=whip)

@@ -1,0 +1,46 @@
+"""Command-line addresses -> sources: a file path (or ``file://``), or ``rtsp://`` /
+``rtsps://`` (:mod:`stream.sources.rtsp`)."""
+
+from __future__ import annotations
+
+from urllib.parse import unquote
+
+from engines.errors import LipForensicsError
+from stream.sources.base import Source
+from stream.sources.files import FileSource
+from stream.sources.rtsp import RtspSource
+from stream.sources.urls import RTSP_SCHEMES, split_url
+
+
+def open_source(
+    uri: str,
+    stream_id: str | None = None,
+    *,
+    realtime: bool = False,
+    give_up_after: float | None = None,
+) -> Source:
+    """The source for a command-line address: a video file path, ``file://PATH``,
+    ``rtsp://`` or ``rtsps://``. ``realtime`` paces files like a camera; a camera unreachable for
+    ``give_up_after`` seconds ends (None: it is retried for ever).
+
+    Raises:
+        LipForensicsError: an unknown scheme, or a file that cannot be read as a video.
+    """
+    scheme = split_url(uri).scheme.lower() if "://" in uri else ""
+    if scheme in RTSP_SCHEMES:
+        return RtspSource(uri, stream_id, give_up_after=give_up_after)
+    if scheme == "file":
+        return FileSource(_file_path(uri), stream_id, realtime=realtime)
+    if scheme:
+        raise LipForensicsError(
+            f"unsupported source {uri!r}: expected a video file path, file://, rtsp:// or rtsps://"
+        )
+    return FileSource(uri, stream_id, realtime=realtime)
+
+
+def _file_path(uri: str) -> str:
+    """The path of a ``file://`` URL, percent-decoded (``file:///a%20b.mp4`` is ``/a b.mp4``);
+    ``file://clip.mp4`` stays relative."""
+    parts = split_url(uri)
+    host = "" if parts.netloc in ("", "localhost") else parts.netloc
+    return unquote(host + parts.path)

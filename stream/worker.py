@@ -1,0 +1,234 @@
+"""One stream's path through the pipeline, and back out as events.
+
+In: source -> 25 fps clock -> bounded frame queue -> face stage (landmarks, track ids,
+mouth crops; on the landmark threads) -> one :class:`~stream.windows.face_window.FaceWindow`
+per face -> the shared scheduler. Out: a scored window -> the face's
+:class:`~calibration.policy.AlertPolicy` -> verdict (and alert) events.
+
+A live source whose frames pile up loses the whole backlog at once (counted), so the frames
+that are scored stay consecutive and recent; a file read as fast as possible waits instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Executor
+from contextlib import aclosing, suppress
+from dataclasses import dataclass, replace
+
+from calibration.policy import AlertPolicy, PolicyConfig
+from engines.errors import LipForensicsError
+from engines.method import normalise_crops
+from stream.config import Settings
+from stream.faces.stage import FaceStage
+from stream.health import Health, StreamCounts
+from stream.metrics import PipelineMetrics
+from stream.records import Frame, MouthWindow, StatusEvent, StreamStatus, Verdict
+from stream.sources.base import Source
+from stream.windows.clock import Resampler, Tick
+from stream.windows.face_window import FaceWindow
+from stream.windows.frame_queue import FrameQueue
+from stream.windows.scheduler import Scheduler
+
+log = logging.getLogger(__name__)
+
+#: logit -> fake probability (the calibrated map of a thresholds file, or the sigmoid).
+ProbabilityMap = Callable[[float], float]
+
+
+@dataclass(frozen=True, slots=True)
+class Numbered:
+    """A 25 fps frame with its index in the stream (what the frame queue holds)."""
+
+    index: int
+    tick: Tick[Frame]
+
+
+@dataclass(frozen=True, slots=True)
+class Shared:
+    """What every stream worker of one pipeline uses together."""
+
+    settings: Settings
+    scheduler: Scheduler
+    landmark_pool: Executor
+    metrics: PipelineMetrics
+    health: Health
+    policy: PolicyConfig
+    probability: ProbabilityMap
+    emit: Callable[[StatusEvent | Verdict], None]
+
+
+class StreamWorker:
+    """Reads one source and turns its frames into windows; turns its scores into events."""
+
+    def __init__(self, source: Source, shared: Shared) -> None:
+        settings = shared.settings
+        self.source, self.shared = source, shared
+        self.status = StreamStatus.STARTING
+        self.counts = StreamCounts()
+        size = settings.frame_queue if source.live else 2 * settings.window
+        self.queue: FrameQueue[Numbered | None] = FrameQueue(
+            size, round(settings.frame_queue_mb * 2**20)
+        )
+        self.windows: dict[int, FaceWindow] = {}
+        self.policies: dict[int, AlertPolicy] = {}
+        #: the last error not followed by a connection (None: the stream is fine)
+        self.failure: str | None = None
+
+    @property
+    def stream_id(self) -> str:
+        """The stream's name in events."""
+        return self.source.stream_id
+
+    @property
+    def faces(self) -> int:
+        """Faces with an open window."""
+        return len(self.windows)
+
+    def on_status(self, event: StatusEvent) -> None:
+        """A connection change reported by the source: out as an event (which comes back
+        to :meth:`note`)."""
+        self.shared.emit(event)
+
+    def note(self, event: StatusEvent) -> None:
+        """Remember the stream's latest status, and its failure if it did not recover."""
+        self.status = event.status
+        if event.status is StreamStatus.ERROR:
+            self.failure = event.detail
+        elif event.status is StreamStatus.CONNECTED:
+            self.failure = None
+
+    async def run(self) -> None:
+        """Read and process the source until it ends; a failure ends this stream only, with
+        an ``error`` status."""
+        shared = self.shared
+        loop = asyncio.get_running_loop()
+        settings = shared.settings
+        stage = await loop.run_in_executor(
+            shared.landmark_pool,
+            FaceStage,
+            settings.max_faces,
+            settings.forget_frames,
+            settings.hold_frames,
+        )
+        processing = loop.create_task(self._process(stage))
+        try:
+            await self._read()
+            await self.queue.put(None)
+            await processing
+        except LipForensicsError as error:
+            self.on_status(StatusEvent(self.stream_id, StreamStatus.ERROR, str(error)))
+        except Exception as error:  # a bug must end this stream only, and say so
+            log.exception("stream %s failed", self.stream_id)
+            detail = f"internal error: {type(error).__name__}: {error}"
+            self.on_status(StatusEvent(self.stream_id, StreamStatus.ERROR, detail))
+        finally:
+            processing.cancel()
+            with suppress(asyncio.CancelledError):
+                await processing
+            await loop.run_in_executor(shared.landmark_pool, stage.close)
+            for face in self.windows:
+                shared.scheduler.forget(self.stream_id, face)
+            self.windows.clear()
+
+    def scored(self, window: MouthWindow, logit: float) -> None:
+        """A window's logit -> the face's level -> verdict (and alert) events."""
+        shared = self.shared
+        policy = self.policies.get(window.face) or AlertPolicy(shared.policy)
+        decision = policy.update(logit)
+        latency = time.monotonic() - window.arrival
+        verdict = Verdict(
+            stream=window.stream_id,
+            face=window.face,
+            pts=window.pts,
+            logit=logit,
+            probability=shared.probability(logit),
+            level=decision.level,
+            latency_ms=round(latency * 1000.0, 1),
+        )
+        self.counts.windows_scored += 1
+        shared.metrics.windows_scored.labels(window.stream_id).inc()
+        shared.metrics.verdict_latency.labels(window.stream_id).observe(latency)
+        if decision.changed:
+            shared.metrics.alerts.labels(window.stream_id, str(verdict.level)).inc()
+        shared.emit(verdict)
+        if decision.alert:
+            shared.emit(replace(verdict, type="alert", id=uuid.uuid4().hex))
+
+    async def _read(self) -> None:
+        """Source -> 25 fps clock -> the stream's queue."""
+        clock: Resampler[Frame] = Resampler()
+        frames_in = self.shared.metrics.frames_in.labels(self.stream_id)
+        index = 0
+        async with aclosing(self.source.frames(self.on_status)) as frames:
+            async for frame in frames:
+                frames_in.inc()
+                self.counts.frames += 1
+                for tick in clock.push(frame.pts, frame):
+                    await self._enqueue(Numbered(index, tick))
+                    index += 1
+        for tick in clock.flush():
+            await self._enqueue(Numbered(index, tick))
+            index += 1
+
+    async def _enqueue(self, item: Numbered) -> None:
+        """Queue a 25 fps frame; a live stream that is behind loses its whole backlog."""
+        size = item.tick.item.image.nbytes
+        if self.source.live and self.queue.full_for(size):
+            dropped = await self.queue.drop_all()
+            self.counts.frames_dropped += dropped
+            self.shared.metrics.frames_dropped.labels(self.stream_id).inc(dropped)
+            self.shared.health.frames_dropped()
+        await self.queue.put(item, size)
+
+    async def _process(self, stage: FaceStage) -> None:
+        """The stream's queue -> face stage -> per-face windows -> scheduler."""
+        loop = asyncio.get_running_loop()
+        shared = self.shared
+        settings, scheduler = shared.settings, shared.scheduler
+        busy = shared.metrics.stage_seconds.labels("landmarks")
+        while (item := await self.queue.get()) is not None:
+            tick = item.tick
+            began = time.perf_counter()
+            found = await loop.run_in_executor(
+                shared.landmark_pool,
+                stage.process,
+                item.index,
+                tick.item.image,
+                tick.pts,
+                tick.restart,
+            )
+            busy.inc(time.perf_counter() - began)
+            for face in found.ended:
+                self.windows.pop(face, None)
+                self.policies.pop(face, None)
+                scheduler.forget(self.stream_id, face)
+            if tick.restart:
+                for policy in self.policies.values():
+                    policy.reset()
+            for face in found.crops:
+                window = self.windows.get(face.face)
+                if window is None:
+                    window = self.windows[face.face] = FaceWindow(
+                        self.stream_id,
+                        face.face,
+                        length=settings.window,
+                        stride=settings.stride,
+                        hold=settings.hold_frames,
+                    )
+                    self.policies[face.face] = AlertPolicy(shared.policy)
+                normalised = normalise_crops(face.crop[None])[0]
+                jobs, windows = window.push(
+                    item.index, tick.pts, normalised, tick.item.arrival, tick.restart
+                )
+                for job in jobs:
+                    scheduler.prefetch(job)
+                for complete in windows:
+                    if self.source.live:
+                        scheduler.submit(complete)
+                    else:
+                        await scheduler.put(complete)
