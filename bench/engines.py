@@ -49,6 +49,7 @@ from engines.backends import (  # noqa: E402
     approximate_clip_logits,
     clip_logits,
 )
+from engines.digest import file_sha256  # noqa: E402
 from engines.method import CLIP_FRAMES, normalise_crops  # noqa: E402
 from engines.model import LipForensics  # noqa: E402
 
@@ -122,7 +123,8 @@ def engine_rows(
 def sliding_rows(engine: object, frames: np.ndarray, repeats: int) -> list[list[str]]:
     """Naive, exact frame-once and approximate sliding windows over one run of frames: seconds
     per decision (encodings per decision in the label) and logit deviation from exact."""
-    from engines.clips import frame_requests, score_clips
+    from engines.clips import score_clips
+    from engines.frames import frame_requests
 
     crops_u8, normalised = frames
     few = max(1, repeats // 2)
@@ -165,7 +167,7 @@ def main() -> None:
     if args.weights:
         from engines.checkpoint import load_checkpoint
 
-        model, source = load_checkpoint(args.weights).model, export.file_sha256(args.weights)
+        model, source = load_checkpoint(args.weights).model, file_sha256(args.weights)
     else:
         model = LipForensics().eval()
         source = export.state_dict_sha256(model)

@@ -30,15 +30,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from engines.backends import Backend, create_backend  # noqa: E402
-from engines.method import normalise_crops  # noqa: E402
+from engines.method import CLIP_FRAMES as WINDOW  # noqa: E402
+from engines.method import FPS, normalise_crops  # noqa: E402
+from engines.method import FRAME_CONTEXT as REACH  # noqa: E402
 from stream.config import Settings  # noqa: E402
 from stream.faces.stage import FaceStage  # noqa: E402
 from stream.pipeline import Pipeline  # noqa: E402
 from stream.sources.files import FileSource  # noqa: E402
 from stream.sources.video_file import VideoFile  # noqa: E402
-from stream.windows.face_window import REACH  # noqa: E402
-
-FPS, WINDOW = 25, 25
 
 
 class LatencySink:

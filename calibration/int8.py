@@ -36,6 +36,8 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from engines import export
 from engines.errors import MediaError
+from engines.frames import five_frame_inputs, window_keys
+from engines.method import CLIP_FRAMES, normalise_crops
 
 #: quantisation flavours :func:`quantize_model` writes.
 TARGETS = ("cpu", "tensorrt")
@@ -60,8 +62,8 @@ def load_crops(paths: list[Path]) -> np.ndarray:
                 f"'run_stream.py crops', got {array.dtype} {array.shape}"
             )
         arrays.append(array)
-    if not arrays or sum(len(a) for a in arrays) < 25:
-        raise MediaError("calibration needs at least 25 genuine mouth crops")
+    if not arrays or sum(len(a) for a in arrays) < CLIP_FRAMES:
+        raise MediaError(f"calibration needs at least {CLIP_FRAMES} genuine mouth crops")
     return np.concatenate(arrays)
 
 
@@ -69,18 +71,10 @@ def calibration_windows(crops: np.ndarray, limit: int = 256) -> np.ndarray:
     """Five-frame encoder inputs (N, 1, 5, 88, 88) from genuine crops, at most ``limit``
     of them spread evenly over the crops; each 25-frame clip's ends get the zero padding the
     encoder sees at window ends."""
-    import torch
-
-    from engines.method import CLIP_FRAMES, normalise_crops
-    from engines.model import five_frame_inputs
-
-    clips = normalise_crops(crops[: len(crops) // CLIP_FRAMES * CLIP_FRAMES])
-    windows = np.concatenate(
-        [
-            five_frame_inputs(torch.from_numpy(clips[start : start + CLIP_FRAMES])).numpy()
-            for start in range(0, len(clips), CLIP_FRAMES)
-        ]
-    )
+    frames = normalise_crops(crops[: len(crops) // CLIP_FRAMES * CLIP_FRAMES])
+    starts = range(0, len(frames), CLIP_FRAMES)
+    keys = [key for start in starts for key in window_keys(start, CLIP_FRAMES)]
+    windows = five_frame_inputs(frames, keys)
     keep = np.linspace(0, len(windows) - 1, min(limit, len(windows))).round().astype(int)
     return windows[np.unique(keep)]
 
@@ -88,7 +82,6 @@ def calibration_windows(crops: np.ndarray, limit: int = 256) -> np.ndarray:
 def head_inputs(encoder_onnx: Path, crops: np.ndarray) -> np.ndarray:
     """(M, 25, D) features of the crops' consecutive 25-frame clips, from the FP32 encoder."""
     from engines.backends import ort_session_options
-    from engines.method import CLIP_FRAMES
 
     windows = calibration_windows(crops, limit=len(crops))
     session = ort.InferenceSession(str(encoder_onnx), ort_session_options())

@@ -102,12 +102,6 @@ def accuracy_at(scores: np.ndarray, labels: np.ndarray, threshold: float) -> flo
     return float(np.mean((scores >= threshold) == labels))
 
 
-def sigmoid(logits: np.ndarray) -> np.ndarray:
-    """Logistic function, stable for large magnitudes."""
-    logits = np.asarray(logits, dtype=np.float64)
-    return np.exp(-np.logaddexp(0.0, -logits))
-
-
 @dataclass(frozen=True, slots=True)
 class Reliability:
     """Equal-width bins of predicted fake-probability and what happened in each.

@@ -11,25 +11,25 @@ with :func:`load_thresholds_for`. The rules and the JSON schema are in docs/cali
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from calibration.metrics import Reliability, poisson_upper, reliability, sigmoid
+from calibration.metrics import Reliability, poisson_upper, reliability
 from calibration.policy import AlertPolicy, Level, PolicyConfig, count_alerts
+from engines.digest import file_sha256
 from engines.errors import CheckpointError
+from engines.method import CLIP_FRAMES, FPS, sigmoid
 
 FORMAT = "lipforensics-thresholds"
 VERSION = 1
-#: frames per second and per window of the paper's protocol.
-FPS, WINDOW = 25, 25
+#: frames per window of the paper's protocol.
+WINDOW = CLIP_FRAMES
 #: share of genuine windows that may reach SUSPICIOUS on their own (before hysteresis).
 SUSPICIOUS_QUANTILE = 0.999
 #: the smallest margin (logits) added above the largest genuine logit by the conservative rule.
@@ -178,21 +178,6 @@ def thresholds_path_for(weights_path: str | Path) -> Path:
     """``<weights without suffix>.thresholds.json``, next to the weights."""
     weights_path = Path(weights_path)
     return weights_path.with_name(weights_path.stem + ".thresholds.json")
-
-
-def file_sha256(path: str | Path) -> str:
-    """SHA-256 of a file (cached per path, size and modification time)."""
-    stat = Path(path).stat()
-    return _sha256_cached(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
-
-
-@lru_cache(maxsize=16)
-def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def save_thresholds(thresholds: Thresholds, weights_path: str | Path) -> Path:

@@ -45,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from engines import export
     from engines.backends import TensorRTBackend
     from engines.checkpoint import load_checkpoint
+    from engines.digest import file_sha256
     from engines.tensorrt import import_tensorrt
 
     trt, _ = import_tensorrt()  # the clear reason first, before any slow step
@@ -53,9 +54,7 @@ def run(args: argparse.Namespace) -> int:
     for note in loaded.notes:
         print(f"note: {note}")
     cache = args.out or export.default_cache_dir()
-    exported = export.cached_export(
-        loaded.model, cache, source_sha256=export.file_sha256(args.weights)
-    )
+    exported = export.cached_export(loaded.model, cache, source_sha256=file_sha256(args.weights))
     precision = "fp16"
     if args.int8:
         from calibration.int8 import load_crops, quantize_model

@@ -52,7 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Score the videos, choose the thresholds, save and print them."""
     from calibration.metrics import plot_reliability
-    from calibration.thresholds import calibrate, file_sha256, save_thresholds
+    from calibration.thresholds import calibrate, save_thresholds
+    from engines.digest import file_sha256
     from engines.errors import LipForensicsError
     from stream.detector import Detector
     from training.evaluate import log_video, score_videos

@@ -17,8 +17,6 @@ those clips are exact (finetune's --clip-stride must be a multiple of 5).
 Resumable: a video whose file already exists for the same weights is skipped. VIDEOS may
 be video files, .npy mouth crops (as written by `crops`), or folders of them."""
 
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".npy"}
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of the ``features`` command."""
@@ -29,9 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Encode each video not cached yet; print one line per video."""
-    from calibration.thresholds import file_sha256
     from commands.progress import ProgressBar
     from engines.checkpoint import load_checkpoint
+    from engines.digest import file_sha256
     from engines.errors import LipForensicsError, MediaError
     from stream.scan import read_input
     from training.features import GRID, SUFFIX, VideoFeatures, encode_video
@@ -75,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
 def expand_videos(paths: list[Path]) -> list[Path]:
     """The given files, and the video files (sorted) inside the given folders."""
     from engines.errors import MediaError
+    from stream.sources.video_file import VIDEO_SUFFIXES
 
     videos: list[Path] = []
     for path in paths:

@@ -52,8 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Load the features, train, save the best head with the frozen encoder."""
-    from calibration.thresholds import file_sha256
     from engines.checkpoint import load_checkpoint, save_checkpoint
+    from engines.digest import file_sha256
     from engines.errors import LipForensicsError
     from training.finetune import FinetuneConfig, split_by_video, train_head
 

@@ -4,7 +4,7 @@
 Every backend does the two stages of the network on float32 numpy arrays:
 
 - ``encode_frames(frames)``: (N, 1, 5, 88, 88) five-frame windows -> (N, 512) features, the
-  frame-once encoder (see :func:`engines.model.five_frame_inputs`);
+  frame-once encoder (see :func:`engines.frames.five_frame_inputs`);
 - ``head(features)``: (N, 25, 512) -> (N,) logits.
 
 :func:`create_backend` builds one by name from a weight file; ``"auto"`` is TensorRT when it
@@ -23,6 +23,8 @@ from typing import Protocol
 import numpy as np
 
 from engines.errors import LipForensicsError
+from engines.frames import five_frame_inputs, window_keys
+from engines.method import CLIP_FRAMES
 
 #: names accepted by :func:`create_backend` (and ``--backend``).
 BACKENDS = ("auto", "torch", "torch-cuda", "onnxruntime", "tensorrt")
@@ -51,21 +53,16 @@ class Backend(Protocol):
 
 def clip_logits(backend: Backend, clips: np.ndarray) -> np.ndarray:
     """(B, T, 88, 88) normalised clips -> (B,) logits, frame-once: the paper's clip logits."""
-    import torch
-
-    from engines.model import five_frame_inputs
-
     if len(clips) == 0:
         return np.zeros((0,), np.float32)
-    windows = np.concatenate(
-        [five_frame_inputs(torch.from_numpy(np.ascontiguousarray(c))).numpy() for c in clips]
-    )
+    keys = window_keys(0, clips.shape[1])
+    windows = np.concatenate([five_frame_inputs(clip, keys, dtype=clips.dtype) for clip in clips])
     features = backend.encode_frames(windows)
     return backend.head(features.reshape(len(clips), clips.shape[1], -1))
 
 
 def approximate_clip_logits(
-    backend: Backend, frames: np.ndarray, starts: list[int], clip_frames: int = 25
+    backend: Backend, frames: np.ndarray, starts: list[int], clip_frames: int = CLIP_FRAMES
 ) -> np.ndarray:
     """Logits of the clips beginning at ``starts`` inside one run of consecutive normalised
     frames (T, 88, 88), with every frame encoded once, from its real neighbours.
@@ -76,11 +73,7 @@ def approximate_clip_logits(
     stride, instead of ``stride`` + 4; the logits deviate a little from the exact ones
     (``bench/engines.py`` measures by how much).
     """
-    import torch
-
-    from engines.model import five_frame_inputs
-
-    windows = five_frame_inputs(torch.from_numpy(np.ascontiguousarray(frames))).numpy()
+    windows = five_frame_inputs(frames, window_keys(0, len(frames)), dtype=frames.dtype)
     features = np.concatenate(
         [backend.encode_frames(windows[i : i + 64]) for i in range(0, len(windows), 64)]
     )
@@ -317,7 +310,7 @@ def create_backend(
         LipForensicsError: unknown backend name, unusable backend, bad weight file.
     """
     from engines.checkpoint import load_checkpoint
-    from engines.export import file_sha256
+    from engines.digest import file_sha256
 
     resolve_backend_name(name)  # a bad name fails before the weights are read
     loaded = load_checkpoint(weights)

@@ -16,14 +16,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from engines.method import CLIP_FRAMES, INPUT_SIZE, normalise_crops
-from engines.model import FRAME_CONTEXT
+from engines.frames import FrameKey, five_frame_inputs, key_span, window_keys
+from engines.method import CLIP_FRAMES, normalise_crops
 
 if TYPE_CHECKING:
     from engines.backends import Backend
-
-#: a frame feature: (frame, first, stop), the frame and the real frames of its window
-FrameKey = tuple[int, int, int]
 
 
 def clip_starts(
@@ -34,36 +31,9 @@ def clip_starts(
     return [first for start, stop in runs for first in range(start, stop - clip_frames + 1, stride)]
 
 
-def clip_keys(start: int, clip_frames: int) -> list[FrameKey]:
-    """The frame features of the clip beginning at ``start`` (see :func:`frame_requests`)."""
-    stop = start + clip_frames
-    return [
-        (frame, max(start, frame - FRAME_CONTEXT), min(stop, frame + FRAME_CONTEXT + 1))
-        for frame in range(start, stop)
-    ]
-
-
-def frame_requests(starts: list[int], clip_frames: int) -> tuple[list[FrameKey], np.ndarray]:
-    """Which frame features the clips need, each computed once.
-
-    A frame's feature depends on the frames two either side *inside its clip* (zeros
-    outside). Key ``(frame, first, stop)``: the frame and the range of real frames in its
-    five-frame window. Interior frames have the same key in every overlapping clip; the two
-    frames at each end of a clip get their own zero-padded key.
-
-    Returns:
-        (keys, layout): the distinct keys, and int64 (clips, clip_frames) indices into keys.
-    """
-    index: dict[FrameKey, int] = {}
-    layout = np.empty((len(starts), clip_frames), dtype=np.int64)
-    for clip, start in enumerate(starts):
-        layout[clip] = [index.setdefault(key, len(index)) for key in clip_keys(start, clip_frames)]
-    return list(index), layout
-
-
 class ClipScorer:
     """Logits of 25-frame clips added one at a time, each frame feature encoded once
-    (:func:`frame_requests`): exactly the paper's clip logits.
+    (:mod:`engines.frames`): exactly the paper's clip logits.
 
     Frame features are encoded in batches of ``batch`` and clips go through the head in
     batches of ``batch``, both in the order the clips were added, so the batches (and the
@@ -90,7 +60,7 @@ class ClipScorer:
         """Queue the clip of frames ``start`` .. ``start + 24``; scores full batches."""
         self._shared = {key: n for key, n in self._shared.items() if key[0] >= start}
         row = []
-        for key in clip_keys(start, CLIP_FRAMES):
+        for key in window_keys(start, CLIP_FRAMES):
             if key not in self._shared:
                 self._shared[key] = self._encoded + len(self._pending)
                 self._pending.append(key)
@@ -100,7 +70,7 @@ class ClipScorer:
 
     def needs_from(self) -> int | None:
         """The first frame that queued clips still need, or None when they need none."""
-        return min((key[1] for key in self._pending), default=None)
+        return min((key_span(key)[0] for key in self._pending), default=None)
 
     def finish(self) -> np.ndarray:
         """Score the rest; the float32 logits of every clip added, in order."""
@@ -124,13 +94,10 @@ class ClipScorer:
         self.seconds += time.perf_counter() - started
 
     def _encode(self, keys: list[FrameKey]) -> None:
-        low, high = min(k[1] for k in keys), max(k[2] for k in keys)
+        spans = [key_span(key) for key in keys]
+        low, high = min(span[0] for span in spans), max(span[1] for span in spans)
         frames = normalise_crops(self.frames(low, high))
-        windows = np.zeros((len(keys), 1, 2 * FRAME_CONTEXT + 1, INPUT_SIZE, INPUT_SIZE), "f4")
-        for row, (frame, begin, end) in enumerate(keys):
-            offset = begin - (frame - FRAME_CONTEXT)
-            windows[row, 0, offset : offset + end - begin] = frames[begin - low : end - low]
-        features = self.backend.encode_frames(windows)
+        features = self.backend.encode_frames(five_frame_inputs(frames, keys, first=low))
         self._features.update((self._encoded + i, f) for i, f in enumerate(features))
         self._encoded += len(keys)
 

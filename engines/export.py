@@ -35,7 +35,7 @@ from torch import Tensor, nn
 
 from engines import method
 from engines.errors import LipForensicsError
-from engines.model import FRAME_CONTEXT, LipForensics
+from engines.model import LipForensics
 
 #: ONNX opset of the exported files (TensorRT 10/11 and ONNX Runtime >= 1.18 support it).
 OPSET = 17
@@ -106,7 +106,7 @@ def metadata_for(model: LipForensics, source_sha256: str) -> dict[str, str]:
 def export_model(model: LipForensics, out_dir: Path, *, source_sha256: str) -> ExportedModel:
     """Export both stages of ``model`` into ``out_dir`` and check them.
 
-    ``source_sha256`` names the weights (:func:`file_sha256` of the checkpoint, or
+    ``source_sha256`` names the weights (:func:`engines.digest.file_sha256` of the checkpoint, or
     :func:`state_dict_sha256` for weights that never were a file). The model's train/eval
     flags are left exactly as they were.
     """
@@ -115,7 +115,7 @@ def export_model(model: LipForensics, out_dir: Path, *, source_sha256: str) -> E
     config = model.config
     meta = metadata_for(model, source_sha256)
     size = method.INPUT_SIZE
-    frames = torch.zeros(2, 1, 2 * FRAME_CONTEXT + 1, size, size)
+    frames = torch.zeros(2, 1, 2 * method.FRAME_CONTEXT + 1, size, size)
     features = torch.zeros(2, method.CLIP_FRAMES, config.feature_dim)
     encoder = _export(
         _EncodeFrames(model),
@@ -197,15 +197,6 @@ def read_metadata(path: Path) -> dict[str, str]:
         for p in proto.metadata_props
         if p.key.startswith(META_PREFIX)
     }
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file's bytes (the checkpoint's identity in caches and metadata)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def state_dict_sha256(model: nn.Module) -> str:

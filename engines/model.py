@@ -15,7 +15,7 @@ has exactly the keys and shapes of ``lipforensics_ff.pth`` (``trunk.*``, ``front
 Frame-once encoding: the front end's only temporal operator is a convolution of kernel 5
 with zero padding 2, so frame *i*'s feature depends on frames i-2..i+2 alone.
 :meth:`FrameEncoder.encode_frames` computes it from those five frames (missing neighbours as
-zeros, which is the padding), and :func:`five_frame_inputs` builds such inputs for a clip.
+zeros, which is the padding); :mod:`engines.frames` names and builds such inputs.
 """
 
 from __future__ import annotations
@@ -26,8 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-#: frames on each side of a frame that its feature depends on (front end kernel 5, padding 2)
-FRAME_CONTEXT = 2
+from engines.method import FRAME_CONTEXT
 
 
 @dataclass(frozen=True)
@@ -168,18 +167,6 @@ class FrameEncoder(nn.Module):
         )
         x = maxpool(prelu(batchnorm(x.unsqueeze(2))))  # N x C x 1 x 22 x 22
         return self.trunk(x.squeeze(2))
-
-
-def five_frame_inputs(clip: Tensor) -> Tensor:
-    """(T, 88, 88) normalised clip -> (T, 1, 5, 88, 88): frames i-2..i+2 for each frame i.
-
-    Frames beyond the clip's ends are zeros (in normalised space), exactly the front end's
-    padding, so ``encoder.encode_frames(five_frame_inputs(clip))`` equals
-    ``encoder(clip[None, None])[0]``.
-    """
-    padded = F.pad(clip, (0, 0, 0, 0, FRAME_CONTEXT, FRAME_CONTEXT))
-    windows = padded.unfold(0, 2 * FRAME_CONTEXT + 1, 1)  # T x 88 x 88 x 5
-    return windows.permute(0, 3, 1, 2).unsqueeze(1)
 
 
 # --- multi-scale temporal convolutional network -----------------------------------------

@@ -9,6 +9,7 @@ a test's coroutine with a time limit. ``conftest.py`` turns these into fixtures.
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import AsyncIterator, Coroutine, Iterable
 from pathlib import Path
@@ -29,6 +30,13 @@ NARROW = ModelConfig(frontend_channels=8, trunk_widths=(8, 16, 16, 32), tcn_hidd
 TALKING = Path(__file__).parent / "data" / "talking.mp4"
 #: seconds :func:`run` gives a coroutine unless told otherwise.
 RUN_TIMEOUT = 60.0
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 where nothing listens: connections to it are refused."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def run(

@@ -9,13 +9,15 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from test_model import NARROW, randomise
+from live_support import NARROW, TALKING
+from test_model import randomise
 
 from calibration.int8 import calibration_windows, load_crops, quantize_model
 from engines import backends, export
 from engines.checkpoint import save_checkpoint
+from engines.digest import file_sha256
 from engines.errors import CheckpointError, LipForensicsError, MediaError
-from engines.export import file_sha256, read_metadata
+from engines.export import read_metadata
 from engines.method import normalise_crops
 from engines.model import LipForensics
 from engines.tensorrt import tensorrt_unavailable_reason
@@ -172,7 +174,7 @@ def test_approximate_logits_use_real_neighbours_at_the_window_ends(narrow_model,
 def genuine_crops():
     from stream.faces.reader import extract_mouth_crops
 
-    return extract_mouth_crops(DATA / "talking.mp4").crops
+    return extract_mouth_crops(TALKING).crops
 
 
 @pytest.fixture(scope="module")

@@ -4,22 +4,14 @@ a non-zero exit, never a traceback."""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from live_support import TALKING
+from live_support import TALKING, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def closed_port() -> int:
-    """A loopback port nothing listens on: connections are refused."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def cli(*arguments: str) -> subprocess.CompletedProcess[str]:
@@ -61,7 +53,7 @@ def test_an_unreachable_camera_is_given_up_with_one_warning_and_exit_1(narrow_we
     """rtsp:// to a closed loopback port with --give-up-after: the source retries with
     backoff, then ends with an error status; run exits 1 with one warning that says why."""
     events = tmp_path / "events.jsonl"
-    url = f"rtsp://127.0.0.1:{closed_port()}/cam"
+    url = f"rtsp://127.0.0.1:{free_port()}/cam"
     done = cli(
         "run", url, "--weights", str(narrow_weights), "--backend", "torch",
         "--give-up-after", "2", "--jsonl", str(events),

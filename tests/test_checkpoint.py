@@ -6,14 +6,14 @@ import argparse
 import zipfile
 from pathlib import Path
 
+import live_support
 import pytest
 import torch
+from live_support import NARROW
 
 from engines.checkpoint import load_checkpoint, save_checkpoint
 from engines.errors import CheckpointError
 from engines.model import LipForensics, ModelConfig
-
-NARROW = ModelConfig(frontend_channels=16, trunk_widths=(16, 32, 64, 128), tcn_hidden=64)
 
 
 @pytest.fixture(scope="session")
@@ -24,8 +24,7 @@ def paper_state() -> dict[str, torch.Tensor]:
 
 @pytest.fixture(scope="session")
 def narrow_model() -> LipForensics:
-    torch.manual_seed(1)
-    return LipForensics(NARROW).eval()
+    return live_support.narrow_model(seed=1)
 
 
 def error_for(path: Path) -> str:
@@ -135,7 +134,8 @@ def test_wrong_shape_is_named(tmp_path, narrow_model):
     # a narrow model saved without its config meets the paper's widths
     torch.save({"model": narrow_model.state_dict()}, tmp_path / "shapes.pth")
     message = error_for(tmp_path / "shapes.pth")
-    assert "trunk.layer1.0.conv1.weight has shape (16, 16, 3, 3)" in message
+    width = NARROW.trunk_widths[0]
+    assert f"trunk.layer1.0.conv1.weight has shape ({width}, {width}, 3, 3)" in message
     assert "expects (64, 64, 3, 3)" in message
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from live_support import TALKING
 
 from calibration.metrics import (
     accuracy_at,
@@ -18,11 +19,11 @@ from calibration.metrics import (
     plot_roc,
     reliability,
     roc_curve,
-    sigmoid,
 )
 from calibration.policy import count_alerts
 from calibration.thresholds import load_thresholds_for
 from commands.cli import main
+from engines.method import sigmoid
 from stream.sources.video_file import VideoFile
 from training.evaluate import FaceLogits, perturbed_copy, video_seed
 from training.perturbations import perturb
@@ -134,20 +135,13 @@ def test_perturbed_copy_is_lossless_and_keeps_timestamps(tmp_path) -> None:
 
 
 @pytest.fixture(scope="module")
-def small_weights(tmp_path_factory) -> Path:
-    """A narrow LipForensics with random weights, in our checkpoint format."""
-    import torch
-
-    from engines.checkpoint import save_checkpoint
-    from engines.model import LipForensics, ModelConfig
-
-    torch.manual_seed(0)
-    config = ModelConfig(frontend_channels=8, trunk_widths=(8, 16, 32, 64), tcn_hidden=16)
-    return save_checkpoint(tmp_path_factory.mktemp("weights") / "small.pth", LipForensics(config))
+def small_weights(tmp_path_factory, narrow_weights) -> Path:
+    """A copy of the shared narrow checkpoint: `calibrate` writes its thresholds next to it."""
+    return Path(shutil.copy(narrow_weights, tmp_path_factory.mktemp("weights") / "small.pth"))
 
 
 def test_calibrate_then_evaluate_end_to_end_on_real_clips(small_weights, tmp_path, capsys) -> None:
-    genuine, fake = DATA / "talking.mp4", DATA / "talking_24fps.mp4"
+    genuine, fake = TALKING, DATA / "talking_24fps.mp4"
     figure = tmp_path / "reliability.png"
     code = main(
         ["calibrate", "--weights", str(small_weights), "--genuine", str(genuine),
@@ -187,9 +181,9 @@ def test_calibrated_thresholds_raise_no_alert_on_their_genuine_windows(small_wei
     backend = Detector.load(small_weights, backend="torch", calibrated=False).backend
     thresholds = load_thresholds_for(small_weights)
     if thresholds is None:  # run alone: calibrate first
-        main(["calibrate", "--weights", str(small_weights), "--genuine", str(DATA / "talking.mp4")])
+        main(["calibrate", "--weights", str(small_weights), "--genuine", str(TALKING)])
         thresholds = load_thresholds_for(small_weights)
-    video = score_video(DATA / "talking.mp4", backend, thresholds.stride)
+    video = score_video(TALKING, backend, thresholds.stride)
     assert sum(count_alerts(run, thresholds.policy) for run in video.runs) == 0
 
 
@@ -200,7 +194,7 @@ def test_bad_inputs_give_one_line_errors(small_weights, tmp_path, capsys) -> Non
                  "--fake", str(empty)]) == 2  # fmt: skip
     assert "no videos in" in capsys.readouterr().err
     assert main(["calibrate", "--weights", str(tmp_path / "missing.pth"),
-                 "--genuine", str(DATA / "talking.mp4")]) == 2  # fmt: skip
+                 "--genuine", str(TALKING)]) == 2  # fmt: skip
     assert capsys.readouterr().err.startswith("error: ")
 
 

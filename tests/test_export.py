@@ -11,12 +11,14 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from test_model import NARROW, randomise
+from live_support import NARROW, TALKING
+from test_model import randomise
 
 from engines import export, method
 from engines.backends import OnnxRuntimeBackend, clip_logits
+from engines.frames import five_frame_inputs, window_keys
 from engines.method import normalise_crops
-from engines.model import LipForensics, ModelConfig, five_frame_inputs
+from engines.model import LipForensics, ModelConfig
 
 DATA = Path(__file__).parent / "data"
 
@@ -55,7 +57,7 @@ def real_clips() -> np.ndarray:
     """Normalised (4, 25, 88, 88) clips of real mouth crops from the talking-face fixture."""
     from stream.faces.reader import extract_mouth_crops
 
-    crops = extract_mouth_crops(DATA / "talking.mp4").crops
+    crops = extract_mouth_crops(TALKING).crops
     usable = len(crops) // 25 * 25
     assert usable >= 50, "the fixture should give at least two clips of crops"
     return normalise_crops(crops[:usable]).reshape(-1, 25, 88, 88)
@@ -162,10 +164,10 @@ def test_onnxruntime_clip_logits_equal_the_whole_pytorch_network_on_real_crops(
 
 
 def test_encoder_runs_seven_real_windows_in_one_batch(paper_model, ort_backend, real_clips):
-    windows = five_frame_inputs(torch.from_numpy(real_clips[0]))[9:16]  # 7 windows
+    windows = five_frame_inputs(real_clips[0], window_keys(0, len(real_clips[0])))[9:16]
     with torch.no_grad():
-        expected = paper_model.encoder.encode_frames(windows).numpy()
-    assert relative_error(ort_backend.encode_frames(windows.numpy()), expected) < 1e-4
+        expected = paper_model.encoder.encode_frames(torch.from_numpy(windows)).numpy()
+    assert relative_error(ort_backend.encode_frames(windows), expected) < 1e-4
 
 
 def test_cached_export_reuses_the_files_and_keys_on_the_weights(tmp_path):
@@ -197,7 +199,7 @@ def test_fp16_copy_keeps_float32_inputs_and_outputs(narrow_mixed_modes, tmp_path
     weights = [t for t in proto.graph.initializer if len(t.dims) > 1]
     assert weights and all(t.data_type == onnx.TensorProto.FLOAT16 for t in weights)
     session = ort.InferenceSession(str(half), providers=["CPUExecutionProvider"])
-    features = np.random.default_rng(0).random((3, 25, 128), np.float32)
+    features = np.random.default_rng(0).random((3, 25, NARROW.feature_dim), np.float32)
     with torch.no_grad():
         expected = model.head(torch.from_numpy(features)).numpy()
     actual = session.run(None, {export.HEAD_INPUT: features})[0]

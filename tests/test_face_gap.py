@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from clip_builder import decode, looped, write_clip
 from live_support import (
+    TALKING,
     CountingBackend,
     ListSink,
     narrow_model,
@@ -34,7 +35,7 @@ def rss_bytes() -> int:
 @pytest.fixture(scope="module")
 def gap_clip(tmp_path_factory) -> Path:
     """talking.mp4 (4 s), no_face.mp4 looped for GAP_FRAMES frames, talking.mp4 again; 25 fps."""
-    talking, empty = decode(DATA / "talking.mp4", SIZE), decode(DATA / "no_face.mp4", SIZE)
+    talking, empty = decode(TALKING, SIZE), decode(DATA / "no_face.mp4", SIZE)
     path = tmp_path_factory.mktemp("gap") / "gap.mp4"
     return write_clip(path, talking + looped(empty, GAP_FRAMES) + talking, SIZE)
 

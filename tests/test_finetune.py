@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from live_support import NARROW, TALKING, narrow_model
 
 from calibration.metrics import auc
 from engines.checkpoint import load_checkpoint, save_checkpoint
@@ -34,7 +35,6 @@ from training.finetune import (
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
-NARROW = ModelConfig(frontend_channels=8, trunk_widths=(8, 8, 16, 16), tcn_hidden=8)
 
 
 @pytest.fixture(scope="module")
@@ -42,13 +42,12 @@ def crops() -> np.ndarray:
     """Real mouth crops of the bundled talking clip (MediaPipe, once per module)."""
     from stream.faces.reader import extract_mouth_crops
 
-    return extract_mouth_crops(DATA / "talking.mp4").crops
+    return extract_mouth_crops(TALKING).crops
 
 
 @pytest.fixture(scope="module")
 def model() -> LipForensics:
-    torch.manual_seed(0)
-    return LipForensics(NARROW).eval()
+    return narrow_model()
 
 
 def test_cached_clip_features_give_the_whole_networks_logit(crops, model) -> None:
@@ -66,10 +65,11 @@ def test_cached_clip_features_give_the_whole_networks_logit(crops, model) -> Non
 
 def test_edge_variants_are_computed_only_for_clips_on_the_grid() -> None:
     wanted = requests(((0, 60),), grid=5)
-    interior = [w for w in wanted if w[1] == 0]
-    assert len(interior) == 60
+    interior = [key for key, slot in wanted if slot == 0]
+    assert len(interior) == 60 and interior[:3] == [(0, 2, 0), (1, 1, 0), (2, 0, 0)]
     # clips start at 0, 5, ..., 35: frames 0..1 / 5..6 ... get left variants
-    assert (5, 1, 0) in wanted and (6, 2, 0) in wanted and (7, 1, 0) not in wanted
+    assert ((5, 2, 0), 1) in wanted and ((6, 1, 0), 2) in wanted
+    assert ((7, 2, 0), 1) not in wanted
     assert len(wanted) - 60 == 4 * 8  # 8 clips, 4 edge frames each, none shared
 
 
@@ -153,7 +153,7 @@ def feature_folders(tmp_path_factory, model) -> tuple[Path, Path, Path]:
 
     root = tmp_path_factory.mktemp("finetune")
     weights = save_checkpoint(root / "start.pth", model)
-    crops = extract_mouth_crops(DATA / "talking.mp4").crops
+    crops = extract_mouth_crops(TALKING).crops
     videos = root / "videos"
     videos.mkdir()
     for half, part in enumerate((crops[:50], crops[50:])):
@@ -199,8 +199,7 @@ def test_finetune_command_writes_a_checkpoint_every_command_loads(feature_folder
 
 def test_finetune_refuses_features_from_other_weights(feature_folders, tmp_path) -> None:
     _weights, real, fake = feature_folders
-    torch.manual_seed(1)
-    other = save_checkpoint(tmp_path / "other.pth", LipForensics(NARROW))
+    other = save_checkpoint(tmp_path / "other.pth", narrow_model(seed=1))
     done = run_cli("finetune", "--weights", str(other), "--real", str(real), "--fake",
                    str(fake), "--out", str(tmp_path / "x.pth"))  # fmt: skip
     assert done.returncode == 2 and "other weights" in done.stderr

@@ -16,7 +16,6 @@ from live_support import (
 )
 from server_support import TOKEN
 
-from stream import pipeline as pipeline_module
 from stream.config import Settings
 from stream.pipeline import Pipeline
 from stream.server.app import Server
@@ -29,15 +28,15 @@ CLIP_DEADLINE = 30.0
 RECOVERY_DEADLINE = 20.0
 
 
-def test_healthz_is_degraded_while_work_is_dropped_and_ok_after(monkeypatch):
+def test_healthz_is_degraded_while_work_is_dropped_and_ok_after():
     """A camera-paced clip, a window every frame, and an engine that sleeps 0.3 s per call:
     windows are dropped, so /healthz answers 503 with the reason; a quiet spell longer than
-    DEGRADED_FOR (shortened here) brings it back to 200."""
-    monkeypatch.setattr(pipeline_module, "DEGRADED_FOR", 1.0)
+    ``degraded_for`` (shortened here) brings it back to 200."""
 
     async def main() -> tuple[list[tuple[int, dict]], tuple[int, dict]]:
         settings = Settings(stride=1, window_queue=2, prefetch_queue=8, max_batch=8, jsonl=None)
         pipeline = Pipeline(settings, SlowBackend(narrow_model(), delay=0.3))
+        pipeline.health_check.degraded_for = 1.0
         server = Server(pipeline, ServerSettings(token=TOKEN, port=0))
         await server.start()
         source = FileSource(TALKING, "cam", realtime=True)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from live_support import TALKING
 
 from stream.faces.align import mean_face
 from training.manipulations import (
@@ -144,7 +145,7 @@ def test_a_frozen_mouth_survives_the_real_crop_pipeline(tmp_path: Path) -> None:
     from stream.faces.reader import extract_mouth_crops
     from stream.sources.video_file import VideoFile
 
-    source = DATA / "talking.mp4"
+    source = TALKING
     genuine = extract_mouth_crops(source)
     with VideoFile(source) as video:
         frames = np.stack([rgb for _pts, rgb in video.frames()])

@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from live_support import NARROW
 
+from engines.frames import five_frame_inputs, window_keys
 from engines.method import normalise_crops
-from engines.model import LipForensics, ModelConfig, five_frame_inputs
+from engines.model import LipForensics, ModelConfig
 
 DATA = Path(__file__).parent / "data"
-NARROW = ModelConfig(frontend_channels=16, trunk_widths=(16, 32, 64, 128), tcn_hidden=64)
 
 
 def randomise(model: torch.nn.Module, seed: int) -> torch.nn.Module:
@@ -152,7 +153,13 @@ def test_narrow_config_fits_a_small_file():
 
 def frame_once_logits(model: LipForensics, clips: torch.Tensor) -> torch.Tensor:
     """Encode every frame of every clip from its own five-frame window, then the head."""
-    features = [model.encoder.encode_frames(five_frame_inputs(clip[0])) for clip in clips]
+    keys = window_keys(0, clips.shape[2])
+    features = [
+        model.encoder.encode_frames(
+            torch.from_numpy(five_frame_inputs(clip[0].numpy(), keys, dtype=clip.numpy().dtype))
+        )
+        for clip in clips
+    ]
     return model.head(torch.stack(features))
 
 
@@ -170,9 +177,9 @@ def test_frame_once_is_exact_in_float64(narrow_double, clips):
 
 
 def test_five_frame_inputs_pad_with_zeros_beyond_the_clip():
-    clip = torch.arange(1, 7, dtype=torch.float32).view(6, 1, 1).expand(6, 88, 88)
-    windows = five_frame_inputs(clip)
-    assert windows.shape == (6, 1, 5, 88, 88)
+    clip = np.broadcast_to(np.arange(1, 7, dtype=np.float32)[:, None, None], (6, 88, 88))
+    windows = five_frame_inputs(clip, window_keys(0, 6))
+    assert windows.shape == (6, 1, 5, 88, 88) and windows.dtype == np.float32
     assert windows[0, 0, :, 0, 0].tolist() == [0, 0, 1, 2, 3]
     assert windows[3, 0, :, 0, 0].tolist() == [2, 3, 4, 5, 6]
     assert windows[5, 0, :, 0, 0].tolist() == [4, 5, 6, 0, 0]

@@ -10,6 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from live_support import TALKING
 from PIL import Image
 
 from commands.cli import main
@@ -41,7 +42,7 @@ SPEC_MAPPING = (
 
 @pytest.fixture(scope="session")
 def talking() -> MouthCrops:
-    return extract_mouth_crops(DATA / "talking.mp4")
+    return extract_mouth_crops(TALKING)
 
 
 def test_mapping_matches_the_spec_with_68_unique_entries():
@@ -219,7 +220,7 @@ def test_video_without_a_face_gives_no_crops():
 
 
 def test_causal_crops_stay_close_to_the_reference(talking):
-    causal = extract_mouth_crops(DATA / "talking.mp4", smoothing="causal")
+    causal = extract_mouth_crops(TALKING, smoothing="causal")
     difference = np.abs(causal.crops.astype(int) - talking.crops.astype(int)).mean()
     consecutive = np.abs(np.diff(talking.crops.astype(int), axis=0)).mean()
     assert 0 < difference < consecutive
@@ -227,7 +228,7 @@ def test_causal_crops_stay_close_to_the_reference(talking):
 
 def test_crops_command_saves_the_array_and_a_contact_sheet(tmp_path, capsys):
     out = tmp_path / "crops.npy"
-    assert main(["crops", str(DATA / "talking.mp4"), "--out", str(out)]) == 0
+    assert main(["crops", str(TALKING), "--out", str(out)]) == 0
     crops = np.load(out)
     assert crops.shape == (100, 96, 96) and crops.dtype == np.uint8
     sheet = np.asarray(Image.open(out.with_suffix(".png")))
@@ -257,7 +258,7 @@ def test_crops_match_the_reference_pipeline_bit_for_bit(talking):
     and full 256 x 256 warp, the patch cut from it, PIL's grayscale."""
     from skimage import transform
 
-    with VideoFile(DATA / "talking.mp4") as video:
+    with VideoFile(TALKING) as video:
         frames = [rgb for _, rgb in video.frames()]
     smoothed = smooth(talking.landmarks, Smoothing.named("lookahead"))
     stable = list(STABLE_POINTS)
@@ -275,7 +276,7 @@ def test_crops_match_the_reference_pipeline_bit_for_bit(talking):
 
 @pytest.fixture(scope="module")
 def first_frames() -> list[np.ndarray]:
-    with VideoFile(DATA / "talking.mp4") as video:
+    with VideoFile(TALKING) as video:
         return [rgb for _, rgb in islice(video.frames(), 5)]
 
 

@@ -8,7 +8,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 from aiohttp import web
-from live_support import TALKING, narrow_model
+from live_support import TALKING, free_port, narrow_model
 
 from engines.checkpoint import save_checkpoint
 from engines.errors import LipForensicsError
@@ -69,13 +68,6 @@ def alert(number: int, with_id: bool = True) -> dict[str, object]:
     if with_id:
         event["id"] = f"alert-{number}"
     return event
-
-
-def free_port() -> int:
-    """A port on 127.0.0.1 where nothing listens (for a receiver that is down)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_rows_keep_their_order_and_ids_and_survive_reopening(tmp_path):

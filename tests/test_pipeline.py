@@ -12,13 +12,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 from live_support import (
+    TALKING,
     CountingBackend,
     ListSink,
+    SlowBackend,
     clip_logit,
     narrow_model,
     one_torch_thread,  # noqa: F401 (autouse fixture)
     record_batch_streams,
 )
+from live_support import run as run_async
 
 from calibration.policy import PolicyConfig
 from engines.method import normalise_crops
@@ -44,7 +47,6 @@ def run():
     sink = ListSink()
     backend = CountingBackend(narrow_model())
     pipeline = Pipeline(Settings(stride=5), backend, sinks=[sink], policy=EASY_ALERTS)
-    record_batch_streams(pipeline.scheduler)
 
     async def main():
         for name, file in STREAMS.items():
@@ -88,13 +90,24 @@ def test_two_faces_in_one_stream_are_scored_separately(run):
     assert logits[0] != logits[1]
 
 
-def test_streams_share_backend_batches(run):
-    """One head call scores windows of several streams (not one stream per call)."""
-    _, pipeline = run
-    calls = pipeline.scheduler.backend.head_streams
-    assert len(calls) == len(pipeline.scheduler.backend.head_batches)  # every call recorded
+def test_streams_share_backend_batches():
+    """Two streams and an engine slower than their faces come (0.25 s per encoder call):
+    the windows that wait meanwhile, from both streams, go to the backend together, so
+    one head call holds windows of two streams."""
+    backend = SlowBackend(narrow_model(), delay=0.25)
+    pipeline = Pipeline(Settings(stride=5, jsonl=None), backend)
+    record_batch_streams(pipeline.scheduler)
+
+    async def main():
+        for name in ("talking", "fps30"):
+            pipeline.add_source(FileSource(DATA / STREAMS[name], name))
+        await pipeline.run_until_sources_end()
+
+    run_async(main(), timeout=120)
+    calls = backend.head_streams
+    assert calls and len(calls) == len(backend.head_batches)  # every head call recorded
     shared = [streams for streams in calls if len(set(streams)) > 1]
-    assert shared, f"no head call held windows of two streams; per call: {calls}"
+    assert shared, f"no head call held windows of two streams; streams per call: {calls}"
 
 
 def test_status_events_and_metrics_per_stream(run):
@@ -116,7 +129,7 @@ def test_live_logits_equal_the_whole_network_on_the_offline_crops(run):
     window by window, the full network's logit on the crops the offline extractor makes
     with the same smoothing."""
     sink, _ = run
-    crops = extract_mouth_crops(DATA / "talking.mp4", smoothing="none")
+    crops = extract_mouth_crops(TALKING, smoothing="none")
     assert len(crops.crops) == 100
     frames = normalise_crops(crops.crops)
     model = narrow_model()  # the same seeded weights the pipeline ran with

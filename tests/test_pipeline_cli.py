@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from live_support import (
+    TALKING,
     one_torch_thread,  # noqa: F401 (autouse fixture)
 )
 
@@ -72,13 +73,13 @@ def test_rtsp_addresses_go_to_the_rtsp_source_and_files_to_the_file_source():
 
     camera = open_source("rtsp://127.0.0.1:8554/cam", "door")
     assert isinstance(camera, RtspSource) and camera.stream_id == "door" and camera.live
-    clip = open_source(f"file://{DATA / 'talking.mp4'}", realtime=True)
+    clip = open_source(f"file://{TALKING}", realtime=True)
     assert isinstance(clip, FileSource) and clip.stream_id == "talking" and clip.live
     asyncio.run(clip.close())
 
 
 def test_missing_weights_are_one_line_and_exit_2(capsys, tmp_path):
-    talking = str(DATA / "talking.mp4")
+    talking = str(TALKING)
     assert run_stream.main(["run", talking]) == 2
     assert "--weights is required" in capsys.readouterr().err
     assert run_stream.main(["run", talking, "--weights", str(tmp_path / "none.pth")]) == 2

@@ -6,7 +6,14 @@ import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from live_support import CountingBackend, ListSink, MemorySource, narrow_model, one_torch_thread  # noqa: F401
+from live_support import (
+    TALKING,
+    CountingBackend,
+    ListSink,
+    MemorySource,
+    narrow_model,
+    one_torch_thread,  # noqa: F401 (autouse fixture)
+)
 
 from engines.errors import MediaError
 from stream.config import Settings
@@ -39,7 +46,7 @@ def test_a_failing_source_ends_its_stream_with_an_error_and_the_others_go_on():
     async def main():
         pipeline.add_source(BrokenSource("bug", RuntimeError("boom")))
         pipeline.add_source(BrokenSource("bad", MediaError("stream went away")))
-        pipeline.add_source(FileSource(DATA / "talking.mp4", "good"))
+        pipeline.add_source(FileSource(TALKING, "good"))
         await pipeline.run_until_sources_end()
 
     asyncio.run(main())

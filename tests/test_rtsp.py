@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from clip_builder import decode, write_clip
-from live_support import TALKING, narrow_model, run
+from live_support import TALKING, free_port, narrow_model, run
 from rtsp_support import RtspServer, require_rtsp_server
 
 from engines.backends import TorchBackend
@@ -34,12 +34,6 @@ def _rtsp_server_available() -> None:
 
 async def take(frames: AsyncIterator[Frame], count: int) -> list[Frame]:
     return [await anext(frames) for _ in range(count)]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_rtsp_frames_arrive_as_rgb_with_increasing_pts() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from clip_builder import decode, write_clip
-from live_support import narrow_model, one_torch_thread  # noqa: F401 (autouse fixture)
+from live_support import TALKING, narrow_model, one_torch_thread  # noqa: F401 (autouse fixture)
 
 from engines.backends import TorchBackend
 from engines.clips import StreamScorer, clip_starts, score_clips
@@ -27,7 +27,7 @@ def backend() -> TorchBackend:
 @pytest.fixture(scope="module")
 def gaps_video(tmp_path_factory) -> Path:
     """Talking frames cut by frames without a face: four runs (60, 40, 40 and 20 frames)."""
-    talking, empty = decode(DATA / "talking.mp4", SIZE), decode(DATA / "no_face.mp4", SIZE)
+    talking, empty = decode(TALKING, SIZE), decode(DATA / "no_face.mp4", SIZE)
     frames = talking[:60] + empty[:5] + talking[60:] + empty[:3] + talking[:40]
     frames += empty[:2] + talking[:20]
     return write_clip(tmp_path_factory.mktemp("gaps") / "gaps.mp4", frames, SIZE)
@@ -40,7 +40,7 @@ def collected(gaps_video) -> dict[str, ScanInput]:
 
 
 def videos(gaps_video: Path) -> dict[str, Path]:
-    return {"talking": DATA / "talking.mp4", "gaps": gaps_video}
+    return {"talking": TALKING, "gaps": gaps_video}
 
 
 @pytest.mark.parametrize("stride", [25, 5])

@@ -11,7 +11,8 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-from test_model import NARROW, randomise
+from live_support import NARROW
+from test_model import randomise
 
 from engines import export, tensorrt
 from engines.errors import LipForensicsError

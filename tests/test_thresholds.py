@@ -9,20 +9,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from calibration.metrics import poisson_upper, sigmoid
+from calibration.metrics import poisson_upper
 from calibration.policy import count_alerts
 from calibration.thresholds import (
     calibrate,
     choose_policy,
     face_hours,
-    file_sha256,
     fit_platt,
     fit_probability,
     load_thresholds_for,
     save_thresholds,
     thresholds_path_for,
 )
+from engines.digest import file_sha256
 from engines.errors import CheckpointError
+from engines.method import sigmoid
 
 STRIDE = 5
 

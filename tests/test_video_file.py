@@ -7,6 +7,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from live_support import TALKING
 
 from engines.errors import MediaError
 from stream.sources.video_file import VideoFile
@@ -29,11 +30,11 @@ def remuxed(source: Path, target: Path, **options: str) -> Path:
 def faststart(tmp_path_factory) -> Path:
     """talking.mp4 remuxed with its index first, so that a cut file still opens."""
     path = tmp_path_factory.mktemp("video") / "faststart.mp4"
-    return remuxed(DATA / "talking.mp4", path, movflags="faststart")
+    return remuxed(TALKING, path, movflags="faststart")
 
 
 def test_frames_come_with_their_timestamps():
-    with VideoFile(DATA / "talking.mp4") as video:
+    with VideoFile(TALKING) as video:
         frames = list(video.frames())
         info = video.info
     assert (info.width, info.height, info.fps, info.frames) == (400, 300, 25.0, 100)
@@ -70,7 +71,7 @@ def test_text_file_is_not_a_video(tmp_path):
 
 def test_file_cut_before_its_index_cannot_be_opened(tmp_path):
     path = tmp_path / "cut.mp4"
-    path.write_bytes((DATA / "talking.mp4").read_bytes()[:40_000])
+    path.write_bytes((TALKING).read_bytes()[:40_000])
     with pytest.raises(MediaError, match="corrupt, truncated or not a video"):
         VideoFile(path)
 
@@ -112,7 +113,7 @@ def test_corrupt_middle_stops_cleanly_and_says_so(tmp_path, faststart):
 
 
 def test_a_cut_matroska_file_without_a_frame_count_is_called_truncated(tmp_path):
-    whole = remuxed(DATA / "talking.mp4", tmp_path / "talking.mkv")
+    whole = remuxed(TALKING, tmp_path / "talking.mkv")
     with VideoFile(whole) as video:
         assert len(list(video.frames())) == 100 and video.info.frames == 0
     assert video.problem is None
@@ -128,7 +129,7 @@ def test_a_cut_matroska_file_without_a_frame_count_is_called_truncated(tmp_path)
 def test_a_display_rotation_is_applied_as_a_player_would(tmp_path, degrees):
     """A phone stores a portrait video as landscape frames plus a rotation: frames come
     upright, equal (up to the codec) to the clip they were made from."""
-    with VideoFile(DATA / "talking.mp4") as video:
+    with VideoFile(TALKING) as video:
         upright = [rgb for _, rgb in video.frames()][:10]
     stored = [np.ascontiguousarray(np.rot90(rgb, -degrees // 90)) for rgb in upright]
     path = tmp_path / f"rotated{degrees}.mp4"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,17 +13,21 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+#: what the checkout holds beside the packages (environments, caches, builds, tests, media)
+NOT_SHIPPED = (".*", "build", "dist", "*.egg-info", "__pycache__", "node_modules", "tests", "media")
 
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The project's wheel, built from the checkout and installed without dependencies into
     a folder of its own (the dependencies come from the test's own environment)."""
+    source = tmp_path_factory.mktemp("source") / "checkout"  # a build leaves no trace here
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(*NOT_SHIPPED))
     wheels = tmp_path_factory.mktemp("wheels")
     target = tmp_path_factory.mktemp("target")
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
     subprocess.run(
-        [*pip, "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-w", str(wheels)],
+        [*pip, "wheel", str(source), "--no-deps", "--no-build-isolation", "-w", str(wheels)],
         check=True,
         capture_output=True,
     )

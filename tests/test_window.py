@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stream.windows.face_window import FaceWindow, five_frames, window_keys
+from engines.frames import five_frame_inputs, window_keys
+from stream.windows.face_window import FaceWindow
 
 
 def frame(value: float) -> np.ndarray:
@@ -32,14 +33,12 @@ def test_window_keys_pad_only_the_two_frames_at_each_end():
     assert all(key == (10 + i, 0, 0) for i, key in enumerate(keys) if 2 <= i <= 22)
 
 
-def test_five_frames_zeroes_the_padded_neighbours():
+def test_five_frame_inputs_zero_the_padded_neighbours():
     frames = [frame(i) for i in range(10, 35)]
-    left = five_frames(frames, (10, 2, 0), first=10)
-    assert [float(f[0, 0]) for f in left] == [0.0, 0.0, 10.0, 11.0, 12.0]
-    right = five_frames(frames, (33, 0, 1), first=10)
-    assert [float(f[0, 0]) for f in right] == [31.0, 32.0, 33.0, 34.0, 0.0]
-    interior = five_frames(frames, (20, 0, 0), first=10)
-    assert [float(f[0, 0]) for f in interior] == [18.0, 19.0, 20.0, 21.0, 22.0]
+    left, right, interior = five_frame_inputs(frames, [(10, 2, 0), (33, 0, 1), (20, 0, 0)], 10)
+    assert [float(f[0, 0]) for f in left[0]] == [0.0, 0.0, 10.0, 11.0, 12.0]
+    assert [float(f[0, 0]) for f in right[0]] == [31.0, 32.0, 33.0, 34.0, 0.0]
+    assert [float(f[0, 0]) for f in interior[0]] == [18.0, 19.0, 20.0, 21.0, 22.0]
 
 
 @pytest.mark.parametrize("stride", [1, 5, 25])
@@ -82,7 +81,7 @@ def test_prefetched_encodings_are_needed_and_leave_two_per_window(stride):
         if w is None:  # for a window after the last frame
             assert key[0] >= windows[-1].first + stride
             continue
-        np.testing.assert_array_equal(job.frames, five_frames(w.frames, key, w.first))
+        np.testing.assert_array_equal(job.frames, five_frame_inputs(w.frames, [key], w.first)[0])
     for w in windows:
         last = w.first + 24
         ready = {key for key in prefetched if key[0] + 2 - key[2] <= last}

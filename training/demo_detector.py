@@ -40,8 +40,8 @@ import torch.nn.functional as F
 
 from calibration.metrics import auc
 from engines.clips import clip_starts
-from engines.method import CLIP_FRAMES, INPUT_OFFSET, INPUT_SIZE, MEAN, STD
-from engines.model import FRAME_CONTEXT, FrameEncoder, LipForensics, ModelConfig
+from engines.method import CLIP_FRAMES, FPS, FRAME_CONTEXT, INPUT_OFFSET, INPUT_SIZE, MEAN, STD
+from engines.model import FrameEncoder, LipForensics, ModelConfig
 from training.features import clip_features, encode_video
 from training.finetune import FinetuneConfig, LabelledVideo, predict, train_head
 from training.manipulations import Footage, manipulate, write_video
@@ -122,7 +122,7 @@ def read_footage(path: Path) -> Footage:
     with VideoFile(path) as video:
         frames = np.stack([rgb for _pts, rgb in video.frames()])
     mouths = extract_mouth_crops(path)
-    found = np.rint(mouths.pts * 25).astype(int)
+    found = np.rint(mouths.pts * FPS).astype(int)
     keep = found < len(frames)
     landmarks = np.empty((len(frames), 68, 2))
     nearest = np.abs(np.arange(len(frames))[:, None] - found[keep][None]).argmin(axis=1)
@@ -320,8 +320,9 @@ def build_demo(
 def _build(work_dir: Path, weights: Path, seed: int, log: Log) -> DemoReport:
     """:func:`build_demo`'s steps."""
     from calibration.policy import count_alerts
-    from calibration.thresholds import calibrate, file_sha256, save_thresholds
+    from calibration.thresholds import calibrate, save_thresholds
     from engines.checkpoint import save_checkpoint
+    from engines.digest import file_sha256
 
     started = time.perf_counter()
     torch.manual_seed(seed)

@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     from engines.backends import Backend
 
 MILLISECOND = Fraction(1, 1000)
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".npy")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +70,8 @@ def list_videos(directory: Path) -> list[Path]:
     Raises:
         MediaError: not a directory, or no video in it.
     """
+    from stream.sources.video_file import VIDEO_SUFFIXES
+
     if not directory.is_dir():
         raise MediaError(f"not a directory: {directory} (expected a folder of videos)")
     videos = sorted(p for p in directory.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)

@@ -1,13 +1,14 @@
 """A cache of per-frame features, so the temporal head can be trained without the encoder.
 
 The paper fine-tunes with the encoder frozen. A frame's feature depends only on the two
-frames either side of it *within its clip* (zeros beyond the clip's ends), so each frame
-has five possible features: the interior one, and four edge variants for when it is one
-of the first two or last two frames of a clip. The cache holds every frame's interior
-feature and the edge variants of the clips that start every :data:`GRID` frames from the
-start of each run (about 1.8 encodings per frame at a grid of 5, as the live pipeline at
-stride 5): the features of those clips, assembled by :func:`clip_features`, are exact (the
-head's logit on them equals the whole network's logit on that clip).
+frames either side of it *within its clip* (zeros beyond the clip's ends; the keys of
+:mod:`engines.frames`), so each frame has five possible features: the interior one, and
+four edge variants for when it is one of the first two or last two frames of a clip. The
+cache holds every frame's interior feature and the edge variants of the clips that start
+every :data:`GRID` frames from the start of each run (about 1.8 encodings per frame at a
+grid of 5, as the live pipeline at stride 5): the features of those clips, assembled by
+:func:`clip_features`, are exact (the head's logit on them equals the whole network's logit
+on that clip).
 
 One ``.npz`` file per video holds ``features`` (float16, (N, 5, D)), the crops' ``pts``
 (seconds), ``runs`` (start, stop) of consecutive 25 fps frames, ``frames`` (25 fps frames
@@ -24,10 +25,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engines.method import CLIP_FRAMES, INPUT_SIZE, normalise_crops
-from engines.model import FRAME_CONTEXT, FrameEncoder
+from engines.frames import FrameKey, five_frame_inputs, window_keys
+from engines.method import CLIP_FRAMES, normalise_crops
+from engines.model import FrameEncoder
 
-#: the five variants, as (missing frames on the left, missing frames on the right)
+#: the cache's five slots per frame, as the (before, after) zero neighbours of the
+#: :data:`~engines.frames.FrameKey` each holds; slot 0 is the frame inside its run
 VARIANTS = ((0, 0), (2, 0), (1, 0), (0, 1), (0, 2))
 #: clips whose features are exact start every GRID frames from the start of a run
 GRID = 5
@@ -81,33 +84,18 @@ class VideoFeatures:
             )
 
 
-def requests(runs: tuple[tuple[int, int], ...], grid: int) -> list[tuple[int, int, int]]:
-    """The (frame, variant, run index) features to compute: every frame's interior feature,
-    and the edge variants that clips starting every ``grid`` frames from each run's start
-    need (each computed once)."""
-    wanted: list[tuple[int, int, int]] = []
-    for index, (start, stop) in enumerate(runs):
-        wanted += [(frame, 0, index) for frame in range(start, stop)]
+def requests(runs: tuple[tuple[int, int], ...], grid: int) -> list[tuple[FrameKey, int]]:
+    """The (key, slot) features to compute, each once: every frame's feature inside its
+    whole run (slot 0; zeros only at the run's ends), and the edge variants (slots 1-4,
+    see :data:`VARIANTS`) that clips starting every ``grid`` frames from each run's start
+    need."""
+    wanted: list[tuple[FrameKey, int]] = []
+    for start, stop in runs:
+        wanted += [(key, 0) for key in window_keys(start, stop - start)]
         for first in range(start, stop - CLIP_FRAMES + 1, grid):
-            last = first + CLIP_FRAMES - 1
-            edges = ((first, 1), (first + 1, 2), (last - 1, 3), (last, 4))
-            wanted += [(frame, variant, index) for frame, variant in edges]
+            edges = [key for key in window_keys(first, CLIP_FRAMES) if key[1:] != (0, 0)]
+            wanted += [(key, VARIANTS.index(key[1:])) for key in edges]
     return list(dict.fromkeys(wanted))
-
-
-def five_frame_window(
-    frames: np.ndarray, run: tuple[int, int], frame: int, variant: int
-) -> np.ndarray:
-    """(1, 5, 88, 88) encoder input of ``frame`` in ``variant`` (see :data:`VARIANTS`):
-    neighbours from the frame's own run of normalised ``frames``, zeros where the variant
-    or the run leaves them out."""
-    left, right = VARIANTS[variant]
-    first = max(run[0], frame - FRAME_CONTEXT + left)
-    end = min(run[1], frame + FRAME_CONTEXT + 1 - right)
-    window = np.zeros((1, 2 * FRAME_CONTEXT + 1, INPUT_SIZE, INPUT_SIZE), np.float32)
-    offset = first - (frame - FRAME_CONTEXT)
-    window[0, offset : offset + end - first] = frames[first:end]
-    return window
 
 
 @torch.no_grad()
@@ -131,15 +119,15 @@ def encode_video(
     out: np.ndarray | None = None
     for first in range(0, len(wanted), batch):
         chunk = wanted[first : first + batch]
-        windows = np.stack([five_frame_window(normalised, runs[r], f, v) for f, v, r in chunk])
+        windows = five_frame_inputs(normalised, [key for key, _ in chunk])
         features = encoder.encode_frames(torch.from_numpy(windows)).numpy()
         if out is None:
             out = np.zeros((len(crops), len(VARIANTS), features.shape[1]), np.float32)
-        for (frame, variant, _run), feature in zip(chunk, features, strict=True):
-            if variant == 0:
-                out[frame, :] = feature  # every slot starts as the interior feature
+        for (key, slot), feature in zip(chunk, features, strict=True):
+            if slot == 0:
+                out[key[0], :] = feature  # every slot starts as the interior feature
             else:
-                out[frame, variant] = feature
+                out[key[0], slot] = feature
         if progress is not None:
             progress(first + len(chunk), len(wanted))
     assert out is not None
@@ -151,6 +139,7 @@ def clip_features(features: np.ndarray, start: int, length: int = CLIP_FRAMES) -
     (N, 5, D) cache: interior features, with the edge variants at the clip's two ends
     (exact for clips on the cache's grid)."""
     rows = features[start : start + length, 0].copy()
-    for position, variant in ((0, 1), (1, 2), (length - 2, 3), (length - 1, 4)):
-        rows[position] = features[start + position, variant]
+    for position, (frame, before, after) in enumerate(window_keys(start, length)):
+        if (before, after) != (0, 0):
+            rows[position] = features[frame, VARIANTS.index((before, after))]
     return rows

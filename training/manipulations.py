@@ -28,6 +28,7 @@ import av
 import cv2
 import numpy as np
 
+from engines.method import FPS
 from stream.faces.align import similarity_transform
 
 #: iBUG points that do not move with speech: nose bridge and base, eye corners.
@@ -219,7 +220,7 @@ def manipulate(
     return MANIPULATIONS[kind](footage, rng)
 
 
-def write_video(path: str | Path, frames: np.ndarray, fps: int = 25, crf: int = 18) -> None:
+def write_video(path: str | Path, frames: np.ndarray, fps: int = FPS, crf: int = 18) -> None:
     """Write uint8 (T, H, W, 3) RGB frames as an H.264 MP4 (yuv420p, constant rate factor
     ``crf``), the way the bundled clips are stored."""
     height, width = frames.shape[1:3]

@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from engines.method import FPS
+
 LEVELS = 5
 
 # BT.601 full-range RGB <-> YCbCr, values in [0, 1]
@@ -104,7 +106,7 @@ def pixelation(rgb: np.ndarray, factor: int) -> np.ndarray:
     return cv2.resize(small, (width, height))
 
 
-def h264(frames: Iterable[np.ndarray], crf: int, fps: int = 25) -> Iterator[np.ndarray]:
+def h264(frames: Iterable[np.ndarray], crf: int, fps: int = FPS) -> Iterator[np.ndarray]:
     """Re-encode frames with libx264 at ``crf`` (yuv420p, default preset) and decode them
     again, streaming; frames keep their order, count and size (odd sizes are padded by
     repeating the edge for the encoder and cropped back)."""

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from stream.faces.align import CROP_SIZE, mean_face, mouth_crop
+from engines.method import CROP_SIZE, FPS
+from stream.faces.align import mean_face, mouth_crop
 from stream.faces.landmarks import MODEL_PATH, FaceLandmarks
 from stream.faces.smoothing import Smoother, Smoothing
 from stream.sources.video_file import VideoFile
@@ -120,7 +121,7 @@ class MouthCropReader:
             VideoFile(self.path) as video,
             FaceLandmarks(num_faces=1, model_path=self.model_path) as marks,
         ):
-            expected = round(video.info.duration * 25)
+            expected = round(video.info.duration * FPS)
             smoother: Smoother[tuple[float, np.ndarray, np.ndarray]] = Smoother(self.plan)
             for tick in resample(video.frames()):
                 self.frames += 1

@@ -30,6 +30,7 @@ import av
 import numpy as np
 
 from engines.errors import LipForensicsError
+from engines.method import FRAME_PERIOD
 from stream.backoff import backoff_delays
 from stream.records import Frame, StatusEvent, StreamStatus
 from stream.sources.base import StatusCallback, ignore_status
@@ -44,8 +45,6 @@ FIRST_BACKOFF = 0.5
 QUEUE_FRAMES = 4
 #: extra seconds the event loop waits beyond FFmpeg's own timeouts before giving up on a thread.
 WATCHDOG_MARGIN = 2.0
-#: frame interval assumed when the camera does not say its rate.
-DEFAULT_INTERVAL = 1 / 25
 
 
 class Timeline:
@@ -55,7 +54,7 @@ class Timeline:
         self._offset: float | None = 0.0
         self._last: float | None = None
         self._last_arrival = 0.0
-        self.interval = DEFAULT_INTERVAL
+        self.interval = FRAME_PERIOD  # until the camera says its rate
 
     def new_connection(self) -> None:
         """The next frame starts a new connection (its clock may start anywhere)."""
@@ -134,7 +133,7 @@ class _Connection(threading.Thread):
                 return
             stream = container.streams.video[0]
             rate = stream.average_rate or stream.guessed_rate
-            interval = float(1 / rate) if rate else DEFAULT_INTERVAL
+            interval = float(1 / rate) if rate else FRAME_PERIOD  # no rate: assume 25 fps
             ctx = stream.codec_context
             opened = self._put(_Opened(ctx.width, ctx.height, interval))
             for packet in container.demux(stream):

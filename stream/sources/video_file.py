@@ -22,6 +22,8 @@ import numpy as np
 
 from engines.errors import MediaError
 
+#: file suffixes taken for videos when a folder is scanned (``.npy``: saved mouth crops).
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".npy")
 #: fewer decoded frames than this share of the container's frame count = truncated.
 _TRUNCATED_SHARE = 0.98
 #: frames ending more than this many seconds before the announced duration = truncated (the

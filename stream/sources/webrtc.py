@@ -16,12 +16,10 @@ from collections.abc import AsyncIterator
 from aiortc.mediastreams import MediaStreamTrack
 from av import VideoFrame
 
+from engines.method import FRAME_PERIOD
 from stream.records import Frame, StatusEvent, StreamStatus
 from stream.sources.base import StatusCallback, ignore_status
 from stream.sources.video_file import upright_rgb
-
-#: frame interval assumed for a frame without a timestamp.
-DEFAULT_INTERVAL = 1 / 25
 
 
 class WebRtcSource:
@@ -48,11 +46,11 @@ class WebRtcSource:
 
     async def frames(self, on_status: StatusCallback = ignore_status) -> AsyncIterator[Frame]:
         """The track's frames as RGB, until the track ends (then an ``ended`` status)."""
-        last_pts = -DEFAULT_INTERVAL
+        last_pts = -FRAME_PERIOD  # a frame without a timestamp comes one period later
         try:
             while (frame := await self._next()) is not None:
                 arrival = time.monotonic()
-                pts = frame.time if frame.time is not None else last_pts + DEFAULT_INTERVAL
+                pts = frame.time if frame.time is not None else last_pts + FRAME_PERIOD
                 if pts <= last_pts:  # a late or repeated frame: keep time going forward
                     continue
                 last_pts = pts

@@ -25,12 +25,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from engines.method import FPS, FRAME_PERIOD
+
 T = TypeVar("T")
 
-#: the frame rate of the LipForensics network.
-FPS = 25.0
 #: default longest gap (seconds) bridged by repeating frames: five frames at 25 fps.
-MAX_GAP = 0.2
+MAX_GAP = 5 * FRAME_PERIOD
 _EPS = 1e-9
 
 

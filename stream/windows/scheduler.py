@@ -28,9 +28,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from engines.backends import Backend
+from engines.frames import FrameKey, five_frame_inputs, window_keys
 from stream.metrics import PipelineMetrics
 from stream.records import MouthWindow
-from stream.windows.face_window import FeatureJob, FeatureKey, five_frames, window_keys
+from stream.windows.face_window import FeatureJob
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +51,11 @@ class _Batch:
     windows: list[MouthWindow] = field(default_factory=list)
     refs: list[list[np.ndarray | int]] = field(default_factory=list)
     inputs: list[np.ndarray] = field(default_factory=list)
-    owners: list[tuple[FaceKey, FeatureKey]] = field(default_factory=list)
-    slots: dict[tuple[FaceKey, FeatureKey], int] = field(default_factory=dict)
+    owners: list[tuple[FaceKey, FrameKey]] = field(default_factory=list)
+    slots: dict[tuple[FaceKey, FrameKey], int] = field(default_factory=dict)
 
-    def add(self, face: FaceKey, key: FeatureKey, frames: np.ndarray) -> int:
-        """Put ``key``'s encoder input in the batch; return its position."""
+    def add(self, face: FaceKey, key: FrameKey, frames: np.ndarray) -> int:
+        """Put ``key``'s encoder input (1, 5, 88, 88) in the batch; return its position."""
         self.slots[face, key] = len(self.inputs)
         self.inputs.append(frames)
         self.owners.append((face, key))
@@ -95,7 +96,7 @@ class Scheduler:
         self.last_drop = -math.inf
         self._windows: deque[tuple[MouthWindow, float]] = deque()  # (window, deadline)
         self._prefetch: deque[FeatureJob] = deque(maxlen=prefetch_queue)
-        self._caches: dict[FaceKey, dict[FeatureKey, np.ndarray]] = {}
+        self._caches: dict[FaceKey, dict[FrameKey, np.ndarray]] = {}
         self._floor: dict[FaceKey, int] = {}
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
@@ -196,7 +197,8 @@ class Scheduler:
                 if ref is None:
                     ref = batch.slots.get((face, key))
                 if ref is None:
-                    ref = batch.add(face, key, five_frames(window.frames, key, window.first))
+                    row = five_frame_inputs(window.frames, [key], window.first)[0]
+                    ref = batch.add(face, key, row)
                 refs.append(ref)
             batch.windows.append(window)
             batch.refs.append(refs)
@@ -217,7 +219,7 @@ class Scheduler:
         if batch.inputs:
             began = time.perf_counter()
             chunks = [
-                self.backend.encode_frames(np.stack(batch.inputs[i : i + self.max_batch])[:, None])
+                self.backend.encode_frames(np.stack(batch.inputs[i : i + self.max_batch]))
                 for i in range(0, len(batch.inputs), self.max_batch)
             ]
             features = np.concatenate(chunks)
