@@ -8,10 +8,17 @@ One loader reads every layout we meet:
 - the lipreading (LRW) checkpoints: ``{"model_state_dict": state_dict}`` with a 500-word head;
   the encoder and TCN load, the 1-logit head starts from random weights (and we say so);
 - a bare state dict (``torch.save(model.state_dict(), path)``).
+
+Files are read with ``torch.load(weights_only=True)`` only: tensors, numbers, strings and
+containers, never arbitrary Python objects (a pickle can run code when it is loaded). A file
+that needs more is refused in one line; for an old file *you trust* (e.g. one that saved
+training arguments), ``LIPFORENSICS_TRUST_CHECKPOINTS=1`` in the environment allows a full
+load. Weights that are NaN or infinite are refused too.
 """
 
 from __future__ import annotations
 
+import os
 import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,6 +31,8 @@ from engines.model import LipForensics, ModelConfig
 
 EXPECTED = "a LipForensics checkpoint such as lipforensics_ff.pth"
 HEAD_KEYS = ("tcn.tcn_output.weight", "tcn.tcn_output.bias")
+#: the environment variable that allows a full (unsafe) unpickling of trusted old files.
+TRUST_VARIABLE = "LIPFORENSICS_TRUST_CHECKPOINTS"
 
 
 @dataclass(frozen=True)
@@ -66,6 +75,7 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
     else:
         ignore = ()
     _check_fits(path, state_dict, model, ignore)
+    _check_finite(path, state_dict)
     model.load_state_dict(state_dict, strict=not ignore)
     return LoadedCheckpoint(model.eval(), path, layout, tuple(notes))
 
@@ -84,29 +94,36 @@ def save_checkpoint(path: str | Path, model: LipForensics) -> Path:
 
 
 def _read(path: Path) -> tuple[object, list[str]]:
-    """Unpickle the file, tensors only where possible."""
+    """Unpickle the file, tensors and plain data only (see the module doc)."""
     if not path.exists():
         raise CheckpointError(f"weights file not found: {path} (expected {EXPECTED})")
     if not path.is_file():
         raise CheckpointError(f"{path} is not a file (expected {EXPECTED})")
     try:
+        with path.open("rb") as file:
+            magic = file.read(2)
+    except OSError as error:
+        raise CheckpointError(f"cannot read weights file {path}: {error.strerror}") from None
+    try:
         return torch.load(path, map_location="cpu", weights_only=True), []
     except pickle.UnpicklingError as error:
         if "weights only" not in str(error).lower():
-            raise _not_a_checkpoint(path, error) from None
+            raise _not_a_checkpoint(path, magic, error) from None
     except Exception as error:  # torch raises many types for a file that is no checkpoint
-        raise _not_a_checkpoint(path, error) from None
-    # a valid pickle holding objects beyond tensors (e.g. saved training arguments)
+        raise _not_a_checkpoint(path, magic, error) from None
+    if os.environ.get(TRUST_VARIABLE) != "1":
+        raise CheckpointError(
+            f"{path} holds Python objects beyond tensors, which can run code when loaded: "
+            f"refused (for a file you trust, set {TRUST_VARIABLE}=1)"
+        )
     try:
         payload = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as error:
-        raise _not_a_checkpoint(path, error) from None
-    return payload, [f"{path.name} holds Python objects beyond tensors; load only files you trust"]
+        raise _not_a_checkpoint(path, magic, error) from None
+    return payload, [f"{path.name} was fully unpickled ({TRUST_VARIABLE}=1)"]
 
 
-def _not_a_checkpoint(path: Path, error: Exception) -> CheckpointError:
-    with path.open("rb") as file:
-        magic = file.read(2)
+def _not_a_checkpoint(path: Path, magic: bytes, error: Exception) -> CheckpointError:
     if not magic:
         what = "the file is empty"
     elif magic == b"PK":
@@ -172,6 +189,18 @@ def _check_fits(
                 f"{path}: {key} has shape {shape} but the network ({_describe(model.config)}) "
                 f"expects {tuple(tensor.shape)}"
             )
+
+
+def _check_finite(path: Path, state_dict: Mapping[str, object]) -> None:
+    """Raise a one-line CheckpointError if a floating-point tensor holds NaN or infinity."""
+    for key, value in state_dict.items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point():
+            bad = int((~torch.isfinite(value)).sum())
+            if bad:
+                raise CheckpointError(
+                    f"{path}: {key} holds {bad} NaN or infinite value(s) of {value.numel()}; "
+                    "the weights are corrupt"
+                )
 
 
 def _first_three(keys: list[str]) -> str:

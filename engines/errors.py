@@ -15,3 +15,7 @@ class CheckpointError(LipForensicsError):
 
 class MediaError(LipForensicsError):
     """A video or crop file is missing, corrupt, or holds no usable face."""
+
+
+class BackendUnavailable(LipForensicsError):
+    """A remote inference server cannot be reached or did not answer in time."""

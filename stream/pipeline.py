@@ -22,6 +22,7 @@ from contextlib import suppress
 from calibration.policy import PolicyConfig
 from engines.backends import Backend
 from engines.method import sigmoid
+from stream.alerts.crops import AlertCrops
 from stream.alerts.fanout import Event, Fanout
 from stream.alerts.sinks import Sink
 from stream.config import Settings
@@ -58,6 +59,8 @@ class Pipeline:
         self.metrics = PipelineMetrics()
         self.health_check = Health()
         self.events = Fanout(sinks)
+        #: the mouth crops of recent alert windows (for the dashboard)
+        self.alert_crops = AlertCrops()
         self.scheduler = Scheduler(
             backend,
             self._scored,
@@ -79,6 +82,7 @@ class Pipeline:
             policy=policy or PolicyConfig(),
             probability=probability,
             emit=self.emit,
+            keep_alert_frames=self.alert_crops.keep_window,
         )
         self.workers: dict[str, StreamWorker] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -90,6 +94,15 @@ class Pipeline:
     def policy(self) -> PolicyConfig:
         """The alert policy every face starts with."""
         return self._shared.policy
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        """The policy's suspicious and alert thresholds as fake probabilities (for charts)."""
+        probability, policy = self._shared.probability, self._shared.policy
+        return {
+            "suspicious": float(probability(policy.suspicious_logit)),
+            "alert": float(probability(policy.alert_logit)),
+        }
 
     def add_source(self, source: Source) -> asyncio.Task[None]:
         """Start reading ``source`` (its status events come to this pipeline); the task ends

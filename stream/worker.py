@@ -20,6 +20,8 @@ from concurrent.futures import Executor
 from contextlib import aclosing, suppress
 from dataclasses import dataclass, replace
 
+import numpy as np
+
 from calibration.policy import AlertPolicy, PolicyConfig
 from engines.errors import LipForensicsError
 from engines.method import normalise_crops
@@ -60,6 +62,8 @@ class Shared:
     policy: PolicyConfig
     probability: ProbabilityMap
     emit: Callable[[StatusEvent | Verdict], None]
+    #: called with an alert's id and the frames of the window that raised it (kept to show)
+    keep_alert_frames: Callable[[str, tuple[np.ndarray, ...]], None] | None = None
 
 
 class StreamWorker:
@@ -157,7 +161,10 @@ class StreamWorker:
             shared.metrics.alerts.labels(window.stream_id, str(verdict.level)).inc()
         shared.emit(verdict)
         if decision.alert:
-            shared.emit(replace(verdict, type="alert", id=uuid.uuid4().hex))
+            alert = replace(verdict, type="alert", id=uuid.uuid4().hex)
+            if shared.keep_alert_frames is not None:
+                shared.keep_alert_frames(alert.id, window.frames)
+            shared.emit(alert)
 
     async def _read(self) -> None:
         """Source -> 25 fps clock -> the stream's queue."""

@@ -21,6 +21,7 @@ import torch
 from engines.backends import TorchBackend
 from engines.model import LipForensics, ModelConfig
 from stream.records import Frame
+from stream.sources.base import StatusCallback, ignore_status
 from stream.sources.video_file import VideoFile
 from stream.windows.scheduler import Scheduler
 
@@ -166,7 +167,7 @@ class MemorySource:
         with VideoFile(path) as video:
             self._frames = [Frame(stream_id, pts, rgb) for pts, rgb in video.frames()]
 
-    async def frames(self) -> AsyncIterator[Frame]:
+    async def frames(self, on_status: StatusCallback = ignore_status) -> AsyncIterator[Frame]:
         for frame in self._frames:
             yield frame
 

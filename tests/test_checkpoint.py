@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
 import zipfile
 from pathlib import Path
 
 import live_support
 import pytest
 import torch
-from live_support import NARROW
+from live_support import NARROW, TALKING
 
-from engines.checkpoint import load_checkpoint, save_checkpoint
+from engines.checkpoint import TRUST_VARIABLE, load_checkpoint, save_checkpoint
 from engines.errors import CheckpointError
 from engines.model import LipForensics, ModelConfig
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
@@ -86,12 +93,69 @@ def test_bare_state_dict_loads(tmp_path, paper_state):
     assert load_checkpoint(path).layout == "state_dict"
 
 
-def test_checkpoint_with_python_objects_loads_with_a_warning(tmp_path, narrow_model):
+class _RunsCode:
+    """Unpickling this calls ``open(marker, "w")``: a stand-in for any code a pickle can run."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def test_a_pickle_that_would_run_code_is_refused_without_running_it(tmp_path, narrow_model):
+    marker = tmp_path / "code-ran"
+    path = tmp_path / "payload.pth"
+    torch.save({"model": narrow_model.state_dict(), "config": NARROW.to_dict(),
+                "extra": _RunsCode(marker)}, path)  # fmt: skip
+    message = error_for(path)
+    assert "can run code when loaded: refused" in message and TRUST_VARIABLE in message
+    assert not marker.exists()
+
+
+def test_a_trusted_old_file_with_python_objects_loads_only_when_opted_in(
+    tmp_path, narrow_model, monkeypatch
+):
     path = tmp_path / "with_args.pth"
     payload = {"model": narrow_model.state_dict(), "config": NARROW.to_dict()}
     torch.save({**payload, "args": argparse.Namespace(lr=0.1)}, path)
+    assert "refused" in error_for(path)
+    monkeypatch.setenv(TRUST_VARIABLE, "1")
     loaded = load_checkpoint(path)
-    assert loaded.config == NARROW and "only files you trust" in loaded.notes[0]
+    assert loaded.config == NARROW and TRUST_VARIABLE in loaded.notes[0]
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_weights_that_are_not_finite_are_refused_at_load(tmp_path, narrow_model, bad):
+    state = dict(narrow_model.state_dict())
+    key = "tcn.tcn_output.weight"
+    state[key] = state[key].clone()
+    state[key][0, 3] = bad
+    torch.save({"model": state, "config": NARROW.to_dict()}, tmp_path / "bad.pth")
+    message = error_for(tmp_path / "bad.pth")
+    assert f"{key} holds 1 NaN or infinite value(s)" in message and "corrupt" in message
+
+
+def test_an_unreadable_weights_file_is_one_line_and_exit_2(narrow_weights):
+    # root reads any file: the command then runs as nobody (uid 65534) on a copy only
+    # the owner may read
+    folder = Path(tempfile.mkdtemp(prefix="unreadable-"))
+    try:
+        folder.chmod(0o755)
+        path = folder / "locked.pth"
+        shutil.copy(narrow_weights, path)
+        path.chmod(0)
+        user = 65534 if os.geteuid() == 0 else None
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "run_stream.py"), "scan", str(TALKING),
+             "--weights", str(path)],
+            capture_output=True, text=True, timeout=120, cwd=ROOT, user=user,
+            env={**os.environ, "LIPFORENSICS_CACHE": str(folder / "cache")},
+        )  # fmt: skip
+    finally:
+        shutil.rmtree(folder)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == f"error: cannot read weights file {path}: Permission denied"
 
 
 def test_missing_file_names_the_expected_checkpoint(tmp_path):

@@ -19,6 +19,7 @@ from engines.errors import MediaError
 from stream.config import Settings
 from stream.pipeline import Pipeline
 from stream.records import Frame
+from stream.sources.base import StatusCallback, ignore_status
 from stream.sources.files import FileSource
 
 DATA = Path(__file__).parent / "data"
@@ -33,7 +34,7 @@ class BrokenSource(MemorySource):
         super().__init__(DATA / "no_face.mp4", stream_id)
         self.error = error
 
-    async def frames(self) -> AsyncIterator[Frame]:
+    async def frames(self, on_status: StatusCallback = ignore_status) -> AsyncIterator[Frame]:
         for frame in self._frames[:3]:
             yield frame
         raise self.error

@@ -1,11 +1,14 @@
-"""The HTTP surface of ``serve``: WHIP ingest, Prometheus metrics, health, live events and
-the dashboard page (``stream/server/pages.py``).
+"""The HTTP surface of ``serve``: WHIP ingest, Prometheus metrics, health, live events, the
+live state for a page opened late, alert crops, and the pages (``stream/server/pages.py``).
 
 The routes are a plain list (:func:`routes`): method, path, handler and whether the bearer
 token is required. Tokens are compared in constant time (digests of equal length) and
 never logged. CORS answers only the origins configured. ``/events`` streams every pipeline
 event as Server-Sent Events (one JSON object per ``data:`` line, a comment line as
 heartbeat); ``/healthz`` answers 200 when the pipeline is ``ok`` and 503 when degraded.
+``/state`` is the JSON snapshot of :class:`~stream.server.state.LiveState` (streams, faces,
+recent alerts) and ``/alerts/{id}/crops.png`` the mouth crops of an alert's window, both
+behind the token.
 """
 
 from __future__ import annotations
@@ -16,15 +19,18 @@ import hmac
 import json
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Protocol
 
 from aiohttp import web
 
 from engines.errors import LipForensicsError
+from stream.alerts.crops import AlertCrops, strip_png
 from stream.records import StatusEvent
-from stream.server.pages import dashboard_paths
+from stream.server.pages import page_paths
 from stream.server.settings import ServerSettings
+from stream.server.state import LiveState
 from stream.server.whip import WhipEndpoint
 from stream.sources.base import Source
 
@@ -36,6 +42,11 @@ WHIP = web.AppKey("whip", WhipEndpoint)
 
 class ServedPipeline(Protocol):
     """What the server needs of :class:`stream.pipeline.Pipeline`."""
+
+    alert_crops: AlertCrops
+
+    @property
+    def thresholds(self) -> dict[str, float]: ...
 
     def add_source(self, source: Source) -> object: ...
 
@@ -60,18 +71,28 @@ class Route:
 
 
 def routes(
-    pipeline: ServedPipeline, whip: WhipEndpoint, settings: ServerSettings, closing: asyncio.Event
+    pipeline: ServedPipeline,
+    whip: WhipEndpoint,
+    settings: ServerSettings,
+    closing: asyncio.Event,
+    state: LiveState,
 ) -> list[Route]:
-    """The whole HTTP surface, at a glance (``closing`` is set when the server shuts down)."""
+    """The whole HTTP surface, at a glance (``closing`` is set when the server shuts down;
+    ``state`` follows the pipeline's events)."""
     return [
         Route("POST", "/whip", whip.publish, auth=True),
         Route("OPTIONS", "/whip", whip.options, auth=False),
         Route("DELETE", "/whip/{session}", whip.end, auth=True),
         Route("OPTIONS", "/whip/{session}", whip.options, auth=False),
         Route("GET", "/events", event_stream(pipeline, settings.heartbeat, closing), auth=True),
+        Route("OPTIONS", "/events", preflight("OPTIONS, GET"), auth=False),
+        Route("GET", "/state", snapshot(state), auth=True),
+        Route("OPTIONS", "/state", preflight("OPTIONS, GET"), auth=False),
+        Route("GET", "/alerts/{alert}/crops.png", alert_crops(pipeline.alert_crops), auth=True),
+        Route("OPTIONS", "/alerts/{alert}/crops.png", preflight("OPTIONS, GET"), auth=False),
         Route("GET", "/metrics", metrics(pipeline, whip), auth=settings.protect_metrics),
         Route("GET", "/healthz", health(pipeline), auth=False),
-        *(Route("GET", path, page, auth=False) for path, page in dashboard_paths().items()),
+        *(Route("GET", path, page, auth=False) for path, page in page_paths().items()),
     ]
 
 
@@ -83,7 +104,9 @@ def build_app(pipeline: ServedPipeline, settings: ServerSettings) -> web.Applica
         middlewares=[cors(settings.cors_origins)], client_max_size=settings.whip.max_body
     )
     closing = asyncio.Event()
-    for route in routes(pipeline, whip, settings, closing):
+    state = LiveState(pipeline.thresholds)
+    app.cleanup_ctx.append(follow(pipeline, state))
+    for route in routes(pipeline, whip, settings, closing, state):
         handler = require_token(settings.token, route.handler) if route.auth else route.handler
         app.router.add_route(route.method, route.path, handler)
     app[WHIP] = whip
@@ -131,7 +154,7 @@ def cors(origins: tuple[str, ...]) -> Callable[..., Awaitable[web.StreamResponse
             "Access-Control-Allow-Origin": origin,
             "Access-Control-Allow-Methods": "OPTIONS, POST, DELETE, GET",
             "Access-Control-Allow-Headers": "Authorization, Content-Type",
-            "Access-Control-Expose-Headers": "Location, Retry-After",
+            "Access-Control-Expose-Headers": "Location, Retry-After, X-Stream-Id",
             "Vary": "Origin",
         }
         try:
@@ -186,6 +209,61 @@ def event_stream(pipeline: ServedPipeline, heartbeat: float, closing: asyncio.Ev
         return response
 
     return events_handler
+
+
+def follow(
+    pipeline: ServedPipeline, state: LiveState
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A cleanup context: ``state`` takes every pipeline event while the application runs."""
+
+    async def following(_app: web.Application) -> AsyncIterator[None]:
+        events = pipeline.subscribe()
+
+        async def apply_all() -> None:
+            async for event in events:
+                state.apply(event)
+
+        task = asyncio.ensure_future(apply_all())
+        await asyncio.sleep(0)  # subscribed before the first request is answered
+        yield
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
+        await events.aclose()
+
+    return following
+
+
+def snapshot(state: LiveState) -> Handler:
+    """``GET /state``: streams, faces and recent alerts as of now (JSON)."""
+
+    async def state_handler(request: web.Request) -> web.Response:
+        return web.json_response(state.snapshot(), headers={"Cache-Control": "no-store"})
+
+    return state_handler
+
+
+def alert_crops(crops: AlertCrops) -> Handler:
+    """``GET /alerts/{alert}/crops.png``: the mouth crops of the window that raised the
+    alert, side by side in one PNG; 404 once they are no longer kept."""
+
+    async def crops_handler(request: web.Request) -> web.Response:
+        found = crops.get(request.match_info["alert"])
+        if found is None:
+            return web.Response(status=404, text="no crops kept for this alert\n")
+        headers = {"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"}
+        return web.Response(body=strip_png(found), content_type="image/png", headers=headers)
+
+    return crops_handler
+
+
+def preflight(allow: str) -> Handler:
+    """``OPTIONS``: the allowed methods (the CORS headers are the middleware's)."""
+
+    async def options_handler(request: web.Request) -> web.Response:
+        return web.Response(status=204, headers={"Allow": allow})
+
+    return options_handler
 
 
 def metrics(pipeline: ServedPipeline, whip: WhipEndpoint) -> Handler:

@@ -1,7 +1,8 @@
 """WHIP ingest (RFC 9725): publishers send WebRTC video over HTTP + aiortc.
 
-``POST`` an SDP offer (``application/sdp``) -> ``201 Created`` with the SDP answer and a
-``Location`` naming the new session (an unguessable id); ``DELETE`` on that location ends
+``POST`` an SDP offer (``application/sdp``) -> ``201 Created`` with the SDP answer, a
+``Location`` naming the new session (an unguessable id) and ``X-Stream-Id`` naming its
+streams in events (comma-separated, one per video track); ``DELETE`` on that location ends
 it; ``OPTIONS`` says what is allowed. ICE is not trickled: the answer carries all our
 candidates. Each published video track becomes a :class:`~stream.sources.webrtc.WebRtcSource`
 handed to ``add_source`` (the pipeline); audio is declined (answered ``inactive``).
@@ -162,7 +163,10 @@ class WhipEndpoint:
             status=201,
             text=answer,
             content_type=SDP_TYPE,
-            headers={"Location": f"{request.path.rstrip('/')}/{session.id}"},
+            headers={
+                "Location": f"{request.path.rstrip('/')}/{session.id}",
+                "X-Stream-Id": ", ".join(source.stream_id for source in session.sources),
+            },
         )
 
     async def end(self, request: web.Request) -> web.Response:
