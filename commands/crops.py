@@ -12,10 +12,6 @@ Save the mouth crops the network sees: uint8 array (T, 96, 96), one crop per 25 
 with a face (frames without a face are left out), plus a contact sheet of them.
 The .npy can be passed to `scan` in place of the video."""
 
-#: tiles per row of the contact sheet, and the most tiles it shows (evenly spaced).
-SHEET_COLUMNS = 20
-SHEET_TILES = 400
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of the ``crops`` command."""
@@ -38,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
 
     from engines.errors import LipForensicsError, MediaError
     from stream.faces.reader import extract_mouth_crops
+    from stream.faces.sheet import contact_sheet
     from stream.faces.smoothing import Smoothing
 
     try:
@@ -71,20 +68,6 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"contact sheet -> {sheet_path}")
     return 0
-
-
-def contact_sheet(crops, columns: int = SHEET_COLUMNS, tiles: int = SHEET_TILES):
-    """A grid image (uint8) of up to ``tiles`` crops, evenly spaced over the sequence."""
-    import numpy as np
-
-    picked = crops[np.linspace(0, len(crops) - 1, min(len(crops), tiles)).round().astype(int)]
-    rows = -(-len(picked) // columns)
-    size = crops.shape[1]
-    sheet = np.zeros((rows * size, min(columns, len(picked)) * size), dtype=np.uint8)
-    for index, crop in enumerate(picked):
-        row, col = divmod(index, columns)
-        sheet[row * size : (row + 1) * size, col * size : (col + 1) * size] = crop
-    return sheet
 
 
 def _progress(done: int, expected: int) -> None:

@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     from engines.checkpoint import load_checkpoint, save_checkpoint
     from engines.digest import file_sha256
     from engines.errors import LipForensicsError
-    from training.finetune import FinetuneConfig, split_by_video, train_head
+    from training.finetune import FinetuneConfig, labelled_folder, split_by_video, train_head
 
     if args.epochs < 1 or args.patience < 1 or args.batch_size < 2 or args.clip_stride < 1:
         raise LipForensicsError(
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     videos = [
         video
         for folder, label in ((args.real, 0), (args.fake, 1))
-        for video in load_folder(folder, label, weights, feature_dim, args.clip_stride)
+        for video in labelled_folder(folder, label, weights, feature_dim, args.clip_stride)
     ]
     config = FinetuneConfig(
         epochs=args.epochs,
@@ -96,35 +96,3 @@ def run(args: argparse.Namespace) -> int:
     print(f"kept epoch {result.best_epoch} (validation AUC {result.best_auc:.4f}) -> {args.out}")
     print("next: run_stream.py calibrate --weights OUT --genuine VIDEOS to choose thresholds")
     return 0
-
-
-def load_folder(folder: Path, label: int, weights: str, feature_dim: int, clip_stride: int) -> list:
-    """Every feature file in ``folder`` as a :class:`LabelledVideo`; each must have been made
-    with ``weights`` on a grid that ``clip_stride`` is a multiple of."""
-    from engines.errors import LipForensicsError
-    from training.features import SUFFIX, VideoFeatures
-    from training.finetune import LabelledVideo
-
-    if not folder.is_dir():
-        raise LipForensicsError(f"not a folder: {folder} (expected feature files from `features`)")
-    files = sorted(folder.glob(f"*{SUFFIX}"))
-    if not files:
-        raise LipForensicsError(f"no *{SUFFIX} files in {folder} (run `features` first)")
-    videos = []
-    for path in files:
-        try:
-            cached = VideoFeatures.load(path)
-        except (OSError, ValueError, KeyError) as error:
-            raise LipForensicsError(f"cannot read {path} as a feature file: {error}") from None
-        if clip_stride % cached.grid:
-            raise LipForensicsError(
-                f"--clip-stride must be a multiple of {cached.grid} (the grid of {path.name})"
-            )
-        if cached.weights != weights or cached.features.shape[-1] != feature_dim:
-            raise LipForensicsError(
-                f"{path} was made with other weights; rerun `features` with these --weights"
-            )
-        name = path.name.removesuffix(SUFFIX)
-        features = cached.features.astype("float32")
-        videos.append(LabelledVideo(name, features, cached.runs, label))
-    return videos

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,9 +22,10 @@ import torch.nn.functional as F
 
 from calibration.metrics import auc
 from engines.clips import clip_starts
+from engines.errors import LipForensicsError
 from engines.method import CLIP_FRAMES
 from engines.model import TemporalHead
-from training.features import clip_features
+from training.features import SUFFIX, VideoFeatures, clip_features
 from training.finetune_config import FinetuneConfig
 
 
@@ -169,3 +171,33 @@ def predict(head: TemporalHead, clips: np.ndarray, batch_size: int = 256) -> np.
         head(torch.from_numpy(clips[i : i + batch_size])) for i in range(0, len(clips), batch_size)
     ]
     return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
+
+
+def labelled_folder(
+    folder: Path, label: int, weights: str, feature_dim: int, clip_stride: int
+) -> list[LabelledVideo]:
+    """Every feature file in ``folder`` as a :class:`LabelledVideo`; each must have been made
+    with ``weights`` on a grid that ``clip_stride`` is a multiple of."""
+    if not folder.is_dir():
+        raise LipForensicsError(f"not a folder: {folder} (expected feature files from `features`)")
+    files = sorted(folder.glob(f"*{SUFFIX}"))
+    if not files:
+        raise LipForensicsError(f"no *{SUFFIX} files in {folder} (run `features` first)")
+    videos = []
+    for path in files:
+        try:
+            cached = VideoFeatures.load(path)
+        except (OSError, ValueError, KeyError) as error:
+            raise LipForensicsError(f"cannot read {path} as a feature file: {error}") from None
+        if clip_stride % cached.grid:
+            raise LipForensicsError(
+                f"--clip-stride must be a multiple of {cached.grid} (the grid of {path.name})"
+            )
+        if cached.weights != weights or cached.features.shape[-1] != feature_dim:
+            raise LipForensicsError(
+                f"{path} was made with other weights; rerun `features` with these --weights"
+            )
+        name = path.name.removesuffix(SUFFIX)
+        features = cached.features.astype("float32")
+        videos.append(LabelledVideo(name, features, cached.runs, label))
+    return videos
