@@ -34,7 +34,7 @@ from engines.method import FRAME_PERIOD
 from stream.backoff import backoff_delays
 from stream.records import Frame, StatusEvent, StreamStatus
 from stream.sources.base import StatusCallback, ignore_status
-from stream.sources.urls import redact, split_url
+from stream.sources.urls import RTSP_SCHEMES, redact, split_url
 from stream.sources.video_file import upright_rgb
 
 #: values of FFmpeg's ``rtsp_transport`` we accept.
@@ -204,13 +204,13 @@ class RtspSource:
         give_up_after: float | None = None,
     ) -> None:
         parts = split_url(url)
-        if parts.scheme.lower() not in ("rtsp", "rtsps") or not parts.hostname:
+        if parts.scheme.lower() not in RTSP_SCHEMES or not parts.hostname:
             raise LipForensicsError(f"not an RTSP address: {redact(url)!r} (rtsp://HOST/PATH)")
         if transport not in TRANSPORTS:
             raise LipForensicsError(
                 f"unknown RTSP transport {transport!r}: expected one of {', '.join(TRANSPORTS)}"
             )
-        self.url = url
+        self.url = parts.scheme.lower() + url[len(parts.scheme) :]  # FFmpeg knows "rtsp" only
         self.stream_id = stream_id or f"{parts.hostname}{parts.path or ''}"
         self.open_timeout, self.read_timeout = open_timeout, read_timeout
         self.max_backoff = max_backoff
@@ -266,13 +266,15 @@ class RtspSource:
                 if self._closed.is_set():
                     break
                 away = time.monotonic() - down_since
-                if self.give_up_after is not None and away >= self.give_up_after:
-                    status(
-                        StreamStatus.ERROR,
-                        f"gave up after {away:.0f} s without a connection: {reason}",
-                    )
-                    break
                 delay = next(delays)
+                if self.give_up_after is not None:
+                    if away >= self.give_up_after:
+                        status(
+                            StreamStatus.ERROR,
+                            f"gave up after {away:.1f} s without a connection: {reason}",
+                        )
+                        break
+                    delay = min(delay, self.give_up_after - away)  # one last try at the limit
                 status(StreamStatus.RECONNECTING, f"attempt {attempt + 1} in {delay:.1f} s")
                 await self._sleep(delay)
         finally:
