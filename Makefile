@@ -5,9 +5,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-JSDOM := tests/js/node_modules/jsdom/package.json
+# the Triton server of tests/test_triton.py (see tests/triton/setup_server.sh)
+TRITON_STAMP := .venv-triton/.installed
 
-.PHONY: venv demo test lint build-demo js
+.PHONY: venv demo test lint build-demo triton-server
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,18 +20,15 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# jsdom, for the dashboard page test (skipped, with the reason, where npm is missing)
-$(JSDOM): tests/js/package.json
-	@if command -v npm >/dev/null; then \
-		npm install --prefix tests/js --no-audit --no-fund --silent && touch $(JSDOM); \
-	else echo "npm not found: the dashboard page test will be skipped"; fi
+$(TRITON_STAMP): tests/triton/setup_server.sh
+	tests/triton/setup_server.sh .venv-triton
 
-js: $(JSDOM)
+triton-server: $(TRITON_STAMP)
 
 demo: venv
 	$(PY) run_stream.py demo
 
-test: venv js
+test: venv triton-server
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q
 

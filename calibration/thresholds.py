@@ -199,6 +199,18 @@ def load_thresholds_for(weights_path: str | Path) -> Thresholds | None:
         return None
     if not Path(weights_path).is_file():
         raise CheckpointError(f"weight file not found: {weights_path}")
+    return load_thresholds(path, file_sha256(weights_path), str(weights_path))
+
+
+def load_thresholds(path: str | Path, weights_sha256: str, weights: str) -> Thresholds:
+    """The thresholds file ``path``, which must be calibrated for the weights whose SHA-256
+    is ``weights_sha256`` (``weights`` names them in the message).
+
+    Raises:
+        CheckpointError: the file is missing or unreadable, or was calibrated for other
+            weights (stale), with the fix in the message.
+    """
+    path = Path(path)
     try:
         thresholds = Thresholds.from_json(json.loads(path.read_text()), path)
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
@@ -206,9 +218,9 @@ def load_thresholds_for(weights_path: str | Path) -> Thresholds | None:
             f"cannot read thresholds file {path} ({error}); re-run 'run_stream.py calibrate' "
             "or delete it"
         ) from None
-    if thresholds.weights_sha256 != file_sha256(weights_path):
+    if thresholds.weights_sha256 != weights_sha256:
         raise CheckpointError(
-            f"thresholds file {path} was calibrated for other weights than {weights_path} "
+            f"thresholds file {path} was calibrated for other weights than {weights} "
             "(SHA-256 differs); re-run 'run_stream.py calibrate' or delete it"
         )
     return thresholds

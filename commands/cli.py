@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "run": "run",
     "crops": "crops",
     "build-engine": "build_engine",
+    "export-triton": "export_triton",
     "calibrate": "calibrate",
     "evaluate": "evaluate",
     "serve": "serve",

@@ -6,6 +6,14 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from commands.options import (
+    add_fleet_arguments,
+    add_triton_arguments,
+    check_mqtt,
+    fleet_overrides,
+    triton_overrides,
+)
+
 if TYPE_CHECKING:
     from stream.config import Settings
     from stream.detector import Detector
@@ -21,17 +29,27 @@ wall_time, logit, probability, level; alerts also carry a unique id.
 Ends when every source has ended: exit 0, or 1 when a source failed on the way (a warning
 says which). A camera is retried for ever unless --give-up-after.
 SIGTERM or Ctrl-C: stop reading, score what is in hand, flush, exit 0.
-A TOML --config may hold any setting (see stream/config.py); flags win over the file."""
+A TOML --config may hold any setting (see stream/config.py); flags win over the file. Its
+[cameras] table (name = "rtsp://...") adds cameras; with --shard K/N this node runs only
+the cameras (of the table and the SOURCEs) that rendezvous hashing gives to node K of N,
+counting from 0, so N nodes with the same list split it between them (docs/mqtt.md).
+--mqtt publishes alerts (through a durable outbox, like the webhook's), per-stream state,
+verdicts, status and Home Assistant discovery to a broker (docs/mqtt.md)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of the ``run`` command."""
-    parser.add_argument("sources", nargs="+", metavar="SOURCE", help="video file or rtsp:// URL")
+    parser.add_argument(
+        "sources", nargs="*", metavar="SOURCE", help="video file or rtsp:// URL (or --config)"
+    )
     parser.add_argument("--weights", type=Path, help="checkpoint (.pth) of the network")
     parser.add_argument("--stride", type=int, help="frames between windows (default 5)")
     parser.add_argument(
-        "--backend", help="auto (default), torch, torch-cuda, onnxruntime or tensorrt"
+        "--backend",
+        help="auto (default), torch, torch-cuda, onnxruntime, tensorrt, or triton (a Triton "
+        "server at --triton-url: docs/fleet.md)",
     )
+    add_triton_arguments(parser)
     parser.add_argument("--jsonl", help="write events to this file instead of stdout")
     parser.add_argument("--webhook", help="POST alert events to this URL")
     parser.add_argument(
@@ -53,7 +71,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="SQLite file keeping webhook events until delivered, across restarts "
         "(default: JSONL.outbox.sqlite next to --jsonl, else ~/.local/state/lipforensics)",
     )
-    parser.add_argument("--config", type=Path, help="TOML file with pipeline settings")
+    add_fleet_arguments(parser)
+    parser.add_argument(
+        "--shard",
+        metavar="K/N",
+        help="run only the cameras that node K of N (K from 0) gets by rendezvous hashing",
+    )
+    parser.add_argument(
+        "--config", type=Path, help="TOML file with pipeline settings and a [cameras] table"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -75,17 +101,44 @@ def run(args: argparse.Namespace) -> int:
         webhook_outbox=args.webhook_outbox,
         realtime=args.realtime,
         give_up_after=args.give_up_after,
+        **fleet_overrides(args),
+        **triton_overrides(args),
     )
-    if settings.weights is None:
+    if settings.weights is None and settings.backend != "triton":
         raise LipForensicsError("--weights is required (or weights in the config file)")
     sources = [  # bad addresses and files fail before the weights load
         open_source(uri, name, realtime=settings.realtime, give_up_after=settings.give_up_after)
-        for uri, name in zip(args.sources, _stream_ids(args.sources), strict=True)
+        for name, uri in _cameras(args).items()
     ]
-    detector = Detector.load(
-        settings.weights, backend=settings.backend, threads=settings.engine_threads
-    )
+    check_mqtt(settings)
+    detector = Detector.from_settings(settings)
     return asyncio.run(_run(settings, detector, sources))
+
+
+def _cameras(args: argparse.Namespace) -> dict[str, str]:
+    """Stream id -> address of every camera to run: the SOURCEs, the config's [cameras],
+    and with --shard only those of this node (said on stderr)."""
+    import sys
+
+    from engines.errors import LipForensicsError
+    from stream.shard import parse_shard, read_cameras
+
+    cameras = dict(zip(_stream_ids(args.sources), args.sources, strict=True))
+    for name, uri in (read_cameras(args.config) if args.config else {}).items():
+        if name in cameras:
+            raise LipForensicsError(f"camera {name!r} is both a SOURCE and in {args.config}")
+        cameras[name] = uri
+    if not cameras:
+        raise LipForensicsError("no sources: give SOURCE arguments or a [cameras] table")
+    if args.shard is None:
+        return cameras
+    shard = parse_shard(args.shard)
+    mine = shard.pick(cameras)
+    print(
+        f"shard {args.shard}: {len(mine)} of {len(cameras)} cameras ({', '.join(mine) or 'none'})",
+        file=sys.stderr,
+    )
+    return {name: cameras[name] for name in mine}
 
 
 def _stream_ids(uris: list[str]) -> list[str]:
@@ -110,16 +163,22 @@ async def _run(settings: Settings, detector: Detector, sources: list[Source]) ->
     import signal
     import sys
 
+    from commands.outputs import exit_status, stop_on_output_failure
     from stream.alerts.sinks import sinks_for
 
-    pipeline = detector.pipeline(settings, sinks_for(settings))
+    sinks = sinks_for(settings)
+    pipeline = detector.pipeline(settings, sinks)
     print(detector.thresholds_note, file=sys.stderr)
     for source in sources:
         pipeline.add_source(source)
     loop = asyncio.get_running_loop()
+    stop_on_output_failure(sinks, lambda drain: loop.create_task(pipeline.stop(drain=drain)))
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, lambda: loop.create_task(pipeline.stop(drain=True)))
     await pipeline.run_until_sources_end()
     for line in pipeline.failures:
         print(f"warning: {line}", file=sys.stderr)
+    status = exit_status(sinks)
+    if status is not None:
+        return status
     return 1 if pipeline.failures else 0

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from commands.options import positive_int
+from commands.options import add_triton_arguments, positive_int, triton_overrides
 from commands.progress import ProgressBar
 
 if TYPE_CHECKING:
@@ -34,8 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--weights",
         type=Path,
-        required=True,
-        help="LipForensics checkpoint (e.g. the authors' lipforensics_ff.pth)",
+        help="LipForensics checkpoint (e.g. the authors' lipforensics_ff.pth); required but "
+        "with --backend triton",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead")
     parser.add_argument(
@@ -48,25 +49,64 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--backend",
         default="auto",
         help="auto (default: TensorRT with a GPU, else PyTorch FP16 on a CUDA GPU, else ONNX "
-        "Runtime), onnxruntime, torch, torch-cuda or tensorrt; the ONNX export and engines are "
-        "cached by the weights' hash",
+        "Runtime), onnxruntime, torch, torch-cuda, tensorrt, or triton (a Triton server at "
+        "--triton-url); the ONNX export and engines are cached by the weights' hash",
     )
+    parser.add_argument(
+        "--report",
+        type=Path,
+        metavar="HTML",
+        help="also write a self-contained HTML report for people: verdict, timeline of clip "
+        "probabilities, the most suspicious clip's mouth crops and frames, settings (reads "
+        "that clip of the input a second time)",
+    )
+    add_triton_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     """Load the weights, then read the crops and score the clips as the input is decoded
     (memory does not grow with its length), and print the report."""
+    from engines.errors import LipForensicsError
+    from stream.config import load_settings
     from stream.detector import Detector
+    from stream.scan_html import write_scan_report
 
-    detector = Detector.load(args.weights, backend=args.backend)
-    with ProgressBar("scan", enabled=not args.json and sys.stderr.isatty()) as bar:
+    if args.report and not args.report.parent.is_dir():
+        raise LipForensicsError(f"output folder does not exist: {args.report.parent}")
+    settings = load_settings(
+        None,
+        weights=args.weights,
+        backend=args.backend,
+        inference_threads=len(os.sched_getaffinity(0)),  # all cores: nothing else runs
+        **triton_overrides(args),
+    )
+    detector = Detector.from_settings(settings)
+    with ProgressBar("scan", enabled=not args.json) as bar:
         report = detector.scan(args.input, stride=args.stride, progress=bar)
+    if args.report:
+        write_scan_report(
+            args.report,
+            report,
+            probability=detector.probability,
+            policy=detector.policy_for(args.stride),
+            warning=demo_warning(args.weights),
+        )
     if not args.json:
         print(detector.thresholds_note, file=sys.stderr)
     for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(json.dumps(report.to_dict()) if args.json else format_summary(report))
     return 0
+
+
+def demo_warning(weights: Path | None) -> str | None:
+    """The demo detector's disclaimer when ``weights`` are the demo's, else None."""
+    from engines.digest import file_sha256
+    from training.demo_detector import DISCLAIMER, WEIGHTS
+
+    if weights is None or not weights.is_file():
+        return None
+    return DISCLAIMER if file_sha256(weights) == file_sha256(WEIGHTS) else None
 
 
 def format_summary(report: ScanReport) -> str:

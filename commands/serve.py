@@ -8,6 +8,14 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from commands.options import (
+    add_fleet_arguments,
+    add_triton_arguments,
+    check_mqtt,
+    fleet_overrides,
+    triton_overrides,
+)
+
 if TYPE_CHECKING:
     from stream.config import Settings
     from stream.server.settings import ServerSettings
@@ -15,7 +23,7 @@ if TYPE_CHECKING:
 HELP = "serve WHIP ingest plus /metrics, /healthz, /events (SSE) and a dashboard over HTTP"
 DESCRIPTION = """\
 Publishers send WebRTC video with WHIP (POST an SDP offer to /whip with the bearer token);
-each video track is scored live and events go to --jsonl, the webhook and /events.
+each video track is scored live and events go to --jsonl, the webhook, MQTT and /events.
 /metrics is Prometheus text, /healthz says ok (200) or degraded (503). /dashboard is a page
 for people: live faces and levels, alerts and stream status; it asks for the token and
 sends it with every request for data (the page itself holds none).
@@ -37,8 +45,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--token", help=f"bearer token (default: ${TOKEN_VARIABLE})")
     parser.add_argument("--weights", type=Path, help="checkpoint (.pth) of the network")
     parser.add_argument(
-        "--backend", help="auto (default), torch, torch-cuda, onnxruntime or tensorrt"
+        "--backend",
+        help="auto (default), torch, torch-cuda, onnxruntime, tensorrt, or triton (a Triton "
+        "server at --triton-url: docs/fleet.md)",
     )
+    add_triton_arguments(parser)
     parser.add_argument("--stride", type=int, help="frames between windows (default 5)")
     parser.add_argument("--jsonl", help="JSON-lines events to this file, '-' = stdout (default)")
     parser.add_argument("--webhook", help="POST alert events to this URL")
@@ -48,6 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="SQLite file keeping webhook events until delivered, across restarts "
         "(default: JSONL.outbox.sqlite next to --jsonl, else ~/.local/state/lipforensics)",
     )
+    add_fleet_arguments(parser)
     parser.add_argument("--config", type=Path, help="TOML file with [pipeline] and [server]")
     parser.add_argument("--max-sessions", type=int, help="WHIP publishers at once (default 4)")
     parser.add_argument(
@@ -84,6 +96,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Build the pipeline and the server, run until SIGTERM or SIGINT, drain, exit 0."""
     import asyncio
+    import sys
 
     from engines.errors import LipForensicsError
     from stream.config import load_settings
@@ -97,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
         jsonl=args.jsonl,
         webhook=args.webhook,
         webhook_outbox=args.webhook_outbox,
+        **fleet_overrides(args),
+        **triton_overrides(args),
         host=args.host,
         port=args.port,
         token=args.token or os.environ.get(TOKEN_VARIABLE) or None,
@@ -115,8 +130,15 @@ def run(args: argparse.Namespace) -> int:
         protect_metrics=args.protect_metrics,
     )
     server_settings.ssl_context()  # bad certificate files fail before the weights load
-    if settings.weights is None:
+    if server_settings.weak_token:
+        print(
+            f"warning: the token has {len(server_settings.token)} character(s), easy to guess; "
+            "use a long random one (e.g. python -c 'import secrets; print(secrets.token_urlsafe())')",
+            file=sys.stderr,
+        )
+    if settings.weights is None and settings.backend != "triton":
         raise LipForensicsError("--weights is required (or weights in the config file)")
+    check_mqtt(settings)
     return asyncio.run(_serve(settings, server_settings))
 
 
@@ -126,17 +148,18 @@ async def _serve(settings: Settings, server_settings: ServerSettings) -> int:
     import signal
     import sys
 
+    from commands.outputs import exit_status, stop_on_output_failure
     from stream.alerts.sinks import sinks_for
     from stream.detector import Detector
     from stream.server.app import Server
 
-    detector = await asyncio.to_thread(
-        Detector.load, settings.weights, backend=settings.backend, threads=settings.engine_threads
-    )
-    pipeline = detector.pipeline(settings, sinks_for(settings))
+    detector = await asyncio.to_thread(Detector.from_settings, settings)
+    sinks = sinks_for(settings)
+    pipeline = detector.pipeline(settings, sinks)
     print(detector.thresholds_note, file=sys.stderr, flush=True)
     server = Server(pipeline, server_settings)
     stop = asyncio.Event()
+    stop_on_output_failure(sinks, lambda drain: stop.set())
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
@@ -151,5 +174,6 @@ async def _serve(settings: Settings, server_settings: ServerSettings) -> int:
     finally:
         await server.stop()
         await pipeline.stop(drain=True)
+    status = exit_status(sinks)
     print("stopped", file=sys.stderr, flush=True)
-    return 0
+    return status or 0

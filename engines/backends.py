@@ -1,5 +1,7 @@
-"""One small inference interface, three implementations: ``torch`` (on the CPU, or
-``torch-cuda``: on an NVIDIA GPU in FP16), ``onnxruntime``, ``tensorrt``.
+"""One small inference interface, three local implementations: ``torch`` (on the CPU, or
+``torch-cuda``: on an NVIDIA GPU in FP16), ``onnxruntime``, ``tensorrt``; and a remote one,
+``triton`` (a Triton Inference Server, :mod:`engines.triton`), which needs a server address
+rather than weights (:meth:`stream.detector.Detector.load` builds it).
 
 Every backend does the two stages of the network on float32 numpy arrays:
 
@@ -27,7 +29,7 @@ from engines.frames import five_frame_inputs, window_keys
 from engines.method import CLIP_FRAMES
 
 #: names accepted by :func:`create_backend` (and ``--backend``).
-BACKENDS = ("auto", "torch", "torch-cuda", "onnxruntime", "tensorrt")
+BACKENDS = ("auto", "torch", "torch-cuda", "onnxruntime", "tensorrt", "triton")
 
 
 class Backend(Protocol):
@@ -275,6 +277,8 @@ def backend_for_model(
     from engines import export
 
     resolved = resolve_backend_name(name)
+    if resolved == "triton":
+        raise LipForensicsError("the triton backend runs on a server: give --triton-url")
     if resolved == "torch":
         return TorchBackend(model, threads=threads)
     if resolved == "torch-cuda":

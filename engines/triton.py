@@ -310,8 +310,7 @@ def _served_models(
 ) -> ServedModels:
     """Check the two models' metadata and configs; what they serve, or a one-line error."""
     size, frames = method.INPUT_SIZE, method.CLIP_FRAMES
-    encoder, head = shapes[ENCODER_MODEL], shapes[HEAD_MODEL]
-    feature_dim = (encoder.get("features") or [0])[-1]
+    feature_dim = (shapes[ENCODER_MODEL].get("features") or [0])[-1]
     wanted = {
         ENCODER_MODEL: {"frames": [[-1, 1, 5, size, size]], "features": [[-1, feature_dim]]},
         HEAD_MODEL: {"features": [[-1, frames, feature_dim]], "logits": [[-1], [-1, 1]]},

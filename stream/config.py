@@ -14,11 +14,14 @@ Flags given on the command line win over the file; the file wins over the defaul
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import socket
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from engines.errors import LipForensicsError
+from engines.triton import TritonTarget
+from stream.alerts.mqtt_address import parse_mqtt_url
 from stream.settings_file import checked, read_tables
 from stream.sources.urls import redact, split_url
 
@@ -30,7 +33,16 @@ class Settings:
     Attributes:
         weights: checkpoint path (None only for tests that pass a backend directly).
         backend: engine backend name ("auto", "torch", "torch-cuda", "onnxruntime",
-            "tensorrt").
+            "tensorrt", "triton").
+        triton_url: the Triton server of ``backend = "triton"``: ``HOST:PORT`` of its gRPC
+            endpoint, or ``grpcs://HOST:PORT`` for TLS (see docs/fleet.md).
+        triton_ca, triton_cert, triton_key: PEM files for TLS: roots to trust (default: the
+            system's), a client certificate and its key (mutual TLS).
+        triton_headers: extra request headers, ``"Name: value"`` (a proxy's credentials).
+        triton_timeout: seconds one Triton call may take before it counts as a failure.
+        thresholds: a thresholds file (``calibrate``) to use instead of the one next to the
+            weights; with ``triton`` and no weights, the only source of calibrated levels
+            (it must name the served checkpoint's SHA-256).
         stride: frames between consecutive windows of a face (25 = non-overlapping).
         window: frames per window (the network's 25).
         realtime: pace file sources like cameras.
@@ -40,6 +52,12 @@ class Settings:
         webhook: URL that receives alert events by POST (None = no webhook).
         webhook_outbox: SQLite file holding webhook events until delivered (None: next to
             the ``jsonl`` file, else in ~/.local/state/lipforensics; see stream/alerts/outbox.py).
+        mqtt: MQTT broker for events, ``mqtt://[USER:PASS@]HOST[:PORT][/PREFIX]`` or
+            ``mqtts://`` (None = no MQTT; see docs/mqtt.md).
+        mqtt_outbox: SQLite file holding MQTT alerts until the broker has them (None: as
+            ``webhook_outbox``, named ``mqtt-outbox``).
+        node: this node's name, on every event, in /metrics and in the MQTT topics (default:
+            the host name).
         max_faces: faces tracked per stream.
         hold_frames: a face missing for at most this many frames keeps its window (the
             last crop stands in); longer ends the window.
@@ -61,6 +79,13 @@ class Settings:
 
     weights: Path | None = None
     backend: str = "auto"
+    triton_url: str | None = None
+    triton_ca: Path | None = None
+    triton_cert: Path | None = None
+    triton_key: Path | None = None
+    triton_headers: tuple[str, ...] = ()
+    triton_timeout: float = 10.0
+    thresholds: Path | None = None
     stride: int = 5
     window: int = 25
     realtime: bool = False
@@ -68,6 +93,9 @@ class Settings:
     jsonl: str | None = "-"
     webhook: str | None = None
     webhook_outbox: str | None = None
+    mqtt: str | None = None
+    mqtt_outbox: str | None = None
+    node: str = field(default_factory=socket.gethostname)
     max_faces: int = 2
     hold_frames: int = 2
     forget_frames: int = 25
@@ -100,10 +128,33 @@ class Settings:
             raise LipForensicsError(f"max_delay must be positive, got {self.max_delay}")
         if self.webhook is not None:
             _check_webhook(self.webhook)
+        if self.mqtt is not None:
+            parse_mqtt_url(self.mqtt)
+        if not self.node.strip():
+            raise LipForensicsError("node must be a non-empty name")
         if not 0 <= self.port <= 65535:
             raise LipForensicsError(f"port must be 0..65535, got {self.port}")
+        if self.backend == "triton" or self.triton_url is not None:
+            self.triton_target()  # a bad address, header or TLS file fails here
         if self.hold_frames < 0 or self.forget_frames < self.hold_frames:
             raise LipForensicsError("need 0 <= hold_frames <= forget_frames")
+
+    def triton_target(self) -> TritonTarget:
+        """The Triton server to use (``backend = "triton"``).
+
+        Raises:
+            LipForensicsError: no ``triton_url``, or a bad address, header or TLS file.
+        """
+        if self.triton_url is None:
+            raise LipForensicsError("--backend triton needs --triton-url HOST:PORT")
+        return TritonTarget.parse(
+            self.triton_url,
+            ca=self.triton_ca,
+            cert=self.triton_cert,
+            key=self.triton_key,
+            headers=self.triton_headers,
+            timeout=self.triton_timeout,
+        )
 
     @property
     def engine_threads(self) -> int:

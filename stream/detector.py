@@ -8,8 +8,13 @@
         ...  # verdict, alert and status events, as dicts
 
 The detector carries the weights' calibrated thresholds (``<weights>.thresholds.json``, see
-``calibrate``) when there are some, so that levels and probabilities mean the same here as
-in the command line.
+``calibrate``, or a thresholds file given) when there are some, so that levels and
+probabilities mean the same here as in the command line.
+
+With ``backend="triton"`` the network runs on a Triton server (``triton=TritonTarget``); the
+weights are then optional (given, the served models must come from them) and, without them,
+neither PyTorch nor a checkpoint is needed: a node of a fleet. Its calibrated levels then
+come from ``thresholds=PATH``, which must name the served checkpoint's SHA-256.
 """
 
 from __future__ import annotations
@@ -19,21 +24,31 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
-
-from engines.digest import file_sha256
+from typing import TYPE_CHECKING
 
 from calibration.policy import PolicyConfig
-from calibration.thresholds import Thresholds, describe_thresholds, load_thresholds_for
+from calibration.thresholds import (
+    Thresholds,
+    describe_thresholds,
+    load_thresholds,
+    load_thresholds_for,
+)
 from engines.backends import Backend, backend_for_model
-from engines.checkpoint import LoadedCheckpoint, load_checkpoint
-from engines.errors import MediaError
+from engines.digest import file_sha256
+from engines.errors import CheckpointError, LipForensicsError, MediaError
 from engines.method import sigmoid
 from stream.alerts.sinks import Sink
 from stream.config import Settings
 from stream.pipeline import Pipeline
+from stream.precision import check_precision, int8_backend
 from stream.scan import Progress, ScanReport, open_input, report_scan, scan_source, why_no_clips
 from stream.sources.base import Source
 from stream.sources.open import open_source
+
+if TYPE_CHECKING:
+    from calibration.int8_cpu import Int8Check
+    from engines.checkpoint import LoadedCheckpoint
+    from engines.triton import TritonTarget
 
 
 @dataclass(frozen=True)
@@ -44,38 +59,112 @@ class Detector:
     number of scans and pipelines (one at a time per backend).
     """
 
-    checkpoint: LoadedCheckpoint
+    checkpoint: LoadedCheckpoint | None
     backend: Backend
     thresholds: Thresholds | None
+    #: the weight file when there is no :attr:`checkpoint` (a Triton node given --weights)
+    weights_file: Path | None = None
+    #: the INT8 network's check against FP32 (None: the backend runs FP32)
+    int8: Int8Check | None = None
 
     @classmethod
     def load(
         cls,
-        weights: str | Path,
+        weights: str | Path | None = None,
         *,
         backend: str = "auto",
         threads: int | None = None,
         calibrated: bool = True,
+        triton: TritonTarget | None = None,
+        thresholds: str | Path | None = None,
+        precision: str = "fp32",
+        int8_calibration: str | Path | None = None,
     ) -> Detector:
         """Read ``weights`` (the authors' checkpoint, or any layout engines.checkpoint knows),
-        its thresholds file if there is one (``calibrated=False`` ignores it, as ``calibrate``
-        does), and start the backend named ``backend`` (``auto``, ``onnxruntime``, ``torch``,
-        ``torch-cuda``, ``tensorrt``).
+        its thresholds (``thresholds``, else the file next to the weights if there is one;
+        ``calibrated=False`` ignores both, as ``calibrate`` does), and start the backend
+        named ``backend`` (``auto``, ``onnxruntime``, ``torch``, ``torch-cuda``,
+        ``tensorrt``, or ``triton`` on the server ``triton``: see the module doc).
+        ``precision="int8"`` (ONNX Runtime only) runs the INT8 network calibrated on the
+        genuine crops or video ``int8_calibration`` (:mod:`stream.precision`).
 
         Raises:
-            LipForensicsError: a bad weight file, stale thresholds, an unusable backend.
+            LipForensicsError: a bad weight file, stale thresholds, an unusable backend, a
+                Triton server that is unreachable or serves other models.
         """
+        check_precision(precision, backend)
+        if backend == "triton":
+            return cls._remote(weights, triton, calibrated=calibrated, thresholds=thresholds)
+        if weights is None:
+            raise LipForensicsError("--weights is required (or weights in the config file)")
+        from engines.checkpoint import load_checkpoint
+
         loaded = load_checkpoint(weights)  # before the slow part: fail fast on bad weights
-        thresholds = load_thresholds_for(weights) if calibrated else None
-        engine = backend_for_model(
-            backend, loaded.model, source_sha256=file_sha256(loaded.path), threads=threads
+        digest = file_sha256(loaded.path)
+        found = _thresholds(weights, digest, str(weights), calibrated, thresholds)
+        if precision == "int8":
+            if int8_calibration is None:
+                raise LipForensicsError("--precision int8 needs --int8-calibration CROPS.npy|VIDEO")
+            engine, int8 = int8_backend(
+                loaded.model,
+                source_sha256=digest,
+                calibration=Path(int8_calibration),
+                threads=threads,
+            )
+            return cls(loaded, engine, found, int8=int8)
+        engine = backend_for_model(backend, loaded.model, source_sha256=digest, threads=threads)
+        return cls(loaded, engine, found)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Detector:
+        """The detector ``settings`` describe (weights, backend, Triton server, thresholds)."""
+        return cls.load(
+            settings.weights,
+            backend=settings.backend,
+            threads=settings.engine_threads,
+            triton=settings.triton_target() if settings.backend == "triton" else None,
+            thresholds=settings.thresholds,
+            precision=settings.precision,
+            int8_calibration=settings.int8_calibration,
         )
-        return cls(loaded, engine, thresholds)
+
+    @classmethod
+    def _remote(
+        cls,
+        weights: str | Path | None,
+        triton: TritonTarget | None,
+        *,
+        calibrated: bool,
+        thresholds: str | Path | None,
+    ) -> Detector:
+        """A detector on a Triton server: no PyTorch, and the weights only for their hash."""
+        from engines.triton import TritonBackend
+
+        if triton is None:
+            raise LipForensicsError("--backend triton needs --triton-url HOST:PORT")
+        if weights is not None and not Path(weights).is_file():
+            raise CheckpointError(f"weight file not found: {weights}")
+        expected = file_sha256(weights) if weights is not None else None
+        engine = TritonBackend.connect(triton, expected)
+        served = engine.served.source_sha256
+        what = str(weights) if weights is not None else f"the models served at {triton.url}"
+        try:
+            found = _thresholds(weights, served, what, calibrated, thresholds)
+        except LipForensicsError:
+            engine.close()
+            raise
+        return cls(None, engine, found, Path(weights) if weights is not None else None)
 
     @property
-    def weights(self) -> Path:
-        """The weight file."""
-        return self.checkpoint.path
+    def weights(self) -> Path | None:
+        """The weight file (None: a Triton node started without one)."""
+        return self.checkpoint.path if self.checkpoint else self.weights_file
+
+    def close(self) -> None:
+        """Release the backend's connection, if it holds one (a Triton server's)."""
+        close = getattr(self.backend, "close", None)
+        if close is not None:
+            close()
 
     @property
     def thresholds_note(self) -> str:
@@ -108,12 +197,12 @@ class Detector:
         return report_scan(
             scanned,
             input=path,
-            weights=self.weights,
-            checkpoint_layout=self.checkpoint.layout,
+            weights=self.weights or f"served by {self.backend.target.url}",
+            checkpoint_layout=self.checkpoint.layout if self.checkpoint else "triton",
             backend=self.backend.name,
             stride=stride,
             thresholds=self.thresholds,
-            notes=self.checkpoint.notes,
+            notes=self.checkpoint.notes if self.checkpoint else (),
         )
 
     def pipeline(self, settings: Settings | None = None, sinks: Iterable[Sink] = ()) -> Pipeline:
@@ -158,3 +247,19 @@ class Detector:
                 with suppress(asyncio.CancelledError):
                     await running
             await events.aclose()
+
+
+def _thresholds(
+    weights: str | Path | None,
+    weights_sha256: str,
+    what: str,
+    calibrated: bool,
+    path: str | Path | None,
+) -> Thresholds | None:
+    """The thresholds to use: the file ``path``, else the one next to ``weights`` (if any),
+    each checked against ``weights_sha256``; None when uncalibrated."""
+    if not calibrated:
+        return None
+    if path is not None:
+        return load_thresholds(path, weights_sha256, what)
+    return load_thresholds_for(weights) if weights is not None else None

@@ -35,8 +35,9 @@ class StreamView(Protocol):
 
 
 class Health:
-    """Degraded while frames or windows were dropped in the last ``degraded_for`` seconds, or
-    while a stream is down (disconnected, reconnecting, failed)."""
+    """Degraded while frames or windows were dropped in the last ``degraded_for`` seconds,
+    while a stream is down (disconnected, reconnecting, failed), or while the inference
+    backend is unavailable."""
 
     def __init__(self, degraded_for: float = DEGRADED_FOR) -> None:
         self.degraded_for = degraded_for
@@ -53,9 +54,11 @@ class Health:
         windows_dropped: Mapping[str, int],
         windows_last_dropped: float,
         backlog: int,
+        backend_down: str | None = None,
     ) -> dict[str, object]:
-        """``{"status": "ok" | "degraded", "reasons": [...], "backlog": n, "streams": {...}}``."""
-        reasons = []
+        """``{"status": "ok" | "degraded", "reasons": [...], "backlog": n, "streams": {...}}``;
+        ``backend_down``: why the inference backend is unavailable (None: it answers)."""
+        reasons = [backend_down] if backend_down else []
         if time.monotonic() - max(self._last_drop, windows_last_dropped) < self.degraded_for:
             reasons.append("falling behind: frames or windows dropped recently")
         described = {}
@@ -76,3 +79,14 @@ class Health:
             "backlog": backlog,
             "streams": described,
         }
+
+
+#: the one reason an anonymous caller of /healthz is given for a degraded status.
+ASK_WITH_TOKEN = "details with the bearer token"
+
+
+def public_report(report: Mapping[str, object]) -> dict[str, object]:
+    """What anyone may see of a :meth:`Health.report`: the status, without the reasons or
+    streams (they name the streams)."""
+    degraded = report.get("status") != "ok"
+    return {"status": report.get("status"), "reasons": [ASK_WITH_TOKEN] if degraded else []}

@@ -3,14 +3,17 @@ process, as in tests, do not share counters).
 
 Per stream: frames in, frames dropped, windows scored, windows dropped, verdict latency,
 alert-level changes by level. Per stage (landmarks, encode, head): busy wall seconds.
-Backend calls: an inference latency histogram.
+Backend calls: an inference latency histogram; whether the backend answers, and its
+failures. The node's name is the label of one constant ``lipforensics_node_info`` series
+rather than a label on every series (the Prometheus convention for target metadata: join
+on ``instance`` where a query needs it).
 """
 
 from __future__ import annotations
 
 from contextlib import suppress
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
 
 from calibration.policy import Level
 
@@ -20,9 +23,12 @@ _LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5
 class PipelineMetrics:
     """Counters and histograms of one pipeline; :meth:`text` renders them for ``/metrics``."""
 
-    def __init__(self) -> None:
+    def __init__(self, node: str | None = None) -> None:
+        """``node``: this node's name, exported as ``lipforensics_node_info{node=...} 1``."""
         self.registry = CollectorRegistry()
         registry = self.registry
+        if node is not None:
+            Info("lipforensics_node", "This node", registry=registry).info({"node": node})
         self.frames_in = Counter(
             "lipforensics_frames", "Frames received from the source", ["stream"], registry=registry
         )
@@ -65,6 +71,16 @@ class PipelineMetrics:
             "lipforensics_stage_seconds",
             "Busy time per stage (landmarks, encode, head)",
             ["stage"],
+            registry=registry,
+        )
+        self.backend_up = Gauge(
+            "lipforensics_backend_up",
+            "1 while the inference backend answers, 0 while it is unavailable",
+            registry=registry,
+        )
+        self.backend_failures = Counter(
+            "lipforensics_backend_failures",
+            "Backend calls that failed because the backend was unavailable or too slow",
             registry=registry,
         )
 

@@ -30,6 +30,7 @@ from stream.health import Health
 from stream.metrics import PipelineMetrics
 from stream.records import MouthWindow, StatusEvent
 from stream.sources.base import Source
+from stream.windows.outage import Outage
 from stream.windows.scheduler import Scheduler
 from stream.worker import ProbabilityMap, Shared, StreamWorker
 
@@ -56,11 +57,12 @@ class Pipeline:
         """``policy``: the alert policy of every face (default: the uncalibrated one);
         ``probability``: logit -> fake probability (default: the sigmoid)."""
         self.settings = settings
-        self.metrics = PipelineMetrics()
+        self.metrics = PipelineMetrics(node=settings.node)
         self.health_check = Health()
-        self.events = Fanout(sinks)
+        self.events = Fanout(sinks, node=settings.node)
         #: the mouth crops of recent alert windows (for the dashboard)
         self.alert_crops = AlertCrops()
+        self.outage = Outage(backend.name, self.metrics, self.emit)
         self.scheduler = Scheduler(
             backend,
             self._scored,
@@ -69,6 +71,7 @@ class Pipeline:
             prefetch_queue=settings.prefetch_queue,
             max_delay=settings.max_delay,
             metrics=self.metrics,
+            outage=self.outage,
         )
         self._landmark_pool = ThreadPoolExecutor(
             settings.landmark_workers, thread_name_prefix="landmarks"
@@ -148,6 +151,7 @@ class Pipeline:
             windows_dropped=self.scheduler.dropped_windows,
             windows_last_dropped=self.scheduler.last_drop,
             backlog=self.scheduler.backlog,
+            backend_down=self.outage.reason,
         )
 
     @property

@@ -49,9 +49,11 @@ class CropRecord(Protocol):
 
 class CropSource(Protocol):
     """Mouth crops in frame order (iterate once). Afterwards ``frames`` holds the 25 fps
-    frames examined and ``problem`` why decoding stopped early, else None."""
+    frames examined, ``crowded`` those with more than one face (one is scored), and
+    ``problem`` why decoding stopped early, else None."""
 
     frames: int
+    crowded: int
     problem: str | None
 
     def __iter__(self) -> Iterator[CropRecord]: ...
@@ -86,6 +88,7 @@ class CropsFile:
             raise MediaError(f"{path} holds {crops.dtype}; expected mouth crops (T, 96, 96) uint8")
         self.crops, self.progress = crops, progress
         self.frames = len(crops)
+        self.crowded = 0  # one mouth per crop
         self.problem: str | None = None
 
     def __iter__(self) -> Iterator[FileCrop]:
@@ -161,6 +164,7 @@ class ScanResult:
         longest_run: the most consecutive frames with a face.
         problem: why decoding stopped early, else None.
         seconds: ``mouth_crops`` and ``network``: time spent reading crops and scoring.
+        crowded: frames that showed more than one face (one of them was scored).
     """
 
     clip_times: list[float]
@@ -170,6 +174,7 @@ class ScanResult:
     longest_run: int
     problem: str | None
     seconds: dict[str, float]
+    crowded: int = 0
 
 
 def scan_source(
@@ -191,6 +196,7 @@ def scan_source(
         longest_run=scorer.longest_run,
         problem=source.problem,
         seconds={"mouth_crops": round(crops, 3), "network": round(network, 3)},
+        crowded=source.crowded,
     )
 
 
@@ -281,6 +287,12 @@ def report_scan(
     warnings = list(notes)
     if scanned.problem:
         warnings.append(f"{scanned.problem}; scored the frames before it")
+    if scanned.crowded:
+        warnings.append(
+            f"{scanned.crowded} of {scanned.frames} frames show more than one face; only one "
+            "was scored (the largest at the start, then followed by position); "
+            "'run' scores every face"
+        )
     policy = AlertPolicy(thresholds.policy_for(stride) if thresholds else PolicyConfig())
     decisions = [policy.update(float(x)) for x in logits]
     probability = thresholds.probability if thresholds else sigmoid

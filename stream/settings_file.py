@@ -22,8 +22,9 @@ from typing import Any
 
 from engines.errors import LipForensicsError
 
-#: the tables a config file may hold; top-level keys belong to ``pipeline``.
-TABLES = ("pipeline", "server")
+#: the tables a config file may hold; top-level keys belong to ``pipeline``; ``cameras``
+#: (name = address) is read by :mod:`stream.shard`.
+TABLES = ("pipeline", "server", "cameras")
 
 
 def read_tables(path: str | Path) -> dict[str, dict[str, Any]]:

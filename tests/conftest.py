@@ -32,6 +32,22 @@ def narrow_weights(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def alerting_weights(tmp_path_factory) -> Path:
+    """A narrow network whose output is a constant logit of 10 (p ~ 1): every face alerts
+    (deterministic alerts for the sinks' end-to-end tests)."""
+    import torch
+    from live_support import narrow_model
+
+    from engines.checkpoint import save_checkpoint
+
+    model = narrow_model()
+    with torch.no_grad():
+        model.tcn.tcn_output.weight.zero_()
+        model.tcn.tcn_output.bias.fill_(10.0)
+    return save_checkpoint(tmp_path_factory.mktemp("weights") / "fake.pth", model)
+
+
+@pytest.fixture(scope="session")
 def talking_clip() -> Path:
     """tests/data/talking.mp4: 4.0 s, 100 frames at 25 fps, one face throughout."""
     from live_support import TALKING

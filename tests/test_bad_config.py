@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from live_support import TALKING, free_port
 
+from commands.cli import main
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -66,3 +68,47 @@ def test_an_unreachable_camera_is_given_up_with_one_warning_and_exit_1(narrow_we
     statuses = [e["status"] for line in events.read_text().splitlines() if (e := json.loads(line))]
     assert statuses[-2:] == ["error", "ended"] and "connected" not in statuses
     assert statuses.count("reconnecting") >= 1
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ("weights = 5\n", "error: setting weights must be a path (string), got 5"),
+        ("frame_queue_mb = nan\n", "error: setting frame_queue_mb must be a finite number, got nan"),
+        ("[pipline]\nstride = 5\n", "error: unknown table(s) [pipline] in"),
+    ],
+)
+def test_a_config_value_of_the_wrong_kind_is_one_line_naming_the_key(tmp_path, toml, message):
+    config = tmp_path / "settings.toml"
+    config.write_text(toml)
+    done = cli("run", str(TALKING), "--config", str(config))
+    assert done.returncode == 2 and done.stderr.startswith(message), done.stderr
+    assert done.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("flags", "toml", "message"),
+    [
+        (["--max-sessions", "-3"], "", "max_sessions must be at least 1, got -3"),
+        (["--max-sessions", "0"], "", "max_sessions must be at least 1, got 0"),
+        ([], "[server]\nmax_body = -1\n", "max_body must be at least 1, got -1"),
+        ([], "[server]\nconnect_timeout = 0\n", "connect_timeout must be a positive number"),
+        ([], "[server]\nconnect_timeout = nan\n", "connect_timeout must be a finite number"),
+        ([], "[server]\nmax_connections = 0\n", "max_connections must be at least 1"),
+        ([], "[server]\nidle_timeout = -1\n", "idle_timeout must be a positive number"),
+        (["--stun", "http://x"], "", "STUN server 'http://x' is not stun:HOST[:PORT]"),
+        (["--ice-host", "not-an-ip"], "", "ICE host 'not-an-ip' is not an IP address"),
+        (["--cors-origin", "*"], "", "CORS origin '*' is not an exact origin"),
+    ],
+)
+def test_impossible_server_settings_are_refused_at_start_up(
+    narrow_weights, tmp_path, capsys, flags, toml, message
+):
+    """In-process through the real CLI: these are refused before anything starts."""
+    config = tmp_path / "server.toml"
+    config.write_text(toml)
+    status = main(["serve", "--weights", str(narrow_weights), "--token", "t" * 20,
+                   "--port", "0", "--config", str(config), *flags])  # fmt: skip
+    stderr = capsys.readouterr().err
+    assert status == 2 and message in stderr, stderr
+    assert stderr.count("\n") == 1 and stderr.startswith("error: ")

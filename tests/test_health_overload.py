@@ -14,7 +14,7 @@ from live_support import (
     one_torch_thread,  # noqa: F401 (autouse fixture)
     run,
 )
-from server_support import TOKEN
+from server_support import AUTH, TOKEN
 
 from stream.config import Settings
 from stream.pipeline import Pipeline
@@ -47,7 +47,7 @@ def test_healthz_is_degraded_while_work_is_dropped_and_ok_after():
             async with aiohttp.ClientSession() as http:
 
                 async def healthz() -> tuple[int, dict]:
-                    async with http.get(server.url + "/healthz") as reply:
+                    async with http.get(server.url + "/healthz", headers=AUTH) as reply:
                         return reply.status, await reply.json()
 
                 deadline = loop.time() + CLIP_DEADLINE

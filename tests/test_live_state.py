@@ -84,8 +84,8 @@ def test_alert_crops_are_the_uint8_the_network_saw_and_bounded_by_count_and_byte
 
 
 def test_a_late_reader_gets_the_state_and_the_crops_of_real_alert_windows(backend):
-    """A real clip through a pipeline whose every window alerts: /state lists the stream,
-    its face and the alerts; each alert's crops come back as a 25-crop PNG strip, only
+    """A real clip through a pipeline whose every window alerts: /state lists the ended
+    stream, its face and its alert; the alert's crops come back as a 25-crop PNG strip, only
     with the token."""
 
     async def main():
@@ -119,7 +119,9 @@ def test_a_late_reader_gets_the_state_and_the_crops_of_real_alert_windows(backen
     assert anonymous == 401 and missing == 404 and set(refused) == {401}
     assert [s["stream"] for s in state["streams"]] == ["talking"]
     assert state["streams"][0]["status"] == "ended"
-    assert len(state["alerts"]) == 4  # 100 frames, stride 25: four windows, each an alert
+    assert len(state["alerts"]) == 1  # the face entered ALERT once, at its first window
+    assert state["alerts"][0]["pts"] == [0.0, 1.0]
+    assert [(f["face"], f["level"]) for f in state["faces"]] == [(0, "alert")]
     for png in pngs:
         strip = np.asarray(Image.open(io.BytesIO(png)))
         assert strip.shape == (88, 25 * 88) and strip.std() > 10  # real mouths, not blank

@@ -13,11 +13,9 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 from aiohttp import web
-from live_support import TALKING, free_port, narrow_model
+from live_support import TALKING, free_port
 
-from engines.checkpoint import save_checkpoint
 from engines.errors import LipForensicsError
 from stream.alerts.outbox import DELIVERED, REJECTED, Outbox, default_outbox_path
 from stream.alerts.sinks import WebhookSink
@@ -186,16 +184,6 @@ def test_alerts_pending_at_close_are_sent_by_the_next_sink_on_the_same_file(tmp_
     with Outbox(path) as outbox:
         assert outbox.pending == 3
     assert asyncio.run(second_run()).taken == ["alert-0", "alert-1", "alert-2"]
-
-
-@pytest.fixture(scope="module")
-def alerting_weights(tmp_path_factory) -> Path:
-    """A narrow network whose output is a constant logit of 10 (p ~ 1): every face alerts."""
-    model = narrow_model()
-    with torch.no_grad():
-        model.tcn.tcn_output.weight.zero_()
-        model.tcn.tcn_output.bias.fill_(10.0)
-    return save_checkpoint(tmp_path_factory.mktemp("weights") / "fake.pth", model)
 
 
 def detector(weights: Path, url: str, outbox: Path, jsonl: Path, streams: int) -> list[str]:

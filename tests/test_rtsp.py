@@ -21,6 +21,7 @@ from stream.config import Settings
 from stream.pipeline import Pipeline
 from stream.records import Frame, StatusEvent
 from stream.sources.base import ignore_status
+from stream.sources.open import open_source
 from stream.sources.rtsp import RtspSource, Timeline
 from stream.sources.urls import redact
 
@@ -317,3 +318,33 @@ def test_timeline_continues_after_a_reconnect_and_never_goes_back() -> None:
     assert timeline.map(0.04, 110.04) == pytest.approx(resumed + 0.04)
     assert timeline.map(0.0, 110.08) > resumed + 0.04  # a step back is pushed forward
     assert timeline.map(None, 110.12) > resumed + 0.08  # unknown time: one frame later
+
+
+def test_an_upper_case_scheme_reaches_the_camera() -> None:
+    events: list[StatusEvent] = []
+
+    async def main() -> list[Frame]:
+        with RtspServer(TALKING) as server:
+            source = open_source(server.url.replace("rtsp://", "RTSP://"), "cam")
+            frames = await take(source.frames(events.append), 3)
+            await source.close()
+            return frames
+
+    assert len(run(main(), events=events)) == 3
+    assert events[0].status == "connected"
+
+
+def test_give_up_after_is_kept_to_the_tenth_of_a_second() -> None:
+    """The last backoff wait is cut to the time left, so the source gives up at the limit
+    rather than after a full backoff delay beyond it."""
+    events: list[StatusEvent] = []
+    url = f"rtsp://127.0.0.1:{free_port()}/stream"
+
+    async def main() -> None:
+        source = RtspSource(url, give_up_after=3.0)
+        assert [frame async for frame in source.frames(events.append)] == []
+
+    run(main(), events=events)
+    assert events[-2].status == "error" and events[-1].status == "ended"
+    assert events[-2].detail.startswith("gave up after 3.0 s without a connection: ")
+

@@ -209,3 +209,13 @@ def test_stride_must_be_positive(capsys, weights):
     with pytest.raises(SystemExit) as caught:
         main(["scan", str(TALKING), "--weights", str(weights), "--stride", "0"])
     assert caught.value.code == 2 and "must be at least 1" in capsys.readouterr().err
+
+
+def test_a_scan_of_two_faces_says_only_one_was_scored(capsys, weights):
+    code, out, err = scan(capsys, DATA / "two_faces.mp4", "--weights", weights, "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["clips"] == 2 and report["frames"] == 50
+    crowded = [w for w in report["warnings"] if "more than one face" in w]
+    assert len(crowded) == 1 and crowded[0].startswith("50 of 50 frames show more than one face")
+    assert err.splitlines() == [f"warning: {crowded[0]}"]

@@ -27,6 +27,7 @@ from server_support import AUTH, SDP_HEADERS, TOKEN, accept_answer, publishing_p
 
 from commands import cli as run_stream
 from engines.backends import TorchBackend
+from stream.health import ASK_WITH_TOKEN
 from stream.records import StatusEvent
 from stream.server.whip import use_ice_hosts
 from stream.sources.rtsp import RtspSource
@@ -60,15 +61,20 @@ def test_healthz_is_ok_when_idle_and_503_while_a_stream_is_down(backend: TorchBa
             event = await first
             while event["status"] != "error":  # nothing listens on the discard port
                 event = await anext(events)
-            async with http.get(server.url + "/healthz") as reply:
+            async with http.get(server.url + "/healthz", headers=AUTH) as reply:
                 down = reply.status, await reply.json()
+            async with http.get(server.url + "/healthz") as reply:
+                anonymous = reply.status, await reply.text()
             await camera.close()
-            return idle, down
+            return idle, down, anonymous
 
-    (idle_status, idle), (down_status, down) = run(main(), TEST_TIMEOUT)
-    assert idle_status == 200 and idle["status"] == "ok"
+    (idle_status, idle), (down_status, down), anonymous = run(main(), TEST_TIMEOUT)
+    assert idle_status == 200 and idle == {"status": "ok", "reasons": []}
     assert down_status == 503 and down["status"] == "degraded"
-    assert any("cam" in reason for reason in down["reasons"])
+    assert any("cam" in reason for reason in down["reasons"]) and "cam" in down["streams"]
+    # without the token: the status only, no stream name
+    assert anonymous[0] == 503 and "cam" not in anonymous[1]
+    assert json.loads(anonymous[1]) == {"status": "degraded", "reasons": [ASK_WITH_TOKEN]}
 
 
 @pytest.mark.parametrize("protect", [False, True])

@@ -1,2 +1,2 @@
-"""Verdicts -> the outside world: sinks (JSON lines, webhook), the durable outbox, and the
+"""Verdicts -> the outside world: sinks (JSON lines, webhook, MQTT), the durable outbox, and the
 in-memory broadcast that pages and the Python API follow."""

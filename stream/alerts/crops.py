@@ -7,11 +7,9 @@ the alert's id. The store is bounded by count and by bytes: the oldest alerts go
 
 from __future__ import annotations
 
-import io
 from collections import OrderedDict
 
 import numpy as np
-from PIL import Image
 
 from engines.method import MEAN, STD
 
@@ -24,14 +22,6 @@ def to_uint8(frames: tuple[np.ndarray, ...] | np.ndarray) -> np.ndarray:
     """Normalised float32 crops (T, 88, 88) -> the uint8 grayscale the network saw."""
     pixels = (np.asarray(frames, dtype=np.float32) * np.float32(STD) + np.float32(MEAN)) * 255.0
     return np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
-
-
-def strip_png(crops: np.ndarray) -> bytes:
-    """uint8 crops (T, H, W) side by side in one grayscale PNG (T * W wide)."""
-    strip = np.concatenate(list(crops), axis=1) if len(crops) else np.zeros((1, 1), np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(strip).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 class AlertCrops:

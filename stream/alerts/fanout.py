@@ -1,5 +1,5 @@
 """Every event goes out through one place: the sinks in order, then the in-memory
-subscribers."""
+subscribers; each event carries the name of the node it comes from."""
 
 from __future__ import annotations
 
@@ -18,15 +18,18 @@ class Event(Protocol):
 
 class Fanout:
     """Hands each event to every sink (a webhook's durable outbox first, if it is first in
-    ``sinks``) and to every subscriber."""
+    ``sinks``) and to every subscriber, with ``node`` added (when given)."""
 
-    def __init__(self, sinks: Sequence[Sink] = ()) -> None:
+    def __init__(self, sinks: Sequence[Sink] = (), node: str | None = None) -> None:
         self.sinks = list(sinks)
+        self.node = node
         self.broadcast = Broadcast()
 
     def send(self, event: Event) -> None:
         """One event to everyone; never blocks."""
         data = event.to_dict()
+        if self.node is not None:
+            data["node"] = self.node
         for sink in self.sinks:
             sink.send(data)
         self.broadcast.send(data)

@@ -1,10 +1,14 @@
-"""A durable outbox for webhook events: SQLite (WAL), written before any delivery attempt.
+"""A durable outbox for the events of one deliverer (the webhook, the MQTT broker): SQLite
+(WAL), written before any delivery attempt. Each deliverer has a file of its own: they
+progress independently (one may be down while the other delivers), and each file's lock
+keeps two detectors from sending the same alerts twice.
 
-Every event bound for the webhook becomes a row with a unique ``id`` (the event's own
+Every event bound for the deliverer becomes a row with a unique ``id`` (the event's own
 ``id`` if it has one, else a new one, added to the event so that a receiver can
 de-duplicate). Rows are handed out oldest first and leave the pending set only when the
-caller marks them delivered (after a 2xx) or rejected (a final 4xx), so events pending when
-the process dies - even by SIGKILL - are sent again by the next process that opens the file.
+caller marks them delivered (a 2xx, a broker's ack) or rejected (a final 4xx), so events
+pending when the process dies - even by SIGKILL - are sent again by the next process that
+opens the file.
 Delivery is at least once: a receiver that answered 2xx just before the crash sees that
 event again, with the same ``id``.
 
@@ -41,23 +45,34 @@ CREATE INDEX IF NOT EXISTS outbox_state ON outbox (state, seq);
 """
 
 
-def default_outbox_path(jsonl: str | None) -> Path:
-    """``EVENTS.jsonl.outbox.sqlite`` next to a JSON-lines file, else one in the state
-    directory (``~/.local/state/lipforensics/webhook-outbox.sqlite``)."""
+#: per deliverer: the suffix of its file next to a JSON-lines file, its file name elsewhere.
+_FILES = {
+    "webhook": (".outbox.sqlite", "webhook-outbox.sqlite"),
+    "mqtt": (".mqtt-outbox.sqlite", "mqtt-outbox.sqlite"),
+}
+
+
+def default_outbox_path(jsonl: str | None, deliverer: str = "webhook") -> Path:
+    """``EVENTS.jsonl.outbox.sqlite`` (``.mqtt-outbox.sqlite`` for MQTT) next to a
+    JSON-lines file, else one in the state directory
+    (``~/.local/state/lipforensics/webhook-outbox.sqlite``, ``mqtt-outbox.sqlite``)."""
+    suffix, name = _FILES[deliverer]
     if jsonl and jsonl != "-":
-        return Path(jsonl).with_name(Path(jsonl).name + ".outbox.sqlite")
-    return DEFAULT_DIRECTORY / "webhook-outbox.sqlite"
+        return Path(jsonl).with_name(Path(jsonl).name + suffix)
+    return DEFAULT_DIRECTORY / name
 
 
 class Outbox:
-    """Webhook events on disk, pending until marked (see the module doc).
+    """One deliverer's events on disk, pending until marked (see the module doc).
 
     Attributes:
         dropped: pending events this process removed because the file was full.
     """
 
-    def __init__(self, path: str | Path, max_rows: int = MAX_ROWS) -> None:
-        """Open (or create) the outbox file ``path``.
+    def __init__(
+        self, path: str | Path, max_rows: int = MAX_ROWS, deliverer: str = "webhook"
+    ) -> None:
+        """Open (or create) the outbox file ``path`` of ``deliverer`` (named in messages).
 
         Raises:
             LipForensicsError: the file cannot be created or is not an outbox database.
@@ -69,7 +84,8 @@ class Outbox:
         self.dropped = 0
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._lock = _lock_exclusively(self.path.with_name(self.path.name + ".lock"))
+            lock = self.path.with_name(self.path.name + ".lock")
+            self._lock = _lock_exclusively(lock, deliverer)
             self._db = sqlite3.connect(self.path, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")  # durable across a process crash
@@ -78,7 +94,8 @@ class Outbox:
         except (OSError, sqlite3.Error) as error:
             if hasattr(self, "_lock"):
                 self._lock.close()
-            raise LipForensicsError(f"cannot open webhook outbox {self.path}: {error}") from None
+            reason = f"cannot open {deliverer} outbox {self.path}: {error}"
+            raise LipForensicsError(reason) from None
 
     def add(self, event: dict[str, object]) -> dict[str, object]:
         """Store ``event`` as pending; returns it with its ``id``. An ``id`` already in the
@@ -141,7 +158,7 @@ class Outbox:
                 self.dropped += removed
 
 
-def _lock_exclusively(path: Path) -> IO[bytes]:
+def _lock_exclusively(path: Path, deliverer: str) -> IO[bytes]:
     """Hold an exclusive lock on ``path`` (created if needed) until the returned file is
     closed (or collected), or until this process ends, however it ends.
 
@@ -155,7 +172,7 @@ def _lock_exclusively(path: Path) -> IO[bytes]:
     except BlockingIOError:
         lock.close()
         raise LipForensicsError(
-            f"webhook outbox {path.with_suffix('')} is in use by another detector; "
-            "give each one its own (--webhook-outbox PATH)"
+            f"{deliverer} outbox {path.with_suffix('')} is in use by another detector; "
+            f"give each one its own (--{deliverer}-outbox PATH)"
         ) from None
     return lock

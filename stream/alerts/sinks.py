@@ -1,4 +1,5 @@
-"""Where events go: JSON lines (stdout or a file) and a webhook (through the durable outbox).
+"""Where events go: JSON lines (stdout or a file), a webhook (through the durable outbox)
+and an MQTT broker (:mod:`stream.alerts.mqtt`).
 
 Every sink takes JSON-ready dicts through :meth:`Sink.send`, which never blocks the event
 loop, and is flushed and closed with ``await sink.close()``.
@@ -9,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from contextlib import suppress
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Protocol
@@ -17,6 +18,8 @@ from typing import IO, TYPE_CHECKING, Protocol
 import aiohttp
 
 from engines.errors import LipForensicsError
+from stream.alerts.mqtt import MqttSink
+from stream.alerts.mqtt_address import parse_mqtt_url
 from stream.alerts.outbox import DELIVERED, REJECTED, Outbox, default_outbox_path
 from stream.backoff import backoff_delays
 
@@ -37,24 +40,40 @@ class Sink(Protocol):
 
 
 class JsonlSink:
-    """One JSON object per line, flushed per line; ``path`` "-" means standard output."""
+    """One JSON object per line, flushed per line; ``path`` "-" means standard output.
+
+    A failed write (a closed pipe, a full disk) is not raised: the sink stops writing, keeps
+    the error in :attr:`error` and calls :attr:`on_failure` once with it, so that its owner
+    can stop (the pipeline goes on meanwhile, its other sinks too).
+    """
 
     def __init__(self, path: str | Path = "-") -> None:
-        self._owned = str(path) != "-"
+        self.path = str(path)
+        self.error: OSError | None = None
+        self.on_failure: Callable[[OSError], None] | None = None
+        self._owned = self.path != "-"
         try:
             self._out: IO[str] = open(path, "a", encoding="utf-8") if self._owned else sys.stdout  # noqa: SIM115
         except OSError as error:
             raise LipForensicsError(f"cannot write events to {path}: {error.strerror}") from None
 
     def send(self, event: dict[str, object]) -> None:
-        """Write the event as one line."""
-        self._out.write(json.dumps(event, separators=(",", ":")) + "\n")
-        self._out.flush()
+        """Write the event as one line (nothing once a write has failed)."""
+        if self.error is not None:
+            return
+        try:
+            self._out.write(json.dumps(event, separators=(",", ":")) + "\n")
+            self._out.flush()
+        except OSError as error:
+            self.error = error
+            if self.on_failure is not None:
+                self.on_failure(error)
 
     async def close(self) -> None:
         """Close the file (standard output stays open)."""
         if self._owned:
-            self._out.close()
+            with suppress(OSError):  # what a failed write left in the buffer fails again
+                self._out.close()
 
 
 class WebhookSink:
@@ -70,6 +89,7 @@ class WebhookSink:
 
     Attributes:
         delivered, failed, dropped: event counts.
+        left_pending: events still pending in the outbox when it was closed.
     """
 
     def __init__(
@@ -90,7 +110,7 @@ class WebhookSink:
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.timeout = timeout
-        self.delivered = self.failed = self.dropped = 0
+        self.delivered = self.failed = self.dropped = self.left_pending = 0
         self._queue: asyncio.Queue[dict[str, object]] = asyncio.Queue(queue_size)
         self._worker: asyncio.Task[None] | None = None
         self._outbox = outbox
@@ -123,7 +143,13 @@ class WebhookSink:
             with suppress(asyncio.CancelledError):
                 await self._worker
         if self._outbox is not None:
+            self.left_pending = self._outbox.pending
             self._outbox.close()
+
+    @property
+    def outbox_path(self) -> Path | None:
+        """The outbox file, if the sink has one."""
+        return self._outbox.path if self._outbox is not None else None
 
     def _start(self) -> None:
         if self._worker is None:
@@ -194,12 +220,17 @@ class WebhookSink:
 
 
 def sinks_for(settings: Settings) -> list[Sink]:
-    """The sinks the settings ask for: a webhook (first, so that an alert is in its durable
-    outbox before it is anywhere else) and JSON lines."""
+    """The sinks the settings ask for: a webhook and MQTT (first, so that an alert is in
+    their durable outboxes before it is anywhere else) and JSON lines. Call it inside a
+    running event loop."""
     sinks: list[Sink] = []
     if settings.webhook is not None:
         outbox = Outbox(settings.webhook_outbox or default_outbox_path(settings.jsonl))
         sinks.append(WebhookSink(settings.webhook, outbox=outbox))
+    if settings.mqtt is not None:
+        path = settings.mqtt_outbox or default_outbox_path(settings.jsonl, "mqtt")
+        outbox = Outbox(path, deliverer="mqtt")
+        sinks.append(MqttSink(parse_mqtt_url(settings.mqtt), settings.node, outbox))
     if settings.jsonl is not None:
         sinks.append(JsonlSink(settings.jsonl))
     return sinks

@@ -14,6 +14,7 @@ authors' preprocessing (see ``docs/crops.md``):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -122,8 +123,16 @@ def to_gray(rgb: np.ndarray) -> np.ndarray:
     return ((luma + 0x8000) >> 16).astype(np.uint8)
 
 
+#: (rgb, matrix, top, left) -> uint8 (96, 96, 3): :func:`warp_patch` or a faster stand-in
+Warp = Callable[[np.ndarray, np.ndarray, int, int], np.ndarray]
+
+
 def mouth_crop(
-    rgb: np.ndarray, landmarks: np.ndarray, smoothed: np.ndarray, reference: np.ndarray
+    rgb: np.ndarray,
+    landmarks: np.ndarray,
+    smoothed: np.ndarray,
+    reference: np.ndarray,
+    warp: Warp = warp_patch,
 ) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
     """One frame's 96 x 96 grayscale mouth crop.
 
@@ -132,6 +141,8 @@ def mouth_crop(
         landmarks: the frame's own 68 iBUG points (68, 2), pixels.
         smoothed: the smoothed points the alignment is estimated from (68, 2).
         reference: the mean face (68, 2), see :func:`mean_face`.
+        warp: the patch warp; the default is the reference's, bit for bit (the live face
+            stage passes :func:`stream.faces.live_warp.warp_patch_opencv`).
 
     Returns:
         ``(crop, matrix, (top, left))``: uint8 (96, 96), the 2 x 3 source -> aligned
@@ -140,4 +151,4 @@ def mouth_crop(
     stable = list(STABLE_POINTS)
     matrix = similarity_transform(smoothed[stable], reference[stable])
     top, left = crop_box(apply_transform(matrix, landmarks[MOUTH_POINTS]))
-    return to_gray(warp_patch(rgb, matrix, top, left)), matrix, (top, left)
+    return to_gray(warp(rgb, matrix, top, left)), matrix, (top, left)

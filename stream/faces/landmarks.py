@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from stream.faces.mediapipe_results import mesh_reader
+
 MODEL_PATH = Path(__file__).resolve().parent / "assets" / "face_landmarker.task"
 
 #: iBUG-68 index -> MediaPipe mesh vertices; two vertices = their mean (the eye corners,
@@ -52,9 +54,17 @@ class FaceLandmarks:
     """One MediaPipe Face Landmarker in VIDEO mode for one stream of frames.
 
     Call :meth:`detect` with the frames in order; close it (or use ``with``) when done.
+    ``native_results``: read the meshes from MediaPipe's C result where this MediaPipe has
+    one (:mod:`stream.faces.mediapipe_results`; the same numbers, less Python); False uses
+    MediaPipe's public result objects.
     """
 
-    def __init__(self, num_faces: int = 1, model_path: str | Path = MODEL_PATH) -> None:
+    def __init__(
+        self,
+        num_faces: int = 1,
+        model_path: str | Path = MODEL_PATH,
+        native_results: bool = True,
+    ) -> None:
         from mediapipe.tasks.python import BaseOptions, vision
 
         options = vision.FaceLandmarkerOptions(
@@ -66,6 +76,7 @@ class FaceLandmarks:
             self._landmarker = vision.FaceLandmarker.create_from_options(options)
         self._last_ms = -1
         self._offset_ms = 0
+        self._read_meshes = mesh_reader() if native_results else None
 
     def detect(self, rgb: np.ndarray, pts: float) -> list[np.ndarray]:
         """The faces in one RGB uint8 (H, W, 3) frame as 68 iBUG points (68, 2) in pixels,
@@ -85,14 +96,20 @@ class FaceLandmarks:
         # the first call logs graph set-up warnings from native code: keep them off stderr
         quiet = _native_stderr.silenced() if self._last_ms < 0 else contextlib.nullcontext()
         with quiet:
-            result = self._landmarker.detect_for_video(image, stamp)
+            meshes = self._meshes(image, stamp)
         self._last_ms = stamp
         height, width = rgb.shape[:2]
-        faces = [
-            to_ibug68(np.array([(p.x * width, p.y * height) for p in face]))
-            for face in result.face_landmarks
-        ]
+        scale = np.array([width, height], dtype=np.float64)
+        faces = [to_ibug68(mesh * scale) for mesh in meshes]
         return sorted(faces, key=_area, reverse=True)
+
+    def _meshes(self, image: object, stamp: int) -> list[np.ndarray]:
+        """Each face's (478, 2) normalised x, y: read from MediaPipe's C result where it
+        has one (:mod:`stream.faces.mediapipe_results`), else from the public result."""
+        if self._read_meshes is not None:
+            return self._read_meshes(self._landmarker, image, stamp)
+        result = self._landmarker.detect_for_video(image, stamp)
+        return [np.array([(p.x, p.y) for p in face]) for face in result.face_landmarks]
 
     def close(self) -> None:
         """Free the landmarker's graph."""

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from stream.faces.align import mean_face, mouth_crop
+from stream.faces.align import mean_face, mouth_crop, warp_patch
 from stream.faces.landmarks import FaceLandmarks
+from stream.faces.live_warp import warp_patch_opencv
 from stream.faces.smoothing import Smoother, Smoothing
 from stream.faces.tracks import Tracker
 from stream.records import FaceCrop, FaceFrame
@@ -31,17 +32,28 @@ class FaceStage:
     variant of :class:`stream.faces.smoothing.Smoothing` (``"none"`` or ``"causal"``; a face
     missing for more than ``hold`` frames, or a clock break, starts its smoothing over).
     Not thread-safe: call :meth:`process` for one stream's frames in order.
+
+    The crops are warped with OpenCV (:mod:`stream.faces.live_warp`) and the landmarks read
+    from MediaPipe's C result; ``reference_path=True`` uses the offline reference's float64
+    warp and MediaPipe's public result objects instead (slower; what the live crops are
+    checked against, within 0.5 gray levels: ``tests/test_live_crops.py``).
     """
 
     def __init__(
-        self, max_faces: int = 2, forget: int = 25, hold: int = 2, smoothing: str = "none"
+        self,
+        max_faces: int = 2,
+        forget: int = 25,
+        hold: int = 2,
+        smoothing: str = "none",
+        reference_path: bool = False,
     ) -> None:
         self.hold = hold
         self.tracker = Tracker(forget)
         self._smoothing = Smoothing.named(smoothing)
         if self._smoothing.ahead:
             raise ValueError(f"live smoothing must not look ahead, got {smoothing!r}")
-        self._landmarks = FaceLandmarks(num_faces=max_faces)
+        self._landmarks = FaceLandmarks(num_faces=max_faces, native_results=not reference_path)
+        self._warp = warp_patch if reference_path else warp_patch_opencv
         self._reference = mean_face()
         self._smoothers: dict[int, tuple[Smoother[None], int]] = {}
 
@@ -58,7 +70,7 @@ class FaceStage:
                 smoother = Smoother[None](self._smoothing)
             self._smoothers[track_id] = (smoother, index)
             ((_, smoothed),) = smoother.push(points, None)
-            crop, _, _ = mouth_crop(rgb, points, smoothed, self._reference)
+            crop, _, _ = mouth_crop(rgb, points, smoothed, self._reference, self._warp)
             crops.append(FaceCrop(track_id, crop))
         return FaceFrame(tuple(crops), tuple(ended))
 

@@ -26,9 +26,12 @@ from typing import Protocol
 from aiohttp import web
 
 from engines.errors import LipForensicsError
-from stream.alerts.crops import AlertCrops, strip_png
+from stream.alerts.crops import AlertCrops
+from stream.health import public_report
+from stream.images import crop_strip, png_bytes
 from stream.records import StatusEvent
 from stream.server.pages import page_paths
+from stream.server.limits import ConnectionCap, handler_options
 from stream.server.settings import ServerSettings
 from stream.server.state import LiveState
 from stream.server.whip import WhipEndpoint
@@ -91,7 +94,7 @@ def routes(
         Route("GET", "/alerts/{alert}/crops.png", alert_crops(pipeline.alert_crops), auth=True),
         Route("OPTIONS", "/alerts/{alert}/crops.png", preflight("OPTIONS, GET"), auth=False),
         Route("GET", "/metrics", metrics(pipeline, whip), auth=settings.protect_metrics),
-        Route("GET", "/healthz", health(pipeline), auth=False),
+        Route("GET", "/healthz", health(pipeline, settings.token), auth=False),
         *(Route("GET", path, page, auth=False) for path, page in page_paths().items()),
     ]
 
@@ -124,8 +127,7 @@ def require_token(token: str, handler: Handler) -> Handler:
     expected = _digest(token)
 
     async def guarded(request: web.Request) -> web.StreamResponse:
-        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-        if not hmac.compare_digest(_digest(given.strip()), expected) or scheme.lower() != "bearer":
+        if not _has_token(request, expected):
             return web.Response(
                 status=401,
                 text="a valid bearer token is required\n",
@@ -134,6 +136,13 @@ def require_token(token: str, handler: Handler) -> Handler:
         return await handler(request)
 
     return guarded
+
+
+def _has_token(request: web.Request, expected: bytes) -> bool:
+    """The request carries ``Authorization: Bearer`` with the token whose digest is
+    ``expected`` (compared in constant time)."""
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    return hmac.compare_digest(_digest(given.strip()), expected) and scheme.lower() == "bearer"
 
 
 def _digest(text: str) -> bytes:
@@ -252,7 +261,8 @@ def alert_crops(crops: AlertCrops) -> Handler:
         if found is None:
             return web.Response(status=404, text="no crops kept for this alert\n")
         headers = {"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"}
-        return web.Response(body=strip_png(found), content_type="image/png", headers=headers)
+        body = png_bytes(crop_strip(found))
+        return web.Response(body=body, content_type="image/png", headers=headers)
 
     return crops_handler
 
@@ -282,12 +292,18 @@ def metrics(pipeline: ServedPipeline, whip: WhipEndpoint) -> Handler:
     return metrics_handler
 
 
-def health(pipeline: ServedPipeline) -> Handler:
-    """``GET /healthz``: the pipeline's health as JSON; 200 if ``ok``, 503 if degraded."""
+def health(pipeline: ServedPipeline, token: str) -> Handler:
+    """``GET /healthz``: the pipeline's health as JSON; 200 if ``ok``, 503 if degraded. The
+    reasons and the streams (their names) go only to holders of the token; anyone else gets
+    the status (see :func:`stream.health.public_report`)."""
+    expected = _digest(token)
 
     async def health_handler(request: web.Request) -> web.Response:
         report = pipeline.health()
-        return web.json_response(report, status=200 if report.get("status") == "ok" else 503)
+        status = 200 if report.get("status") == "ok" else 503
+        if not _has_token(request, expected):
+            report = public_report(report)
+        return web.json_response(report, status=status)
 
     return health_handler
 
@@ -300,6 +316,7 @@ class Server:
         self.settings = settings
         self.app = build_app(pipeline, settings)
         self._runner: web.AppRunner | None = None
+        self._listener: asyncio.Server | None = None
 
     @property
     def whip(self) -> WhipEndpoint:
@@ -313,27 +330,33 @@ class Server:
             LipForensicsError: the address is in use or cannot be bound, or bad TLS files.
         """
         context = self.settings.ssl_context()
-        runner = web.AppRunner(self.app, access_log=None)  # paths hold WHIP session ids
+        runner = web.AppRunner(  # no access log: paths hold WHIP session ids
+            self.app, access_log=None, **handler_options(self.settings.idle_timeout)
+        )
         await runner.setup()
-        site = web.TCPSite(runner, self.settings.host, self.settings.port, ssl_context=context)
-        try:
-            await site.start()
+        cap = ConnectionCap(runner.server, self.settings.max_connections)
+        try:  # listening here rather than in a TCPSite, for the connection cap
+            listener = await asyncio.get_running_loop().create_server(
+                cap, self.settings.host, self.settings.port, ssl=context
+            )
         except OSError as error:
             await runner.cleanup()
             where = f"{self.settings.host}:{self.settings.port}"
             reason = os.strerror(error.errno) if error.errno else str(error)
             raise LipForensicsError(f"cannot listen on {where}: {reason}") from None
-        self._runner = runner
+        self._runner, self._listener = runner, listener
 
     @property
     def url(self) -> str:
         """Where the server listens, e.g. ``http://127.0.0.1:8080`` (the real port if 0)."""
-        host, port = self._runner.addresses[0][:2] if self._runner else ("", 0)
+        host, port = self._listener.sockets[0].getsockname()[:2] if self._listener else ("", 0)
         scheme = "https" if self.settings.tls_cert else "http"
         return f"{scheme}://{host}:{port}"
 
     async def stop(self) -> None:
         """Stop taking requests and end every WHIP session. Idempotent."""
-        if self._runner is not None:
+        if self._runner is not None and self._listener is not None:
             runner, self._runner = self._runner, None
+            listener, self._listener = self._listener, None
+            listener.close()
             await runner.cleanup()

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import ssl
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -11,6 +12,11 @@ from typing import Any
 from engines.errors import LipForensicsError
 from stream.server.whip import WhipSettings
 from stream.settings_file import checked, read_tables
+
+#: a browser origin: scheme, host, optional port (what an Origin header holds).
+ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-]+(:\d{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:\d{1,5})?")
+#: tokens shorter than this get a warning at start-up.
+STRONG_TOKEN = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +31,9 @@ class ServerSettings:
         cors_origins: browser origins allowed to call the API (none by default).
         tls_cert, tls_key: serve HTTPS with this certificate chain and key (PEM files).
         heartbeat: seconds between SSE keep-alive comments.
+        idle_timeout: seconds a connection has to send a request head after it opens, and
+            may sit idle between requests (see :mod:`stream.server.limits`).
+        max_connections: connections open at once; more get 503.
         whip: the WHIP endpoint's limits and ICE settings.
     """
 
@@ -36,6 +45,8 @@ class ServerSettings:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     heartbeat: float = 15.0
+    idle_timeout: float = 15.0
+    max_connections: int = 256
     whip: WhipSettings = field(default_factory=WhipSettings)
 
     def __post_init__(self) -> None:
@@ -43,6 +54,22 @@ class ServerSettings:
             raise LipForensicsError("a bearer token is required (--token or LIPFORENSICS_TOKEN)")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise LipForensicsError("TLS needs both a certificate and a key")
+        for origin in self.cors_origins:
+            if not ORIGIN.fullmatch(origin):
+                raise LipForensicsError(
+                    f"CORS origin {origin!r} is not an exact origin such as "
+                    "https://console.example:8443 (no wildcards, no path)"
+                )
+        for name in ("heartbeat", "idle_timeout"):
+            if not 0 < getattr(self, name) < float("inf"):
+                raise LipForensicsError(f"{name} must be a positive number, got {getattr(self, name)}")
+        if self.max_connections < 1:
+            raise LipForensicsError(f"max_connections must be at least 1, got {self.max_connections}")
+
+    @property
+    def weak_token(self) -> bool:
+        """The token is shorter than :data:`STRONG_TOKEN` characters (easy to guess)."""
+        return len(self.token) < STRONG_TOKEN
 
     def ssl_context(self) -> ssl.SSLContext | None:
         """The server's TLS context, or ``None`` for plain HTTP.

@@ -9,7 +9,7 @@ from engines.errors import LipForensicsError
 from stream.sources.base import Source
 from stream.sources.files import FileSource
 from stream.sources.rtsp import RtspSource
-from stream.sources.urls import RTSP_SCHEMES, split_url
+from stream.sources.urls import RTSP_SCHEMES, redact, split_url
 
 
 def open_source(
@@ -33,7 +33,7 @@ def open_source(
         return FileSource(_file_path(uri), stream_id, realtime=realtime)
     if scheme:
         raise LipForensicsError(
-            f"unsupported source {uri!r}: expected a video file path, file://, rtsp:// or rtsps://"
+            f"unsupported source {redact(uri)!r}: expected a video file path, file://, rtsp:// or rtsps://"
         )
     return FileSource(uri, stream_id, realtime=realtime)
 

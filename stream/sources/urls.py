@@ -4,7 +4,7 @@ in messages and logs without their passwords. Light to import (no media librarie
 from __future__ import annotations
 
 import re
-from urllib.parse import SplitResult, urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlsplit
 
 from engines.errors import LipForensicsError
 
@@ -28,11 +28,13 @@ def split_url(url: str) -> SplitResult:
 
 
 def redact(url: str) -> str:
-    """``url`` without its user name and password (safe to log), even when malformed."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return re.sub(r"//[^/]*@", "//***@", url)
-    if "@" not in parts.netloc:
+    """``url`` without its user name and password (safe to log), whatever its shape: a
+    well-formed URL, a malformed one (``rtsp:/u:p@host``, ``u:p@host/path``) or a path.
+    Everything between the scheme (if any) and the last ``@`` becomes ``***``."""
+    if "@" not in url:
         return url
-    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
+    return _USERINFO.sub(lambda match: f"{match.group(1) or ''}***@", url, count=1)
+
+
+#: an optional scheme with its slashes, then anything up to the last "@".
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*:/*)?.*@", re.DOTALL)

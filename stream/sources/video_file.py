@@ -21,6 +21,7 @@ import av
 import numpy as np
 
 from engines.errors import MediaError
+from stream.sources.urls import redact
 
 #: file suffixes taken for videos when a folder is scanned (``.npy``: saved mouth crops).
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".npy")
@@ -72,9 +73,9 @@ class VideoFile:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         if not self.path.exists():
-            raise MediaError(f"video file not found: {self.path}")
+            raise MediaError(f"video file not found: {redact(str(self.path))}")
         if not self.path.is_file():
-            raise MediaError(f"not a file: {self.path} (expected a video file)")
+            raise MediaError(f"not a file: {redact(str(self.path))} (expected a video file)")
         try:
             self._container = av.open(str(self.path))
         except av.FFmpegError as error:

@@ -10,8 +10,11 @@ Two bounded queues feed one inference thread:
   window's own work at its end is small (about 3 encodings at any stride).
 
 Under overload the oldest window is dropped (counted per stream) and the oldest prefetch
-job is dropped (its window encodes the frame itself later). Memory is bounded by the queue
-sizes and by the feature caches, which keep only the frames of the newest windows.
+job is dropped (its window encodes the frame itself later). When the backend is unavailable
+(:class:`~engines.errors.BackendUnavailable`), the batch's windows are dropped and counted,
+and the next call waits a backoff delay (:mod:`stream.windows.outage` says degraded).
+Memory is bounded by the queue sizes and by the feature caches, which keep only the frames
+of the newest windows.
 """
 
 from __future__ import annotations
@@ -23,15 +26,18 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from engines.backends import Backend
+from engines.errors import BackendUnavailable
 from engines.frames import FrameKey, five_frame_inputs, window_keys
 from stream.metrics import PipelineMetrics
 from stream.records import MouthWindow
 from stream.windows.face_window import FeatureJob
+from stream.windows.outage import Outage
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +90,7 @@ class Scheduler:
         prefetch_queue: int = 128,
         max_delay: float = 1.0,
         metrics: PipelineMetrics | None = None,
+        outage: Outage | None = None,
     ) -> None:
         self.backend = backend
         self.on_scored = on_scored
@@ -91,6 +98,7 @@ class Scheduler:
         self.window_queue = window_queue
         self.max_delay = max_delay
         self.metrics = metrics or PipelineMetrics()
+        self.outage = outage or Outage(backend.name, self.metrics)
         self.dropped_windows: Counter[str] = Counter()
         self.dropped_prefetch = 0
         self.last_drop = -math.inf
@@ -101,6 +109,7 @@ class Scheduler:
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
         self._stopping = False
+        self._stopped = asyncio.Event()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="inference")
 
     @property
@@ -154,12 +163,30 @@ class Scheduler:
             batch = self._plan()
             try:
                 features, logits = await loop.run_in_executor(self._executor, self._infer, batch)
+            except BackendUnavailable as error:
+                delay = self.outage.failed(error)
+                for window in batch.windows:
+                    self._dropped(window)
+                await self._retry_after(delay)
+                continue
             except Exception:
                 log.exception("inference failed; %d windows lost", len(batch.windows))
                 for window in batch.windows:
                     self._dropped(window)
                 continue
+            self.outage.succeeded()
             self._finish(batch, features, logits)
+
+    async def _retry_after(self, delay: float) -> None:
+        """Wait ``delay`` seconds before the next backend call; when stopping, drop what is
+        queued instead (the backend is gone: draining would only wait for it)."""
+        if not self._stopping:
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._stopped.wait(), delay)
+        if self._stopping:
+            while self._windows:
+                self._dropped(self._windows.popleft()[0])
+            self._prefetch.clear()
 
     async def stop(self, drain: bool = True) -> None:
         """Let :meth:`run` end: after the queued windows (``drain``) or after the current
@@ -168,6 +195,7 @@ class Scheduler:
         if not drain:
             self._windows.clear()
         self._stopping = True
+        self._stopped.set()
         self._wake.set()
 
     def close(self) -> None:
@@ -179,6 +207,7 @@ class Scheduler:
         self.dropped_windows[window.stream_id] += 1
         self.metrics.windows_dropped.labels(window.stream_id).inc()
         self.last_drop = time.monotonic()
+        self.outage.dropped()
 
     def _plan(self) -> _Batch:
         """Take windows (oldest first), then a few prefetch jobs, up to about ``max_batch``

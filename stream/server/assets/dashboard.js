@@ -1,42 +1,20 @@
-// LipForensics Live dashboard: live faces, alerts and stream status from /events.
-// The page holds no data. It asks for the bearer token, keeps it in sessionStorage (gone
-// with the tab) and sends it as an Authorization header; text from the server is only
-// ever set as textContent, never parsed as HTML.
+// LipForensics Live dashboard: every face with its level and probability chart, the alerts
+// with the mouth crops that raised them, the streams with their state. A late page starts
+// from /state, then follows /events. The page holds no data; the bearer token is kept in
+// sessionStorage (gone with the tab) and sent as an Authorization header (live.js).
 "use strict";
 
 const MAX_ALERTS = 50;
-const MAX_STATUS = 30;
-const FACE_GONE_AFTER = 10; // seconds without a verdict before a face leaves the table
-
-/** Splits a Server-Sent Events byte stream, fed as text chunks, into parsed `data:` events. */
-class EventParser {
-  constructor(onEvent) {
-    this.onEvent = onEvent;
-    this.buffer = "";
-  }
-
-  push(text) {
-    this.buffer += text.replace(/\r\n?/g, "\n");
-    let end;
-    while ((end = this.buffer.indexOf("\n\n")) >= 0) {
-      const block = this.buffer.slice(0, end);
-      this.buffer = this.buffer.slice(end + 2);
-      const data = block
-        .split("\n")
-        .filter((line) => line.startsWith("data:"))
-        .map((line) => line.slice(5).replace(/^ /, ""))
-        .join("\n");
-      if (data) this.onEvent(JSON.parse(data));
-    }
-  }
-}
+const FACE_GONE_AFTER = 10; // seconds without a verdict before a face leaves the page
 
 /** What the page shows, updated event by event (no DOM here). */
 class DashboardState {
   constructor() {
     this.faces = new Map(); // "stream/face" -> latest verdict
+    this.histories = new Map(); // "stream/face" -> History
     this.alerts = []; // newest first
-    this.status = []; // newest first
+    this.streams = new Map(); // stream -> {stream, status, detail, reconnects, wall_time}
+    this.thresholds = {};
     this.skew = 0; // this machine's clock minus the server's, seconds (as of the last event)
   }
 
@@ -50,77 +28,104 @@ class DashboardState {
     return [...this.faces.values()].filter((event) => now - event.wall_time <= FACE_GONE_AFTER);
   }
 
+  /** The server's snapshot (GET /state), merged under anything newer already applied. */
+  load(snapshot) {
+    this.thresholds = snapshot.thresholds || {};
+    if (snapshot.faces.length) this.skew = Date.now() / 1000 - snapshot.faces[0].wall_time;
+    for (const face of snapshot.faces) {
+      const key = `${face.stream}/${face.face}`;
+      const known = this.faces.get(key);
+      if (!known || known.wall_time < face.wall_time) this.faces.set(key, face);
+      if (!this.histories.has(key)) this.histories.set(key, new History(face.history));
+    }
+    for (const stream of snapshot.streams) {
+      const known = this.streams.get(stream.stream);
+      if (!known || known.wall_time < stream.wall_time) this.streams.set(stream.stream, stream);
+    }
+    for (const alert of [...snapshot.alerts].reverse()) this.addAlert(alert);
+    this.alerts.sort((a, b) => b.wall_time - a.wall_time);
+  }
+
+  addAlert(alert) {
+    if (this.alerts.some((known) => known.id === alert.id)) return;
+    this.alerts.unshift(alert);
+    this.alerts.length = Math.min(this.alerts.length, MAX_ALERTS);
+  }
+
   apply(event) {
     if (typeof event.wall_time === "number") this.skew = Date.now() / 1000 - event.wall_time;
+    const key = `${event.stream}/${event.face}`;
     if (event.type === "verdict") {
-      this.faces.set(`${event.stream}/${event.face}`, event);
+      this.faces.set(key, event);
+      if (!this.histories.has(key)) this.histories.set(key, new History());
+      this.histories.get(key).add(event.wall_time, event.probability);
     } else if (event.type === "alert") {
-      this.faces.set(`${event.stream}/${event.face}`, event);
-      this.alerts.unshift(event);
-      this.alerts.length = Math.min(this.alerts.length, MAX_ALERTS);
+      this.faces.set(key, event);
+      this.addAlert(event);
     } else if (event.type === "status") {
-      this.status.unshift(event);
-      this.status.length = Math.min(this.status.length, MAX_STATUS);
+      const known = this.streams.get(event.stream) || { reconnects: 0 };
+      const reconnects = known.reconnects + (event.status === "reconnecting" ? 1 : 0);
+      this.streams.set(event.stream, { ...event, reconnects });
       if (event.status === "ended") {
-        for (const key of [...this.faces.keys()]) {
-          if (key.startsWith(`${event.stream}/`)) this.faces.delete(key);
+        for (const face of [...this.faces.keys()]) {
+          if (face.startsWith(`${event.stream}/`)) this.faces.delete(face);
         }
       }
     }
   }
 }
 
-/**
- * Reads `url` (an SSE endpoint) with the bearer token until it ends or `signal` aborts.
- * Resolves to the HTTP status: 200 when the stream ran and ended, 401 for a bad token.
- */
-async function followEvents(url, token, onEvent, signal) {
-  const response = await fetch(url, {
-    headers: { Authorization: `Bearer ${token}`, Accept: "text/event-stream" },
-    cache: "no-store",
-    signal,
-  });
-  if (!response.ok) return response.status;
-  const parser = new EventParser(onEvent);
-  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) return response.status;
-    parser.push(value);
-  }
-}
+// ---- the page -----------------------------------------------------------------------
 
-// ---- the page (browsers only) -------------------------------------------------------
-
-function cell(row, text, className) {
-  const td = row.insertCell();
-  td.textContent = text;
-  if (className) td.className = className;
-  return td;
-}
-
-function seconds(pts) {
-  return `${pts[0].toFixed(1)}-${pts[1].toFixed(1)} s`;
-}
+const crops = new Map(); // alert id -> object URL of its crops (or null while loading)
+let session = null; // {token, abort: AbortController, ticker}
 
 function clock(wallTime) {
   return new Date(wallTime * 1000).toLocaleTimeString();
 }
 
-function render(state) {
-  const faces = document.getElementById("faces");
-  faces.replaceChildren();
-  const shown = state.currentFaces(state.serverNow());
+function renderFaces(state) {
+  const now = state.serverNow();
+  const shown = state.currentFaces(now);
   shown.sort((a, b) => a.stream.localeCompare(b.stream) || a.face - b.face);
-  for (const event of shown) {
-    const row = faces.insertRow();
-    cell(row, event.stream);
-    cell(row, String(event.face));
-    cell(row, event.level, `level-${event.level}`);
-    cell(row, event.logit.toFixed(2));
-    cell(row, event.probability.toFixed(3));
-    cell(row, seconds(event.pts));
+  const cards = shown.map((event) => {
+    const card = document.createElement("article");
+    card.className = "face";
+    const title = document.createElement("h3");
+    const name = document.createElement("span");
+    name.textContent = `${event.stream} · face ${event.face}`;
+    const probability = document.createElement("span");
+    probability.className = "probability-value";
+    probability.textContent = `p = ${event.probability.toFixed(3)} (${streamTime(event.pts)})`;
+    title.append(name, badge(event.level), probability);
+    const history = state.histories.get(`${event.stream}/${event.face}`) || new History();
+    card.append(title, probabilityChart(history.points, state.thresholds, now));
+    return card;
+  });
+  document.getElementById("faces").replaceChildren(...cards);
+}
+
+function cropImage(alert) {
+  const image = document.createElement("img");
+  image.alt = `mouth crops of alert ${alert.id}`;
+  image.className = "crops";
+  if (crops.get(alert.id)) {
+    image.src = crops.get(alert.id);
+  } else if (!crops.has(alert.id) && session) {
+    crops.set(alert.id, null);
+    fetch(`alerts/${encodeURIComponent(alert.id)}/crops.png`, {
+      headers: { Authorization: `Bearer ${session.token}` },
+    })
+      .then((response) => (response.ok ? response.blob() : null))
+      .then((blob) => {
+        if (blob) crops.set(alert.id, URL.createObjectURL(blob));
+      })
+      .catch(() => crops.delete(alert.id));
   }
+  return image;
+}
+
+function renderAlerts(state) {
   const alerts = document.getElementById("alerts");
   alerts.replaceChildren();
   for (const event of state.alerts) {
@@ -128,18 +133,30 @@ function render(state) {
     cell(row, clock(event.wall_time));
     cell(row, event.stream);
     cell(row, String(event.face));
-    cell(row, seconds(event.pts));
+    cell(row, streamTime(event.pts));
     cell(row, event.logit.toFixed(2));
-    cell(row, event.id);
+    row.insertCell().append(cropImage(event));
   }
-  const status = document.getElementById("status");
-  status.replaceChildren();
-  for (const event of state.status) {
-    const row = status.insertRow();
+}
+
+function renderStreams(state) {
+  const streams = document.getElementById("streams");
+  streams.replaceChildren();
+  const sorted = [...state.streams.values()].sort((a, b) => a.stream.localeCompare(b.stream));
+  for (const event of sorted) {
+    const row = streams.insertRow();
     cell(row, event.stream);
-    cell(row, event.status, `status-${event.status}`);
+    cell(row, event.status, `status status-${event.status}`);
+    cell(row, String(event.reconnects));
+    cell(row, clock(event.wall_time));
     cell(row, event.detail || "");
   }
+}
+
+function render(state) {
+  renderFaces(state);
+  renderAlerts(state);
+  renderStreams(state);
 }
 
 /** One line from /healthz: "ok", or "degraded: " and the reasons. */
@@ -163,32 +180,56 @@ function say(text) {
   document.getElementById("connection").textContent = text;
 }
 
-let ticker = null;
+/** Back to the login form: the token is forgotten, the page emptied. */
+function logOut(reason) {
+  if (session) {
+    session.abort.abort();
+    clearInterval(session.ticker);
+    session = null;
+  }
+  forgetToken();
+  render(new DashboardState());
+  document.getElementById("login").hidden = false;
+  document.getElementById("session").hidden = true;
+  say(reason);
+}
 
 async function connect(token) {
+  logOut("connecting...");
+  keepToken(token);
+  document.getElementById("login").hidden = true;
   const state = new DashboardState();
-  clearInterval(ticker); // one state on the page: the newest connection's
-  ticker = setInterval(() => render(state), 1000); // faces leave the table when all is quiet
+  const current = { token, abort: new AbortController(), ticker: setInterval(() => render(state), 1000) };
+  session = current;
+  const live = (status) => {
+    if (status === 401) logOut("the token was refused");
+    return session === current;
+  };
   let delay = 1;
-  for (;;) {
-    say("connecting...");
+  while (live(0)) {
+    const attempt = new AbortController(); // events first, so none is missed after the snapshot
+    current.abort.signal.addEventListener("abort", () => attempt.abort());
+    const following = followEvents("events", token, (event) => {
+      delay = 1;
+      state.apply(event);
+      render(state);
+    }, attempt.signal).catch(() => 0);
     let status;
     try {
-      status = await followEvents("events", token, (event) => {
-        say("live");
-        delay = 1;
-        state.apply(event);
+      const snapshot = await fetchJson("state", token, attempt.signal);
+      status = snapshot.status;
+      if (status === 200) {
+        state.load(snapshot.body);
         render(state);
-      });
+        say("connected");
+        document.getElementById("session").hidden = false;
+        status = await following;
+      }
     } catch (error) {
       status = 0;
     }
-    if (status === 401) {
-      sessionStorage.removeItem("lipforensics-token");
-      say("the token was refused");
-      document.getElementById("login").hidden = false;
-      return;
-    }
+    attempt.abort();
+    if (!live(status)) return;
     say(`disconnected; retrying in ${delay} s`);
     await new Promise((resolve) => setTimeout(resolve, delay * 1000));
     delay = Math.min(delay * 2, 30);
@@ -197,25 +238,16 @@ async function connect(token) {
 
 function start() {
   const form = document.getElementById("login");
-  const saved = sessionStorage.getItem("lipforensics-token");
   form.addEventListener("submit", (submitted) => {
     submitted.preventDefault();
     const token = document.getElementById("token").value.trim();
-    if (!token) return;
-    sessionStorage.setItem("lipforensics-token", token);
-    form.hidden = true;
-    connect(token);
+    document.getElementById("token").value = "";
+    if (token) connect(token);
   });
-  if (saved) {
-    form.hidden = true;
-    connect(saved);
-  }
+  document.getElementById("logout").addEventListener("click", () => logOut("logged out"));
+  fragmentSettings();
+  if (savedToken()) connect(savedToken());
   pollHealth();
 }
 
-if (typeof document !== "undefined") {
-  document.addEventListener("DOMContentLoaded", start);
-}
-if (typeof module !== "undefined") {
-  module.exports = { EventParser, DashboardState, followEvents };
-}
+document.addEventListener("DOMContentLoaded", start);

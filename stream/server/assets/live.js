@@ -1,0 +1,156 @@
+// LipForensics Live: what the pages share. Server-Sent Events read with the bearer token,
+// the token kept for the tab, level badges and the probability chart (plain SVG). Text
+// from the server is only ever set as textContent, never parsed as HTML.
+"use strict";
+
+const TOKEN_KEY = "lipforensics-token";
+const CHART_SECONDS = 60; // the chart shows the last minute of windows
+const SVG = "http://www.w3.org/2000/svg";
+
+/** Splits a Server-Sent Events byte stream, fed as text chunks, into parsed `data:` events. */
+class EventParser {
+  constructor(onEvent) {
+    this.onEvent = onEvent;
+    this.buffer = "";
+  }
+
+  push(text) {
+    this.buffer += text.replace(/\r\n?/g, "\n");
+    let end;
+    while ((end = this.buffer.indexOf("\n\n")) >= 0) {
+      const block = this.buffer.slice(0, end);
+      this.buffer = this.buffer.slice(end + 2);
+      const data = block
+        .split("\n")
+        .filter((line) => line.startsWith("data:"))
+        .map((line) => line.slice(5).replace(/^ /, ""))
+        .join("\n");
+      if (data) this.onEvent(JSON.parse(data));
+    }
+  }
+}
+
+/**
+ * Reads `url` (an SSE endpoint) with the bearer token until it ends or `signal` aborts.
+ * Resolves to the HTTP status: 200 when the stream ran and ended, 401 for a bad token.
+ */
+async function followEvents(url, token, onEvent, signal) {
+  const response = await fetch(url, {
+    headers: { Authorization: `Bearer ${token}`, Accept: "text/event-stream" },
+    cache: "no-store",
+    signal,
+  });
+  if (!response.ok) return response.status;
+  const parser = new EventParser(onEvent);
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return response.status;
+    parser.push(value);
+  }
+}
+
+/** GET `url` with the bearer token: `{status, body}` (body parsed as JSON when 200). */
+async function fetchJson(url, token, signal) {
+  const response = await fetch(url, {
+    headers: { Authorization: `Bearer ${token}` }, cache: "no-store", signal,
+  });
+  return { status: response.status, body: response.ok ? await response.json() : null };
+}
+
+/**
+ * Settings from the URL fragment (`#token=T&source=camera`; the fragment never reaches the
+ * server). The token is moved into sessionStorage (gone with the tab) and off the URL.
+ */
+function fragmentSettings() {
+  const settings = new URLSearchParams(location.hash.slice(1));
+  if (settings.get("token")) {
+    sessionStorage.setItem(TOKEN_KEY, settings.get("token"));
+    settings.delete("token");
+    const rest = settings.toString();
+    history.replaceState(null, "", location.pathname + location.search + (rest ? `#${rest}` : ""));
+  }
+  return settings;
+}
+
+function savedToken() {
+  return sessionStorage.getItem(TOKEN_KEY);
+}
+
+function forgetToken() {
+  sessionStorage.removeItem(TOKEN_KEY);
+}
+
+function keepToken(token) {
+  sessionStorage.setItem(TOKEN_KEY, token);
+}
+
+function cell(row, text, className) {
+  const td = row.insertCell();
+  td.textContent = text;
+  if (className) td.className = className;
+  return td;
+}
+
+/** A coloured badge for a level (clear, suspicious, alert). */
+function badge(level) {
+  const span = document.createElement("span");
+  span.className = `badge level-${level}`;
+  span.textContent = level;
+  return span;
+}
+
+function streamTime(pts) {
+  return `${pts[0].toFixed(1)}-${pts[1].toFixed(1)} s`;
+}
+
+/** A face's window probabilities, `[wallTime, probability]`, over the last minute. */
+class History {
+  constructor(points = []) {
+    this.points = points.slice();
+  }
+
+  add(wallTime, probability) {
+    this.points.push([wallTime, probability]);
+    while (this.points.length && this.points[0][0] < wallTime - CHART_SECONDS) this.points.shift();
+  }
+}
+
+/**
+ * An SVG chart of `points` (`[wallTime, probability]`) over the minute before `now` (or
+ * since the first point, at least 10 s), with the suspicious and alert thresholds
+ * (probabilities) as dashed lines.
+ */
+function probabilityChart(points, thresholds, now) {
+  const width = 360;
+  const height = 90;
+  const svg = document.createElementNS(SVG, "svg");
+  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  svg.setAttribute("class", "chart");
+  const first = points.length ? points[0][0] : now;
+  const span = Math.min(Math.max(now - first, 10), CHART_SECONDS);
+  const x = (t) => (width * (t - (now - span))) / span;
+  const y = (p) => height - 4 - (height - 8) * Math.min(Math.max(p, 0), 1);
+  for (const [name, value] of Object.entries(thresholds || {})) {
+    const line = document.createElementNS(SVG, "line");
+    line.setAttribute("x1", "0");
+    line.setAttribute("x2", String(width));
+    line.setAttribute("y1", y(value).toFixed(1));
+    line.setAttribute("y2", y(value).toFixed(1));
+    line.setAttribute("class", `threshold threshold-${name}`);
+    svg.append(line);
+  }
+  const label = document.createElementNS(SVG, "text");
+  label.setAttribute("x", "4");
+  label.setAttribute("y", String(height - 6));
+  label.setAttribute("class", "span");
+  label.textContent = `last ${Math.round(span)} s`;
+  svg.append(label);
+  const shown = points.filter(([t]) => t >= now - span);
+  const line = document.createElementNS(SVG, "polyline");
+  line.setAttribute("points", shown.map(([t, p]) => `${x(t).toFixed(1)},${y(p).toFixed(1)}`).join(" "));
+  line.setAttribute("class", "probability");
+  svg.append(line);
+  svg.dataset.points = String(shown.length);
+  return svg;
+}

@@ -1,0 +1,176 @@
+"""The pages in a real browser: Debian's Chromium publishes its fake camera (the demo's
+clips) to ``serve`` from /publish, and /dashboard follows every stream, with the demo
+detector behind a real server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from browser_support import (
+    WAIT,
+    camera_flags,
+    demo_clip_y4m,
+    launch,
+    playwright_driver,  # noqa: F401  (a fixture)
+    screenshot,
+    served,  # noqa: F401  (a fixture)
+    wait_until,
+)
+from PIL import Image
+from server_support import TOKEN
+
+from stream.records import StatusEvent, Verdict
+
+pytestmark = pytest.mark.slow
+#: a stream name a publisher could choose, meant to run script in the viewer's browser.
+HOSTILE = '<img src=x onerror="alert(1)">'
+MS = 1000.0  # Playwright's timeouts are in milliseconds
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("clips")
+    return {name: demo_clip_y4m(name, folder) for name in ("manipulated", "genuine")}
+
+
+@pytest.fixture(scope="module")
+def camera(playwright_driver, clips):  # noqa: F811
+    """A browser whose camera plays the demo's manipulated clip."""
+    browser = launch(playwright_driver, *camera_flags(clips["manipulated"]))
+    yield browser
+    browser.close()
+
+
+def start_publishing(browser, served):  # noqa: F811
+    """A page of ``browser`` publishing its camera from /publish (the token in the
+    fragment); the page and its stream's name."""
+    page = browser.new_page()
+    page.goto(f"{served.url}/publish#token={TOKEN}&source=camera")
+    stream = wait_until(lambda: page.text_content("#stream").strip("-"), "the WHIP answer")
+    return page, stream
+
+
+def stop_publishing(page, served, stream) -> str:  # noqa: F811
+    """Press Stop; the page's last words once the session has ended."""
+    from playwright.sync_api import expect
+
+    page.click("#stop")
+    expect(page.locator("#connection")).to_contain_text("session ended", timeout=WAIT * MS)
+    wait_until(lambda: served.sessions == 0, "the WHIP session to close")
+    return page.text_content("#connection")
+
+
+def test_the_manipulated_clip_from_a_browser_camera_reaches_alert_and_stop_ends_it(
+    camera,
+    served,  # noqa: F811
+):
+    from playwright.sync_api import expect
+
+    page, stream = start_publishing(camera, served)
+    assert page.url.endswith("#source=camera")  # the token left the address bar
+    expect(page.locator("#faces .badge").first).to_have_text("alert", timeout=WAIT * MS)
+    assert served.of(stream, "alert")  # in the events too
+    codec = wait_until(lambda: page.text_content("#codec").strip("-"), "the codec")
+    print(f"\nChromium sends {codec}; first alert window at "
+          f"{served.of(stream, 'alert')[0]['pts']} s of the stream")  # fmt: skip
+    assert codec.startswith("video/")
+    assert stop_publishing(page, served, stream) == "stopped (session ended: 200)"
+    (ended,) = [e for e in served.of(stream, "status") if e["status"] == "disconnected"]
+    assert ended["detail"] == "the publisher ended the session"
+    page.close()
+
+
+def test_the_genuine_clip_from_a_browser_camera_stays_clear(playwright_driver, clips, served):  # noqa: F811
+    browser = launch(playwright_driver, *camera_flags(clips["genuine"]))
+    try:
+        page, stream = start_publishing(browser, served)
+        # the whole 8 s clip, once through (window ends are in the clip's own seconds)
+        wait_until(lambda: any(v["pts"][1] >= 8.0 for v in served.of(stream, "verdict")), "8 s")
+        levels = {v["level"] for v in served.of(stream, "verdict")}
+        assert levels == {"clear"} and not served.of(stream, "alert")
+        assert {b.text_content() for b in page.query_selector_all("#faces .badge")} == {"clear"}
+        stop_publishing(page, served, stream)
+    finally:
+        browser.close()
+
+
+def test_the_dashboard_shows_a_late_viewer_every_face_alert_crop_and_stream(
+    camera,
+    served,  # noqa: F811
+    tmp_path,
+):
+    """Opened after the stream alerted: the snapshot shows the stream, its face and the
+    alert at once; the chart fills, the alert's crops load; a hostile stream name stays
+    text; logging out and a wrong token both lead back to the login."""
+    from playwright.sync_api import expect
+
+    publisher, stream = start_publishing(camera, served)
+    wait_until(lambda: served.of(stream, "alert"), "an alert")
+    page = camera.new_page()
+    dialogs = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.goto(f"{served.url}/dashboard")
+    expect(page.locator("#login")).to_be_visible()
+    page.fill("#token", TOKEN)
+    page.click("#login button")
+    expect(page.locator("#connection")).to_have_text("connected", timeout=WAIT * MS)
+    expect(page.locator("#login")).to_be_hidden()
+    expect(page.locator("#logout")).to_be_visible()
+    # from the snapshot: the alert happened before this page existed
+    alert_row = page.locator("#alerts tr", has_text=stream).first
+    expect(alert_row).to_be_visible()
+    stream_row = page.locator("#streams tr", has_text=stream)
+    expect(stream_row.locator(".status")).to_have_text("connected")
+    card = page.locator(".face", has_text=stream)
+    expect(card.locator(".badge")).to_have_text("alert", timeout=WAIT * MS)
+    page.wait_for_function(
+        "() => Number(document.querySelector('.face svg.chart').dataset.points) >= 10",
+        timeout=WAIT * MS,
+    )
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#alerts img.crops')].some("
+        "(i) => i.complete && i.naturalWidth === 25 * 88 && i.naturalHeight === 88)",
+        timeout=WAIT * MS,
+    )
+    for number in range(3):  # a publisher that names its stream with markup
+        served.emit(StatusEvent(HOSTILE, "connected", "hostile"))
+        served.emit(Verdict(HOSTILE, 0, (number, number + 1.0), 5.0, 0.99, "alert", 1.0))
+    expect(page.locator(".face", has_text=HOSTILE)).to_be_visible(timeout=WAIT * MS)
+    expect(page.locator("#streams tr", has_text=HOSTILE)).to_be_visible()
+    assert page.locator("img:not(.crops)").count() == 0 and not dialogs
+    shot = screenshot(page, "dashboard.png", tmp_path)
+    assert np.asarray(Image.open(shot).convert("L")).std() > 20  # not blank
+    page.click("#logout")
+    expect(page.locator("#login")).to_be_visible()
+    assert page.evaluate("sessionStorage.length") == 0 and page.locator(".face").count() == 0
+    page.fill("#token", TOKEN + "x")
+    page.click("#login button")
+    expect(page.locator("#connection")).to_have_text("the token was refused")
+    expect(page.locator("#login")).to_be_visible()
+    stop_publishing(publisher, served, stream)
+
+
+def test_the_pages_parse_events_split_anywhere(camera, served):  # noqa: F811
+    """live.js's parser in the browser: SSE text cut at every byte gives the same events."""
+    page = camera.new_page()
+    page.goto(f"{served.url}/dashboard")
+    events = [{"type": "status", "n": 1}, {"type": "verdict", "p": 0.8, "s": "é"}]
+    text = ": comment\r\n\r\n" + "".join(f"data: {json.dumps(e)}\n\n" for e in events)
+    parsed = page.evaluate(
+        """(text) => {
+            const runs = [];
+            for (let cut = 0; cut <= text.length; cut += 1) {
+                const seen = [];
+                const parser = new EventParser((event) => seen.push(event));
+                parser.push(text.slice(0, cut));
+                parser.push(text.slice(cut));
+                runs.push(seen);
+            }
+            return runs;
+        }""",
+        text,
+    )
+    assert all(run == events for run in parsed)
+    page.close()
