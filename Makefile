@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-# the Triton server of tests/test_triton.py (see tests/triton/setup_server.sh)
+# the Triton server of tests/test_triton.py (see tests/triton_server/setup_server.sh)
 TRITON_STAMP := .venv-triton/.installed
 
 .PHONY: venv demo test lint build-demo triton-server
@@ -20,8 +20,8 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-$(TRITON_STAMP): tests/triton/setup_server.sh
-	tests/triton/setup_server.sh .venv-triton
+$(TRITON_STAMP): tests/triton_server/setup_server.sh
+	tests/triton_server/setup_server.sh .venv-triton
 
 triton-server: $(TRITON_STAMP)
 

@@ -6,7 +6,7 @@ Usage: ``python bench/fleet.py [--weights W] [--nodes 2] [--streams 1] [--stride
 
 Needs the test server (``make test`` builds ``.venv-triton``: tritonserver with only the
 python backend, so the exported repository is served as the tests serve it, through
-``tests/triton/model.py`` running ONNX Runtime on one thread per model). Without
+``tests/triton_server/model.py`` running ONNX Runtime on one thread per model). Without
 ``--weights`` the paper-size network with random weights is used. The first table has one
 row per mode: windows scored per second (all nodes), windows dropped, the batches Triton
 formed (requests per execution and rows per execution of the encoder, from its statistics

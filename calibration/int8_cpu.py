@@ -1,11 +1,18 @@
 """INT8 for real use on the CPU: the ONNX Runtime INT8 network, calibrated on genuine mouth
 crops, cached, and checked against FP32 before it is used.
 
-The genuine crops are split by 25-frame clip: every :data:`HOLD_BACK_EVERY`-th clip is held
-back, the rest calibrate (:func:`calibration.int8.quantize_model`, ``target="cpu"``). On the
-held-back clips both networks score every clip; the largest logit difference is the INT8
-error, and a model whose error is past :data:`MAX_LOGIT_ERROR` is refused (its thresholds,
-calibrated in FP32, could no longer be trusted). The INT8 files and the check are cached
+Only the frame encoder (the per-frame cost: about three quarters of the network's CPU at
+stride 5) runs in INT8; the temporal head stays FP32. Calibrated on genuine footage only,
+an INT8 head clips the activations of manipulated clips to the genuine range: on the demo
+detector its logits on the manipulated demo clip collapsed from 6..19 to 0 (output
+quantised) or lost up to 8 (output kept FP32), while the INT8 encoder moved them by at most
+2.4 (docs/benchmarks.md).
+
+The last quarter of the genuine crops (at least one 25-frame clip) is held back, the rest
+calibrate (:func:`calibration.int8.quantize_stage`, ``flavour="cpu"``). On the held-back
+crops both networks score every window at stride 5; the largest logit difference is the
+INT8 error, and a model whose error is past :data:`MAX_LOGIT_ERROR` is refused (its
+thresholds, calibrated in FP32, could no longer be trusted). The INT8 files and the check are cached
 under ``CACHE/int8-cpu/<key>``, the key made of the FP32 export (weights' hash, model
 config, opset) and the calibration data's hash, so a second start neither calibrates nor
 checks again.
@@ -20,24 +27,30 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from engines.backends import OnnxRuntimeBackend, clip_logits
 from engines.errors import LipForensicsError
-from engines.export import ExportedModel
 from engines.method import CLIP_FRAMES, normalise_crops
+
+if TYPE_CHECKING:
+    from engines.export import ExportedModel
 
 #: the largest |INT8 - FP32| clip logit on held-back genuine clips that is accepted. The
 #: demo detector's alert thresholds sit 2.6 logits apart and 2.3 above its highest genuine
 #: logit (docs/demo_detector.md); 0.25 is a tenth of that, and well above what INT8 gives
 #: a sound model (0.01-0.1: docs/benchmarks.md).
 MAX_LOGIT_ERROR = 0.25
-#: every this-many-th 25-frame clip of the calibration crops is held back for the check.
-HOLD_BACK_EVERY = 5
+#: share of the calibration crops (their end) held back for the check.
+HOLD_BACK_SHARE = 0.25
+#: frames between the held-back windows that are compared.
+CHECK_STRIDE = 5
 #: bump when the quantisation recipe changes, so cached INT8 files are redone.
 INT8_FORMAT = 1
 _CHECK_FILE = "int8_check.json"
+_ENCODER_FILE = "frame_encoder.int8-cpu.onnx"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,23 +85,22 @@ class Int8Check:
 
 
 def split_clips(crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(calibration crops, held-back clips (K, 25, 96, 96)): every
-    :data:`HOLD_BACK_EVERY`-th whole 25-frame clip held back, at least one.
+    """(calibration crops, held-back clips (K, 25, 96, 96)): the last
+    :data:`HOLD_BACK_SHARE` of the crops (at least 25) cut into windows every
+    :data:`CHECK_STRIDE` frames, the rest for calibration.
 
     Raises:
         LipForensicsError: fewer than two clips' worth of crops.
     """
-    count = len(crops) // CLIP_FRAMES
-    if count < 2:
+    if len(crops) < 2 * CLIP_FRAMES:
         raise LipForensicsError(
             f"INT8 calibration needs at least {2 * CLIP_FRAMES} genuine mouth crops "
             f"(two 25-frame clips), got {len(crops)}"
         )
-    clips = crops[: count * CLIP_FRAMES].reshape(count, CLIP_FRAMES, *crops.shape[1:])
-    held = np.zeros(count, dtype=bool)
-    held[HOLD_BACK_EVERY - 1 :: HOLD_BACK_EVERY] = True
-    held[-1] |= not held.any()
-    return clips[~held].reshape(-1, *crops.shape[1:]), clips[held]
+    held = max(CLIP_FRAMES, round(len(crops) * HOLD_BACK_SHARE))
+    tail = crops[len(crops) - held :]
+    starts = range(0, len(tail) - CLIP_FRAMES + 1, CHECK_STRIDE)
+    return crops[: len(crops) - held], np.stack([tail[s : s + CLIP_FRAMES] for s in starts])
 
 
 def logit_error(reference: object, candidate: object, clips: np.ndarray) -> np.ndarray:
@@ -105,7 +117,8 @@ def cached_cpu_int8(
     crops: Callable[[], np.ndarray],
     threads: int | None = None,
 ) -> tuple[OnnxRuntimeBackend, Int8Check]:
-    """The INT8 ONNX Runtime backend of an FP32 export, and its check against FP32.
+    """The ONNX Runtime backend of an FP32 export with its encoder in INT8, and its
+    check against FP32.
 
     ``crops`` is called only when the cache has no INT8 files for this export and
     ``calibration_sha256`` (the hash of the calibration file: its crops come from it).
@@ -118,30 +131,32 @@ def cached_cpu_int8(
     check_file = folder / _CHECK_FILE
     if check_file.exists():  # written last: the INT8 files are complete
         check = Int8Check(**{**json.loads(check_file.read_text()), "build_seconds": 0.0})
-        encoder, head = _int8_files(folder)
     else:
-        check, (encoder, head) = _build(exported, folder, crops(), threads)
+        check = _build(exported, folder, crops(), threads)
     if check.max_error > MAX_LOGIT_ERROR:
         raise LipForensicsError(
             f"INT8 refused: its logits differ from FP32 by up to {check.max_error:.3g} on "
             f"held-back genuine clips (bound {MAX_LOGIT_ERROR}); use --precision fp32"
         )
-    return OnnxRuntimeBackend(encoder, head, threads=threads), check
+    return OnnxRuntimeBackend(folder / _ENCODER_FILE, exported.head, threads=threads), check
 
 
 def _build(
     exported: ExportedModel, folder: Path, crops: np.ndarray, threads: int | None
-) -> tuple[Int8Check, tuple[Path, Path]]:
+) -> Int8Check:
     """Calibrate, check on the held-back clips, and write the check file last."""
-    from calibration.int8 import quantize_model
+    from calibration.int8 import calibration_windows, quantize_stage
+    from engines.export import ENCODER_INPUT
 
     started = time.perf_counter()
     calibration, held_back = split_clips(crops)
     partial = folder.with_name(f"{folder.name}.{os.getpid()}.partial")
-    int8 = quantize_model(exported, calibration, partial, target="cpu")
+    encoder = quantize_stage(
+        exported.encoder, partial / _ENCODER_FILE, ENCODER_INPUT, calibration_windows(calibration)
+    )
     errors = logit_error(
         OnnxRuntimeBackend(exported.encoder, exported.head, threads=threads),
-        OnnxRuntimeBackend(int8.encoder, int8.head, threads=threads),
+        OnnxRuntimeBackend(encoder, exported.head, threads=threads),
         held_back,
     )
     check = Int8Check(
@@ -159,12 +174,7 @@ def _build(
         partial.rmdir()
     else:
         partial.replace(folder)
-    return check, _int8_files(folder)
-
-
-def _int8_files(folder: Path) -> tuple[Path, Path]:
-    """The INT8 encoder and head in a cache folder (names from quantize_model)."""
-    return folder / "frame_encoder.int8-cpu.onnx", folder / "temporal_head.int8-cpu.onnx"
+    return check
 
 
 def _cache_key(exported: ExportedModel, calibration_sha256: str) -> str:

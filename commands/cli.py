@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 from pathlib import Path
 
@@ -55,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv``, run the command, turn user errors into one line and exit code 2."""
     args = build_parser().parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _terminated)  # run and serve drain instead
     try:
         return int(args._run(args) or 0)
     except LipForensicsError as error:
@@ -63,3 +65,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(Exception):
+    """SIGTERM arrived (outside the commands that drain on it)."""
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise Terminated

@@ -32,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     from PIL import Image
 
+    from commands.progress import ProgressBar
     from engines.errors import LipForensicsError, MediaError
     from stream.faces.reader import extract_mouth_crops
     from stream.faces.sheet import contact_sheet
@@ -41,16 +42,17 @@ def run(args: argparse.Namespace) -> int:
         Smoothing.named(args.smoothing)
     except ValueError as error:
         raise LipForensicsError(str(error)) from None
+    if args.out.suffix.lower() != ".npy":
+        raise LipForensicsError(
+            f"--out must end in .npy (scan reads crops from .npy files): {args.out}"
+        )
     sheet_path = args.sheet or args.out.with_suffix(".png")
     for target in (args.out, sheet_path):
         if not target.parent.is_dir():
             raise LipForensicsError(f"output folder does not exist: {target.parent}")
 
-    result = extract_mouth_crops(
-        args.video, smoothing=args.smoothing, progress=_progress if sys.stderr.isatty() else None
-    )
-    if sys.stderr.isatty():
-        print(file=sys.stderr)
+    with ProgressBar("crops") as bar:
+        result = extract_mouth_crops(args.video, smoothing=args.smoothing, progress=bar)
     if result.problem:
         print(f"warning: {result.problem}", file=sys.stderr)
     if not len(result.crops):
@@ -68,10 +70,3 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"contact sheet -> {sheet_path}")
     return 0
-
-
-def _progress(done: int, expected: int) -> None:
-    """A one-line progress counter on stderr."""
-    if done % 25 == 0:
-        total = f"/{expected}" if expected else ""
-        print(f"\rcrops: frame {done}{total}", end="", file=sys.stderr, flush=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from stream.detector import Detector
     from stream.pipeline import Pipeline
 
 HELP = "play a genuine and a manipulated demo clip through the live pipeline (demo detector)"
@@ -15,10 +16,11 @@ DESCRIPTION = """\
 Runs the bundled demo clips (training/demo/) through the live pipeline (landmarks, causal
 smoothing, mouth crops, 25-frame windows every 5 frames, alert policy) with the bundled
 demo detector (training/demo/demo_lipforensics.pth) and its calibrated thresholds, printing
-each verdict and alert as it happens with its time in the clip, then one summary line per clip.
+each verdict and alert as it happens with its time in the clip, its logit and the fake
+probability from the calibrated map, then one summary line per clip.
 
-The demo detector is trained on synthetic mouth manipulations of one person's webcam
-footage; it is not a deepfake detector. Real use: `scan`/`run`/`serve` with the authors'
+The demo detector is trained on synthetic mouth manipulations of four people's genuine
+clips; it is not a deepfake detector. Real use: `scan`/`run`/`serve` with the authors'
 weights (lipforensics_ff.pth). `build-demo` rebuilds the detector and the clips."""
 
 
@@ -47,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
         raise LipForensicsError(f"no thresholds next to {WEIGHTS}; run 'run_stream.py build-demo'")
     print(DISCLAIMER)
     print(detector.thresholds_note)
+    print(levels_note(detector, settings.stride))
     clips = (("genuine", DEMO_GENUINE, False), ("manipulated", DEMO_MANIPULATED, True))
     summaries = []
     for label, path, fake in clips:
@@ -86,7 +89,7 @@ class ClipPrinter:
         if self.verbose:
             print(
                 f"  {end:6.2f} s  window {start:5.2f}-{end:5.2f} s  logit {logit:+6.2f}  "
-                f"{event['level']}"
+                f"p(fake) {float(event['probability']):.2f}  {event['level']}"
             )
 
     async def close(self) -> None:
@@ -103,6 +106,23 @@ class ClipPrinter:
             f"{peak} -> {'as expected' if correct else 'NOT as expected'}",
             correct,
         )
+
+
+def levels_note(detector: Detector, stride: int) -> str:
+    """How logits, probabilities and levels relate under the detector's thresholds, for
+    windows every ``stride`` frames."""
+    policy, p = detector.policy_for(stride), detector.probability
+    mapped = detector.thresholds is not None and (
+        detector.thresholds.scale,
+        detector.thresholds.bias,
+    ) != (1.0, 0.0)
+    return (
+        f"levels: clear below logit {policy.suspicious_logit:+.2f} "
+        f"(p(fake) {p(policy.suspicious_logit):.2f}), suspicious from there, alert once "
+        f"{policy.escalate_windows} windows in a row reach logit {policy.alert_logit:+.2f} "
+        f"(p(fake) {p(policy.alert_logit):.2f}); p(fake) is "
+        + ("the calibrated probability map" if mapped else "the plain sigmoid (no map calibrated)")
+    )
 
 
 async def _play(pipeline: Pipeline, path: Path) -> None:

@@ -9,8 +9,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from commands.progress import ProgressBar
     from engines.backends import Backend
-    from training.evaluate import Evaluation
+    from training.evaluate import Evaluation, FaceLogits
 
 HELP = "video-level AUC on real/fake folders (bootstrap CI, ROC), optional robustness study"
 DESCRIPTION = """\
@@ -55,6 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Score the folders, print the AUC (and the robustness table)."""
     from calibration.metrics import plot_roc, roc_curve
+    from commands.progress import ProgressBar
     from engines.errors import MediaError
     from engines.method import CLIP_FRAMES
     from stream.detector import Detector
@@ -71,12 +75,13 @@ def run(args: argparse.Namespace) -> int:
     threshold = thresholds.policy.alert_logit if thresholds else 0.0
     backend = detector.backend
 
-    clean = evaluate_logits(
-        score_videos(real, backend, CLIP_FRAMES, log_video("real")),
-        score_videos(fake, backend, CLIP_FRAMES, log_video("fake")),
-        threshold,
-        args.seed,
-    )
+    with ProgressBar("evaluate", enabled=not args.json, unit="video") as bar:
+        clean = evaluate_logits(
+            score_videos(real, backend, CLIP_FRAMES, counted(log_video("real"), bar, real + fake)),
+            score_videos(fake, backend, CLIP_FRAMES, counted(log_video("fake"), bar, real + fake)),
+            threshold,
+            args.seed,
+        )
     report: dict[str, object] = {
         "weights": str(args.weights),
         "clean": summarise(clean),
@@ -127,6 +132,18 @@ def robustness(
             cell["parameter"] = PERTURBATIONS[name].levels[level - 1]
             table[name][str(level)] = cell
     return table
+
+
+def counted(
+    log: Callable[[FaceLogits], None], bar: ProgressBar, videos: list[Path]
+) -> Callable[[FaceLogits], None]:
+    """``log``, then ``bar`` advanced by one of ``videos`` (the bar counts every call)."""
+
+    def on_video(video: FaceLogits) -> None:
+        log(video)
+        bar(bar.done + 1, len(videos))
+
+    return on_video
 
 
 def summarise(result: Evaluation) -> dict[str, object]:

@@ -44,7 +44,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"warning: {note}", file=sys.stderr)
     weights = file_sha256(args.weights)
     args.out.mkdir(parents=True, exist_ok=True)
-    show = sys.stderr.isatty()
     for number, video in enumerate(videos, start=1):
         target = args.out / (video.stem + SUFFIX)
         prefix = f"[{number}/{len(videos)}] {video}"
@@ -52,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"{prefix}: cached, skipped")
             continue
         try:
-            with ProgressBar("mouth crops", enabled=show) as bar:
+            with ProgressBar("mouth crops") as bar:
                 mouths = read_input(video, progress=bar)
         except MediaError as error:
             print(f"{prefix}: skipped: {error}")
@@ -60,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         if not len(mouths.crops):
             print(f"{prefix}: skipped: no face found")
             continue
-        with ProgressBar("features", enabled=show) as bar:
+        with ProgressBar("features") as bar:
             features = encode_video(loaded.model.encoder, mouths.crops, mouths.runs, progress=bar)
         cached = VideoFeatures(
             features, mouths.pts, mouths.runs, mouths.frames, GRID, str(video), weights

@@ -19,8 +19,11 @@ class ProgressBar:
         self.label, self.unit = label, unit
         self.active = enabled and sys.stderr.isatty()
         self._bar: tqdm | None = None
+        #: the last ``done`` reported
+        self.done = 0
 
     def __call__(self, done: int, total: int) -> None:
+        self.done = done
         if not self.active:
             return
         if self._bar is None:

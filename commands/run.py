@@ -11,7 +11,15 @@ from commands.options import (
     add_triton_arguments,
     check_mqtt,
     fleet_overrides,
+    positive_int,
     triton_overrides,
+)
+from commands.speed_options import (
+    add_hwaccel_argument,
+    add_precision_arguments,
+    precision_overrides,
+    print_precision,
+    with_int8_default,
 )
 
 if TYPE_CHECKING:
@@ -28,7 +36,10 @@ type (verdict, alert, status), stream, face, pts [start, end] in the source's se
 wall_time, logit, probability, level; alerts also carry a unique id.
 Ends when every source has ended: exit 0, or 1 when a source failed on the way (a warning
 says which). A camera is retried for ever unless --give-up-after.
-SIGTERM or Ctrl-C: stop reading, score what is in hand, flush, exit 0.
+SIGTERM or Ctrl-C: stop reading, score what is in hand, flush, exit 0. A closed standard
+output (| head -1) stops the run quietly (exit 141); an output that cannot be written
+(a full disk) in one error line (exit 1). Webhook alerts still undelivered at the end are
+named in a warning: the next run on the same outbox sends them.
 A TOML --config may hold any setting (see stream/config.py); flags win over the file. Its
 [cameras] table (name = "rtsp://...") adds cameras; with --shard K/N this node runs only
 the cameras (of the table and the SOURCEs) that rendezvous hashing gives to node K of N,
@@ -43,13 +54,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "sources", nargs="*", metavar="SOURCE", help="video file or rtsp:// URL (or --config)"
     )
     parser.add_argument("--weights", type=Path, help="checkpoint (.pth) of the network")
-    parser.add_argument("--stride", type=int, help="frames between windows (default 5)")
+    parser.add_argument(
+        "--stride", type=positive_int, help="frames between windows (1..25, default 5)"
+    )
     parser.add_argument(
         "--backend",
         help="auto (default), torch, torch-cuda, onnxruntime, tensorrt, or triton (a Triton "
         "server at --triton-url: docs/fleet.md)",
     )
     add_triton_arguments(parser)
+    add_precision_arguments(parser)
+    add_hwaccel_argument(parser)
     parser.add_argument("--jsonl", help="write events to this file instead of stdout")
     parser.add_argument("--webhook", help="POST alert events to this URL")
     parser.add_argument(
@@ -103,15 +118,24 @@ def run(args: argparse.Namespace) -> int:
         give_up_after=args.give_up_after,
         **fleet_overrides(args),
         **triton_overrides(args),
+        **precision_overrides(args),
+        hwaccel=args.hwaccel,
     )
     if settings.weights is None and settings.backend != "triton":
         raise LipForensicsError("--weights is required (or weights in the config file)")
     sources = [  # bad addresses and files fail before the weights load
-        open_source(uri, name, realtime=settings.realtime, give_up_after=settings.give_up_after)
+        open_source(
+            uri,
+            name,
+            realtime=settings.realtime,
+            give_up_after=settings.give_up_after,
+            hwaccel=settings.hwaccel,
+        )
         for name, uri in _cameras(args).items()
     ]
     check_mqtt(settings)
-    detector = Detector.from_settings(settings)
+    detector = Detector.from_settings(with_int8_default(settings))
+    print_precision(detector)
     return asyncio.run(_run(settings, detector, sources))
 
 
@@ -181,4 +205,11 @@ async def _run(settings: Settings, detector: Detector, sources: list[Source]) ->
     status = exit_status(sinks)
     if status is not None:
         return status
+    for stream_id, worker in pipeline.workers.items():
+        if not worker.counts.windows_scored and not worker.failure:
+            print(
+                f"warning: {stream_id}: no verdict ({worker.counts.frames} frame(s) at 25 fps); "
+                "a verdict needs 25 consecutive frames with a face",
+                file=sys.stderr,
+            )
     return 1 if pipeline.failures else 0

@@ -11,6 +11,12 @@ from typing import TYPE_CHECKING
 
 from commands.options import add_triton_arguments, positive_int, triton_overrides
 from commands.progress import ProgressBar
+from commands.speed_options import (
+    add_precision_arguments,
+    precision_overrides,
+    print_precision,
+    with_int8_default,
+)
 
 if TYPE_CHECKING:
     from stream.scan import ScanReport
@@ -61,16 +67,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "that clip of the input a second time)",
     )
     add_triton_arguments(parser)
+    add_precision_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     """Load the weights, then read the crops and score the clips as the input is decoded
     (memory does not grow with its length), and print the report."""
     from engines.errors import LipForensicsError
+    from engines.method import CLIP_FRAMES
     from stream.config import load_settings
     from stream.detector import Detector
     from stream.scan_html import write_scan_report
 
+    if args.stride > CLIP_FRAMES:
+        raise LipForensicsError(
+            f"--stride must be 1..{CLIP_FRAMES} (a longer one leaves frames unscored), "
+            f"got {args.stride}"
+        )
     if args.report and not args.report.parent.is_dir():
         raise LipForensicsError(f"output folder does not exist: {args.report.parent}")
     settings = load_settings(
@@ -79,8 +92,10 @@ def run(args: argparse.Namespace) -> int:
         backend=args.backend,
         inference_threads=len(os.sched_getaffinity(0)),  # all cores: nothing else runs
         **triton_overrides(args),
+        **precision_overrides(args),
     )
-    detector = Detector.from_settings(settings)
+    detector = Detector.from_settings(with_int8_default(settings))
+    print_precision(detector)
     with ProgressBar("scan", enabled=not args.json) as bar:
         report = detector.scan(args.input, stride=args.stride, progress=bar)
     if args.report:

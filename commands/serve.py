@@ -13,27 +13,39 @@ from commands.options import (
     add_triton_arguments,
     check_mqtt,
     fleet_overrides,
+    positive_int,
     triton_overrides,
+)
+from commands.speed_options import (
+    add_precision_arguments,
+    precision_overrides,
+    print_precision,
+    with_int8_default,
 )
 
 if TYPE_CHECKING:
     from stream.config import Settings
     from stream.server.settings import ServerSettings
 
-HELP = "serve WHIP ingest plus /metrics, /healthz, /events (SSE) and a dashboard over HTTP"
+HELP = "serve WHIP ingest plus /metrics, /healthz, /events (SSE) and the pages over HTTP"
 DESCRIPTION = """\
 Publishers send WebRTC video with WHIP (POST an SDP offer to /whip with the bearer token);
 each video track is scored live and events go to --jsonl, the webhook, MQTT and /events.
-/metrics is Prometheus text, /healthz says ok (200) or degraded (503). /dashboard is a page
-for people: live faces and levels, alerts and stream status; it asks for the token and
-sends it with every request for data (the page itself holds none).
+/metrics is Prometheus text, /healthz says ok (200) or degraded (503), /state the live
+state as JSON. Two pages for people ask for the token and send it with every request for
+data (the pages hold none): /dashboard (every face with its level and probability chart,
+the alerts with the mouth crops that raised them, stream states) and /publish (this
+browser publishes its camera or a shared tab or window, e.g. a video call, and shows the
+verdicts of its own stream; /publish#token=T&source=camera|screen starts at once). OBS
+Studio publishes with Service WHIP, Server http://HOST:PORT/whip and the token.
 
 The token comes from --token or the LIPFORENSICS_TOKEN environment variable (better: not
 visible in the process list). A TOML --config may hold a [pipeline] table (stride,
 backend, weights, host, port, token, ...) and a [server] table (max_sessions, max_body,
 connect_timeout, ice_hosts, stun_servers, cors_origins, protect_metrics, tls_cert,
-tls_key); flags win over the file. SIGTERM or Ctrl-C: stop taking input, score what is in
-hand, flush the sinks, exit 0."""
+tls_key, idle_timeout, max_connections); flags win over the file. /healthz without the
+token says only ok or degraded; the reasons and streams need the token. SIGTERM or
+Ctrl-C: stop taking input, score what is in hand, flush the sinks, exit 0."""
 
 TOKEN_VARIABLE = "LIPFORENSICS_TOKEN"
 
@@ -50,7 +62,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "server at --triton-url: docs/fleet.md)",
     )
     add_triton_arguments(parser)
-    parser.add_argument("--stride", type=int, help="frames between windows (default 5)")
+    add_precision_arguments(parser)
+    parser.add_argument(
+        "--stride", type=positive_int, help="frames between windows (1..25, default 5)"
+    )
     parser.add_argument("--jsonl", help="JSON-lines events to this file, '-' = stdout (default)")
     parser.add_argument("--webhook", help="POST alert events to this URL")
     parser.add_argument(
@@ -112,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
         webhook_outbox=args.webhook_outbox,
         **fleet_overrides(args),
         **triton_overrides(args),
+        **precision_overrides(args),
         host=args.host,
         port=args.port,
         token=args.token or os.environ.get(TOKEN_VARIABLE) or None,
@@ -133,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
     if server_settings.weak_token:
         print(
             f"warning: the token has {len(server_settings.token)} character(s), easy to guess; "
-            "use a long random one (e.g. python -c 'import secrets; print(secrets.token_urlsafe())')",
+            "use a long random one, e.g. from secrets.token_urlsafe()",
             file=sys.stderr,
         )
     if settings.weights is None and settings.backend != "triton":
@@ -153,7 +169,8 @@ async def _serve(settings: Settings, server_settings: ServerSettings) -> int:
     from stream.detector import Detector
     from stream.server.app import Server
 
-    detector = await asyncio.to_thread(Detector.from_settings, settings)
+    detector = await asyncio.to_thread(Detector.from_settings, with_int8_default(settings))
+    print_precision(detector)
     sinks = sinks_for(settings)
     pipeline = detector.pipeline(settings, sinks)
     print(detector.thresholds_note, file=sys.stderr, flush=True)
@@ -166,7 +183,8 @@ async def _serve(settings: Settings, server_settings: ServerSettings) -> int:
     try:
         await server.start()
         print(
-            f"serving on {server.url} (WHIP at /whip, dashboard at {server.url}/dashboard)",
+            f"serving on {server.url} (WHIP at /whip, dashboard at {server.url}/dashboard, "
+            f"publish from a browser at {server.url}/publish)",
             file=sys.stderr,
             flush=True,
         )

@@ -22,7 +22,9 @@ from typing import Any
 from engines.errors import LipForensicsError
 from engines.triton import TritonTarget
 from stream.alerts.mqtt_address import parse_mqtt_url
+from stream.precision import PRECISIONS
 from stream.settings_file import checked, read_tables
+from stream.sources.hwaccel import check_hwaccel
 from stream.sources.urls import redact, split_url
 
 
@@ -74,6 +76,12 @@ class Settings:
             one per core, see :attr:`landmark_workers`).
         inference_threads: threads of the engine (None: half the cores, see
             :attr:`engine_threads`).
+        precision: ``"fp32"``, or ``"int8"``: ONNX Runtime's INT8 network, calibrated on
+            ``int8_calibration`` (genuine crops ``.npy`` or a genuine video; the commands
+            default to the bundled genuine clip) and refused when too far from FP32
+            (:mod:`stream.precision`, docs/benchmarks.md).
+        hwaccel: PyAV hardware decoding for files and RTSP cameras (``"cuda"``,
+            ``"vaapi"``, ...; None: software), see :mod:`stream.sources.hwaccel`.
         host, port, token: the HTTP server's address and bearer token (``serve``).
     """
 
@@ -107,6 +115,9 @@ class Settings:
     max_batch: int = 32
     landmark_threads: int | None = None
     inference_threads: int | None = None
+    precision: str = "fp32"
+    int8_calibration: Path | None = None
+    hwaccel: str | None = None
     host: str = "127.0.0.1"
     port: int = 8080
     token: str | None = None
@@ -136,6 +147,11 @@ class Settings:
             raise LipForensicsError(f"port must be 0..65535, got {self.port}")
         if self.backend == "triton" or self.triton_url is not None:
             self.triton_target()  # a bad address, header or TLS file fails here
+        check_hwaccel(self.hwaccel)
+        if self.precision not in PRECISIONS:
+            raise LipForensicsError(
+                f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
+            )
         if self.hold_frames < 0 or self.forget_frames < self.hold_frames:
             raise LipForensicsError("need 0 <= hold_frames <= forget_frames")
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import html
+import math
 import platform
 from collections.abc import Callable, Iterable
 from importlib import metadata
@@ -39,7 +40,7 @@ h1 { font-size: 1.5rem; } h2 { font-size: 1.1rem; margin-top: 1.6rem; }
 .warning { border: 2px solid #b3261e; padding: 0.6rem 1rem; background: #fdecea; }
 svg { background: #f6f6f6; } .clip { fill: #1f4e99; } .line { fill: none; stroke: #1f4e99; }
 .suspicious { stroke: #9a6700; stroke-dasharray: 5 3; }
-.alert { stroke: #b3261e; stroke-dasharray: 5 3; }
+.alert { stroke: #b3261e; stroke-dasharray: 5 3; } .half { stroke: #bbb; }
 .strip { image-rendering: pixelated; width: 100%; }
 .frames img { margin-right: 0.5rem; }
 table { border-collapse: collapse; } td, th { text-align: left; padding: 0.2rem 0.8rem 0.2rem 0; }
@@ -103,7 +104,8 @@ def render(
         f"<p>{report.clips} clips of {report.clip_frames} frames, every {report.stride} "
         f"frames; {report.frames_with_face} of {report.frames} frames at 25 fps show a face."
         "</p>",
-        "<h2>Clip probabilities</h2>",
+        "<h2>Clip probabilities</h2><p>One point per clip, on a log-odds scale; dashed: the "
+        "suspicious and alert thresholds.</p>",
         timeline(report.clip_starts, probabilities, thresholds),
         f"<h2>The most suspicious clip: from {evidence.start:.2f} s "
         f"(probability {max(probabilities):.3f})</h2>",
@@ -118,34 +120,45 @@ def render(
     return "\n".join(parts)
 
 
+def log_odds(p: float) -> float:
+    """The log-odds of probability ``p`` (clamped away from 0 and 1)."""
+    q = min(max(p, 1e-12), 1 - 1e-12)
+    return math.log(q / (1 - q))
+
+
 def timeline(starts: list[float], probabilities: list[float], thresholds: dict) -> str:
-    """An inline SVG: one point per clip (time, probability) and the threshold lines."""
+    """An inline SVG: one point per clip (time, probability) and the threshold lines, the
+    probabilities on a log-odds scale (calibrated thresholds are often close to 1)."""
     width, height, pad = 800, 200, 24
     end = max(starts, default=0.0) + 1.0
+    levels = [log_odds(p) for p in [*probabilities, *thresholds.values()]]
+    low, high = min(-4.0, *levels) - 1, max(4.0, *levels) + 1
 
     def x(t: float) -> float:
         return pad + (width - 2 * pad) * t / end
 
     def y(p: float) -> float:
-        return height - pad - (height - 2 * pad) * min(max(p, 0.0), 1.0)
+        return height - pad - (height - 2 * pad) * (log_odds(p) - low) / (high - low)
 
     rows = [f"<svg viewBox='0 0 {width} {height}' width='100%' role='img'>"]
     for name, value in thresholds.items():
-        rows.append(
+        rows += [
             f"<line class='{name}' x1='{pad}' x2='{width - pad}' y1='{y(value):.1f}' "
-            f"y2='{y(value):.1f}'><title>{name} threshold {value:.3f}</title></line>"
-        )
+            f"y2='{y(value):.1f}'><title>{name} threshold {value:.6f}</title></line>",
+            f"<text x='{width - pad}' y='{y(value) - 3:.1f}' font-size='11' "
+            f"text-anchor='end'>{name}</text>",
+        ]
     points = [(x(t + 0.5), y(p)) for t, p in zip(starts, probabilities, strict=True)]
     path = " ".join(f"{a:.1f},{b:.1f}" for a, b in points)
     rows.append(f"<polyline class='line' points='{path}'/>")
     rows += [
-        f"<circle class='clip' cx='{a:.1f}' cy='{b:.1f}' r='3'><title>{t:.2f} s: {p:.3f}"
+        f"<circle class='clip' cx='{a:.1f}' cy='{b:.1f}' r='3'><title>{t:.2f} s: {p:.6f}"
         "</title></circle>"
         for (a, b), t, p in zip(points, starts, probabilities, strict=True)
     ]
     rows += [
-        f"<text x='2' y='{y(1.0) + 4:.0f}' font-size='11'>1</text>",
-        f"<text x='2' y='{y(0.0) + 4:.0f}' font-size='11'>0</text>",
+        f"<text x='2' y='{y(0.5) - 3:.0f}' font-size='11'>p 0.5</text>",
+        f"<line class='half' x1='{pad}' x2='{width - pad}' y1='{y(0.5):.1f}' y2='{y(0.5):.1f}'/>",
         f"<text x='{width - pad}' y='{height - 6}' font-size='11' text-anchor='end'>"
         f"{end:.0f} s</text>",
         "</svg>",

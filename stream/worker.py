@@ -82,6 +82,9 @@ class StreamWorker:
         self.policies: dict[int, AlertPolicy] = {}
         #: the last error not followed by a connection (None: the stream is fine)
         self.failure: str | None = None
+        #: built at the first frame: a stream that never sends one (a WHIP publisher that
+        #: never connects) costs no landmarker
+        self.face_stage: FaceStage | None = None
 
     @property
     def stream_id(self) -> str:
@@ -111,15 +114,7 @@ class StreamWorker:
         an ``error`` status."""
         shared = self.shared
         loop = asyncio.get_running_loop()
-        settings = shared.settings
-        stage = await loop.run_in_executor(
-            shared.landmark_pool,
-            FaceStage,
-            settings.max_faces,
-            settings.forget_frames,
-            settings.hold_frames,
-        )
-        processing = loop.create_task(self._process(stage))
+        processing = loop.create_task(self._process())
         try:
             await self._read()
             await self.queue.put(None)
@@ -134,7 +129,8 @@ class StreamWorker:
             processing.cancel()
             with suppress(asyncio.CancelledError):
                 await processing
-            await loop.run_in_executor(shared.landmark_pool, stage.close)
+            if self.face_stage is not None:
+                await loop.run_in_executor(shared.landmark_pool, self.face_stage.close)
             for face in self.windows:
                 shared.scheduler.forget(self.stream_id, face)
             self.windows.clear()
@@ -192,18 +188,26 @@ class StreamWorker:
             self.shared.health.frames_dropped()
         await self.queue.put(item, size)
 
-    async def _process(self, stage: FaceStage) -> None:
+    async def _process(self) -> None:
         """The stream's queue -> face stage -> per-face windows -> scheduler."""
         loop = asyncio.get_running_loop()
         shared = self.shared
         settings, scheduler = shared.settings, shared.scheduler
         busy = shared.metrics.stage_seconds.labels("landmarks")
         while (item := await self.queue.get()) is not None:
+            if self.face_stage is None:
+                self.face_stage = await loop.run_in_executor(
+                    shared.landmark_pool,
+                    FaceStage,
+                    settings.max_faces,
+                    settings.forget_frames,
+                    settings.hold_frames,
+                )
             tick = item.tick
             began = time.perf_counter()
             found = await loop.run_in_executor(
                 shared.landmark_pool,
-                stage.process,
+                self.face_stage.process,
                 item.index,
                 tick.item.image,
                 tick.pts,

@@ -8,8 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from live_support import TALKING, free_port
+from PIL import Image
 
 from commands.cli import main
 
@@ -74,7 +76,10 @@ def test_an_unreachable_camera_is_given_up_with_one_warning_and_exit_1(narrow_we
     ("toml", "message"),
     [
         ("weights = 5\n", "error: setting weights must be a path (string), got 5"),
-        ("frame_queue_mb = nan\n", "error: setting frame_queue_mb must be a finite number, got nan"),
+        (
+            "frame_queue_mb = nan\n",
+            "error: setting frame_queue_mb must be a finite number, got nan",
+        ),
         ("[pipline]\nstride = 5\n", "error: unknown table(s) [pipline] in"),
     ],
 )
@@ -112,3 +117,30 @@ def test_impossible_server_settings_are_refused_at_start_up(
     stderr = capsys.readouterr().err
     assert status == 2 and message in stderr, stderr
     assert stderr.count("\n") == 1 and stderr.startswith("error: ")
+
+
+def test_small_input_mistakes_are_named(narrow_weights, tmp_path, capsys):
+    """In-process through the real CLI."""
+    with pytest.raises(SystemExit) as parsed:
+        main(["run", str(TALKING), "--weights", str(narrow_weights), "--stride", "1.5"])
+    assert parsed.value.code == 2
+    assert "argument --stride: expected a whole number, got '1.5'" in capsys.readouterr().err
+    assert main(["scan", str(TALKING), "--weights", str(narrow_weights), "--stride", "100"]) == 2
+    assert capsys.readouterr().err == (
+        "error: --stride must be 1..25 (a longer one leaves frames unscored), got 100\n"
+    )
+    assert main(["crops", str(TALKING), "--out", str(tmp_path / "noext")]) == 2
+    assert "--out must end in .npy" in capsys.readouterr().err
+    assert not (tmp_path / "noext").exists()
+
+
+def test_a_still_image_runs_but_says_it_gave_no_verdict(narrow_weights, tmp_path, capsys):
+    image = tmp_path / "img.png"
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(image)
+    status = main(["run", str(image), "--weights", str(narrow_weights), "--backend", "torch",
+                   "--jsonl", str(tmp_path / "events.jsonl")])  # fmt: skip
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert status == 0 and warnings == [
+        "warning: img: no verdict (1 frame(s) at 25 fps); a verdict needs 25 consecutive "
+        "frames with a face"
+    ]

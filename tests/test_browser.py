@@ -27,6 +27,12 @@ pytestmark = pytest.mark.slow
 #: a stream name a publisher could choose, meant to run script in the viewer's browser.
 HOSTILE = '<img src=x onerror="alert(1)">'
 MS = 1000.0  # Playwright's timeouts are in milliseconds
+#: a captured tab is in the background: keep it rendering at full rate.
+BACKGROUND_TABS_RUN = (
+    "--disable-renderer-backgrounding",
+    "--disable-backgrounding-occluded-windows",
+    "--disable-background-timer-throttling",
+)
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +97,34 @@ def test_the_genuine_clip_from_a_browser_camera_stays_clear(playwright_driver, c
         levels = {v["level"] for v in served.of(stream, "verdict")}
         assert levels == {"clear"} and not served.of(stream, "alert")
         assert {b.text_content() for b in page.query_selector_all("#faces .badge")} == {"clear"}
+        stop_publishing(page, served, stream)
+    finally:
+        browser.close()
+
+
+def test_a_shared_tab_playing_a_call_is_published_and_scored(
+    playwright_driver,  # noqa: F811
+    tmp_path,
+    served,  # noqa: F811
+):
+    """source=screen: the person picks the call's tab (here Chromium picks it by title), the
+    page publishes it, and the face in it is scored."""
+    from training.demo_detector import DEMO_MANIPULATED
+
+    (tmp_path / "call.mp4").write_bytes(DEMO_MANIPULATED.read_bytes())
+    call = tmp_path / "call.html"
+    video = "<video src='call.mp4' autoplay muted loop style='width:100%'></video>"
+    call.write_text(f"<!doctype html><title>the call</title><body style='margin:0'>{video}")
+    pick = "--auto-select-tab-capture-source-by-title=the call"
+    browser = launch(playwright_driver, pick, *BACKGROUND_TABS_RUN)
+    try:
+        context = browser.new_context()
+        context.new_page().goto(call.as_uri())
+        page = context.new_page()
+        page.goto(f"{served.url}/publish#token={TOKEN}&source=screen")
+        stream = wait_until(lambda: page.text_content("#stream").strip("-"), "the WHIP answer")
+        wait_until(lambda: len(served.of(stream, "verdict")) >= 5, "verdicts of the shared tab")
+        assert page.locator("#faces .face").count() == 1
         stop_publishing(page, served, stream)
     finally:
         browser.close()

@@ -50,9 +50,7 @@ def test_a_closed_stdout_ends_the_run_quietly_with_141(alerting_weights):
     assert process.returncode == 141 and problems(stderr) == [], stderr
 
 
-def test_a_full_disk_is_one_error_line_and_the_outbox_keeps_the_alerts(
-    alerting_weights, tmp_path
-):
+def test_a_full_disk_is_one_error_line_and_the_outbox_keeps_the_alerts(alerting_weights, tmp_path):
     outbox = tmp_path / "outbox.sqlite"
     with Outbox(outbox) as earlier:  # an alert an earlier run could not deliver
         earlier.add({"type": "alert", "id": "earlier-1", "stream": "cam"})

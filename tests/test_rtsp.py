@@ -347,4 +347,3 @@ def test_give_up_after_is_kept_to_the_tenth_of_a_second() -> None:
     run(main(), events=events)
     assert events[-2].status == "error" and events[-1].status == "ended"
     assert events[-2].detail.startswith("gave up after 3.0 s without a connection: ")
-

@@ -3,51 +3,67 @@ progress bars, which only a terminal gets."""
 
 from __future__ import annotations
 
+import fcntl
 import html
 import io
 import json
 import os
 import re
+import struct
 import subprocess
 import sys
+import termios
 from pathlib import Path
 
 import numpy as np
 import pytest
 from browser_support import launch, playwright_driver, screenshot  # noqa: F401
+from live_support import TALKING
 from PIL import Image
 
 from commands.progress import ProgressBar
-from training.demo_detector import DEMO_MANIPULATED, DISCLAIMER, WEIGHTS
+from training.demo_detector import DISCLAIMER, WEIGHTS
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def scanned(tmp_path_factory):
-    """``scan --json --report`` of the demo's manipulated clip, its stderr a terminal."""
+    """``scan --json --report`` of the talking clip (4 s) with the demo detector, its stderr
+    a terminal."""
     report = tmp_path_factory.mktemp("report") / "report.html"
-    command = [sys.executable, "run_stream.py", "scan", str(DEMO_MANIPULATED), "--weights",
-               str(WEIGHTS), "--backend", "onnxruntime", "--json", "--report", str(report)]  # fmt: skip
-    terminal, stderr = os.openpty()
+    command = [sys.executable, "run_stream.py", "scan", str(TALKING), "--weights", str(WEIGHTS),
+               "--backend", "onnxruntime", "--json", "--report", str(report)]  # fmt: skip
+    terminal, stderr = open_terminal()
     try:
         done = subprocess.run(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=stderr,
                               timeout=240, check=False)  # fmt: skip
-        os.close(stderr)
-        printed = b""
-        while chunk := _read(terminal):
-            printed += chunk
+        printed = drain(terminal)
     finally:
         os.close(terminal)
-    assert done.returncode == 0, printed.decode(errors="replace")
-    return json.loads(done.stdout), report, printed.decode(errors="replace")
+        os.close(stderr)
+    assert done.returncode == 0, printed
+    return json.loads(done.stdout), report, printed
 
 
-def _read(fd: int) -> bytes:
+def open_terminal() -> tuple[int, int]:
+    """A pseudo-terminal of 24 x 80 (a fresh one has no size, and bars no room): its two
+    sides."""
+    terminal, screen = os.openpty()
+    fcntl.ioctl(screen, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    return terminal, screen
+
+
+def drain(terminal: int) -> str:
+    """What was written to the terminal so far (its other side still open)."""
+    os.set_blocking(terminal, False)
+    printed = b""
     try:
-        return os.read(fd, 65536)
-    except OSError:  # the other end is closed and drained
-        return b""
+        while chunk := os.read(terminal, 65536):
+            printed += chunk
+    except BlockingIOError:
+        pass
+    return printed.decode(errors="replace")
 
 
 def test_the_report_is_one_file_that_requests_nothing(scanned):
@@ -91,7 +107,7 @@ def test_chromium_renders_the_report_with_one_timeline_point_per_clip(
 
 
 def test_progress_bars_draw_only_on_a_terminal_and_only_when_enabled(monkeypatch):
-    terminal, screen = os.openpty()
+    terminal, screen = open_terminal()
     try:
         with open(screen, "w", closefd=False) as stderr:
             monkeypatch.setattr(sys, "stderr", stderr)
@@ -100,11 +116,11 @@ def test_progress_bars_draw_only_on_a_terminal_and_only_when_enabled(monkeypatch
                     for done in range(1, 51):
                         bar(done, 50)
                 stderr.flush()
-        drawn = _read(terminal).decode()
+        drawn = drain(terminal)
     finally:
         os.close(terminal)
         os.close(screen)
-    assert "scan" in drawn and "50/50" in drawn and drawn.count("50/50") == 1
+    assert "/50 [" in drawn and "frame/s" in drawn and drawn.count("scan:") == 1  # once
     piped = io.StringIO()  # not a terminal: nothing
     monkeypatch.setattr(sys, "stderr", piped)
     with ProgressBar("scan") as bar:

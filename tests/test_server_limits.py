@@ -45,7 +45,9 @@ async def answer(url: str, request: bytes) -> bytes:
     "request_head",
     [
         b"GET /healthz?" + b"EVIL" * 2500 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
-        b"GET /healthz HTTP/1.1\r\n" + b"".join(b"X-EVIL-%d: 1\r\n" % i for i in range(101)) + b"\r\n",
+        b"GET /healthz HTTP/1.1\r\n"
+        + b"".join(b"X-EVIL-%d: 1\r\n" % i for i in range(101))
+        + b"\r\n",
     ],
     ids=["8 KB request line", "101 headers"],
 )

@@ -1,10 +1,10 @@
 """A real Triton Inference Server on 127.0.0.1 for the Triton tests.
 
-``make test`` builds it (``tests/triton/setup_server.sh``): the ``tritonserver`` bundled in
+``make test`` builds it (``tests/triton_server/setup_server.sh``): the ``tritonserver`` bundled in
 the nvidia-pytriton wheel, in ``.venv-triton`` (Debian's Python, numpy<2), which has only
 the python backend. :func:`python_repository` therefore serves a repository written by
 ``export-triton`` as it is, except ``platform`` -> ``backend: "python"`` (and no GPU
-``optimization``), with ``tests/triton/model.py`` in each version folder running that
+``optimization``), with ``tests/triton_server/model.py`` in each version folder running that
 folder's own ``model.onnx`` with ONNX Runtime. Without the server venv the tests are skipped
 with the reason, unless ``LIPFORENSICS_CI`` is set (then they fail).
 """
@@ -25,7 +25,7 @@ from live_support import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv-triton"
-MODEL_PY = Path(__file__).with_name("triton") / "model.py"
+MODEL_PY = Path(__file__).with_name("triton_server") / "model.py"
 #: seconds the server may take to load the models and say it is ready.
 START_TIMEOUT = 60.0
 
@@ -33,7 +33,9 @@ START_TIMEOUT = 60.0
 def require_triton_server() -> None:
     """Skip the calling test when the server venv is missing (fail in CI)."""
     if not (VENV / ".installed").exists():
-        reason = f"no Triton server in {VENV} (make test builds it: tests/triton/setup_server.sh)"
+        reason = (
+            f"no Triton server in {VENV} (make test builds it: tests/triton_server/setup_server.sh)"
+        )
         if os.environ.get("LIPFORENSICS_CI"):
             pytest.fail(reason)
         pytest.skip(reason)

@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -84,6 +85,9 @@ DISCLAIMER = (
     "DEMO DETECTOR: trained on synthetic mouth manipulations of four people's genuine clips; "
     "it is not a deepfake detector. Real use takes the authors' weights (lipforensics_ff.pth)."
 )
+
+if TYPE_CHECKING:
+    from calibration.policy import PolicyConfig
 
 Log = Callable[[str], None]
 
@@ -238,9 +242,11 @@ class DemoReport:
 
 
 def build_demo(
-    work_dir: Path, weights: Path = WEIGHTS, seed: int = 0, log: Log = print
+    work_dir: Path, out_dir: Path = DEMO_DIR, seed: int = 0, log: Log = print
 ) -> DemoReport:
-    """Rebuild the demo detector, its thresholds, report and demo clips from scratch.
+    """Rebuild the demo detector, its thresholds, report and demo clips from scratch, into
+    ``out_dir`` (by default :data:`DEMO_DIR`, the shipped files; the names stay those of
+    :data:`WEIGHTS`, :data:`REPORT`, :data:`DEMO_GENUINE` and :data:`DEMO_MANIPULATED`).
 
     ``work_dir`` keeps the 25 fps stretches, synthetic videos and crops between runs
     (delete it to redo them); everything else is recomputed. Torch runs on one thread
@@ -250,12 +256,12 @@ def build_demo(
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _build(work_dir, weights, seed, log)
+        return _build(work_dir, out_dir, seed, log)
     finally:
         torch.set_num_threads(threads)
 
 
-def _build(work_dir: Path, weights: Path, seed: int, log: Log) -> DemoReport:
+def _build(work_dir: Path, out_dir: Path, seed: int, log: Log) -> DemoReport:
     """:func:`build_demo`'s steps."""
     from calibration.thresholds import calibrate, save_thresholds
     from engines.checkpoint import save_checkpoint
@@ -264,6 +270,8 @@ def _build(work_dir: Path, weights: Path, seed: int, log: Log) -> DemoReport:
     started = time.perf_counter()
     torch.manual_seed(seed)
     work_dir.mkdir(parents=True, exist_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    weights = out_dir / WEIGHTS.name
     log(DISCLAIMER)
 
     log("1/7 genuine recordings at 25 fps -> landmarks and mouth crops")
@@ -332,9 +340,8 @@ def _build(work_dir: Path, weights: Path, seed: int, log: Log) -> DemoReport:
     ]
 
     log("7/7 demo clips")
-    demo_alerts = _write_demo_clips(
-        model, work_dir, _first_footage(footage, DEMO_DONOR), seed, policy
-    )
+    donor = _first_footage(footage, DEMO_DONOR)
+    demo_alerts = _write_demo_clips(model, work_dir, out_dir, donor, seed, policy)
 
     report = DemoReport(
         seconds=round(time.perf_counter() - started, 1),
@@ -350,7 +357,9 @@ def _build(work_dir: Path, weights: Path, seed: int, log: Log) -> DemoReport:
         people=[asdict(r) for r in per_person],
         manipulations=[asdict(m) for m in per_kind],
     )
-    REPORT.write_text(json.dumps({"disclaimer": DISCLAIMER, **asdict(report)}, indent=2) + "\n")
+    (out_dir / REPORT.name).write_text(
+        json.dumps({"disclaimer": DISCLAIMER, **asdict(report)}, indent=2) + "\n"
+    )
     log(markdown_tables(report.people, report.manipulations))
     return report
 
@@ -362,18 +371,24 @@ def _first_footage(footage: dict[str, Footage], person: str) -> Footage:
 
 
 def _write_demo_clips(
-    model: LipForensics, work_dir: Path, donor: Footage, seed: int, policy: object
+    model: LipForensics,
+    work_dir: Path,
+    out_dir: Path,
+    donor: Footage,
+    seed: int,
+    policy: PolicyConfig,
 ) -> tuple[int, int]:
-    """Write the two demo clips and return the alerts each raises (through the real crops)."""
+    """Write the two demo clips into ``out_dir`` and return the alerts each raises
+    (through the real crops)."""
     from calibration.policy import count_alerts
 
     source = recording_video(DEMO_SOURCE, work_dir / "demo_source.mp4")
     span = read_footage(source, video_crops(source, 0)[1])
-    DEMO_DIR.mkdir(parents=True, exist_ok=True)
-    write_video(DEMO_GENUINE, span.frames)
-    write_video(DEMO_MANIPULATED, manipulate(span, "swap", seed=seed, donor=donor))
+    genuine, manipulated = out_dir / DEMO_GENUINE.name, out_dir / DEMO_MANIPULATED.name
+    write_video(genuine, span.frames)
+    write_video(manipulated, manipulate(span, "swap", seed=seed, donor=donor))
     alerts = []
-    for label, path in ((0, DEMO_GENUINE), (1, DEMO_MANIPULATED)):
+    for label, path in ((0, genuine), (1, manipulated)):
         from stream.faces.reader import extract_mouth_crops
 
         mouths = extract_mouth_crops(path)

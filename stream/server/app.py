@@ -30,8 +30,8 @@ from stream.alerts.crops import AlertCrops
 from stream.health import public_report
 from stream.images import crop_strip, png_bytes
 from stream.records import StatusEvent
-from stream.server.pages import page_paths
 from stream.server.limits import ConnectionCap, handler_options
+from stream.server.pages import page_paths
 from stream.server.settings import ServerSettings
 from stream.server.state import LiveState
 from stream.server.whip import WhipEndpoint

@@ -62,9 +62,13 @@ class ServerSettings:
                 )
         for name in ("heartbeat", "idle_timeout"):
             if not 0 < getattr(self, name) < float("inf"):
-                raise LipForensicsError(f"{name} must be a positive number, got {getattr(self, name)}")
+                raise LipForensicsError(
+                    f"{name} must be a positive number, got {getattr(self, name)}"
+                )
         if self.max_connections < 1:
-            raise LipForensicsError(f"max_connections must be at least 1, got {self.max_connections}")
+            raise LipForensicsError(
+                f"max_connections must be at least 1, got {self.max_connections}"
+            )
 
     @property
     def weak_token(self) -> bool:

@@ -117,6 +117,10 @@ def parse_offer(body: bytes) -> str:
         raise Refusal(400, "the body is not an SDP offer (it must start with v=0)")
     try:
         session = SessionDescription.parse(text)
+    except StopIteration:  # aiortc looks up the codec of each a=fmtp and a=rtcp-fb line
+        raise Refusal(
+            400, "malformed SDP offer: a payload type is used but no a=rtpmap line defines it"
+        ) from None
     except Exception as error:  # the parser fails in many ways on malformed SDP
         raise Refusal(400, f"malformed SDP offer ({type(error).__name__})") from None
     if not any(

@@ -27,11 +27,12 @@ class FileSource:
         stream_id: str | None = None,
         *,
         realtime: bool = False,
+        hwaccel: str | None = None,
     ) -> None:
         self.path = Path(path)
         self.stream_id = stream_id or self.path.stem
         self.live = realtime
-        self._video = VideoFile(self.path)
+        self._video = VideoFile(self.path, hwaccel)
         self._closed = False
         self._reading = False
 

@@ -18,24 +18,26 @@ def open_source(
     *,
     realtime: bool = False,
     give_up_after: float | None = None,
+    hwaccel: str | None = None,
 ) -> Source:
     """The source for a command-line address: a video file path, ``file://PATH``,
     ``rtsp://`` or ``rtsps://``. ``realtime`` paces files like a camera; a camera unreachable for
-    ``give_up_after`` seconds ends (None: it is retried for ever).
+    ``give_up_after`` seconds ends (None: it is retried for ever). ``hwaccel`` decodes files
+    and cameras on that device (:mod:`stream.sources.hwaccel`).
 
     Raises:
         LipForensicsError: an unknown scheme, or a file that cannot be read as a video.
     """
     scheme = split_url(uri).scheme.lower() if "://" in uri else ""
     if scheme in RTSP_SCHEMES:
-        return RtspSource(uri, stream_id, give_up_after=give_up_after)
+        return RtspSource(uri, stream_id, give_up_after=give_up_after, hwaccel=hwaccel)
     if scheme == "file":
-        return FileSource(_file_path(uri), stream_id, realtime=realtime)
+        return FileSource(_file_path(uri), stream_id, realtime=realtime, hwaccel=hwaccel)
     if scheme:
         raise LipForensicsError(
             f"unsupported source {redact(uri)!r}: expected a video file path, file://, rtsp:// or rtsps://"
         )
-    return FileSource(uri, stream_id, realtime=realtime)
+    return FileSource(uri, stream_id, realtime=realtime, hwaccel=hwaccel)
 
 
 def _file_path(uri: str) -> str:

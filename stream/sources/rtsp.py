@@ -34,6 +34,7 @@ from engines.method import FRAME_PERIOD
 from stream.backoff import backoff_delays
 from stream.records import Frame, StatusEvent, StreamStatus
 from stream.sources.base import StatusCallback, ignore_status
+from stream.sources.hwaccel import hwaccel_failure, hwaccel_options
 from stream.sources.urls import RTSP_SCHEMES, redact, split_url
 from stream.sources.video_file import upright_rgb
 
@@ -108,9 +109,11 @@ class _Connection(threading.Thread):
         options: dict[str, str],
         timeouts: tuple[float, float],
         loop: asyncio.AbstractEventLoop,
+        hwaccel: str | None = None,
     ) -> None:
         super().__init__(name=f"rtsp {redact(url)}", daemon=True)
         self.url, self.options, self.timeouts, self.loop = url, options, timeouts, loop
+        self.hwaccel = hwaccel
         self.queue: asyncio.Queue[object] = asyncio.Queue(QUEUE_FRAMES)
         self.stopping = threading.Event()
         self.corrupt_packets = 0
@@ -120,9 +123,12 @@ class _Connection(threading.Thread):
         reason = "the stream ended"
         started = time.monotonic()
         try:
-            container = av.open(self.url, options=self.options, timeout=self.timeouts)
+            decoding = hwaccel_options(self.hwaccel)
+            container = av.open(self.url, options=self.options, timeout=self.timeouts, **decoding)
         except (av.FFmpegError, OSError) as error:
             reason = _reason(error, self.timeouts[0])
+            if self.hwaccel is not None:
+                reason = hwaccel_failure(self.hwaccel, error)
             if time.monotonic() - started >= self.timeouts[0]:  # FFmpeg's open was interrupted
                 reason = f"no answer within {self.timeouts[0]:g} s (timeout)"
             self._put(_Closed(f"cannot connect: {reason}"))
@@ -185,6 +191,7 @@ class RtspSource:
         max_backoff: the longest wait between reconnect attempts, seconds.
         give_up_after: seconds without a connection after which the source ends with an
             ``error`` status (None: retry for ever).
+        hwaccel: decode on this device (:mod:`stream.sources.hwaccel`; None: software).
 
     Raises:
         LipForensicsError: a URL that is not RTSP or an unknown transport.
@@ -202,6 +209,7 @@ class RtspSource:
         transport: str = "tcp",
         max_backoff: float = 10.0,
         give_up_after: float | None = None,
+        hwaccel: str | None = None,
     ) -> None:
         parts = split_url(url)
         if parts.scheme.lower() not in RTSP_SCHEMES or not parts.hostname:
@@ -215,6 +223,7 @@ class RtspSource:
         self.open_timeout, self.read_timeout = open_timeout, read_timeout
         self.max_backoff = max_backoff
         self.give_up_after = give_up_after
+        self.hwaccel = hwaccel
         self.reconnects = 0
         self._options = {
             "rtsp_transport": transport,
@@ -290,6 +299,7 @@ class RtspSource:
             self._options,
             (self.open_timeout, self.read_timeout),
             asyncio.get_running_loop(),
+            self.hwaccel,
         )
         self._connection = connection
         connection.start()

@@ -21,6 +21,7 @@ import av
 import numpy as np
 
 from engines.errors import MediaError
+from stream.sources.hwaccel import hwaccel_failure, hwaccel_options
 from stream.sources.urls import redact
 
 #: file suffixes taken for videos when a folder is scanned (``.npy``: saved mouth crops).
@@ -70,15 +71,20 @@ class VideoFile:
                 print("warning:", video.problem)
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, hwaccel: str | None = None) -> None:
+        """Open ``path``; ``hwaccel`` decodes on that device (:mod:`stream.sources.hwaccel`)."""
         self.path = Path(path)
         if not self.path.exists():
             raise MediaError(f"video file not found: {redact(str(self.path))}")
         if not self.path.is_file():
             raise MediaError(f"not a file: {redact(str(self.path))} (expected a video file)")
         try:
-            self._container = av.open(str(self.path))
+            self._container = av.open(str(self.path), **hwaccel_options(hwaccel))
         except av.FFmpegError as error:
+            if hwaccel is not None:  # the file may be fine: say what was asked of the device
+                raise MediaError(
+                    f"cannot decode {self.path}: {hwaccel_failure(hwaccel, error)}"
+                ) from None
             raise MediaError(
                 f"cannot read {self.path} as a video (corrupt, truncated or not a video): "
                 f"{_reason(error)}"

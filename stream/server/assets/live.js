@@ -116,10 +116,17 @@ class History {
   }
 }
 
+/** Log-odds of a probability (clamped away from 0 and 1): the chart's vertical scale. */
+function logOdds(p) {
+  const q = Math.min(Math.max(p, 1e-12), 1 - 1e-12);
+  return Math.log(q / (1 - q));
+}
+
 /**
  * An SVG chart of `points` (`[wallTime, probability]`) over the minute before `now` (or
  * since the first point, at least 10 s), with the suspicious and alert thresholds
- * (probabilities) as dashed lines.
+ * (probabilities) as dashed lines. Probabilities are drawn on a log-odds scale, so that
+ * thresholds near 1 (calibrated ones often are) stay apart from ordinary windows.
  */
 function probabilityChart(points, thresholds, now) {
   const width = 360;
@@ -129,8 +136,20 @@ function probabilityChart(points, thresholds, now) {
   svg.setAttribute("class", "chart");
   const first = points.length ? points[0][0] : now;
   const span = Math.min(Math.max(now - first, 10), CHART_SECONDS);
+  const shown = points.filter(([t]) => t >= now - span);
+  const levels = [...shown.map(([, p]) => logOdds(p)), ...Object.values(thresholds || {}).map(logOdds)];
+  const low = Math.min(-4, ...levels) - 1;
+  const high = Math.max(4, ...levels) + 1;
   const x = (t) => (width * (t - (now - span))) / span;
-  const y = (p) => height - 4 - (height - 8) * Math.min(Math.max(p, 0), 1);
+  const y = (p) => height - ((height - 4) * (logOdds(p) - low)) / (high - low) - 2;
+  const text = (content, left, top, className) => {
+    const label = document.createElementNS(SVG, "text");
+    label.setAttribute("x", String(left));
+    label.setAttribute("y", String(top));
+    label.setAttribute("class", className);
+    label.textContent = content;
+    svg.append(label);
+  };
   for (const [name, value] of Object.entries(thresholds || {})) {
     const line = document.createElementNS(SVG, "line");
     line.setAttribute("x1", "0");
@@ -139,14 +158,10 @@ function probabilityChart(points, thresholds, now) {
     line.setAttribute("y2", y(value).toFixed(1));
     line.setAttribute("class", `threshold threshold-${name}`);
     svg.append(line);
+    text(name, width - 4, y(value) - 2, `label label-${name}`);
   }
-  const label = document.createElementNS(SVG, "text");
-  label.setAttribute("x", "4");
-  label.setAttribute("y", String(height - 6));
-  label.setAttribute("class", "span");
-  label.textContent = `last ${Math.round(span)} s`;
-  svg.append(label);
-  const shown = points.filter(([t]) => t >= now - span);
+  text(`last ${Math.round(span)} s`, 4, height - 4, "span");
+  text("p 0.5", 4, y(0.5) - 2, "span");
   const line = document.createElementNS(SVG, "polyline");
   line.setAttribute("points", shown.map(([t, p]) => `${x(t).toFixed(1)},${y(p).toFixed(1)}`).join(" "));
   line.setAttribute("class", "probability");

@@ -1,0 +1,63 @@
+"""Flags that trade speed: the network's precision (``scan``, ``run``, ``serve``) and
+hardware decoding (``run``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from stream.config import Settings
+    from stream.detector import Detector
+
+
+def add_precision_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--precision`` and ``--int8-calibration``."""
+    parser.add_argument(
+        "--precision",
+        choices=("fp32", "int8"),
+        help="fp32 (default) or int8: ONNX Runtime's INT8 network on the CPU (about 2.5x "
+        "faster per clip), calibrated on genuine mouth crops, cached, and refused when its "
+        "logits stray too far from FP32's (the error is printed; docs/benchmarks.md)",
+    )
+    parser.add_argument(
+        "--int8-calibration",
+        type=Path,
+        metavar="CROPS.npy|VIDEO",
+        help="genuine footage to calibrate INT8 on: crops saved by `crops --out`, or a video "
+        "(default: the bundled genuine demo clip)",
+    )
+
+
+def add_hwaccel_argument(parser: argparse.ArgumentParser) -> None:
+    """``--hwaccel``."""
+    parser.add_argument(
+        "--hwaccel",
+        metavar="DEVICE",
+        help="decode files and cameras on this FFmpeg device (cuda, vaapi, qsv, ...; "
+        "default: software); streams the device cannot decode fall back to software",
+    )
+
+
+def precision_overrides(args: argparse.Namespace) -> dict[str, object]:
+    """The settings :func:`add_precision_arguments` adds, for ``load_settings``."""
+    return {"precision": args.precision, "int8_calibration": args.int8_calibration}
+
+
+def with_int8_default(settings: Settings) -> Settings:
+    """``settings`` with the bundled genuine clip as INT8 calibration when INT8 is asked for
+    without calibration data."""
+    if settings.precision != "int8" or settings.int8_calibration is not None:
+        return settings
+    from training.demo_detector import DEMO_GENUINE
+
+    return replace(settings, int8_calibration=DEMO_GENUINE)
+
+
+def print_precision(detector: Detector) -> None:
+    """The INT8 network's check against FP32, on stderr, when it runs INT8."""
+    if detector.int8 is not None:
+        print(detector.int8.summary(), file=sys.stderr, flush=True)

@@ -1,0 +1,109 @@
+"""INT8 on the CPU for real use: ``--precision int8`` calibrates the encoder on genuine
+crops, caches it by weights and calibration, prints its error against FP32, and refuses a
+model past the bound."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from live_support import TALKING
+
+from calibration import int8_cpu
+from commands.cli import main
+from engines.backends import clip_logits
+from engines.errors import LipForensicsError
+from engines.method import normalise_crops
+from stream.config import Settings
+from stream.detector import Detector
+
+
+@pytest.fixture(scope="module")
+def crops_file(tmp_path_factory):
+    from stream.faces.reader import extract_mouth_crops
+
+    path = tmp_path_factory.mktemp("calibration") / "genuine.npy"
+    np.save(path, extract_mouth_crops(TALKING).crops)
+    return path
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory, narrow_weights):
+    """A cache of this module's own, so the first load really builds."""
+    return tmp_path_factory.mktemp("int8-cache")
+
+
+def load(weights, calibration, cache, monkeypatch, precision="int8"):
+    monkeypatch.setenv("LIPFORENSICS_CACHE", str(cache))
+    return Detector.load(
+        weights, backend="onnxruntime", precision=precision, int8_calibration=calibration
+    )
+
+
+def test_int8_is_built_once_checked_and_close_to_fp32(
+    narrow_weights, crops_file, cache, monkeypatch
+):
+    built = load(narrow_weights, crops_file, cache, monkeypatch)
+    assert built.int8 is not None and built.int8.build_seconds > 0
+    assert 0 < built.int8.max_error <= int8_cpu.MAX_LOGIT_ERROR
+    assert built.int8.held_back_clips >= 1 and built.int8.calibration_crops >= 25
+    again = load(narrow_weights, crops_file, cache, monkeypatch)
+    assert again.int8 is not None and again.int8.build_seconds == 0.0  # from the cache
+    assert again.int8.max_error == pytest.approx(built.int8.max_error, rel=1e-6)
+    assert "cached" in again.int8.summary() and "held-back" in again.int8.summary()
+    encoders = list(cache.glob("int8-cpu/*/frame_encoder.int8-cpu.onnx"))
+    assert len(encoders) == 1
+    ops = {node.op_type for node in onnx.load(str(encoders[0])).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    fp32 = load(narrow_weights, None, cache, monkeypatch, precision="fp32")
+    assert fp32.int8 is None
+    clips = normalise_crops(np.load(crops_file)[:75]).reshape(3, 25, 88, 88)
+    expected, logits = clip_logits(fp32.backend, clips), clip_logits(again.backend, clips)
+    assert not np.array_equal(logits, expected)
+    assert np.abs(logits - expected).max() <= int8_cpu.MAX_LOGIT_ERROR
+
+
+def test_other_calibration_data_is_another_cache_entry(
+    narrow_weights, crops_file, cache, monkeypatch, tmp_path
+):
+    other = tmp_path / "other.npy"
+    np.save(other, np.load(crops_file)[::-1].copy())
+    assert load(narrow_weights, other, cache, monkeypatch).int8.build_seconds > 0
+    assert len(list(cache.glob("int8-cpu/*/int8_check.json"))) == 2
+
+
+def test_an_int8_model_past_the_bound_is_refused_in_one_line(
+    narrow_weights, crops_file, cache, monkeypatch
+):
+    monkeypatch.setattr(int8_cpu, "MAX_LOGIT_ERROR", 0.0)  # the measured error is above 0
+    with pytest.raises(LipForensicsError, match=r"^INT8 refused: .* \(bound 0\.0\)") as error:
+        load(narrow_weights, crops_file, cache, monkeypatch)
+    assert "\n" not in str(error.value)
+
+
+def test_too_few_calibration_crops_are_refused(narrow_weights, tmp_path, cache, monkeypatch):
+    few = tmp_path / "few.npy"
+    np.save(few, np.zeros((40, 96, 96), np.uint8))
+    with pytest.raises(LipForensicsError, match="at least 50 genuine mouth crops"):
+        load(narrow_weights, few, cache, monkeypatch)
+    with pytest.raises(LipForensicsError, match="calibration file not found"):
+        load(narrow_weights, tmp_path / "missing.npy", cache, monkeypatch)
+
+
+def test_int8_needs_onnxruntime_and_a_known_precision(narrow_weights, crops_file):
+    with pytest.raises(LipForensicsError, match="int8 runs on ONNX Runtime"):
+        Detector.load(narrow_weights, backend="torch", precision="int8", int8_calibration=crops_file)
+    with pytest.raises(LipForensicsError, match="precision must be one of fp32, int8"):
+        Settings(precision="int4")
+
+
+def test_scan_with_int8_prints_the_error_against_fp32(
+    narrow_weights, crops_file, cache, monkeypatch, capsys
+):
+    monkeypatch.setenv("LIPFORENSICS_CACHE", str(cache))
+    argv = ["scan", str(crops_file), "--weights", str(narrow_weights), "--backend", "onnxruntime"]
+    assert main([*argv, "--precision", "int8", "--int8-calibration", str(crops_file)]) == 0
+    err = capsys.readouterr().err
+    assert "INT8 (ONNX Runtime) cached" in err and "logit error against FP32" in err
+    assert main([*argv[:4], "--backend", "torch", "--precision", "int8"]) == 2
+    assert capsys.readouterr().err.strip().count("\n") == 0
