@@ -137,6 +137,12 @@ function renderAlerts(state) {
     cell(row, event.logit.toFixed(2));
     row.insertCell().append(cropImage(event));
   }
+  const shown = new Set(state.alerts.map((event) => event.id));
+  for (const [id, url] of [...crops]) {
+    if (shown.has(id)) continue;
+    if (url) URL.revokeObjectURL(url); // the alert left the log: free its image
+    crops.delete(id);
+  }
 }
 
 function renderStreams(state) {
