@@ -39,9 +39,9 @@ if TYPE_CHECKING:
     from engines.export import ExportedModel
 
 #: the largest |INT8 - FP32| clip logit on held-back genuine clips that is accepted. The
-#: demo detector's alert thresholds sit 2.6 logits apart and 2.3 above its highest genuine
-#: logit (docs/demo_detector.md); 0.25 is a tenth of that, and well above what INT8 gives
-#: a sound model (0.01-0.1: docs/benchmarks.md).
+#: demo detector's alert threshold sits 2.3 logits above its highest genuine logit
+#: (its thresholds file); 0.25 is about a tenth of that, and above the 0.073 its INT8 encoder
+#: shows on the held-back genuine demo crops (docs/benchmarks.md).
 MAX_LOGIT_ERROR = 0.25
 #: share of the calibration crops (their end) held back for the check.
 HOLD_BACK_SHARE = 0.25

@@ -19,9 +19,10 @@ def add_precision_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--precision",
         choices=("fp32", "int8"),
-        help="fp32 (default) or int8: ONNX Runtime's INT8 network on the CPU (about 2.5x "
-        "faster per clip), calibrated on genuine mouth crops, cached, and refused when its "
-        "logits stray too far from FP32's (the error is printed; docs/benchmarks.md)",
+        help="fp32 (default) or int8: ONNX Runtime's INT8 frame encoder on the CPU (about "
+        "2.2x less encoder CPU), calibrated on genuine mouth crops, cached, and refused when "
+        "its logits stray too far from FP32's (the error is printed; docs/benchmarks.md). "
+        "Calibrate on your own cameras' footage: the default holds only for the demo",
     )
     parser.add_argument(
         "--int8-calibration",
