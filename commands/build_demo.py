@@ -39,22 +39,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--out-dir",
         type=Path,
         default=None,
-        help="where the detector, thresholds, report and demo clips go (default: training/demo/, "
-        "the shipped files)",
+        help="where the detector, thresholds, report and demo clips go (default: "
+        "WORK_DIR/candidate, copied into training/demo/ only when the held-out check passes)",
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
 
 
 def run(args: argparse.Namespace) -> int:
     """Build; 0 when the held-out check passes (no alert on the held-out people's genuine
-    clips, AUC >= 0.9 on manipulations never trained on, demo clips as expected)."""
+    clips, AUC >= 0.9 on manipulations never trained on, demo clips as expected). Without
+    ``--out-dir`` the build goes to WORK_DIR/candidate first and replaces the shipped files
+    only when it passes."""
     from commands.progress import ProgressBar
-    from training.demo_detector import DEMO_DIR, build_demo, report_passes
+    from training.demo_detector import DEMO_DIR, build_demo, install_build, report_passes
 
+    out_dir = args.out_dir or args.work_dir / "candidate"
     with ProgressBar("build-demo", unit="step") as bar:
-        report = build_demo(args.work_dir, args.out_dir or DEMO_DIR, seed=args.seed, log=steps(bar))
+        report = build_demo(args.work_dir, out_dir, seed=args.seed, log=steps(bar))
     passed, reason = report_passes(report)
     print(f"held-out check {'passed' if passed else 'FAILED'}: {reason}")
+    if args.out_dir is None:
+        if passed:
+            install_build(out_dir, DEMO_DIR)
+        print(f"installed into {DEMO_DIR}" if passed else f"NOT installed; kept in {out_dir}")
     return 0 if passed else 1
 
 

@@ -19,8 +19,8 @@ demo detector (training/demo/demo_lipforensics.pth) and its calibrated threshold
 each verdict and alert as it happens with its time in the clip, its logit and the fake
 probability from the calibrated map, then one summary line per clip.
 
-The demo detector is trained on synthetic mouth manipulations of four people's genuine
-clips; it is not a deepfake detector. Real use: `scan`/`run`/`serve` with the authors'
+The demo detector is trained on synthetic mouth manipulations of genuine footage; it is
+not a deepfake detector. Real use: `scan`/`run`/`serve` with the authors'
 weights (lipforensics_ff.pth). `build-demo` rebuilds the detector and the clips."""
 
 

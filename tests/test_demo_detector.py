@@ -1,6 +1,6 @@
-"""The shipped demo detector: small, calibrated, checked on people it never saw, and it
-separates the demo clips end to end (real video -> real MediaPipe -> real crops -> the real
-network -> the alert policy with its calibrated thresholds)."""
+"""The shipped demo detector: small, calibrated, and it separates the demo clips end to
+end (real video -> real MediaPipe -> real crops -> the real network -> the alert policy
+with its calibrated thresholds)."""
 
 from __future__ import annotations
 
@@ -19,14 +19,10 @@ from training.demo_detector import (
     DEMO_GENUINE,
     DEMO_MANIPULATED,
     DISCLAIMER,
-    HELD_OUT_KINDS,
-    MIN_AUC,
     REPORT,
     ROOT,
     WEIGHTS,
 )
-from training.demo_people import HELD_OUT, PEOPLE
-from training.demo_results import markdown_tables
 
 MAX_BYTES = 10 * 1024 * 1024
 
@@ -73,24 +69,10 @@ def test_the_demo_detector_is_small_narrow_and_labelled(loaded) -> None:
     report = json.loads(REPORT.read_text())
     assert report["disclaimer"] == DISCLAIMER
     assert report["weights_bytes"] == WEIGHTS.stat().st_size
-
-
-def test_the_shipped_build_passed_its_held_out_check_on_people_it_never_saw() -> None:
-    report = json.loads(REPORT.read_text())
-    roles = {person.key: person.role for person in PEOPLE}
-    assert {p["person"]: p["role"] for p in report["people"]} == roles
-    held_out = [p for p in report["people"] if p["role"] == HELD_OUT]
-    assert len(held_out) >= 2 and all(p["genuine_alerts"] == 0 for p in held_out)
-    never_trained = [m for m in report["manipulations"] if not m["trained_on"]]
-    assert {m["kind"] for m in never_trained} == set(HELD_OUT_KINDS)
-    assert all(m["auc"] >= MIN_AUC for m in never_trained)
-    assert report["demo_genuine_alerts"] == 0 and report["demo_manipulated_alerts"] >= 1
-
-
-def test_the_docs_show_the_shipped_builds_tables() -> None:
-    report = json.loads(REPORT.read_text())
-    docs = (ROOT / "docs" / "demo_detector.md").read_text()
-    assert markdown_tables(report["people"], report["manipulations"]) in docs
+    # the shipped detector is still the one-person build (docs/demo_detector.md: the
+    # multi-person build has not passed its held-out check yet): its held-out clip's figures
+    assert report["held_out_auc"] >= 0.95 and report["manipulated_alerts"] >= 1
+    assert report["genuine_alerts"] == 0 and report["demo_genuine_alerts"] == 0
 
 
 def test_the_genuine_demo_clip_raises_no_alert(mouths, loaded, thresholds) -> None:
@@ -118,7 +100,7 @@ def test_the_demo_command_plays_both_clips_through_the_live_pipeline() -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert DISCLAIMER in done.stdout
-    assert "p(fake) is the calibrated probability map" in done.stdout
+    assert "levels: clear below logit" in done.stdout and "p(fake)" in done.stdout
     summaries = [line for line in done.stdout.splitlines() if line.endswith("as expected")]
     assert len(summaries) == 2
     assert "no alert" in summaries[0] and "ALERT at" in summaries[1]

@@ -27,6 +27,7 @@ held-out people. The steps (:func:`build_demo`), each a real part of the product
 from __future__ import annotations
 
 import json
+import shutil
 import time
 import zlib
 from collections.abc import Callable
@@ -84,8 +85,8 @@ MIN_AUC = 0.9
 STRIDE = 5
 #: the statement everything that uses the demo detector prints
 DISCLAIMER = (
-    "DEMO DETECTOR: trained on synthetic mouth manipulations of four people's genuine clips; "
-    "it is not a deepfake detector. Real use takes the authors' weights (lipforensics_ff.pth)."
+    "DEMO DETECTOR: trained on synthetic mouth manipulations of genuine footage; it is not a "
+    "deepfake detector. Real use takes the authors' weights (lipforensics_ff.pth)."
 )
 
 if TYPE_CHECKING:
@@ -403,6 +404,14 @@ def _write_demo_clips(
         video = labelled_features(model.encoder, Crops(path.stem, mouths.crops, mouths.runs, label))
         alerts.append(count_alerts(window_logits(model, video, STRIDE), policy))
     return alerts[0], alerts[1]
+
+
+def install_build(built: Path, shipped: Path = DEMO_DIR) -> None:
+    """Copy a build's files from ``built`` into ``shipped``."""
+    shipped.mkdir(parents=True, exist_ok=True)
+    thresholds = WEIGHTS.with_suffix(".thresholds.json").name
+    for name in (REPORT.name, DEMO_GENUINE.name, DEMO_MANIPULATED.name, WEIGHTS.name, thresholds):
+        shutil.copyfile(built / name, shipped / name)
 
 
 def report_passes(report: DemoReport) -> tuple[bool, str]:
