@@ -111,7 +111,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Build the pipeline and the server, run until SIGTERM or SIGINT, drain, exit 0."""
     import asyncio
-    import sys
 
     from engines.errors import LipForensicsError
     from stream.config import load_settings
@@ -146,12 +145,6 @@ def run(args: argparse.Namespace) -> int:
         protect_metrics=args.protect_metrics,
     )
     server_settings.ssl_context()  # bad certificate files fail before the weights load
-    if server_settings.weak_token:
-        print(
-            f"warning: the token has {len(server_settings.token)} character(s), easy to guess; "
-            "use a long random one, e.g. from secrets.token_urlsafe()",
-            file=sys.stderr,
-        )
     if settings.weights is None and settings.backend != "triton":
         raise LipForensicsError("--weights is required (or weights in the config file)")
     check_mqtt(settings)
@@ -174,6 +167,13 @@ async def _serve(settings: Settings, server_settings: ServerSettings) -> int:
     sinks = sinks_for(settings)
     pipeline = detector.pipeline(settings, sinks)
     print(detector.thresholds_note, file=sys.stderr, flush=True)
+    if server_settings.weak_token:
+        print(
+            f"warning: the token has {len(server_settings.token)} character(s), easy to guess; "
+            "use a long random one, e.g. from secrets.token_urlsafe()",
+            file=sys.stderr,
+            flush=True,
+        )
     server = Server(pipeline, server_settings)
     stop = asyncio.Event()
     stop_on_output_failure(sinks, lambda drain: stop.set())

@@ -143,7 +143,7 @@ class Verdict:
     def to_dict(self) -> dict[str, object]:
         """The JSON-ready form used by every sink (``id`` only on alerts)."""
         data = asdict(self)
-        data["pts"] = [round(t, 6) for t in self.pts]  # 1.4, not 1.4000000000000001
+        data["pts"] = list(self.pts)
         data["level"] = str(self.level)
         if not self.id:
             del data["id"]

@@ -49,10 +49,11 @@ class CropRecord(Protocol):
 
 class CropSource(Protocol):
     """Mouth crops in frame order (iterate once). Afterwards ``frames`` holds the 25 fps
-    frames examined, ``crowded`` those with more than one face (one is scored), and
-    ``problem`` why decoding stopped early, else None."""
+    frames examined, ``crowded`` how many of the ``sampled`` ones showed more than one face
+    (one face is scored), and ``problem`` why decoding stopped early, else None."""
 
     frames: int
+    sampled: int
     crowded: int
     problem: str | None
 
@@ -88,7 +89,7 @@ class CropsFile:
             raise MediaError(f"{path} holds {crops.dtype}; expected mouth crops (T, 96, 96) uint8")
         self.crops, self.progress = crops, progress
         self.frames = len(crops)
-        self.crowded = 0  # one mouth per crop
+        self.sampled = self.crowded = 0  # one mouth per crop
         self.problem: str | None = None
 
     def __iter__(self) -> Iterator[FileCrop]:
@@ -164,7 +165,8 @@ class ScanResult:
         longest_run: the most consecutive frames with a face.
         problem: why decoding stopped early, else None.
         seconds: ``mouth_crops`` and ``network``: time spent reading crops and scoring.
-        crowded: frames that showed more than one face (one of them was scored).
+        sampled, crowded: frames looked at for more faces, and those that showed more than
+            one (one face was scored).
     """
 
     clip_times: list[float]
@@ -174,6 +176,7 @@ class ScanResult:
     longest_run: int
     problem: str | None
     seconds: dict[str, float]
+    sampled: int = 0
     crowded: int = 0
 
 
@@ -196,6 +199,7 @@ def scan_source(
         longest_run=scorer.longest_run,
         problem=source.problem,
         seconds={"mouth_crops": round(crops, 3), "network": round(network, 3)},
+        sampled=source.sampled,
         crowded=source.crowded,
     )
 
@@ -289,9 +293,8 @@ def report_scan(
         warnings.append(f"{scanned.problem}; scored the frames before it")
     if scanned.crowded:
         warnings.append(
-            f"{scanned.crowded} of {scanned.frames} frames show more than one face; only one "
-            "was scored (the largest at the start, then followed by position); "
-            "'run' scores every face"
+            f"{scanned.crowded} of {scanned.sampled} frames looked at (one a second) show more "
+            "than one face; only one was scored (MediaPipe's first); 'run' scores every face"
         )
     policy = AlertPolicy(thresholds.policy_for(stride) if thresholds else PolicyConfig())
     decisions = [policy.update(float(x)) for x in logits]

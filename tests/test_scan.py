@@ -217,5 +217,6 @@ def test_a_scan_of_two_faces_says_only_one_was_scored(capsys, weights):
     report = json.loads(out)
     assert report["clips"] == 2 and report["frames"] == 50
     crowded = [w for w in report["warnings"] if "more than one face" in w]
-    assert len(crowded) == 1 and crowded[0].startswith("50 of 50 frames show more than one face")
+    assert len(crowded) == 1
+    assert crowded[0].startswith("2 of 2 frames looked at (one a second) show more than one")
     assert err.splitlines() == [f"warning: {crowded[0]}"]

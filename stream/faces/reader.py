@@ -84,12 +84,12 @@ class MouthCropReader:
     """The mouth crops of a video file, yielded as the frames are decoded.
 
     Iterate once; afterwards :attr:`frames` holds the 25 fps frames examined (with or
-    without a face), :attr:`crowded` those that showed more than one face, and
-    :attr:`problem` why decoding stopped early, else None. Only the smoothing window's
-    frames are held at a time.
+    without a face) and :attr:`problem` why decoding stopped early, else None. Only the
+    smoothing window's frames are held at a time.
 
-    One face is followed: the largest at the start, then in each frame the face nearest to
-    the one followed (so that two faces of a size do not take turns).
+    One face is cropped (MediaPipe's with ``num_faces=1``, as the reference does). A
+    second landmarker looks for more faces once a second: :attr:`sampled` frames were
+    looked at, :attr:`crowded` of them showed more than one face.
     """
 
     def __init__(
@@ -113,35 +113,34 @@ class MouthCropReader:
         self.progress = progress
         self.plan = Smoothing.named(smoothing)
         self.frames = 0
-        self.crowded = 0
+        self.sampled = self.crowded = 0
         self.problem: str | None = None
         self._run = 0
         self._run_used = False
 
     def __iter__(self) -> Iterator[MouthCrop]:
         """The crops in frame order; raises MediaError when the file cannot be opened."""
-        self.frames, self.crowded, self.problem = 0, 0, None
+        self.frames, self.sampled, self.crowded, self.problem = 0, 0, 0, None
         self._run, self._run_used = 0, False
         reference = mean_face()
-        followed: np.ndarray | None = None
         with (
             VideoFile(self.path) as video,
-            FaceLandmarks(num_faces=2, model_path=self.model_path) as marks,
+            FaceLandmarks(num_faces=1, model_path=self.model_path) as marks,
+            FaceLandmarks(num_faces=2, model_path=self.model_path) as counter,
         ):
             expected = round(video.info.duration * FPS)
             smoother: Smoother[tuple[float, np.ndarray, np.ndarray]] = Smoother(self.plan)
             for tick in resample(video.frames()):
                 self.frames += 1
                 faces = marks.detect(tick.item, tick.pts)
-                self.crowded += len(faces) > 1
+                if self.frames % FPS == 1:  # once a second: is anyone else in the picture?
+                    self.sampled += 1
+                    self.crowded += len(counter.detect(tick.item, tick.pts)) > 1
                 if tick.restart or not faces:
                     yield from self._crops(smoother.flush(), reference)
                     self._end_run()
-                    followed = None
                 if faces:
-                    face = _nearest(faces, followed)
-                    followed = face
-                    pushed = smoother.push(face, (tick.pts, tick.item, face))
+                    pushed = smoother.push(faces[0], (tick.pts, tick.item, faces[0]))
                     yield from self._crops(pushed, reference)
                 if self.progress is not None:
                     self.progress(self.frames, expected)
@@ -191,15 +190,6 @@ def extract_mouth_crops(
         frames=reader.frames,
         problem=reader.problem,
     )
-
-
-def _nearest(faces: list[np.ndarray], followed: np.ndarray | None) -> np.ndarray:
-    """The face (68, 2) whose centre is nearest to ``followed``'s; the first (largest) when
-    no face is followed yet."""
-    if followed is None or len(faces) == 1:
-        return faces[0]
-    centre = followed.mean(axis=0)
-    return min(faces, key=lambda face: float(np.linalg.norm(face.mean(axis=0) - centre)))
 
 
 def _spans(labels: list[int]) -> tuple[tuple[int, int], ...]:
