@@ -5,6 +5,7 @@ detector behind a real server on 127.0.0.1."""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -152,6 +153,8 @@ def test_the_dashboard_shows_a_late_viewer_every_face_alert_crop_and_stream(
     expect(page.locator("#connection")).to_have_text("connected", timeout=WAIT * MS)
     expect(page.locator("#login")).to_be_hidden()
     expect(page.locator("#logout")).to_be_visible()
+    health = re.compile(r"^health: (ok|degraded)")  # whatever /healthz says, it is read
+    expect(page.locator("#health")).to_have_text(health, timeout=WAIT * MS)
     # from the snapshot: the alert happened before this page existed
     alert_row = page.locator("#alerts tr", has_text=stream).first
     expect(alert_row).to_be_visible()

@@ -165,16 +165,24 @@ function render(state) {
   renderStreams(state);
 }
 
-/** One line from /healthz: "ok", or "degraded: " and the reasons. */
+/** One line from /healthz: "ok", or "degraded" and the reasons (given to token holders). */
 function describeHealth(health) {
-  return health.status === "ok" ? "health: ok" : `health: ${health.status}: ${health.reasons.join("; ")}`;
+  if (health.status === "ok") return "health: ok";
+  const reasons = health.reasons && health.reasons.length ? `: ${health.reasons.join("; ")}` : "";
+  return `health: ${health.status}${reasons}`;
+}
+
+/** /healthz (200 ok, 503 degraded), with the token when logged in: the reasons need it. */
+async function fetchHealth() {
+  const headers = session ? { Authorization: `Bearer ${session.token}` } : {};
+  return (await fetch("healthz", { headers, cache: "no-store" })).json();
 }
 
 async function pollHealth() {
   const line = document.getElementById("health");
   for (;;) {
     try {
-      line.textContent = describeHealth(await (await fetch("healthz", { cache: "no-store" })).json());
+      line.textContent = describeHealth(await fetchHealth());
     } catch (error) {
       line.textContent = "health: server not answering";
     }
