@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from commands.speed_options import add_precision_arguments, precision_overrides
+
 if TYPE_CHECKING:
     from stream.config import Settings
 
@@ -19,6 +21,28 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--weights``, ``--backend`` and the Triton and precision options (``run``, ``serve``)."""
+    parser.add_argument("--weights", type=Path, help="checkpoint (.pth) of the network")
+    parser.add_argument(
+        "--backend",
+        help="auto (default), torch, torch-cuda, onnxruntime, tensorrt, or triton (a Triton "
+        "server at --triton-url: docs/fleet.md)",
+    )
+    add_triton_arguments(parser)
+    add_precision_arguments(parser)
+
+
+def model_overrides(args: argparse.Namespace) -> dict[str, object]:
+    """The settings :func:`add_model_arguments` adds, for ``load_settings``."""
+    return {
+        "weights": args.weights,
+        "backend": args.backend,
+        **triton_overrides(args),
+        **precision_overrides(args),
+    }
 
 
 def add_fleet_arguments(parser: argparse.ArgumentParser) -> None:

@@ -8,16 +8,14 @@ from typing import TYPE_CHECKING
 
 from commands.options import (
     add_fleet_arguments,
-    add_triton_arguments,
+    add_model_arguments,
     check_mqtt,
     fleet_overrides,
+    model_overrides,
     positive_int,
-    triton_overrides,
 )
 from commands.speed_options import (
     add_hwaccel_argument,
-    add_precision_arguments,
-    precision_overrides,
     print_precision,
     with_int8_default,
 )
@@ -53,17 +51,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "sources", nargs="*", metavar="SOURCE", help="video file or rtsp:// URL (or --config)"
     )
-    parser.add_argument("--weights", type=Path, help="checkpoint (.pth) of the network")
+    add_model_arguments(parser)
     parser.add_argument(
         "--stride", type=positive_int, help="frames between windows (1..25, default 5)"
     )
-    parser.add_argument(
-        "--backend",
-        help="auto (default), torch, torch-cuda, onnxruntime, tensorrt, or triton (a Triton "
-        "server at --triton-url: docs/fleet.md)",
-    )
-    add_triton_arguments(parser)
-    add_precision_arguments(parser)
     add_hwaccel_argument(parser)
     parser.add_argument("--jsonl", help="write events to this file instead of stdout")
     parser.add_argument("--webhook", help="POST alert events to this URL")
@@ -108,17 +99,14 @@ def run(args: argparse.Namespace) -> int:
 
     settings = load_settings(
         args.config,
-        weights=args.weights,
         stride=args.stride,
-        backend=args.backend,
         jsonl=args.jsonl,
         webhook=args.webhook,
         webhook_outbox=args.webhook_outbox,
         realtime=args.realtime,
         give_up_after=args.give_up_after,
         **fleet_overrides(args),
-        **triton_overrides(args),
-        **precision_overrides(args),
+        **model_overrides(args),
         hwaccel=args.hwaccel,
     )
     if settings.weights is None and settings.backend != "triton":

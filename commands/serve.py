@@ -10,15 +10,13 @@ from typing import TYPE_CHECKING
 
 from commands.options import (
     add_fleet_arguments,
-    add_triton_arguments,
+    add_model_arguments,
     check_mqtt,
     fleet_overrides,
+    model_overrides,
     positive_int,
-    triton_overrides,
 )
 from commands.speed_options import (
-    add_precision_arguments,
-    precision_overrides,
     print_precision,
     with_int8_default,
 )
@@ -55,14 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port to listen on (default 8080)")
     parser.add_argument("--token", help=f"bearer token (default: ${TOKEN_VARIABLE})")
-    parser.add_argument("--weights", type=Path, help="checkpoint (.pth) of the network")
-    parser.add_argument(
-        "--backend",
-        help="auto (default), torch, torch-cuda, onnxruntime, tensorrt, or triton (a Triton "
-        "server at --triton-url: docs/fleet.md)",
-    )
-    add_triton_arguments(parser)
-    add_precision_arguments(parser)
+    add_model_arguments(parser)
     parser.add_argument(
         "--stride", type=positive_int, help="frames between windows (1..25, default 5)"
     )
@@ -118,15 +109,12 @@ def run(args: argparse.Namespace) -> int:
 
     settings = load_settings(
         args.config,
-        weights=args.weights,
-        backend=args.backend,
         stride=args.stride,
         jsonl=args.jsonl,
         webhook=args.webhook,
         webhook_outbox=args.webhook_outbox,
         **fleet_overrides(args),
-        **triton_overrides(args),
-        **precision_overrides(args),
+        **model_overrides(args),
         host=args.host,
         port=args.port,
         token=args.token or os.environ.get(TOKEN_VARIABLE) or None,
