@@ -92,9 +92,8 @@ def run(args: argparse.Namespace) -> int:
     """Open the sources, load the network, run until every source ends; 1 if one failed."""
     import asyncio
 
-    from engines.errors import LipForensicsError
     from stream.config import load_settings
-    from stream.detector import Detector
+    from stream.detector import Detector, require_weights
     from stream.sources.open import open_source
 
     settings = load_settings(
@@ -109,8 +108,7 @@ def run(args: argparse.Namespace) -> int:
         **model_overrides(args),
         hwaccel=args.hwaccel,
     )
-    if settings.weights is None and settings.backend != "triton":
-        raise LipForensicsError("--weights is required (or weights in the config file)")
+    require_weights(settings.weights, settings.backend)
     sources = [  # bad addresses and files fail before the weights load
         open_source(
             uri,

@@ -103,8 +103,8 @@ def run(args: argparse.Namespace) -> int:
     """Build the pipeline and the server, run until SIGTERM or SIGINT, drain, exit 0."""
     import asyncio
 
-    from engines.errors import LipForensicsError
     from stream.config import load_settings
+    from stream.detector import require_weights
     from stream.server.settings import load_server_settings
 
     settings = load_settings(
@@ -133,8 +133,7 @@ def run(args: argparse.Namespace) -> int:
         protect_metrics=args.protect_metrics,
     )
     server_settings.ssl_context()  # bad certificate files fail before the weights load
-    if settings.weights is None and settings.backend != "triton":
-        raise LipForensicsError("--weights is required (or weights in the config file)")
+    require_weights(settings.weights, settings.backend)
     check_mqtt(settings)
     return asyncio.run(_serve(settings, server_settings))
 

@@ -51,6 +51,16 @@ if TYPE_CHECKING:
     from engines.triton import TritonTarget
 
 
+def require_weights(weights: str | Path | None, backend: str) -> None:
+    """Every backend but ``triton`` (whose server holds the network) needs a weight file.
+
+    Raises:
+        LipForensicsError: no weights where they are needed.
+    """
+    if weights is None and backend != "triton":
+        raise LipForensicsError("--weights is required (or weights in the config file)")
+
+
 @dataclass(frozen=True)
 class Detector:
     """A LipForensics network behind a backend, with its thresholds (None: uncalibrated).
@@ -93,10 +103,9 @@ class Detector:
                 Triton server that is unreachable or serves other models.
         """
         check_precision(precision, backend)
+        require_weights(weights, backend)
         if backend == "triton":
             return cls._remote(weights, triton, calibrated=calibrated, thresholds=thresholds)
-        if weights is None:
-            raise LipForensicsError("--weights is required (or weights in the config file)")
         from engines.checkpoint import load_checkpoint
 
         loaded = load_checkpoint(weights)  # before the slow part: fail fast on bad weights
