@@ -19,6 +19,7 @@ static quantisation. Two flavours from the same data:
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -122,28 +123,37 @@ def quantize_stage(
         raise ValueError(f"unknown INT8 target {flavour!r}: expected one of {TARGETS}")
     symmetric = flavour == "tensorrt"
     reader = _Batches(input_name, samples)
+    with prepared_for_quantization(source, target) as prepared:
+        quantize_static(
+            str(prepared),
+            str(target),
+            reader,
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=CalibrationMethod.MinMax,
+            extra_options={
+                "ActivationSymmetric": symmetric,
+                "WeightSymmetric": True,
+                "QuantizeBias": not symmetric,  # TensorRT takes float biases, not int32 ones
+            },
+        )
+    return target
+
+
+@contextlib.contextmanager
+def prepared_for_quantization(source: Path, target: Path) -> Iterator[Path]:
+    """``source`` after shape inference and ONNX Runtime's basic (standard-op) graph
+    optimisations, as ONNX Runtime advises before quantising (about a quarter faster INT8
+    encoder here): a temporary file beside ``target``, removed afterwards."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    # shape inference and ONNX Runtime's basic (standard-op) graph optimisations first, as
-    # ONNX Runtime advises: about a quarter faster INT8 encoder here
     prepared = target.with_name(target.stem + ".prepared.onnx")
     quant_pre_process(str(source), str(prepared))
-    quantize_static(
-        str(prepared),
-        str(target),
-        reader,
-        quant_format=QuantFormat.QDQ,
-        per_channel=True,
-        activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
-        weight_type=QuantType.QInt8,
-        calibrate_method=CalibrationMethod.MinMax,
-        extra_options={
-            "ActivationSymmetric": symmetric,
-            "WeightSymmetric": True,
-            "QuantizeBias": not symmetric,  # TensorRT takes float biases, not int32 ones
-        },
-    )
-    prepared.unlink()
-    return target
+    try:
+        yield prepared
+    finally:
+        prepared.unlink(missing_ok=True)
 
 
 def quantize_model(

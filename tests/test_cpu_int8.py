@@ -1,6 +1,6 @@
 """INT8 on the CPU for real use: ``--precision int8`` calibrates the encoder on genuine
-crops, caches it by weights and calibration, prints its error against FP32, and refuses a
-model past the bound."""
+crops and quantises the head dynamically, caches both by weights and calibration, prints
+the error against FP32, and refuses a model past the bound."""
 
 from __future__ import annotations
 
@@ -55,6 +55,9 @@ def test_int8_is_built_once_checked_and_close_to_fp32(
     assert len(encoders) == 1
     ops = {node.op_type for node in onnx.load(str(encoders[0])).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    (head,) = cache.glob("int8-cpu/*/temporal_head.int8-dynamic.onnx")
+    ops = {node.op_type for node in onnx.load(str(head)).graph.node}
+    assert {"DynamicQuantizeLinear", "MatMulInteger"} <= ops and "MatMul" not in ops
     fp32 = load(narrow_weights, None, cache, monkeypatch, precision="fp32")
     assert fp32.int8 is None
     clips = normalise_crops(np.load(crops_file)[:75]).reshape(3, 25, 88, 88)
@@ -109,3 +112,25 @@ def test_scan_with_int8_prints_the_error_against_fp32(
     assert "INT8 (ONNX Runtime) cached" in err and "logit error against FP32" in err
     assert main([*argv[:4], "--backend", "torch", "--precision", "int8"]) == 2
     assert capsys.readouterr().err.strip().count("\n") == 0
+
+
+def test_the_dynamic_int8_head_has_no_calibrated_range_to_clip_to(
+    narrow_weights, crops_file, cache, monkeypatch
+):
+    """Features far outside anything genuine (as a manipulated clip's may be) keep their
+    logits: a head calibrated on genuine features would clip them to the genuine range."""
+    int8 = load(narrow_weights, crops_file, cache, monkeypatch)
+    fp32 = load(narrow_weights, None, cache, monkeypatch, precision="fp32")
+    clips = normalise_crops(np.load(crops_file)[:50]).reshape(2, 25, 88, 88)
+    features = np.stack([fp32.backend.encode_frames(w) for w in map(_windows, clips)])
+    for scale in (1.0, 8.0):
+        expected = fp32.backend.head(features * scale)
+        error = np.abs(int8.backend.head(features * scale) - expected)
+        assert error.max() <= 0.02 * np.abs(expected).max() + 1e-3
+
+
+def _windows(clip: np.ndarray) -> np.ndarray:
+    """The 25 five-frame encoder inputs of one normalised clip (25, 88, 88)."""
+    from engines.frames import five_frame_inputs, window_keys
+
+    return five_frame_inputs(clip, window_keys(0, len(clip)))

@@ -100,11 +100,12 @@ def test_exporting_a_training_mode_model_still_writes_the_eval_network(narrow_mi
     assert relative_error(logits, expected) < 1e-4
 
 
-def test_batchnorm_is_folded_into_the_convolutions(exported):
-    for path in (exported.encoder, exported.head):
-        ops = {node.op_type for node in onnx.load(str(path)).graph.node}
-        assert "Conv" in ops
-        assert "BatchNormalization" not in ops
+def test_batchnorm_is_folded_into_the_convolutions_and_the_head_products(exported):
+    encoder, head = (
+        {n.op_type for n in onnx.load(str(p)).graph.node} for p in (exported.encoder, exported.head)
+    )
+    assert "Conv" in encoder and "BatchNormalization" not in encoder
+    assert "MatMul" in head and not {"Conv", "BatchNormalization"} & head
 
 
 def test_files_pass_the_onnx_checker_and_have_a_dynamic_batch_axis(exported):
