@@ -5,6 +5,14 @@ Composes MediaPipe landmarks (:mod:`stream.faces.landmarks`), face identity
 and the aligned mouth crop (:mod:`stream.faces.align`). Smoothing is per *track*, so two
 faces never share a smoothing window even when their order in MediaPipe's output changes.
 
+One face is tracked by a ``num_faces=1`` landmarker, as the offline scan does
+(:mod:`stream.faces.reader`); a ``num_faces=max_faces`` landmarker looks for more faces
+once a second and, while it finds them, tracks them all. A landmarker asked for more
+faces than it tracks runs MediaPipe's face detector on every frame and re-seeds its
+landmarks from it: on our genuine clips that cost 0.5-2.7 ms more per frame and moved the
+crops 1.7-4.9 gray levels (mean absolute) away from the scan's, further from the
+reference pipeline's (docs/benchmarks.md).
+
 Live crops use no smoothing by default. The reference smooths frame i with the mean of
 frames i..i+11 (a look-ahead); a causal mean lags behind the face by as much as the
 reference leads it, so it lands further from the reference than raw landmarks do:
@@ -17,6 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from engines.method import FPS
 from stream.faces.align import mean_face, mouth_crop, warp_patch
 from stream.faces.landmarks import FaceLandmarks
 from stream.faces.live_warp import warp_patch_opencv
@@ -28,7 +37,8 @@ from stream.records import FaceCrop, FaceFrame
 class FaceStage:
     """Frames of one stream -> (track id, uint8 96 x 96 mouth crop) per face.
 
-    One MediaPipe landmarker in VIDEO mode; landmarks smoothed per track with a causal
+    MediaPipe landmarkers in VIDEO mode (one face, and up to ``max_faces`` once a second
+    or while there are several); landmarks smoothed per track with a causal
     variant of :class:`stream.faces.smoothing.Smoothing` (``"none"`` or ``"causal"``; a face
     missing for more than ``hold`` frames, or a clock break, starts its smoothing over).
     Not thread-safe: call :meth:`process` for one stream's frames in order.
@@ -52,14 +62,18 @@ class FaceStage:
         self._smoothing = Smoothing.named(smoothing)
         if self._smoothing.ahead:
             raise ValueError(f"live smoothing must not look ahead, got {smoothing!r}")
-        self._landmarks = FaceLandmarks(num_faces=max_faces, native_results=not reference_path)
+        native = not reference_path
+        self._single = FaceLandmarks(num_faces=1, native_results=native)
+        self._several = FaceLandmarks(max_faces, native_results=native) if max_faces > 1 else None
+        self._several_until = -1  # the last frame the several-face landmarker answers for
+        self._looked = -FPS  # the frame at which it last looked for more faces
         self._warp = warp_patch if reference_path else warp_patch_opencv
         self._reference = mean_face()
         self._smoothers: dict[int, tuple[Smoother[None], int]] = {}
 
     def process(self, index: int, rgb: np.ndarray, pts: float, restart: bool) -> FaceFrame:
         """The faces of 25 fps frame ``index``: a crop per face, and the ids that ended."""
-        faces = self._landmarks.detect(rgb, pts)
+        faces = self._faces(index, rgb, pts, restart)
         ids, ended = self.tracker.update(index, faces)
         for track_id in ended:
             self._smoothers.pop(track_id, None)
@@ -74,6 +88,29 @@ class FaceStage:
             crops.append(FaceCrop(track_id, crop))
         return FaceFrame(tuple(crops), tuple(ended))
 
+    def _faces(self, index: int, rgb: np.ndarray, pts: float, restart: bool) -> list[np.ndarray]:
+        """The landmarks of frame ``index``: the several-face landmarker's while it finds
+        more than one face (and for a second after), else the one-face landmarker's; the
+        several-face one also answers when the one-face tracker finds nothing."""
+        several = self._several
+        if several is None:
+            return self._single.detect(rgb, pts)
+        looking = restart or index <= self._several_until or not 0 <= index - self._looked < FPS
+        seen: list[np.ndarray] = []
+        if looking:
+            self._looked = index
+            seen = several.detect(rgb, pts)
+            if len(seen) > 1:
+                self._several_until = index + FPS
+            if index <= self._several_until:
+                return seen
+        faces = self._single.detect(rgb, pts)
+        if not faces:  # lost, or a face the one-face tracker has not found yet
+            faces = seen if looking else several.detect(rgb, pts)
+        return faces
+
     def close(self) -> None:
-        """Free the landmarker."""
-        self._landmarks.close()
+        """Free the landmarkers."""
+        self._single.close()
+        if self._several is not None:
+            self._several.close()
