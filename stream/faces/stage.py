@@ -67,6 +67,7 @@ class FaceStage:
         self._several = FaceLandmarks(max_faces, native_results=native) if max_faces > 1 else None
         self._several_until = -1  # the last frame the several-face landmarker answers for
         self._looked = -FPS  # the frame at which it last looked for more faces
+        self._tracking = False  # whether the frame before had a face
         self._warp = warp_patch if reference_path else warp_patch_opencv
         self._reference = mean_face()
         self._smoothers: dict[int, tuple[Smoother[None], int]] = {}
@@ -90,8 +91,10 @@ class FaceStage:
 
     def _faces(self, index: int, rgb: np.ndarray, pts: float, restart: bool) -> list[np.ndarray]:
         """The landmarks of frame ``index``: the several-face landmarker's while it finds
-        more than one face (and for a second after), else the one-face landmarker's; the
-        several-face one also answers when the one-face tracker finds nothing."""
+        more than one face (and for a second after), else the one-face landmarker's. When
+        the one-face tracker loses the faces of the frame before (or takes over from the
+        several-face one), the several-face one answers for that frame, so no frame of a
+        face that is still there goes without a crop."""
         several = self._several
         if several is None:
             return self._single.detect(rgb, pts)
@@ -102,11 +105,13 @@ class FaceStage:
             seen = several.detect(rgb, pts)
             if len(seen) > 1:
                 self._several_until = index + FPS
-            if index <= self._several_until:
-                return seen
-        faces = self._single.detect(rgb, pts)
-        if not faces:  # lost, or a face the one-face tracker has not found yet
-            faces = seen if looking else several.detect(rgb, pts)
+        if index <= self._several_until:
+            faces = seen
+        else:
+            faces = self._single.detect(rgb, pts)
+            if not faces and self._tracking:
+                faces = seen if looking else several.detect(rgb, pts)
+        self._tracking = bool(faces)
         return faces
 
     def close(self) -> None:

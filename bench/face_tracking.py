@@ -1,0 +1,122 @@
+"""Which landmarker the live face stage tracks with: CPU per frame, and where the crops land.
+
+Usage: ``python bench/face_tracking.py [VIDEO ...] [--frames 300]`` (default: every bundled
+clip, ``tests/data/*.mp4`` and ``media/*.mp4``, the first 300 frames at 25 fps). Per clip:
+
+- *two-face landmarker*: the live stage before 2026-12-01: one MediaPipe landmarker asked
+  for two faces on every frame (it runs the face detector on every frame while it tracks
+  fewer faces than asked for);
+- *stage now*: :class:`stream.faces.stage.FaceStage`: a one-face landmarker on every frame,
+  a two-face one once a second;
+- *reference*: the offline scan's crops (:func:`stream.faces.reader.extract_mouth_crops`,
+  the reference pipeline with its 12-frame look-ahead smoothing).
+
+Columns: process CPU ms per frame of the two live variants (MediaPipe's threads included,
+the first frame's set-up left out); mean absolute difference (gray levels) of the stage's
+crops from the two-face landmarker's, and of each from the reference's, on the frames
+where all three have a crop of the (largest) face.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from itertools import islice
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from stream.faces.align import mean_face, mouth_crop  # noqa: E402
+from stream.faces.landmarks import FaceLandmarks  # noqa: E402
+from stream.faces.live_warp import warp_patch_opencv  # noqa: E402
+from stream.faces.reader import extract_mouth_crops  # noqa: E402
+from stream.faces.stage import FaceStage  # noqa: E402
+from stream.sources.video_file import VideoFile  # noqa: E402
+from stream.windows.clock import resample  # noqa: E402
+
+Crops = dict[float, np.ndarray]
+
+
+def timed(ticks: list, crop_of) -> tuple[Crops, float]:
+    """``crop_of(index, tick)`` over the ticks: crops by pts, CPU ms per frame after the first."""
+    crops = {}
+    for index, tick in enumerate(ticks):
+        if index == 1:
+            began = time.process_time()
+        crop = crop_of(index, tick)
+        if crop is not None:
+            crops[round(tick.pts, 3)] = crop
+    return crops, 1000 * (time.process_time() - began) / (len(ticks) - 1)
+
+
+def two_face_landmarker(ticks: list) -> tuple[Crops, float]:
+    """The previous live stage's crops of the largest face (no smoothing, OpenCV warp)."""
+    reference = mean_face()
+    with FaceLandmarks(num_faces=2) as marks:
+
+        def crop_of(_: int, tick) -> np.ndarray | None:
+            faces = marks.detect(tick.item, tick.pts)
+            if not faces:
+                return None
+            return mouth_crop(tick.item, faces[0], faces[0], reference, warp_patch_opencv)[0]
+
+        return timed(ticks, crop_of)
+
+
+def stage_now(ticks: list) -> tuple[Crops, float]:
+    """The face stage's crops of its first face."""
+    stage = FaceStage()
+
+    def crop_of(index: int, tick) -> np.ndarray | None:
+        found = stage.process(index, tick.item, tick.pts, tick.restart).crops
+        return found[0].crop if found else None
+
+    try:
+        return timed(ticks, crop_of)
+    finally:
+        stage.close()
+
+
+def mad(a: Crops, b: Crops, keys: list[float]) -> str:
+    """Mean absolute difference over ``keys``, in gray levels."""
+    diff = np.abs(np.stack([a[k] for k in keys]).astype(np.int16) - np.stack([b[k] for k in keys]))
+    return f"{diff.mean():.3f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("videos", type=Path, nargs="*")
+    parser.add_argument("--frames", type=int, default=300, help="first N 25 fps frames")
+    args = parser.parse_args()
+    videos = args.videos or sorted([*ROOT.glob("tests/data/*.mp4"), *ROOT.glob("media/*.mp4")])
+    print(f"# {len(os.sched_getaffinity(0))} CPUs, load average {os.getloadavg()[0]:.1f}")
+    print(
+        "| clip | frames compared | CPU ms/frame two-face | CPU ms/frame now "
+        "| MAD now vs two-face | MAD two-face vs reference | MAD now vs reference |"
+    )
+    print("|---" * 7 + "|")
+    for video in videos:
+        with VideoFile(video) as source:
+            ticks = list(islice(resample(source.frames()), args.frames))
+        before, before_cpu = two_face_landmarker(ticks)
+        now, now_cpu = stage_now(ticks)
+        scan = extract_mouth_crops(video)
+        limit = ticks[-1].pts + 1e-6
+        reference = {
+            round(p, 3): c for p, c in zip(scan.pts, scan.crops, strict=True) if p <= limit
+        }
+        keys = sorted(before.keys() & now.keys() & reference.keys())
+        row = ["-", "-", "-"]
+        if keys:
+            row = [mad(now, before, keys), mad(before, reference, keys), mad(now, reference, keys)]
+        cpu = f"{before_cpu:.2f} | {now_cpu:.2f}"
+        print(f"| {video.name} | {len(keys)} | {cpu} | {' | '.join(row)} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
