@@ -1,0 +1,93 @@
+"""The temporal head in ONNX Runtime: convolutions vs matrix products vs dynamic INT8.
+
+Usage: ``python bench/head.py [--weights W] [--repeats 20]``. The head of the paper-size
+network (random weights unless ``--weights``) exported three ways: as PyTorch's ``Conv1d``
+layers (the export before 2026-12-01), as matrix products (:mod:`engines.matmul_head`, the
+export now) and that file dynamically quantised (INT8 weights, per-call activation ranges:
+``--precision int8``, :func:`calibration.int8_cpu.quantize_head_dynamic`). One inference
+thread; process CPU ms per window at batch 1 and 8 (after two warm-up calls), and the
+largest logit difference from PyTorch on 64 random feature windows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from calibration.int8_cpu import quantize_head_dynamic  # noqa: E402
+from engines import export  # noqa: E402
+from engines.backends import ort_session_options  # noqa: E402
+from engines.checkpoint import load_checkpoint  # noqa: E402
+from engines.matmul_head import MatMulHead  # noqa: E402
+from engines.method import CLIP_FRAMES  # noqa: E402
+from engines.model import LipForensics  # noqa: E402
+
+
+def export_head(module: torch.nn.Module, example: torch.Tensor, path: Path) -> Path:
+    """``module`` to ONNX with a dynamic batch axis (as :mod:`engines.export` does)."""
+    torch.onnx.export(
+        module,
+        (example,),
+        str(path),
+        dynamo=False,
+        input_names=[export.HEAD_INPUT],
+        output_names=[export.HEAD_OUTPUT],
+        dynamic_axes={export.HEAD_INPUT: {0: "batch"}, export.HEAD_OUTPUT: {0: "batch"}},
+        opset_version=export.OPSET,
+    )
+    return path
+
+
+def cpu_ms_per_window(session, features: np.ndarray, repeats: int) -> float:
+    """Process CPU ms per window of one ``session.run`` on ``features``."""
+    feed = {export.HEAD_INPUT: features}
+    for _ in range(2):
+        session.run(None, feed)
+    began = time.process_time()
+    for _ in range(repeats):
+        session.run(None, feed)
+    return 1000.0 * (time.process_time() - began) / repeats / len(features)
+
+
+def main() -> None:
+    import onnxruntime as ort
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--weights", type=Path)
+    parser.add_argument("--repeats", type=int, default=20)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    model = load_checkpoint(args.weights).model if args.weights else LipForensics().eval()
+    rng = np.random.default_rng(0)
+    features = rng.standard_normal((64, CLIP_FRAMES, model.config.feature_dim), np.float32)
+    with torch.no_grad():
+        expected = model.head(torch.from_numpy(features)).numpy()
+    print(f"# {len(os.sched_getaffinity(0))} CPUs, load average {os.getloadavg()[0]:.1f}")
+    print("| head | CPU ms per window, batch 1 | batch 8 | max logit diff from PyTorch |")
+    print("|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as folder:
+        example = torch.from_numpy(features[:2])
+        conv = export_head(model.head, example, Path(folder) / "conv.onnx")
+        matmul = export_head(MatMulHead(model.head), example, Path(folder) / "matmul.onnx")
+        dynamic = quantize_head_dynamic(matmul, Path(folder) / "dynamic.onnx")
+        for name, path in (("Conv1d", conv), ("MatMul", matmul), ("MatMul, dynamic INT8", dynamic)):
+            session = ort.InferenceSession(str(path), ort_session_options(1))
+            one = cpu_ms_per_window(session, features[:1], args.repeats)
+            eight = cpu_ms_per_window(session, features[:8], max(2, args.repeats // 4))
+            logits = session.run(None, {export.HEAD_INPUT: features})[0]
+            diff = np.abs(logits - expected).max()
+            print(f"| {name} | {one:.1f} | {eight:.1f} | {diff:.2e} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
