@@ -1,12 +1,16 @@
 """The temporal head in ONNX Runtime: convolutions vs matrix products vs dynamic INT8.
 
-Usage: ``python bench/head.py [--weights W] [--repeats 20]``. The head of the paper-size
+Usage: ``python bench/head.py [--weights W [VIDEO ...]] [--repeats 20]``. The head of the paper-size
 network (random weights unless ``--weights``) exported three ways: as PyTorch's ``Conv1d``
 layers (the export before 2026-12-01), as matrix products (:mod:`engines.matmul_head`, the
 export now) and that file dynamically quantised (INT8 weights, per-call activation ranges:
 ``--precision int8``, :func:`calibration.int8_cpu.quantize_head_dynamic`). One inference
 thread; process CPU ms per window at batch 1 and 8 (after two warm-up calls), and the
 largest logit difference from PyTorch on 64 random feature windows.
+
+With ``--weights``, a second table: how far the dynamic INT8 head moves the logits of real
+windows (every stride-5 window of each video: by default the demo clips and ``media/*.mp4``;
+features from the FP32 encoder, so the change is the head's alone).
 """
 
 from __future__ import annotations
@@ -64,6 +68,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", type=Path)
+    parser.add_argument("videos", type=Path, nargs="*", help="with --weights (default: bundled)")
     parser.add_argument("--repeats", type=int, default=20)
     args = parser.parse_args()
     torch.manual_seed(0)
@@ -87,6 +92,40 @@ def main() -> None:
             logits = session.run(None, {export.HEAD_INPUT: features})[0]
             diff = np.abs(logits - expected).max()
             print(f"| {name} | {one:.1f} | {eight:.1f} | {diff:.2e} |", flush=True)
+        if args.weights:
+            exported = export.export_model(model, Path(folder) / "model", source_sha256="bench")
+            print_real_windows(exported, dynamic, args.videos or bundled_videos())
+
+
+def bundled_videos() -> list[Path]:
+    """The demo clips and the genuine clips in ``media/``."""
+    from training.demo_detector import DEMO_GENUINE, DEMO_MANIPULATED
+
+    return [DEMO_GENUINE, DEMO_MANIPULATED, *sorted((ROOT / "media").glob("*.mp4"))]
+
+
+def print_real_windows(exported: export.ExportedModel, dynamic: Path, videos: list[Path]) -> None:
+    """Per video: FP32 logit range and the dynamic INT8 head's largest and mean change."""
+    from engines.backends import OnnxRuntimeBackend, clip_logits
+    from engines.method import normalise_crops
+    from stream.faces.reader import extract_mouth_crops
+
+    fp32 = OnnxRuntimeBackend(exported.encoder, exported.head, threads=1)
+    int8 = OnnxRuntimeBackend(exported.encoder, dynamic, threads=1)
+    print()
+    print("| video | windows | FP32 logits | max change | mean change |")
+    print("|---|---|---|---|---|")
+    for video in videos:
+        crops = extract_mouth_crops(video).crops
+        starts = range(0, len(crops) - CLIP_FRAMES + 1, 5)
+        clips = np.stack([normalise_crops(crops[s : s + CLIP_FRAMES]) for s in starts])
+        expected = clip_logits(fp32, clips)
+        change = np.abs(clip_logits(int8, clips) - expected)
+        print(
+            f"| {video.name} | {len(clips)} | {expected.min():.1f} .. {expected.max():.1f} "
+            f"| {change.max():.3f} | {change.mean():.3f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":
