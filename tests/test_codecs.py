@@ -3,6 +3,7 @@ its timestamps, and gives mouth crops (real encoders from the PyAV wheel, real M
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import av
@@ -32,13 +33,22 @@ def frames(talking_clip) -> list[np.ndarray]:
 
 
 def encode(frames: list[np.ndarray], path: Path, codec: str, pix_fmt: str, options: dict) -> Path:
-    """``frames`` at 25 fps with ``codec`` in the container ``path``'s suffix names."""
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream(codec, rate=25, options=options)
-        stream.width, stream.height, stream.pix_fmt = *SIZE, pix_fmt
-        for image in frames:
-            out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
-        out.mux(stream.encode(None))
+    """``frames`` at 25 fps with ``codec`` in the container ``path``'s suffix names.
+
+    SVT-AV1's encoder switches the calling thread to real-time scheduling (SCHED_FIFO) when
+    it may, as root does; left so, every later test and the processes they start would run
+    real-time and could starve each other. The thread's scheduling is put back afterwards.
+    """
+    policy, priority = os.sched_getscheduler(0), os.sched_getparam(0)
+    try:
+        with av.open(str(path), "w") as out:
+            stream = out.add_stream(codec, rate=25, options=options)
+            stream.width, stream.height, stream.pix_fmt = *SIZE, pix_fmt
+            for image in frames:
+                out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+            out.mux(stream.encode(None))
+    finally:
+        os.sched_setscheduler(0, policy, priority)
     return path
 
 
@@ -57,3 +67,4 @@ def test_each_codec_decodes_with_its_timestamps_and_gives_crops(
     assert error < 12, error  # the same pictures, up to the codec's loss
     crops = extract_mouth_crops(path, smoothing="none")
     assert len(crops.crops) >= FRAMES - 2 and crops.runs[0][0] == 0
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER  # nothing runs real-time after this
