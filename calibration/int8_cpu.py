@@ -7,8 +7,8 @@ and activation ranges calibrated on genuine crops. The temporal head is quantise
 have in that call. A statically calibrated head clipped the activations of manipulated
 clips to the genuine range (on the demo detector its logits on the manipulated demo clip
 collapsed from 6..19 to 0); the dynamic one has no fixed range to clip to and moved the
-demo detector's logits by at most 0.05 on genuine and manipulated clips alike, at 9 ms
-of CPU per window against 22 in FP32 (docs/benchmarks.md).
+demo detector's logits by at most 0.08 on genuine and manipulated clips alike, at 9-11 ms
+of CPU per window against 18-22 in FP32 (``bench/head.py``, docs/benchmarks.md).
 
 The last quarter of the genuine crops (at least one 25-frame clip) is held back, the rest
 calibrate (:func:`calibration.int8.quantize_stage`, ``flavour="cpu"``). On the held-back

@@ -9,9 +9,9 @@ One face is tracked by a ``num_faces=1`` landmarker, as the offline scan does
 (:mod:`stream.faces.reader`); a ``num_faces=max_faces`` landmarker looks for more faces
 once a second and, while it finds them, tracks them all. A landmarker asked for more
 faces than it tracks runs MediaPipe's face detector on every frame and re-seeds its
-landmarks from it: on our genuine clips that cost 0.5-2.7 ms more per frame and moved the
-crops 1.7-4.9 gray levels (mean absolute) away from the scan's, further from the
-reference pipeline's (docs/benchmarks.md).
+landmarks from it: on our clips that cost up to 1.9 ms more per frame and moved the
+crops 1.4-4.8 gray levels (mean absolute) away from the scan's, further from the
+reference pipeline's (``bench/face_tracking.py``, docs/benchmarks.md).
 
 Live crops use no smoothing by default. The reference smooths frame i with the mean of
 frames i..i+11 (a look-ahead); a causal mean lags behind the face by as much as the
