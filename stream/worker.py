@@ -38,6 +38,9 @@ from stream.windows.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
 
+#: how long an ended stream's last windows may take to be scored before ``ended`` is sent
+SETTLE_SECONDS = 10.0
+
 #: logit -> fake probability (the calibrated map of a thresholds file, or the sigmoid).
 ProbabilityMap = Callable[[float], float]
 
@@ -85,6 +88,8 @@ class StreamWorker:
         #: built at the first frame: a stream that never sends one (a WHIP publisher that
         #: never connects) costs no landmarker
         self.face_stage: FaceStage | None = None
+        #: the source's ``ended``, sent once the stream's last verdicts are out
+        self._ended: StatusEvent | None = None
 
     @property
     def stream_id(self) -> str:
@@ -98,8 +103,12 @@ class StreamWorker:
 
     def on_status(self, event: StatusEvent) -> None:
         """A connection change reported by the source: out as an event (which comes back
-        to :meth:`note`)."""
-        self.shared.emit(event)
+        to :meth:`note`). ``ended`` waits until the stream's last verdicts are out
+        (:meth:`run`), so that it is the stream's last event."""
+        if event.status is StreamStatus.ENDED:
+            self._ended = event
+        else:
+            self.shared.emit(event)
 
     def note(self, event: StatusEvent) -> None:
         """Remember the stream's latest status, and its failure if it did not recover."""
@@ -119,6 +128,8 @@ class StreamWorker:
             await self._read()
             await self.queue.put(None)
             await processing
+            with suppress(TimeoutError):
+                await asyncio.wait_for(shared.scheduler.settled(self.stream_id), SETTLE_SECONDS)
         except LipForensicsError as error:
             self.on_status(StatusEvent(self.stream_id, StreamStatus.ERROR, str(error)))
         except Exception as error:  # a bug must end this stream only, and say so
@@ -134,6 +145,8 @@ class StreamWorker:
             for face in self.windows:
                 shared.scheduler.forget(self.stream_id, face)
             self.windows.clear()
+            if self._ended is not None:
+                shared.emit(self._ended)
 
     def scored(self, window: MouthWindow, logit: float) -> None:
         """A window's logit -> the face's level -> verdict (and alert) events."""

@@ -73,6 +73,15 @@ def test_verdicts_every_stride_with_the_window_pts_in_source_time(run):
     assert verdict["level"] in ("clear", "suspicious", "alert")
 
 
+@pytest.mark.parametrize("stream", sorted(STREAMS))
+def test_ended_is_each_streams_last_event_after_all_its_verdicts(run, stream):
+    sink, _ = run
+    events = [e for e in sink.events if e.get("stream") == stream]
+    assert any(e["type"] == "verdict" for e in events)
+    assert events[-1]["type"] == "status" and events[-1]["status"] == "ended"
+    assert sum(e.get("status") == "ended" for e in events) == 1
+
+
 @pytest.mark.parametrize("stream", ["fps24", "fps30"])
 def test_24_and_30_fps_inputs_give_25_fps_windows(run, stream):
     """3.0 s of video = 75 frames at 25 fps = windows starting every 0.2 s up to 2.0 s."""

@@ -108,6 +108,8 @@ class Scheduler:
         self._floor: dict[FaceKey, int] = {}
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
+        self._scoring: list[MouthWindow] = []  # the windows of the batch in the engine
+        self._progress = asyncio.Condition()  # notified after every batch and every drop
         self._stopping = False
         self._stopped = asyncio.Event()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="inference")
@@ -161,6 +163,7 @@ class Scheduler:
                 await self._wake.wait()
                 continue
             batch = self._plan()
+            self._scoring = batch.windows
             try:
                 features, logits = await loop.run_in_executor(self._executor, self._infer, batch)
             except BackendUnavailable as error:
@@ -174,8 +177,24 @@ class Scheduler:
                 for window in batch.windows:
                     self._dropped(window)
                 continue
-            self.outage.succeeded()
-            self._finish(batch, features, logits)
+            else:
+                self.outage.succeeded()
+                self._finish(batch, features, logits)
+            finally:
+                self._scoring = []
+                async with self._progress:
+                    self._progress.notify_all()
+
+    async def settled(self, stream_id: str) -> None:
+        """Return once no window of ``stream_id`` is queued or being scored: each has had
+        its verdict (or was dropped)."""
+
+        def done() -> bool:
+            waiting = (window for window, _ in self._windows)
+            return all(w.stream_id != stream_id for w in (*waiting, *self._scoring))
+
+        async with self._progress:
+            await self._progress.wait_for(done)
 
     async def _retry_after(self, delay: float) -> None:
         """Wait ``delay`` seconds before the next backend call; when stopping, drop what is
@@ -197,6 +216,8 @@ class Scheduler:
         self._stopping = True
         self._stopped.set()
         self._wake.set()
+        async with self._progress:
+            self._progress.notify_all()
 
     def close(self) -> None:
         """Release the inference thread (after :meth:`run` ended)."""
