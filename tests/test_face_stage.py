@@ -69,3 +69,27 @@ def test_one_face_is_never_lost_when_the_second_one_leaves():
     counts = face_counts(lambda index: index < leaves)
     assert counts[:leaves] == [2] * leaves
     assert counts[leaves:] == [1] * (len(counts) - leaves)
+
+
+def test_closing_while_a_frame_is_processed_waits_for_it():
+    """The pipeline closes a stream's stage from another landmark thread while a frame may
+    still be in MediaPipe: close waits for it, and frames after it find no faces."""
+    import threading
+
+    ticks = frames(TALKING, 40)
+    stage = FaceStage()
+    found: list[int] = []
+    started = threading.Event()
+
+    def keep_processing() -> None:
+        for index, tick in enumerate(ticks):
+            found.append(len(stage.process(index, tick.item, tick.pts, tick.restart).crops))
+            started.set()
+
+    worker = threading.Thread(target=keep_processing)
+    worker.start()
+    started.wait(30)
+    stage.close()
+    worker.join(60)
+    assert not worker.is_alive() and len(found) == len(ticks)
+    assert found[0] == 1 and found[-1] == 0  # faces until closed, none after

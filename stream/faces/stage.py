@@ -23,6 +23,8 @@ footage whose landmarks jitter.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from engines.method import FPS
@@ -41,7 +43,9 @@ class FaceStage:
     or while there are several); landmarks smoothed per track with a causal
     variant of :class:`stream.faces.smoothing.Smoothing` (``"none"`` or ``"causal"``; a face
     missing for more than ``hold`` frames, or a clock break, starts its smoothing over).
-    Not thread-safe: call :meth:`process` for one stream's frames in order.
+    Call :meth:`process` for one stream's frames in order, one call at a time;
+    :meth:`close` may come from another thread while a call is under way: it waits for it
+    (MediaPipe must not be freed under a running graph), and later calls find no faces.
 
     The crops are warped with OpenCV (:mod:`stream.faces.live_warp`) and the landmarks read
     from MediaPipe's C result; ``reference_path=True`` uses the offline reference's float64
@@ -71,9 +75,17 @@ class FaceStage:
         self._warp = warp_patch if reference_path else warp_patch_opencv
         self._reference = mean_face()
         self._smoothers: dict[int, tuple[Smoother[None], int]] = {}
+        self._open = threading.Lock()  # held by a call under way, and by close
+        self._closed = False
 
     def process(self, index: int, rgb: np.ndarray, pts: float, restart: bool) -> FaceFrame:
         """The faces of 25 fps frame ``index``: a crop per face, and the ids that ended."""
+        with self._open:
+            if self._closed:
+                return FaceFrame((), ())
+            return self._process(index, rgb, pts, restart)
+
+    def _process(self, index: int, rgb: np.ndarray, pts: float, restart: bool) -> FaceFrame:
         faces = self._faces(index, rgb, pts, restart)
         ids, ended = self.tracker.update(index, faces)
         for track_id in ended:
@@ -115,7 +127,11 @@ class FaceStage:
         return faces
 
     def close(self) -> None:
-        """Free the landmarkers."""
-        self._single.close()
-        if self._several is not None:
-            self._several.close()
+        """Free the landmarkers (after the call under way, if any)."""
+        with self._open:
+            if self._closed:
+                return
+            self._closed = True
+            self._single.close()
+            if self._several is not None:
+                self._several.close()
