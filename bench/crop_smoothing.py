@@ -19,8 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from stream.faces.align import CROP_SIZE, apply_transform, mean_face, mouth_crop  # noqa: E402
 from stream.faces.landmarks import FaceLandmarks  # noqa: E402
 from stream.faces.smoothing import Smoothing, smooth  # noqa: E402
+from stream.pacing.clock import resample  # noqa: E402
 from stream.sources.video_file import VideoFile  # noqa: E402
-from stream.windows.clock import resample  # noqa: E402
 
 MEDIA = Path(__file__).resolve().parents[1] / "media"
 VARIANTS = ("lookahead", "ahead:5", "ahead:2", "causal", "none")

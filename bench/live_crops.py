@@ -29,8 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from stream.faces.stage import FaceStage  # noqa: E402
+from stream.pacing.clock import resample  # noqa: E402
 from stream.sources.video_file import VideoFile  # noqa: E402
-from stream.windows.clock import resample  # noqa: E402
 
 
 def frames_of(video: Path, limit: int | None) -> list:

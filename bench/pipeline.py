@@ -41,9 +41,9 @@ from engines.backends import Backend, create_backend  # noqa: E402
 from engines.method import CLIP_FRAMES as WINDOW  # noqa: E402
 from engines.method import FPS, normalise_crops  # noqa: E402
 from engines.method import FRAME_CONTEXT as REACH  # noqa: E402
-from stream.config import Settings  # noqa: E402
 from stream.faces.stage import FaceStage  # noqa: E402
 from stream.pipeline import Pipeline  # noqa: E402
+from stream.settings.pipeline import Settings  # noqa: E402
 from stream.sources.files import FileSource  # noqa: E402
 from stream.sources.video_file import VideoFile  # noqa: E402
 
@@ -157,7 +157,7 @@ def make_backend(args: argparse.Namespace, weights: Path, precision: str, thread
         return create_backend(args.backend, weights, threads=threads)
     from engines.checkpoint import load_checkpoint
     from engines.digest import file_sha256
-    from stream.precision import int8_backend
+    from engines.precision import int8_backend
     from training.demo_detector import DEMO_GENUINE
 
     model = load_checkpoint(weights).model

@@ -47,8 +47,8 @@ from rtsp_support import RtspServer  # noqa: E402
 from engines.backends import TorchBackend  # noqa: E402
 from stream.alerts.outbox import Outbox  # noqa: E402
 from stream.alerts.sinks import WebhookSink  # noqa: E402
-from stream.config import Settings  # noqa: E402
 from stream.pipeline import Pipeline  # noqa: E402
+from stream.settings.pipeline import Settings  # noqa: E402
 from stream.sources.rtsp import RtspSource  # noqa: E402
 
 DATA = ROOT / "tests" / "data"

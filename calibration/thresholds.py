@@ -2,7 +2,7 @@
 
 :func:`choose_policy` picks the alert policy's thresholds and hysteresis from the window
 logits of genuine faces so that replaying those logits through the real
-:class:`~calibration.policy.AlertPolicy` meets a false-alert target (alerts per face-hour).
+:class:`~stream.alerts.policy.AlertPolicy` meets a false-alert target (alerts per face-hour).
 :func:`fit_platt` maps logits to probabilities when labelled fakes are available.
 :class:`Thresholds` is what ``run_stream.py calibrate`` writes as
 ``<weights without suffix>.thresholds.json`` and what ``scan``, ``run`` and ``serve`` load
@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 
 from calibration.metrics import Reliability, poisson_upper, reliability
-from calibration.policy import AlertPolicy, Level, PolicyConfig, count_alerts
 from engines.digest import file_sha256
-from engines.errors import CheckpointError
 from engines.method import CLIP_FRAMES, FPS, sigmoid
+from errors import CheckpointError
+from stream.alerts.policy import AlertPolicy, Level, PolicyConfig, count_alerts
 
 FORMAT = "lipforensics-thresholds"
 VERSION = 1

@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     exported = export.cached_export(loaded.model, cache, source_sha256=file_sha256(args.weights))
     precision = "fp16"
     if args.int8:
-        from calibration.int8 import load_crops, quantize_model
+        from engines.quantize import load_crops, quantize_model
 
         crops = load_crops(args.int8)
         exported = quantize_model(exported, crops, exported.encoder.parent, target="tensorrt")

@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from calibration.metrics import plot_reliability
     from calibration.thresholds import calibrate, save_thresholds
     from engines.digest import file_sha256
-    from engines.errors import LipForensicsError
+    from errors import LipForensicsError
     from stream.detector import Detector
     from training.evaluate import log_video, score_videos
 

@@ -12,7 +12,7 @@ import signal
 import sys
 from pathlib import Path
 
-from engines.errors import LipForensicsError
+from errors import LipForensicsError
 
 #: sub-command name -> module under ``commands/``; the order is the order of ``--help``.
 COMMANDS: dict[str, str] = {

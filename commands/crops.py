@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from PIL import Image
 
     from commands.progress import ProgressBar
-    from engines.errors import LipForensicsError, MediaError
+    from errors import LipForensicsError, MediaError
     from stream.faces.reader import extract_mouth_crops
     from stream.faces.sheet import contact_sheet
     from stream.faces.smoothing import Smoothing

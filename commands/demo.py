@@ -35,9 +35,9 @@ def run(args: argparse.Namespace) -> int:
     """Play both clips, one after the other; 0 when both behave as expected, else 1."""
     import asyncio
 
-    from engines.errors import LipForensicsError
-    from stream.config import Settings
+    from errors import LipForensicsError
     from stream.detector import Detector
+    from stream.settings.pipeline import Settings
     from training.demo_detector import DEMO_GENUINE, DEMO_MANIPULATED, DISCLAIMER, WEIGHTS
 
     for path in (WEIGHTS, DEMO_GENUINE, DEMO_MANIPULATED):

@@ -59,8 +59,8 @@ def run(args: argparse.Namespace) -> int:
     """Score the folders, print the AUC (and the robustness table)."""
     from calibration.metrics import plot_roc, roc_curve
     from commands.progress import ProgressBar
-    from engines.errors import MediaError
     from engines.method import CLIP_FRAMES
+    from errors import MediaError
     from stream.detector import Detector
     from training.evaluate import evaluate_logits, list_videos, log_video, score_videos
 
@@ -109,7 +109,7 @@ def robustness(
     args: argparse.Namespace, real: list[Path], fake: list[Path], backend: Backend, threshold: float
 ) -> dict[str, dict[str, dict[str, object]]]:
     """AUC per perturbation type and level: {type: {level: summary}}."""
-    from engines.errors import MediaError
+    from errors import MediaError
     from training.evaluate import evaluate_logits, score_perturbed
     from training.perturbations import PERTURBATIONS
 

@@ -30,8 +30,8 @@ def run(args: argparse.Namespace) -> int:
     from commands.progress import ProgressBar
     from engines.checkpoint import load_checkpoint
     from engines.digest import file_sha256
-    from engines.errors import LipForensicsError, MediaError
-    from stream.scan import read_input
+    from errors import LipForensicsError, MediaError
+    from stream.scan.scanner import read_input
     from training.features import GRID, SUFFIX, VideoFeatures, encode_video
 
     videos = expand_videos(args.videos)
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
 
 def expand_videos(paths: list[Path]) -> list[Path]:
     """The given files, and the video files (sorted) inside the given folders."""
-    from engines.errors import MediaError
+    from errors import MediaError
     from stream.sources.video_file import VIDEO_SUFFIXES
 
     videos: list[Path] = []

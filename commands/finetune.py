@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     """Load the features, train, save the best head with the frozen encoder."""
     from engines.checkpoint import load_checkpoint, save_checkpoint
     from engines.digest import file_sha256
-    from engines.errors import LipForensicsError
+    from errors import LipForensicsError
     from training.finetune import FinetuneConfig, labelled_folder, split_by_video, train_head
 
     if args.epochs < 1 or args.patience < 1 or args.batch_size < 2 or args.clip_stride < 1:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from commands.speed_options import add_precision_arguments, precision_overrides
 
 if TYPE_CHECKING:
-    from stream.config import Settings
+    from stream.settings.pipeline import Settings
 
 
 def positive_int(text: str) -> int:

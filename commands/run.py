@@ -21,8 +21,8 @@ from commands.speed_options import (
 )
 
 if TYPE_CHECKING:
-    from stream.config import Settings
     from stream.detector import Detector
+    from stream.settings.pipeline import Settings
     from stream.sources.base import Source
 
 HELP = "score video files or RTSP cameras live; print verdicts and alerts as JSON lines"
@@ -38,7 +38,7 @@ SIGTERM or Ctrl-C: stop reading, score what is in hand, flush, exit 0. A closed 
 output (| head -1) stops the run quietly (exit 141); an output that cannot be written
 (a full disk) in one error line (exit 1). Webhook alerts still undelivered at the end are
 named in a warning: the next run on the same outbox sends them.
-A TOML --config may hold any setting (see stream/config.py); flags win over the file. Its
+A TOML --config may hold any setting (see stream/settings/pipeline.py); flags win over the file. Its
 [cameras] table (name = "rtsp://...") adds cameras; with --shard K/N this node runs only
 the cameras (of the table and the SOURCEs) that rendezvous hashing gives to node K of N,
 counting from 0, so N nodes with the same list split it between them (docs/mqtt.md).
@@ -92,8 +92,8 @@ def run(args: argparse.Namespace) -> int:
     """Open the sources, load the network, run until every source ends; 1 if one failed."""
     import asyncio
 
-    from stream.config import load_settings
     from stream.detector import Detector, require_weights
+    from stream.settings.pipeline import load_settings
     from stream.sources.open import open_source
 
     settings = load_settings(
@@ -130,8 +130,8 @@ def _cameras(args: argparse.Namespace) -> dict[str, str]:
     and with --shard only those of this node (said on stderr)."""
     import sys
 
-    from engines.errors import LipForensicsError
-    from stream.shard import parse_shard, read_cameras
+    from errors import LipForensicsError
+    from stream.settings.shard import parse_shard, read_cameras
 
     cameras = dict(zip(_stream_ids(args.sources), args.sources, strict=True))
     for name, uri in (read_cameras(args.config) if args.config else {}).items():
@@ -174,7 +174,7 @@ async def _run(settings: Settings, detector: Detector, sources: list[Source]) ->
     import sys
 
     from commands.outputs import exit_status, stop_on_output_failure
-    from stream.alerts.sinks import sinks_for
+    from stream.pipeline import sinks_for
 
     sinks = sinks_for(settings)
     pipeline = detector.pipeline(settings, sinks)

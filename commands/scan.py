@@ -19,7 +19,7 @@ from commands.speed_options import (
 )
 
 if TYPE_CHECKING:
-    from stream.scan import ScanReport
+    from stream.scan.scanner import ScanReport
 
 HELP = "score a video (or .npy mouth crops) for forgery: one logit per 25-frame clip"
 DESCRIPTION = """\
@@ -73,11 +73,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Load the weights, then read the crops and score the clips as the input is decoded
     (memory does not grow with its length), and print the report."""
-    from engines.errors import LipForensicsError
     from engines.method import CLIP_FRAMES
-    from stream.config import load_settings
+    from errors import LipForensicsError
     from stream.detector import Detector
-    from stream.scan_html import write_scan_report
+    from stream.scan.report_html import write_scan_report
+    from stream.settings.pipeline import load_settings
 
     if args.stride > CLIP_FRAMES:
         raise LipForensicsError(

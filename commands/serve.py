@@ -22,8 +22,8 @@ from commands.speed_options import (
 )
 
 if TYPE_CHECKING:
-    from stream.config import Settings
-    from stream.server.settings import ServerSettings
+    from stream.settings.pipeline import Settings
+    from stream.settings.server import ServerSettings
 
 HELP = "serve WHIP ingest plus /metrics, /healthz, /events (SSE) and the pages over HTTP"
 DESCRIPTION = """\
@@ -103,9 +103,9 @@ def run(args: argparse.Namespace) -> int:
     """Build the pipeline and the server, run until SIGTERM or SIGINT, drain, exit 0."""
     import asyncio
 
-    from stream.config import load_settings
     from stream.detector import require_weights
-    from stream.server.settings import load_server_settings
+    from stream.settings.pipeline import load_settings
+    from stream.settings.server import load_server_settings
 
     settings = load_settings(
         args.config,
@@ -145,8 +145,8 @@ async def _serve(settings: Settings, server_settings: ServerSettings) -> int:
     import sys
 
     from commands.outputs import exit_status, stop_on_output_failure
-    from stream.alerts.sinks import sinks_for
     from stream.detector import Detector
+    from stream.pipeline import sinks_for
     from stream.server.app import Server
 
     detector = await asyncio.to_thread(Detector.from_settings, with_int8_default(settings))

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from stream.config import Settings
     from stream.detector import Detector
+    from stream.settings.pipeline import Settings
 
 
 def add_precision_arguments(parser: argparse.ArgumentParser) -> None:

@@ -24,9 +24,9 @@ from typing import Protocol
 
 import numpy as np
 
-from engines.errors import LipForensicsError
 from engines.frames import five_frame_inputs, window_keys
 from engines.method import CLIP_FRAMES
+from errors import LipForensicsError
 
 #: names accepted by :func:`create_backend` (and ``--backend``).
 BACKENDS = ("auto", "torch", "torch-cuda", "onnxruntime", "tensorrt", "triton")

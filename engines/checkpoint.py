@@ -26,8 +26,8 @@ from pathlib import Path
 
 import torch
 
-from engines.errors import CheckpointError
 from engines.model import LipForensics, ModelConfig
+from errors import CheckpointError
 
 EXPECTED = "a LipForensics checkpoint such as lipforensics_ff.pth"
 HEAD_KEYS = ("tcn.tcn_output.weight", "tcn.tcn_output.bias")

@@ -35,9 +35,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from engines import method
-from engines.errors import LipForensicsError
 from engines.matmul_head import MatMulHead
 from engines.model import LipForensics
+from errors import LipForensicsError
 
 #: ONNX opset of the exported files (TensorRT 10/11 and ONNX Runtime >= 1.18 support it).
 OPSET = 17

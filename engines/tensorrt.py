@@ -12,7 +12,7 @@ Precision by TensorRT version:
   from the ONNX itself (the FP16 copy that :func:`engines.export.to_fp16` writes, inputs and
   outputs kept FP32).
 - INT8 (both versions): a strongly typed network from a Q/DQ ONNX
-  (:mod:`calibration.int8`), no precision flags, as NVIDIA documents for explicit
+  (:mod:`engines.quantize`), no precision flags, as NVIDIA documents for explicit
   quantization.
 
 Engines are not portable across GPU models or TensorRT versions: :class:`EngineKey` names a
@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from engines.errors import LipForensicsError
+from errors import LipForensicsError
 
 #: the precisions :func:`build_engine` knows.
 PRECISIONS = ("fp16", "int8")

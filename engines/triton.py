@@ -16,9 +16,9 @@ the served ``max_batch_size`` go as several requests at once, which Triton batch
 :meth:`TritonBackend.connect` checks, before any frame is read, that the server is live,
 both models are ready with the expected names and shapes, and (given the weights) that they
 were exported from those weights. A server that cannot be reached, or does not answer a
-call in time, raises :class:`~engines.errors.BackendUnavailable` (exit 2 at start; the live
+call in time, raises :class:`~errors.BackendUnavailable` (exit 2 at start; the live
 scheduler drops the windows, says degraded and retries, see
-:mod:`stream.windows.outage`). After such a failure the next call opens a fresh connection
+:mod:`stream.health.backend`). After such a failure the next call opens a fresh connection
 and checks the models again, so a server restarted with other models is not used.
 """
 
@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from engines import method
-from engines.errors import BackendUnavailable, LipForensicsError
+from errors import BackendUnavailable, LipForensicsError
 
 ENCODER_MODEL = "lipforensics_encoder"
 HEAD_MODEL = "lipforensics_head"

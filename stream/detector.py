@@ -26,7 +26,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from calibration.policy import PolicyConfig
+import numpy as np
+
 from calibration.thresholds import (
     Thresholds,
     describe_thresholds,
@@ -35,19 +36,27 @@ from calibration.thresholds import (
 )
 from engines.backends import Backend, backend_for_model
 from engines.digest import file_sha256
-from engines.errors import CheckpointError, LipForensicsError, MediaError
 from engines.method import sigmoid
+from engines.precision import check_precision, int8_backend
+from errors import CheckpointError, LipForensicsError, MediaError
+from stream.alerts.policy import PolicyConfig
 from stream.alerts.sinks import Sink
-from stream.config import Settings
 from stream.pipeline import Pipeline
-from stream.precision import check_precision, int8_backend
-from stream.scan import Progress, ScanReport, open_input, report_scan, scan_source, why_no_clips
+from stream.scan.scanner import (
+    Progress,
+    ScanReport,
+    open_input,
+    report_scan,
+    scan_source,
+    why_no_clips,
+)
+from stream.settings.pipeline import Settings
 from stream.sources.base import Source
 from stream.sources.open import open_source
 
 if TYPE_CHECKING:
-    from calibration.int8_cpu import Int8Check
     from engines.checkpoint import LoadedCheckpoint
+    from engines.int8_cpu import Int8Check
     from engines.triton import TritonTarget
 
 
@@ -96,7 +105,7 @@ class Detector:
         named ``backend`` (``auto``, ``onnxruntime``, ``torch``, ``torch-cuda``,
         ``tensorrt``, or ``triton`` on the server ``triton``: see the module doc).
         ``precision="int8"`` (ONNX Runtime only) runs the INT8 network calibrated on the
-        genuine crops or video ``int8_calibration`` (:mod:`stream.precision`).
+        genuine crops or video ``int8_calibration`` (:mod:`engines.precision`).
 
         Raises:
             LipForensicsError: a bad weight file, stale thresholds, an unusable backend, a
@@ -118,6 +127,7 @@ class Detector:
                 loaded.model,
                 source_sha256=digest,
                 calibration=Path(int8_calibration),
+                crops=lambda: _calibration_crops(Path(int8_calibration)),
                 threads=threads,
             )
             return cls(loaded, engine, found, int8=int8)
@@ -191,7 +201,8 @@ class Detector:
     def scan(
         self, path: str | Path, *, stride: int = 25, progress: Progress | None = None
     ) -> ScanReport:
-        """Score a video file or a .npy of mouth crops clip by clip (see :mod:`stream.scan`).
+        """Score a video file or a .npy of mouth crops clip by clip (see
+        :mod:`stream.scan.scanner`).
 
         Raises:
             MediaError: a missing or unreadable input, or one without 25 consecutive frames
@@ -272,3 +283,19 @@ def _thresholds(
     if path is not None:
         return load_thresholds(path, weights_sha256, what)
     return load_thresholds_for(weights) if weights is not None else None
+
+
+def _calibration_crops(path: Path) -> np.ndarray:
+    """Genuine uint8 (T, 96, 96) mouth crops from a ``.npy`` crops file or a video (read the
+    offline way).
+
+    Raises:
+        MediaError: a missing or unreadable file, or a video without a face.
+    """
+    from engines.quantize import load_crops
+
+    if path.suffix.lower() == ".npy":
+        return load_crops([path])
+    from stream.faces.reader import extract_mouth_crops
+
+    return extract_mouth_crops(path).crops

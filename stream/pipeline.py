@@ -8,7 +8,7 @@ event goes out through one :class:`~stream.alerts.fanout.Fanout` (sinks, subscri
 
 The pipeline reads no files: the caller hands it the alert policy and probability map
 (:meth:`stream.detector.Detector.pipeline` takes them from the weights' thresholds file) and
-the sinks (:func:`stream.alerts.sinks.sinks_for`).
+the sinks (:func:`sinks_for`).
 """
 
 from __future__ import annotations
@@ -19,18 +19,21 @@ from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 
-from calibration.policy import PolicyConfig
 from engines.backends import Backend
 from engines.method import sigmoid
 from stream.alerts.crops import AlertCrops
 from stream.alerts.fanout import Event, Fanout
-from stream.alerts.sinks import Sink
-from stream.config import Settings
-from stream.health import Health
-from stream.metrics import PipelineMetrics
-from stream.records import MouthWindow, StatusEvent
+from stream.alerts.mqtt import MqttSink
+from stream.alerts.mqtt_address import parse_mqtt_url
+from stream.alerts.outbox import Outbox, default_outbox_path
+from stream.alerts.policy import PolicyConfig
+from stream.alerts.sinks import JsonlSink, Sink, WebhookSink
+from stream.events import MouthWindow, StatusEvent
+from stream.health.backend import Outage
+from stream.health.metrics import PipelineMetrics
+from stream.health.node import Health
+from stream.settings.pipeline import Settings
 from stream.sources.base import Source
-from stream.windows.outage import Outage
 from stream.windows.scheduler import Scheduler
 from stream.worker import ProbabilityMap, Shared, StreamWorker
 
@@ -145,7 +148,7 @@ class Pipeline:
 
     def health(self) -> dict[str, object]:
         """``{"status": "ok" | "degraded", "reasons": [...], "streams": {...}}`` (see
-        :class:`stream.health.Health`)."""
+        :class:`stream.health.node.Health`)."""
         return self.health_check.report(
             self.workers,
             windows_dropped=self.scheduler.dropped_windows,
@@ -207,3 +210,20 @@ class Pipeline:
         worker = self.workers.get(window.stream_id)
         if worker is not None:  # freed only KEEP_ENDED ended streams later, long since scored
             worker.scored(window, logit)
+
+
+def sinks_for(settings: Settings) -> list[Sink]:
+    """The sinks the settings ask for: a webhook and MQTT (first, so that an alert is in
+    their durable outboxes before it is anywhere else) and JSON lines. Call it inside a
+    running event loop."""
+    sinks: list[Sink] = []
+    if settings.webhook is not None:
+        outbox = Outbox(settings.webhook_outbox or default_outbox_path(settings.jsonl))
+        sinks.append(WebhookSink(settings.webhook, outbox=outbox))
+    if settings.mqtt is not None:
+        path = settings.mqtt_outbox or default_outbox_path(settings.jsonl, "mqtt")
+        outbox = Outbox(path, deliverer="mqtt")
+        sinks.append(MqttSink(parse_mqtt_url(settings.mqtt), settings.node, outbox))
+    if settings.jsonl is not None:
+        sinks.append(JsonlSink(settings.jsonl))
+    return sinks

@@ -3,7 +3,7 @@
 In: source -> 25 fps clock -> bounded frame queue -> face stage (landmarks, track ids,
 mouth crops; on the landmark threads) -> one :class:`~stream.windows.face_window.FaceWindow`
 per face -> the shared scheduler. Out: a scored window -> the face's
-:class:`~calibration.policy.AlertPolicy` -> verdict (and alert) events.
+:class:`~stream.alerts.policy.AlertPolicy` -> verdict (and alert) events.
 
 A live source whose frames pile up loses the whole backlog at once (counted), so the frames
 that are scored stay consecutive and recent; a file read as fast as possible waits instead.
@@ -22,18 +22,18 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from calibration.policy import AlertPolicy, PolicyConfig
-from engines.errors import LipForensicsError
 from engines.method import normalise_crops
-from stream.config import Settings
+from errors import LipForensicsError
+from stream.alerts.policy import AlertPolicy, PolicyConfig
+from stream.events import Frame, MouthWindow, StatusEvent, StreamStatus, Verdict
 from stream.faces.stage import FaceStage
-from stream.health import Health, StreamCounts
-from stream.metrics import PipelineMetrics
-from stream.records import Frame, MouthWindow, StatusEvent, StreamStatus, Verdict
+from stream.health.metrics import PipelineMetrics
+from stream.health.node import Health, StreamCounts
+from stream.pacing.clock import Resampler, Tick
+from stream.pacing.frame_queue import FrameQueue
+from stream.settings.pipeline import Settings
 from stream.sources.base import Source
-from stream.windows.clock import Resampler, Tick
 from stream.windows.face_window import FaceWindow
-from stream.windows.frame_queue import FrameQueue
 from stream.windows.scheduler import Scheduler
 
 log = logging.getLogger(__name__)

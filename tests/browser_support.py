@@ -21,11 +21,10 @@ import pytest
 from server_support import TOKEN
 
 from stream.alerts.fanout import Event
-from stream.config import Settings
 from stream.detector import Detector
 from stream.server.app import Server
-from stream.server.settings import ServerSettings
-from stream.server.whip import WhipSettings
+from stream.settings.pipeline import Settings
+from stream.settings.server import ServerSettings, WhipSettings
 from training.demo_detector import WEIGHTS
 
 #: Debian's Chromium: the binary itself first (the /usr/bin wrapper script warns on some hosts).

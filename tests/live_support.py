@@ -20,7 +20,7 @@ import torch
 
 from engines.backends import TorchBackend
 from engines.model import LipForensics, ModelConfig
-from stream.records import Frame
+from stream.events import Frame
 from stream.sources.base import StatusCallback, ignore_status
 from stream.sources.video_file import VideoFile
 from stream.windows.scheduler import Scheduler

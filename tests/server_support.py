@@ -12,11 +12,10 @@ from aiortc.contrib.media import MediaPlayer
 from live_support import TALKING
 
 from engines.backends import TorchBackend
-from stream.config import Settings
 from stream.pipeline import Pipeline
 from stream.server.app import Server
-from stream.server.settings import ServerSettings
-from stream.server.whip import WhipSettings
+from stream.settings.pipeline import Settings
+from stream.settings.server import ServerSettings, WhipSettings
 
 TOKEN = "s3cret-token-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from calibration.policy import AlertPolicy, Level, PolicyConfig, count_alerts
+from stream.alerts.policy import AlertPolicy, Level, PolicyConfig, count_alerts
 
 CONFIG = PolicyConfig(suspicious_logit=0.0, alert_logit=2.0, escalate_windows=3, clear_windows=5)
 LOW, MID, HIGH = -3.0, 1.0, 4.0

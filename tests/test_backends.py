@@ -12,15 +12,15 @@ import torch
 from live_support import NARROW, TALKING
 from test_model import randomise
 
-from calibration.int8 import calibration_windows, load_crops, quantize_model
 from engines import backends, export
 from engines.checkpoint import save_checkpoint
 from engines.digest import file_sha256
-from engines.errors import CheckpointError, LipForensicsError, MediaError
 from engines.export import read_metadata
 from engines.method import normalise_crops
 from engines.model import LipForensics
+from engines.quantize import calibration_windows, load_crops, quantize_model
 from engines.tensorrt import tensorrt_unavailable_reason
+from errors import CheckpointError, LipForensicsError, MediaError
 
 DATA = Path(__file__).parent / "data"
 TENSORRT_MISSING = tensorrt_unavailable_reason()

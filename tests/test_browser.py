@@ -22,7 +22,7 @@ from browser_support import (
 from PIL import Image
 from server_support import TOKEN
 
-from stream.records import StatusEvent, Verdict
+from stream.events import StatusEvent, Verdict
 
 pytestmark = pytest.mark.slow
 #: a stream name a publisher could choose, meant to run script in the viewer's browser.

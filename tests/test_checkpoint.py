@@ -16,8 +16,8 @@ import torch
 from live_support import NARROW, TALKING
 
 from engines.checkpoint import TRUST_VARIABLE, load_checkpoint, save_checkpoint
-from engines.errors import CheckpointError
 from engines.model import LipForensics, ModelConfig
+from errors import CheckpointError
 
 ROOT = Path(__file__).resolve().parents[1]
 

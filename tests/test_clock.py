@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from stream.pacing.clock import Resampler, Tick, resample
 from stream.sources.video_file import VideoFile
-from stream.windows.clock import Resampler, Tick, resample
 
 DATA = Path(__file__).parent / "data"
 

@@ -9,13 +9,13 @@ import onnx
 import pytest
 from live_support import TALKING
 
-from calibration import int8_cpu
 from commands.cli import main
+from engines import int8_cpu
 from engines.backends import clip_logits
-from engines.errors import LipForensicsError
 from engines.method import normalise_crops
-from stream.config import Settings
+from errors import LipForensicsError
 from stream.detector import Detector
+from stream.settings.pipeline import Settings
 
 
 @pytest.fixture(scope="module")

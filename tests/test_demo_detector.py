@@ -11,9 +11,9 @@ import sys
 import numpy as np
 import pytest
 
-from calibration.policy import count_alerts
 from calibration.thresholds import load_thresholds_for
 from commands.demo import ClipPrinter
+from stream.alerts.policy import count_alerts
 from training.demo_detector import (
     DEMO_CONFIG,
     DEMO_GENUINE,
@@ -44,7 +44,7 @@ def thresholds():
 @pytest.fixture(scope="module")
 def mouths() -> dict:
     """Mouth crops of both demo clips (real MediaPipe, reference smoothing), read once."""
-    from stream.scan import read_input
+    from stream.scan.scanner import read_input
 
     found = {path: read_input(path) for path in (DEMO_GENUINE, DEMO_MANIPULATED)}
     for crops in found.values():

@@ -20,10 +20,10 @@ from calibration.metrics import (
     reliability,
     roc_curve,
 )
-from calibration.policy import count_alerts
 from calibration.thresholds import load_thresholds_for
 from commands.cli import main
 from engines.method import sigmoid
+from stream.alerts.policy import count_alerts
 from stream.sources.video_file import VideoFile
 from training.evaluate import FaceLogits, perturbed_copy, video_seed
 from training.perturbations import perturb

@@ -17,8 +17,8 @@ from live_support import (
     one_torch_thread,  # noqa: F401 (autouse fixture)
 )
 
-from stream.config import Settings
 from stream.pipeline import Pipeline
+from stream.settings.pipeline import Settings
 from stream.sources.files import FileSource
 
 DATA = Path(__file__).parent / "data"

@@ -12,8 +12,8 @@ from live_support import TALKING
 from engines.method import FPS
 from stream.faces.reader import extract_mouth_crops
 from stream.faces.stage import FaceStage
+from stream.pacing.clock import resample
 from stream.sources.video_file import VideoFile
-from stream.windows.clock import resample
 
 TWO_FACES = Path(__file__).parent / "data" / "two_faces.mp4"
 

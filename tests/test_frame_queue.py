@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from live_support import run
 
-from stream.windows.frame_queue import FrameQueue
+from stream.pacing.frame_queue import FrameQueue
 
 
 def test_the_byte_bound_holds_and_an_empty_queue_takes_any_one_item():

@@ -16,10 +16,10 @@ from live_support import (
 )
 from server_support import AUTH, TOKEN
 
-from stream.config import Settings
 from stream.pipeline import Pipeline
 from stream.server.app import Server
-from stream.server.settings import ServerSettings
+from stream.settings.pipeline import Settings
+from stream.settings.server import ServerSettings
 from stream.sources.files import FileSource
 
 #: seconds the 4 s camera-paced clip may take to be read through (it drops, so it keeps pace).

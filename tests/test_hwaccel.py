@@ -8,8 +8,8 @@ import pytest
 from live_support import TALKING
 
 from commands.cli import main
-from engines.errors import LipForensicsError, MediaError
-from stream.config import Settings
+from errors import LipForensicsError, MediaError
+from stream.settings.pipeline import Settings
 from stream.sources.hwaccel import available_hwaccels
 from stream.sources.video_file import VideoFile
 

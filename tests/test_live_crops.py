@@ -14,8 +14,8 @@ from stream.faces.landmarks import FaceLandmarks
 from stream.faces.live_warp import warp_patch_opencv
 from stream.faces.mediapipe_results import mesh_reader
 from stream.faces.stage import FaceStage
+from stream.pacing.clock import resample
 from stream.sources.video_file import VideoFile
-from stream.windows.clock import resample
 
 #: docs/crops.md: the live crops may move this far (mean absolute difference, gray levels)
 BOUND = 0.5

@@ -13,16 +13,16 @@ from live_support import TALKING, narrow_model, run
 from PIL import Image
 from server_support import AUTH, TOKEN
 
-from calibration.policy import PolicyConfig
 from engines.backends import TorchBackend
 from engines.method import normalise_crops
 from stream.alerts.crops import AlertCrops, to_uint8
-from stream.config import Settings
+from stream.alerts.policy import PolicyConfig
+from stream.events import StatusEvent, Verdict
 from stream.pipeline import Pipeline
-from stream.records import StatusEvent, Verdict
 from stream.server.app import Server
-from stream.server.settings import ServerSettings
 from stream.server.state import HISTORY_SECONDS, MAX_FACES, LiveState
+from stream.settings.pipeline import Settings
+from stream.settings.server import ServerSettings
 from stream.sources.open import open_source
 
 #: every window alerts: the crops of real alert windows without a trained detector.

@@ -17,15 +17,15 @@ import pytest
 from live_support import TALKING, free_port, run
 from mqtt_support import Mosquitto, Watcher, require_mosquitto
 
-from engines.errors import LipForensicsError
+from errors import LipForensicsError
 from stream.alerts.alert_states import AlertStates
 from stream.alerts.fanout import Fanout
 from stream.alerts.mqtt import MqttSink, check_broker
 from stream.alerts.mqtt_address import parse_mqtt_url
 from stream.alerts.mqtt_topics import Topics, topic_token
 from stream.alerts.outbox import Outbox
-from stream.metrics import PipelineMetrics
-from stream.records import StatusEvent, StreamStatus
+from stream.events import StatusEvent, StreamStatus
+from stream.health.metrics import PipelineMetrics
 
 ROOT = Path(__file__).resolve().parents[1]
 

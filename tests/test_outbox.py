@@ -16,7 +16,7 @@ import pytest
 from aiohttp import web
 from live_support import TALKING, free_port
 
-from engines.errors import LipForensicsError
+from errors import LipForensicsError
 from stream.alerts.outbox import DELIVERED, REJECTED, Outbox, default_outbox_path
 from stream.alerts.sinks import WebhookSink
 

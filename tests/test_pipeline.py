@@ -23,11 +23,11 @@ from live_support import (
 )
 from live_support import run as run_async
 
-from calibration.policy import PolicyConfig
 from engines.method import normalise_crops
-from stream.config import Settings
+from stream.alerts.policy import PolicyConfig
 from stream.faces.reader import extract_mouth_crops
 from stream.pipeline import Pipeline
+from stream.settings.pipeline import Settings
 from stream.sources.files import FileSource
 
 DATA = Path(__file__).parent / "data"

@@ -17,8 +17,8 @@ from live_support import (
 )
 
 from commands import cli as run_stream
-from engines.errors import LipForensicsError
-from stream.config import load_settings
+from errors import LipForensicsError
+from stream.settings.pipeline import load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data"

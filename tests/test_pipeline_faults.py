@@ -15,10 +15,10 @@ from live_support import (
     one_torch_thread,  # noqa: F401 (autouse fixture)
 )
 
-from engines.errors import MediaError
-from stream.config import Settings
+from errors import MediaError
+from stream.events import Frame
 from stream.pipeline import Pipeline
-from stream.records import Frame
+from stream.settings.pipeline import Settings
 from stream.sources.base import StatusCallback, ignore_status
 from stream.sources.files import FileSource
 

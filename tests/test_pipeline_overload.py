@@ -18,8 +18,8 @@ from live_support import (
 )
 
 from stream import pipeline as pipeline_module
-from stream.config import Settings
 from stream.pipeline import Pipeline
+from stream.settings.pipeline import Settings
 from stream.sources.base import Source
 from stream.sources.files import FileSource
 

@@ -15,11 +15,11 @@ from live_support import TALKING, free_port, narrow_model, run
 from rtsp_support import RtspServer, require_rtsp_server
 
 from engines.backends import TorchBackend
-from engines.errors import LipForensicsError
+from errors import LipForensicsError
 from stream.backoff import backoff_delays
-from stream.config import Settings
+from stream.events import Frame, StatusEvent
 from stream.pipeline import Pipeline
-from stream.records import Frame, StatusEvent
+from stream.settings.pipeline import Settings
 from stream.sources.base import ignore_status
 from stream.sources.open import open_source
 from stream.sources.rtsp import RtspSource, Timeline

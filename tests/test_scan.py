@@ -22,7 +22,7 @@ from engines.digest import file_sha256
 from engines.frames import frame_requests
 from engines.method import normalise_crops
 from engines.model import LipForensics
-from stream.scan import read_input
+from stream.scan.scanner import read_input
 
 DATA = Path(__file__).parent / "data"
 

@@ -13,7 +13,7 @@ from live_support import TALKING, narrow_model, one_torch_thread  # noqa: F401 (
 from engines.backends import TorchBackend
 from engines.clips import StreamScorer, clip_starts, score_clips
 from engines.method import CLIP_FRAMES
-from stream.scan import CropsFile, ScanInput, open_input, read_input, scan_source
+from stream.scan.scanner import CropsFile, ScanInput, open_input, read_input, scan_source
 
 DATA = Path(__file__).parent / "data"
 SIZE = (320, 240)

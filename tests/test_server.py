@@ -27,8 +27,8 @@ from server_support import AUTH, SDP_HEADERS, TOKEN, accept_answer, publishing_p
 
 from commands import cli as run_stream
 from engines.backends import TorchBackend
-from stream.health import ASK_WITH_TOKEN
-from stream.records import StatusEvent
+from stream.events import StatusEvent
+from stream.health.node import ASK_WITH_TOKEN
 from stream.server.whip import use_ice_hosts
 from stream.sources.rtsp import RtspSource
 

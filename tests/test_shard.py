@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from commands import cli as run_stream
-from engines.errors import LipForensicsError
-from stream.shard import Shard, owner, parse_shard, read_cameras
+from errors import LipForensicsError
+from stream.settings.shard import Shard, owner, parse_shard, read_cameras
 
 ROOT = Path(__file__).resolve().parents[1]
 NO_FACE = ROOT / "tests" / "data" / "no_face.mp4"
@@ -46,7 +46,10 @@ def test_every_camera_runs_on_exactly_one_node():
 
 def test_the_split_is_the_same_in_every_process():
     """Python's own hash() differs per process; the split must not."""
-    code = "from stream.shard import Shard; print(Shard(1, 3).pick(f'cam-{n}' for n in range(50)))"
+    code = (
+        "from stream.settings.shard import Shard; "
+        "print(Shard(1, 3).pick(f'cam-{n}' for n in range(50)))"
+    )
     picks = {
         subprocess.run(
             [sys.executable, "-c", code],

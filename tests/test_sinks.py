@@ -9,7 +9,7 @@ from aiohttp import web
 
 from stream.alerts.broadcast import Broadcast
 from stream.alerts.sinks import JsonlSink, WebhookSink
-from stream.records import StatusEvent, Verdict
+from stream.events import StatusEvent, Verdict
 
 
 def alert(number: int) -> dict[str, object]:

@@ -15,8 +15,8 @@ from live_support import NARROW
 from test_model import randomise
 
 from engines import export, tensorrt
-from engines.errors import LipForensicsError
 from engines.model import LipForensics
+from errors import LipForensicsError
 
 TENSORRT_MISSING = tensorrt.tensorrt_unavailable_reason()
 needs_gpu = pytest.mark.skipif(TENSORRT_MISSING is not None, reason=str(TENSORRT_MISSING))

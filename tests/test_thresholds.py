@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from calibration.metrics import poisson_upper
-from calibration.policy import count_alerts
 from calibration.thresholds import (
     calibrate,
     choose_policy,
@@ -22,8 +21,9 @@ from calibration.thresholds import (
     thresholds_path_for,
 )
 from engines.digest import file_sha256
-from engines.errors import CheckpointError
 from engines.method import sigmoid
+from errors import CheckpointError
+from stream.alerts.policy import count_alerts
 
 STRIDE = 5
 

@@ -25,9 +25,9 @@ from commands.cli import main
 from engines.checkpoint import save_checkpoint
 from engines.digest import file_sha256
 from engines.triton import ENCODER_MODEL, HEAD_MODEL, TritonTarget
-from stream.config import Settings
 from stream.detector import Detector
-from stream.records import Frame
+from stream.events import Frame
+from stream.settings.pipeline import Settings
 from stream.sources.base import StatusCallback, ignore_status
 from stream.sources.video_file import VideoFile
 

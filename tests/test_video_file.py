@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from live_support import TALKING
 
-from engines.errors import MediaError
+from errors import MediaError
 from stream.sources.video_file import VideoFile
 
 DATA = Path(__file__).parent / "data"

@@ -90,7 +90,7 @@ DISCLAIMER = (
 )
 
 if TYPE_CHECKING:
-    from calibration.policy import PolicyConfig
+    from stream.alerts.policy import PolicyConfig
 
 Log = Callable[[str], None]
 
@@ -134,8 +134,8 @@ def versions_of(person: Person) -> list[Version]:
 def recording_video(recording: Recording, out: Path) -> Path:
     """Write ``recording``'s stretch as a 25 fps H.264 video (skipped if it exists), the
     way the manipulated versions are written too."""
+    from stream.pacing.clock import resample
     from stream.sources.video_file import VideoFile
-    from stream.windows.clock import resample
 
     if not out.exists():
         last = None if recording.frames is None else recording.first + recording.frames
@@ -389,7 +389,7 @@ def _write_demo_clips(
 ) -> tuple[int, int]:
     """Write the two demo clips into ``out_dir`` and return the alerts each raises
     (through the real crops)."""
-    from calibration.policy import count_alerts
+    from stream.alerts.policy import count_alerts
 
     source = recording_video(DEMO_SOURCE, work_dir / "demo_source.mp4")
     span = read_footage(source, video_crops(source, 0)[1])

@@ -53,8 +53,8 @@ EXCERPTS = (
 
 def excerpt_frames(excerpt: Excerpt, source_dir: Path) -> np.ndarray:
     """The excerpt's 25 fps RGB frames (uint8 (T, H, W, 3))."""
+    from stream.pacing.clock import resample
     from stream.sources.video_file import VideoFile
-    from stream.windows.clock import resample
 
     frames = []
     with VideoFile(source_dir / excerpt.source) as video:

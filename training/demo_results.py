@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from calibration.metrics import auc
-from calibration.policy import PolicyConfig, count_alerts
 from engines.method import FPS
+from stream.alerts.policy import PolicyConfig, count_alerts
 
 GENUINE = "genuine"
 

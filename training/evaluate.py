@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from calibration.metrics import Interval, accuracy_at, bootstrap_auc
-from engines.errors import MediaError
 from engines.method import CLIP_FRAMES
+from errors import MediaError
 from training.perturbations import perturb
 
 if TYPE_CHECKING:
@@ -87,7 +87,7 @@ def score_video(path: Path, backend: Backend, stride: int) -> FaceLogits:
     a missing or unreadable file raises :class:`MediaError`.
     """
     from engines.clips import clip_starts, score_clips
-    from stream.scan import read_input
+    from stream.scan.scanner import read_input
 
     mouths = read_input(path)
     runs = []

@@ -22,9 +22,9 @@ import torch.nn.functional as F
 
 from calibration.metrics import auc
 from engines.clips import clip_starts
-from engines.errors import LipForensicsError
 from engines.method import CLIP_FRAMES
 from engines.model import TemporalHead
+from errors import LipForensicsError
 from training.features import SUFFIX, VideoFeatures, clip_features
 from training.finetune_config import FinetuneConfig
 

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from calibration.policy import Level
+from stream.alerts.policy import Level
 
 #: seconds without a verdict after which a face no longer holds its stream at ALERT.
 STALE_AFTER = 5.0

@@ -26,7 +26,7 @@ from contextlib import suppress
 import aiomqtt
 from aiomqtt.exceptions import MqttConnectError
 
-from engines.errors import LipForensicsError
+from errors import LipForensicsError
 from stream.alerts.alert_states import AlertStates
 from stream.alerts.mqtt_address import MqttAddress, parse_mqtt_url
 from stream.alerts.mqtt_topics import HA_STATUS, OFF, OFFLINE, ON, ONLINE, Topics

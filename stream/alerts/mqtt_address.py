@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
-from engines.errors import LipForensicsError
+from errors import LipForensicsError
 from stream.sources.urls import redact, split_url
 
 #: the first level of every topic when the address names no prefix.

@@ -25,7 +25,7 @@ import uuid
 from pathlib import Path
 from typing import IO
 
-from engines.errors import LipForensicsError
+from errors import LipForensicsError
 
 #: rows kept in the file by default (finished rows are pruned first).
 MAX_ROWS = 10_000

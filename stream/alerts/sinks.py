@@ -13,18 +13,13 @@ import sys
 from collections.abc import Callable, Collection
 from contextlib import suppress
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Protocol
+from typing import IO, Protocol
 
 import aiohttp
 
-from engines.errors import LipForensicsError
-from stream.alerts.mqtt import MqttSink
-from stream.alerts.mqtt_address import parse_mqtt_url
-from stream.alerts.outbox import DELIVERED, REJECTED, Outbox, default_outbox_path
+from errors import LipForensicsError
+from stream.alerts.outbox import DELIVERED, REJECTED, Outbox
 from stream.backoff import backoff_delays
-
-if TYPE_CHECKING:
-    from stream.config import Settings
 
 
 class Sink(Protocol):
@@ -217,20 +212,3 @@ class WebhookSink:
         except (aiohttp.ClientError, TimeoutError):
             pass
         return None
-
-
-def sinks_for(settings: Settings) -> list[Sink]:
-    """The sinks the settings ask for: a webhook and MQTT (first, so that an alert is in
-    their durable outboxes before it is anywhere else) and JSON lines. Call it inside a
-    running event loop."""
-    sinks: list[Sink] = []
-    if settings.webhook is not None:
-        outbox = Outbox(settings.webhook_outbox or default_outbox_path(settings.jsonl))
-        sinks.append(WebhookSink(settings.webhook, outbox=outbox))
-    if settings.mqtt is not None:
-        path = settings.mqtt_outbox or default_outbox_path(settings.jsonl, "mqtt")
-        outbox = Outbox(path, deliverer="mqtt")
-        sinks.append(MqttSink(parse_mqtt_url(settings.mqtt), settings.node, outbox))
-    if settings.jsonl is not None:
-        sinks.append(JsonlSink(settings.jsonl))
-    return sinks

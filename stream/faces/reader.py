@@ -26,8 +26,8 @@ from engines.method import CROP_SIZE, FPS
 from stream.faces.align import mean_face, mouth_crop
 from stream.faces.landmarks import MODEL_PATH, FaceLandmarks
 from stream.faces.smoothing import Smoother, Smoothing
+from stream.pacing.clock import resample
 from stream.sources.video_file import VideoFile
-from stream.windows.clock import resample
 
 #: a progress callback: (frames done, frames expected; 0 when unknown).
 Progress = Callable[[int, int], None]

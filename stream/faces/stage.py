@@ -28,12 +28,12 @@ import threading
 import numpy as np
 
 from engines.method import FPS
+from stream.events import FaceCrop, FaceFrame
 from stream.faces.align import mean_face, mouth_crop, warp_patch
 from stream.faces.landmarks import FaceLandmarks
 from stream.faces.live_warp import warp_patch_opencv
 from stream.faces.smoothing import Smoother, Smoothing
 from stream.faces.tracks import Tracker
-from stream.records import FaceCrop, FaceFrame
 
 
 class FaceStage:

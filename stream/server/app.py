@@ -25,16 +25,16 @@ from typing import Protocol
 
 from aiohttp import web
 
-from engines.errors import LipForensicsError
+from errors import LipForensicsError
 from stream.alerts.crops import AlertCrops
-from stream.health import public_report
+from stream.events import StatusEvent
+from stream.health.node import public_report
 from stream.images import crop_strip, png_bytes
-from stream.records import StatusEvent
 from stream.server.limits import ConnectionCap, handler_options
 from stream.server.pages import page_paths
-from stream.server.settings import ServerSettings
 from stream.server.state import LiveState
 from stream.server.whip import WhipEndpoint
+from stream.settings.server import ServerSettings
 from stream.sources.base import Source
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -295,7 +295,7 @@ def metrics(pipeline: ServedPipeline, whip: WhipEndpoint) -> Handler:
 def health(pipeline: ServedPipeline, token: str) -> Handler:
     """``GET /healthz``: the pipeline's health as JSON; 200 if ``ok``, 503 if degraded. The
     reasons and the streams (their names) go only to holders of the token; anyone else gets
-    the status (see :func:`stream.health.public_report`)."""
+    the status (see :func:`stream.health.node.public_report`)."""
     expected = _digest(token)
 
     async def health_handler(request: web.Request) -> web.Response:

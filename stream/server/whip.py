@@ -23,8 +23,6 @@ is replaced process-wide: it has no per-connection setting) and STUN servers onl
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-import re
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -35,59 +33,14 @@ from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSession
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.sdp import SessionDescription
 
-from engines.errors import LipForensicsError
-from stream.records import StatusEvent, StreamStatus
+from stream.events import StatusEvent, StreamStatus
+from stream.settings.server import WhipSettings
 from stream.sources.base import Source, StatusCallback
 from stream.sources.webrtc import WebRtcSource
 
 SDP_TYPE = "application/sdp"
-#: a STUN server as aiortc takes it (RFC 7064): stun: or stuns:, a host, an optional port.
-STUN_URL = re.compile(r"stuns?:(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+)(:\d{1,5})?")
 #: directions of an offered media section in which the publisher sends.
 _SENDING = (None, "sendrecv", "sendonly")
-
-
-@dataclass(frozen=True, slots=True)
-class WhipSettings:
-    """Limits and ICE settings of the WHIP endpoint.
-
-    Attributes:
-        max_sessions: publishers at once; more get 429.
-        max_body: largest accepted offer, bytes; larger gets 413.
-        connect_timeout: seconds a new session has to connect before it is dropped.
-        ice_hosts: the only local addresses offered as ICE host candidates (empty: all).
-        stun_servers: ``stun:HOST:PORT`` URLs for server-reflexive candidates (none by default).
-    """
-
-    max_sessions: int = 4
-    max_body: int = 64 * 1024
-    connect_timeout: float = 20.0
-    ice_hosts: tuple[str, ...] = ()
-    stun_servers: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        """Refuse limits no publisher could meet and addresses ICE cannot use, in one line.
-
-        Raises:
-            LipForensicsError: naming the setting.
-        """
-        for name in ("max_sessions", "max_body"):
-            if getattr(self, name) < 1:
-                raise LipForensicsError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if not self.connect_timeout > 0 or self.connect_timeout == float("inf"):
-            raise LipForensicsError(
-                f"connect_timeout must be a positive number of seconds, got {self.connect_timeout}"
-            )
-        for host in self.ice_hosts:
-            try:
-                ipaddress.ip_address(host)
-            except ValueError:
-                raise LipForensicsError(
-                    f"ICE host {host!r} is not an IP address (e.g. 192.0.2.10)"
-                ) from None
-        for url in self.stun_servers:
-            if not STUN_URL.fullmatch(url):
-                raise LipForensicsError(f"STUN server {url!r} is not stun:HOST[:PORT]")
 
 
 class Refusal(Exception):
@@ -164,9 +117,9 @@ class WhipEndpoint:
         add_source: Callable[[Source], object],
         *,
         on_status: StatusCallback | None = None,
-        settings: WhipSettings = WhipSettings(),
+        settings: WhipSettings | None = None,
     ) -> None:
-        self.settings = settings
+        self.settings = settings or WhipSettings()
         self.sessions: dict[str, WhipSession] = {}
         self._add_source = add_source
         self._on_status = on_status or (lambda event: None)

@@ -8,7 +8,7 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from stream.records import Frame, StatusEvent, StreamStatus
+from stream.events import Frame, StatusEvent, StreamStatus
 from stream.sources.base import StatusCallback, ignore_status
 from stream.sources.video_file import VideoFile
 
@@ -16,7 +16,7 @@ from stream.sources.video_file import VideoFile
 class FileSource:
     """A video file decoded with PyAV, as fast as the pipeline takes it or at real-time pace.
 
-    Bad files fail at construction with a one-line :class:`~engines.errors.MediaError`.
+    Bad files fail at construction with a one-line :class:`~errors.MediaError`.
     With ``realtime=True`` frame *n* is handed over no earlier than its pts after the first
     frame, like a camera; the source is then ``live``.
     """

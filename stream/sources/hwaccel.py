@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engines.errors import LipForensicsError
+from errors import LipForensicsError
 
 
 def available_hwaccels() -> list[str]:

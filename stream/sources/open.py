@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from urllib.parse import unquote
 
-from engines.errors import LipForensicsError
+from errors import LipForensicsError
 from stream.sources.base import Source
 from stream.sources.files import FileSource
 from stream.sources.rtsp import RtspSource

@@ -5,7 +5,7 @@ Each connection runs on its own thread (open, demux, decode, convert to RGB), ha
 to the event loop through a small bounded queue. A connection that fails to open, ends, or
 sends nothing for ``read_timeout`` seconds (a hung camera) is dropped and opened again after
 an exponential backoff with jitter, capped at ``max_backoff``. Every change is reported as a
-:class:`~stream.records.StatusEvent`: ``connected``, ``disconnected``, ``error`` (an attempt
+:class:`~stream.events.StatusEvent`: ``connected``, ``disconnected``, ``error`` (an attempt
 failed), ``reconnecting`` (with the delay) and ``ended`` (after :meth:`RtspSource.close`).
 
 Presentation times stay increasing across reconnects: the first connection keeps the
@@ -29,10 +29,10 @@ from dataclasses import dataclass
 import av
 import numpy as np
 
-from engines.errors import LipForensicsError
 from engines.method import FRAME_PERIOD
+from errors import LipForensicsError
 from stream.backoff import backoff_delays
-from stream.records import Frame, StatusEvent, StreamStatus
+from stream.events import Frame, StatusEvent, StreamStatus
 from stream.sources.base import StatusCallback, ignore_status
 from stream.sources.hwaccel import hwaccel_failure, hwaccel_options
 from stream.sources.urls import RTSP_SCHEMES, redact, split_url

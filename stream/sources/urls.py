@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from urllib.parse import SplitResult, urlsplit
 
-from engines.errors import LipForensicsError
+from errors import LipForensicsError
 
 #: schemes served by :class:`stream.sources.rtsp.RtspSource`.
 RTSP_SCHEMES = ("rtsp", "rtsps")

@@ -20,7 +20,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from engines.errors import MediaError
+from errors import MediaError
 from stream.sources.hwaccel import hwaccel_failure, hwaccel_options
 from stream.sources.urls import redact
 

@@ -17,7 +17,7 @@ from aiortc.mediastreams import MediaStreamTrack
 from av import VideoFrame
 
 from engines.method import FRAME_PERIOD
-from stream.records import Frame, StatusEvent, StreamStatus
+from stream.events import Frame, StatusEvent, StreamStatus
 from stream.sources.base import StatusCallback, ignore_status
 from stream.sources.video_file import upright_rgb
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from engines.frames import FrameKey, five_frame_inputs
 from engines.method import CLIP_FRAMES, FRAME_CONTEXT, FRAME_PERIOD
-from stream.records import MouthWindow
+from stream.events import MouthWindow
 
 
 @dataclass(frozen=True, slots=True)

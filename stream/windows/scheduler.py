@@ -11,8 +11,8 @@ Two bounded queues feed one inference thread:
 
 Under overload the oldest window is dropped (counted per stream) and the oldest prefetch
 job is dropped (its window encodes the frame itself later). When the backend is unavailable
-(:class:`~engines.errors.BackendUnavailable`), the batch's windows are dropped and counted,
-and the next call waits a backoff delay (:mod:`stream.windows.outage` says degraded).
+(:class:`~errors.BackendUnavailable`), the batch's windows are dropped and counted,
+and the next call waits a backoff delay (:mod:`stream.health.backend` says degraded).
 Memory is bounded by the queue sizes and by the feature caches, which keep only the frames
 of the newest windows.
 """
@@ -32,12 +32,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from engines.backends import Backend
-from engines.errors import BackendUnavailable
 from engines.frames import FrameKey, five_frame_inputs, window_keys
-from stream.metrics import PipelineMetrics
-from stream.records import MouthWindow
+from errors import BackendUnavailable
+from stream.events import MouthWindow
+from stream.health.backend import Outage
+from stream.health.metrics import PipelineMetrics
 from stream.windows.face_window import FeatureJob
-from stream.windows.outage import Outage
 
 log = logging.getLogger(__name__)
 

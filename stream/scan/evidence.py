@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from engines.method import CLIP_FRAMES, FPS
+from stream.pacing.clock import resample
 from stream.sources.video_file import VideoFile
-from stream.windows.clock import resample
 
 #: iBUG-68 indices of the mouth (outer and inner lip).
 MOUTH = slice(48, 68)

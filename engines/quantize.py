@@ -36,9 +36,9 @@ from onnxruntime.quantization import (
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from engines import export
-from engines.errors import MediaError
 from engines.frames import five_frame_inputs, window_keys
 from engines.method import CLIP_FRAMES, normalise_crops
+from errors import MediaError
 
 #: quantisation flavours :func:`quantize_model` writes.
 TARGETS = ("cpu", "tensorrt")

@@ -19,8 +19,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from engines.errors import LipForensicsError
-from stream.settings_file import read_tables
+from errors import LipForensicsError
+from stream.settings.toml_file import read_tables
 from stream.sources.urls import redact
 
 

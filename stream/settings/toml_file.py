@@ -20,10 +20,10 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from engines.errors import LipForensicsError
+from errors import LipForensicsError
 
 #: the tables a config file may hold; top-level keys belong to ``pipeline``; ``cameras``
-#: (name = address) is read by :mod:`stream.shard`.
+#: (name = address) is read by :mod:`stream.settings.shard`.
 TABLES = ("pipeline", "server", "cameras")
 
 

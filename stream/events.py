@@ -12,7 +12,7 @@ from enum import StrEnum
 
 import numpy as np
 
-from calibration.policy import Level
+from stream.alerts.policy import Level
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from stream.records import StreamStatus
+from stream.events import StreamStatus
 
 #: seconds after the last dropped frame or window during which health says "degraded".
 DEGRADED_FOR = 10.0

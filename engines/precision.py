@@ -1,21 +1,22 @@
 """The network's precision on the CPU: FP32 as exported, or INT8 calibrated on genuine
-mouth crops (:mod:`calibration.int8_cpu`).
+mouth crops (:mod:`engines.int8_cpu`).
 
 The calibration data is a ``.npy`` of uint8 (T, 96, 96) crops (``crops --out``) or a genuine
-video, whose crops are extracted here the offline way (:mod:`stream.faces.reader`) only
-when the cache has no INT8 network for it yet.
+video; the caller hands in how to read its crops, which happens only when the cache has no
+INT8 network for it yet.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from calibration.int8_cpu import Int8Check, cached_cpu_int8
 from engines.backends import Backend, resolve_backend_name
 from engines.digest import file_sha256
-from engines.errors import LipForensicsError, MediaError
+from engines.int8_cpu import Int8Check, cached_cpu_int8
+from errors import LipForensicsError, MediaError
 
 #: names accepted by ``--precision`` and the ``precision`` setting.
 PRECISIONS = ("fp32", "int8")
@@ -34,35 +35,22 @@ def check_precision(precision: str, backend: str) -> None:
         )
 
 
-def calibration_crops(path: Path) -> np.ndarray:
-    """Genuine uint8 (T, 96, 96) mouth crops from a ``.npy`` crops file or a video.
-
-    Raises:
-        MediaError: a missing or unreadable file, or a video without a face.
-    """
-    from calibration.int8 import load_crops
-
-    if path.suffix.lower() == ".npy":
-        return load_crops([path])
-    from stream.faces.reader import extract_mouth_crops
-
-    return extract_mouth_crops(path).crops
-
-
 def int8_backend(
     model: object,
     *,
     source_sha256: str,
     calibration: Path,
+    crops: Callable[[], np.ndarray],
     threads: int | None = None,
     cache_dir: Path | None = None,
 ) -> tuple[Backend, Int8Check]:
     """The INT8 ONNX Runtime backend of ``model`` calibrated on ``calibration``, cached by
-    the weights' and the calibration file's hashes, and its check against FP32.
+    the weights' and the calibration file's hashes, and its check against FP32; ``crops``
+    reads the calibration file's uint8 (T, 96, 96) crops when the cache misses.
 
     Raises:
         LipForensicsError: a missing calibration file, too few crops in it, or an INT8
-            network too far from FP32 (:data:`calibration.int8_cpu.MAX_LOGIT_ERROR`).
+            network too far from FP32 (:data:`engines.int8_cpu.MAX_LOGIT_ERROR`).
     """
     from engines import export
 
@@ -78,6 +66,6 @@ def int8_backend(
         exported,
         cache,
         calibration_sha256=file_sha256(calibration),
-        crops=lambda: calibration_crops(calibration),
+        crops=crops,
         threads=threads,
     )

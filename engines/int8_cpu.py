@@ -11,7 +11,7 @@ demo detector's logits by at most 0.08 on genuine and manipulated clips alike, a
 of CPU per window against 18-22 in FP32 (``bench/head.py``, docs/benchmarks.md).
 
 The last quarter of the genuine crops (at least one 25-frame clip) is held back, the rest
-calibrate (:func:`calibration.int8.quantize_stage`, ``flavour="cpu"``). On the held-back
+calibrate (:func:`engines.quantize.quantize_stage`, ``flavour="cpu"``). On the held-back
 crops both networks score every window at stride 5; the largest logit difference is the
 INT8 error, and a model whose error is past :data:`MAX_LOGIT_ERROR` is refused (its
 thresholds, calibrated in FP32, could no longer be trusted). The INT8 files and the check are cached
@@ -34,8 +34,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from engines.backends import OnnxRuntimeBackend, clip_logits
-from engines.errors import LipForensicsError
 from engines.method import CLIP_FRAMES, normalise_crops
+from errors import LipForensicsError
 
 if TYPE_CHECKING:
     from engines.export import ExportedModel
@@ -149,8 +149,8 @@ def _build(
     exported: ExportedModel, folder: Path, crops: np.ndarray, threads: int | None
 ) -> Int8Check:
     """Calibrate, check on the held-back clips, and write the check file last."""
-    from calibration.int8 import calibration_windows, quantize_stage
     from engines.export import ENCODER_INPUT
+    from engines.quantize import calibration_windows, quantize_stage
 
     started = time.perf_counter()
     calibration, held_back = split_clips(crops)
@@ -187,7 +187,7 @@ def quantize_head_dynamic(source: Path, target: Path) -> Path:
     ``MatMul`` (:mod:`engines.matmul_head`), activations quantised per call."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    from calibration.int8 import prepared_for_quantization
+    from engines.quantize import prepared_for_quantization
 
     with prepared_for_quantization(source, target) as prepared:
         quantize_dynamic(

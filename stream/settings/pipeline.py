@@ -1,6 +1,6 @@
 """Pipeline settings: one dataclass, filled from a TOML file and then from command-line flags.
 
-A TOML file (read by :mod:`stream.settings_file`) holds the same names as :class:`Settings`
+A TOML file (read by :mod:`stream.settings.toml_file`) holds the same names as :class:`Settings`
 fields, at the top level or under a ``[pipeline]`` table (``[server]`` belongs to ``serve``),
 e.g.::
 
@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engines.errors import LipForensicsError
+from engines.precision import PRECISIONS
 from engines.triton import TritonTarget
+from errors import LipForensicsError
 from stream.alerts.mqtt_address import parse_mqtt_url
-from stream.precision import PRECISIONS
-from stream.settings_file import checked, read_tables
+from stream.settings.toml_file import checked, read_tables
 from stream.sources.hwaccel import check_hwaccel
 from stream.sources.urls import redact, split_url
 
@@ -79,7 +79,7 @@ class Settings:
         precision: ``"fp32"``, or ``"int8"``: ONNX Runtime's INT8 network, calibrated on
             ``int8_calibration`` (genuine crops ``.npy`` or a genuine video; the commands
             default to the bundled genuine clip) and refused when too far from FP32
-            (:mod:`stream.precision`, docs/benchmarks.md).
+            (:mod:`engines.precision`, docs/benchmarks.md).
         hwaccel: PyAV hardware decoding for files and RTSP cameras (``"cuda"``,
             ``"vaapi"``, ...; None: software), see :mod:`stream.sources.hwaccel`.
         host, port, token: the HTTP server's address and bearer token (``serve``).

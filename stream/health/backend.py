@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 
 from stream.backoff import backoff_delays
-from stream.metrics import PipelineMetrics
+from stream.health.metrics import PipelineMetrics
 
 log = logging.getLogger(__name__)
 

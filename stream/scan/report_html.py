@@ -20,12 +20,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from calibration.policy import PolicyConfig
 from engines.digest import file_sha256
-from engines.errors import LipForensicsError
+from errors import LipForensicsError
+from stream.alerts.policy import PolicyConfig
 from stream.images import crop_strip, png_bytes
-from stream.scan import ScanReport
-from stream.scan_evidence import ClipEvidence, FrameWithMouth, clip_evidence
+from stream.scan.evidence import ClipEvidence, FrameWithMouth, clip_evidence
+from stream.scan.scanner import ScanReport
 
 #: packages whose versions the report lists.
 PACKAGES = ("lipforensics-live", "torch", "onnxruntime", "numpy", "av", "mediapipe")

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 import numpy as np
 
-from calibration.policy import AlertPolicy, Level, PolicyConfig
 from engines.clips import StreamScorer
-from engines.errors import MediaError
 from engines.method import CLIP_FRAMES, CROP_SIZE, FPS, sigmoid
+from errors import MediaError
+from stream.alerts.policy import AlertPolicy, Level, PolicyConfig
 
 if TYPE_CHECKING:
     from calibration.thresholds import Thresholds

@@ -1,0 +1,1 @@
+"""Settings of the pipeline and the server, and the one TOML reader both use."""
