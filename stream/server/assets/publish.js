@@ -10,12 +10,16 @@ function show(id, text) {
   document.getElementById(id).textContent = text;
 }
 
-/** The camera, or a tab or window the person picks (the call they are in). */
-function capture(source) {
+/** The camera, or a tab or window the person picks (the call they are in). A captured
+ * surface's track is hinted "detail" by default, and the encoder then keeps resolution and
+ * gives up frame rate when bandwidth runs short: lips need the frames, so say "motion". */
+async function capture(source) {
   if (source === "camera") return navigator.mediaDevices.getUserMedia({ video: { frameRate: 25 }, audio: false });
-  return navigator.mediaDevices.getDisplayMedia({
+  const media = await navigator.mediaDevices.getDisplayMedia({
     video: { frameRate: 25 }, audio: false, selfBrowserSurface: "exclude", surfaceSwitching: "include",
   });
+  media.getVideoTracks()[0].contentHint = "motion";
+  return media;
 }
 
 function iceGathered(pc, timeoutMs = 5000) {
@@ -41,6 +45,26 @@ async function sendingCodec(pc) {
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
   return "unknown";
+}
+
+/** What the encoder is sending now, e.g. "1280x720, 24 fps, 560 kbit/s", and why it is
+ * holding back, if it is (bandwidth, cpu); every two seconds until publishing stops. */
+async function showSending(current) {
+  let before = null;
+  while (publishing === current) {
+    const stats = await current.pc.getStats();
+    for (const report of stats.values()) {
+      if (report.type !== "outbound-rtp" || report.kind !== "video") continue;
+      const kbps = before ? (8 * (report.bytesSent - before.bytesSent)) / (report.timestamp - before.timestamp) : 0;
+      const limit = report.qualityLimitationReason && report.qualityLimitationReason !== "none"
+        ? ` (limited by ${report.qualityLimitationReason})` : "";
+      if (report.frameWidth) {
+        show("sending", `${report.frameWidth}x${report.frameHeight}, ${Math.round(report.framesPerSecond || 0)} fps, ${Math.round(kbps)} kbit/s${limit}`);
+      }
+      before = report;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+  }
 }
 
 function renderFaces(faces, histories, thresholds) {
@@ -119,6 +143,7 @@ async function publish(token, source) {
   document.getElementById("stop").disabled = false;
   show("connection", `publishing ${source}`);
   show("codec", await sendingCodec(pc));
+  showSending(current).catch(() => {});
 }
 
 /** End the WHIP session (DELETE on its Location) and release the camera or screen. */
