@@ -1,13 +1,15 @@
 """Which landmarker the live face stage tracks with: CPU per frame, and where the crops land.
 
-Usage: ``python bench/face_tracking.py [VIDEO ...] [--frames 300]`` (default: every bundled
-clip, ``tests/data/*.mp4`` and ``media/*.mp4``, the first 300 frames at 25 fps). Per clip:
+Usage: ``python bench/face_tracking.py [VIDEO ...] [--frames 300] [--galleries 1,4,9]``
+(default: every bundled clip, ``tests/data/*.mp4`` and ``media/*.mp4``, the first 300 frames
+at 25 fps). Per clip:
 
 - *two-face landmarker*: the live stage before 2026-12-01: one MediaPipe landmarker asked
   for two faces on every frame (it runs the face detector on every frame while it tracks
   fewer faces than asked for);
-- *stage now*: :class:`stream.faces.stage.FaceStage`: a one-face landmarker on every frame,
-  a two-face one once a second;
+- *stage now*: :class:`stream.faces.stage.FaceStage` on the landmark engine
+  (:mod:`stream.faces.engine`: MediaPipe's networks run directly, region tracking, a tiled
+  search for new faces spread over each second);
 - *reference*: the offline scan's crops (:func:`stream.faces.reader.extract_mouth_crops`,
   the reference pipeline with its 12-frame look-ahead smoothing);
 - *every 2nd*: a road not taken: a one-face landmarker on every second frame only, the
@@ -17,6 +19,11 @@ Columns: process CPU ms per frame of the two live variants (MediaPipe's threads 
 the first frame's set-up left out); mean absolute difference (gray levels) of the stage's
 crops from the two-face landmarker's, of each from the reference's, and of the every-2nd
 crops from the stage's, on the frames where all have a crop of the (largest) face.
+
+``--galleries 1,4,9``: instead, call galleries of 1, 4 and 9 faces (talking.mp4 in every
+tile of a 1280 x 720 frame, each tile from another moment, every second one mirrored; 3x3
+faces about 110 px tall) through the face stage: faces found, ids given, and process CPU
+ms per face per frame (landmarks, search, crops; the first frame's full search left out).
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ import time
 from itertools import islice
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -113,11 +121,62 @@ def mad(a: Crops, b: Crops, keys: list[float]) -> str:
     return f"{diff.mean():.3f}"
 
 
+def gallery(side: int, count: int) -> list[np.ndarray]:
+    """``count`` 1280 x 720 frames of a side x side gallery of talking.mp4."""
+    with VideoFile(ROOT / "tests" / "data" / "talking.mp4") as source:
+        clip = [tick.item for tick in resample(source.frames())]
+    width, height = 1280 // side, 720 // side
+    frames = []
+    for index in range(count):
+        frame = np.zeros((720, 1280, 3), np.uint8)
+        for k in range(side * side):
+            row, col = divmod(k, side)
+            image = clip[(index + 7 * k) % len(clip)]
+            image = image[:, ::-1] if k % 2 else image
+            tile = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+            frame[row * height : (row + 1) * height, col * width : (col + 1) * width] = tile
+        frames.append(frame)
+    return frames
+
+
+def galleries(sides: list[int], count: int) -> None:
+    """One table row per gallery: faces, ids, CPU ms per face per frame."""
+    print(
+        "| faces in view | frames | faces found (last frame) | ids given | CPU ms/frame "
+        "| CPU ms per face per frame |"
+    )
+    print("|---" * 6 + "|")
+    for side in sides:
+        frames = gallery(side, count)
+        stage = FaceStage()
+        ids: set[int] = set()
+        began = time.process_time()
+        for index, frame in enumerate(frames):
+            if index == 1:
+                began = time.process_time()
+            found = stage.process(index, frame, index / 25, index == 0).crops
+            ids.update(face.face for face in found)
+        cpu = 1000 * (time.process_time() - began) / (count - 1)
+        stage.close()
+        crops = [len(found)]
+        print(
+            f"| {side * side} | {count} | {crops[0]} | {len(ids)} | {cpu:.1f} "
+            f"| {cpu / max(crops[0], 1):.2f} |",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("videos", type=Path, nargs="*")
     parser.add_argument("--frames", type=int, default=300, help="first N 25 fps frames")
+    parser.add_argument("--galleries", help="comma-separated face counts (1, 4, 9, ...)")
     args = parser.parse_args()
+    if args.galleries:
+        print(f"# {len(os.sched_getaffinity(0))} CPUs, load average {os.getloadavg()[0]:.1f}")
+        sides = [round(int(n) ** 0.5) for n in args.galleries.split(",")]
+        galleries(sides, min(args.frames, 100))
+        return
     videos = args.videos or sorted([*ROOT.glob("tests/data/*.mp4"), *ROOT.glob("media/*.mp4")])
     print(f"# {len(os.sched_getaffinity(0))} CPUs, load average {os.getloadavg()[0]:.1f}")
     print(

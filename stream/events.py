@@ -74,10 +74,13 @@ class FaceCrop:
     Attributes:
         face: the face's track id within its stream.
         crop: uint8 (96, 96) grayscale mouth crop, aligned to the mean face.
+        box: the face's box in the frame, (x0, y0, x1, y1) normalised to 0..1 by the
+            frame's width and height.
     """
 
     face: int
     crop: np.ndarray
+    box: tuple[float, float, float, float]
 
 
 @dataclass(frozen=True, slots=True)

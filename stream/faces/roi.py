@@ -1,0 +1,85 @@
+"""The landmark network's region of interest: a rotated square around a face, MediaPipe's way.
+
+From a detection: the box's centre, the rotation that levels the eyes (keypoints 0 and 1),
+the side 1.5 x the box's longer side. From the landmarks of the frame before (tracking):
+the centre of their bounding box, the rotation that levels mesh points 33 and 263 (the
+outer eye corners), the side 1.5 x the box's longer side. The square is warped to the
+256 x 256 input (bilinear on uint8, edges replicated, then / 255) by the perspective
+transform of its corners, as MediaPipe's image-to-tensor step does; the network's points
+(input pixels) are mapped back by the same rotation and scale.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from stream.faces.models import LANDMARKS_SIZE
+
+#: the region is this many times the face box's longer side
+SCALE = 1.5
+#: mesh points whose line sets the rotation: outer corners of the right and left eye
+EYE_LINE = (33, 263)
+
+
+@dataclass(frozen=True, slots=True)
+class Roi:
+    """A square region: centre (x, y) and side in frame pixels, rotation in radians (the
+    angle that turns the face upright, MediaPipe's convention)."""
+
+    cx: float
+    cy: float
+    side: float
+    rotation: float
+
+    def matrix(self) -> np.ndarray:
+        """The 3 x 3 perspective transform frame -> 256 x 256 input, from the corners of
+        the rotated square as MediaPipe builds it."""
+        corners = cv2.boxPoints(
+            ((self.cx, self.cy), (self.side, self.side), math.degrees(self.rotation))
+        )
+        size = float(LANDMARKS_SIZE)
+        target = np.array([[0, size], [0, 0], [size, 0], [size, size]], np.float32)
+        return cv2.getPerspectiveTransform(corners.astype(np.float32), target)
+
+    def project(self, points: np.ndarray) -> np.ndarray:
+        """Network points (N, >= 2) in input pixels -> (N, 2) frame pixels."""
+        relative = points[:, :2] / LANDMARKS_SIZE - 0.5
+        cos, sin = math.cos(self.rotation), math.sin(self.rotation)
+        x = (cos * relative[:, 0] - sin * relative[:, 1]) * self.side + self.cx
+        y = (sin * relative[:, 0] + cos * relative[:, 1]) * self.side + self.cy
+        return np.stack([x, y], axis=1)
+
+
+def _rotation(start: np.ndarray, end: np.ndarray) -> float:
+    """MediaPipe's angle that levels the line start -> end, in (-pi, pi]."""
+    angle = -math.atan2(-(end[1] - start[1]), end[0] - start[0])
+    return angle - 2 * math.pi * math.floor((angle + math.pi) / (2 * math.pi))
+
+
+def roi_from_box(box: np.ndarray, start: np.ndarray, end: np.ndarray) -> Roi:
+    """The region around a box (x0, y0, x1, y1) turned by the line start -> end."""
+    side = SCALE * max(box[2] - box[0], box[3] - box[1])
+    centre = (box[:2] + box[2:]) / 2
+    return Roi(float(centre[0]), float(centre[1]), float(side), _rotation(start, end))
+
+
+def roi_from_mesh(mesh: np.ndarray) -> Roi:
+    """The next frame's region from this frame's (478, 2) mesh, frame pixels."""
+    low, high = mesh.min(axis=0), mesh.max(axis=0)
+    return roi_from_box(np.concatenate([low, high]), mesh[EYE_LINE[0]], mesh[EYE_LINE[1]])
+
+
+def network_input(rgb: np.ndarray, roi: Roi) -> np.ndarray:
+    """The landmark network's float32 (256, 256, 3) input for one region of a frame."""
+    patch = cv2.warpPerspective(
+        rgb,
+        roi.matrix(),
+        (LANDMARKS_SIZE, LANDMARKS_SIZE),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
+    return patch.astype(np.float32) * (1.0 / 255.0)
