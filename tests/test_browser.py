@@ -103,29 +103,81 @@ def test_the_genuine_clip_from_a_browser_camera_stays_clear(playwright_driver, c
         browser.close()
 
 
-def test_a_shared_tab_playing_a_call_is_published_and_scored(
+#: a call's page that shows the whole of each video in its tile (a call app letterboxes)
+FITTED = "width:100%;height:100%;object-fit:contain;display:block;background:#000"
+
+
+def call_page(folder, videos: dict[str, bytes], columns: int):
+    """A page titled "the call" showing ``videos`` (file name -> mp4 bytes) in a grid of
+    ``columns``, each looping and fitted in its tile, as a call's gallery shows people."""
+    rows = -(-len(videos) // columns)
+    tiles = []
+    for name, data in videos.items():
+        (folder / name).write_bytes(data)
+        tiles.append(f"<video src='{name}' autoplay muted loop style='{FITTED}'></video>")
+    grid = (
+        f"display:grid;grid-template-columns:repeat({columns},1fr);"
+        f"grid-template-rows:repeat({rows},1fr);width:100vw;height:100vh;gap:4px"
+    )
+    page = folder / "call.html"
+    page.write_text(
+        "<!doctype html><title>the call</title><body style='margin:0;background:#222'>"
+        f"<div style='{grid}'>{''.join(tiles)}</div>"
+    )
+    return page
+
+
+def share_call(playwright_driver, served, call):  # noqa: F811
+    """A browser showing ``call`` in a 1280x720 window and, in front of it, /publish sharing
+    the call's tab (Chromium picks it by title): the browser, the page and its stream."""
+    pick = "--auto-select-tab-capture-source-by-title=the call"
+    browser = launch(playwright_driver, pick, *BACKGROUND_TABS_RUN)
+    context = browser.new_context(viewport={"width": 1280, "height": 720})
+    context.new_page().goto(call.as_uri())
+    page = context.new_page()  # in front: the call's tab is behind, as a person's is
+    page.goto(f"{served.url}/publish#token={TOKEN}&source=screen")
+    stream = wait_until(lambda: page.text_content("#stream").strip("-"), "the WHIP answer")
+    return browser, page, stream
+
+
+def test_a_shared_tab_playing_the_manipulated_clip_reaches_alert(
     playwright_driver,  # noqa: F811
     tmp_path,
     served,  # noqa: F811
 ):
-    """source=screen: the person picks the call's tab (here Chromium picks it by title), the
-    page publishes it, and the face in it is scored."""
+    """source=screen: the call's tab (behind /publish) plays the manipulated clip; the face
+    in it reaches ALERT, with the clip's own window logits (a page that cut the face at the
+    chin made every window look genuine: see docs/calls.md)."""
+    from playwright.sync_api import expect
+
     from training.demo_detector import DEMO_MANIPULATED
 
-    (tmp_path / "call.mp4").write_bytes(DEMO_MANIPULATED.read_bytes())
-    call = tmp_path / "call.html"
-    video = "<video src='call.mp4' autoplay muted loop style='width:100%'></video>"
-    call.write_text(f"<!doctype html><title>the call</title><body style='margin:0'>{video}")
-    pick = "--auto-select-tab-capture-source-by-title=the call"
-    browser = launch(playwright_driver, pick, *BACKGROUND_TABS_RUN)
+    call = call_page(tmp_path, {"call.mp4": DEMO_MANIPULATED.read_bytes()}, columns=1)
+    browser, page, stream = share_call(playwright_driver, served, call)
     try:
-        context = browser.new_context()
-        context.new_page().goto(call.as_uri())
-        page = context.new_page()
-        page.goto(f"{served.url}/publish#token={TOKEN}&source=screen")
-        stream = wait_until(lambda: page.text_content("#stream").strip("-"), "the WHIP answer")
-        wait_until(lambda: len(served.of(stream, "verdict")) >= 5, "verdicts of the shared tab")
+        expect(page.locator("#faces .badge").first).to_have_text("alert", timeout=40 * MS)
+        assert served.of(stream, "alert")
         assert page.locator("#faces .face").count() == 1
+        sending = wait_until(lambda: page.text_content("#sending").strip("-"), "sending")
+        assert re.fullmatch(r"\d+x\d+, \d+ fps, \d+ kbit/s.*", sending), sending
+        stop_publishing(page, served, stream)
+    finally:
+        browser.close()
+
+
+def test_a_shared_tab_playing_the_genuine_clip_stays_clear(
+    playwright_driver,  # noqa: F811
+    tmp_path,
+    served,  # noqa: F811
+):
+    from training.demo_detector import DEMO_GENUINE
+
+    call = call_page(tmp_path, {"call.mp4": DEMO_GENUINE.read_bytes()}, columns=1)
+    browser, page, stream = share_call(playwright_driver, served, call)
+    try:
+        wait_until(lambda: len(served.of(stream, "verdict")) >= 40, "40 verdicts of the tab")
+        assert {v["level"] for v in served.of(stream, "verdict")} == {"clear"}
+        assert not served.of(stream, "alert")
         stop_publishing(page, served, stream)
     finally:
         browser.close()
