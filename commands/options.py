@@ -33,7 +33,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_live_arguments(parser: argparse.ArgumentParser) -> None:
     """The options ``run`` and ``serve`` share: the model's, ``--stride``, where events go
-    and the fleet's."""
+    (JSON lines, webhook, MQTT) and ``--node``."""
     add_model_arguments(parser)
     parser.add_argument(
         "--stride", type=positive_int, help="frames between windows (1..25, default 5)"
@@ -46,11 +46,6 @@ def add_live_arguments(parser: argparse.ArgumentParser) -> None:
         help="SQLite file keeping webhook events until delivered, across restarts "
         "(default: JSONL.outbox.sqlite next to --jsonl, else ~/.local/state/lipforensics)",
     )
-    add_fleet_arguments(parser)
-
-
-def add_fleet_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--mqtt``, ``--mqtt-outbox`` and ``--node`` (``run`` and ``serve``)."""
     parser.add_argument(
         "--mqtt",
         metavar="URL",
