@@ -38,7 +38,7 @@ def window_logits(detector: Detector, videos: tuple[Path, ...]) -> np.ndarray:
 
 async def live_alerts(detector: Detector) -> list[tuple[str, int, float]]:
     """(stream, face, window end) of each alert the live pipeline raises on the demo clips."""
-    settings = Settings(weights=detector.weights, jsonl=None, stride=5)
+    settings = Settings.of(stride=5)
     sources = [str(DEMO_GENUINE), str(DEMO_MANIPULATED)]
     return [
         (event["stream"], event["face"], round(event["pts"][1], 2))

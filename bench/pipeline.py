@@ -111,7 +111,7 @@ def per_second(costs: dict[str, float], stride: int) -> dict[str, float]:
 async def measure(backend: Backend, video: Path, streams: int, stride: int, seconds: float):
     """Run ``streams`` camera-paced copies of ``video`` for ``seconds``; collect figures."""
     sink = LatencySink()
-    pipeline = Pipeline(Settings(stride=stride, realtime=True), backend, sinks=[sink])
+    pipeline = Pipeline(Settings.of(stride=stride, realtime=True), backend, sinks=[sink])
     sources = [FileSource(video, f"cam{i}", realtime=True) for i in range(streams)]
     cpu_start, wall_start = time.process_time(), time.monotonic()
     for source in sources:
@@ -198,7 +198,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         weights = args.weights or paper_weights(Path(folder))
-        threads = Settings(inference_threads=args.threads).engine_threads
+        threads = Settings.of(inference_threads=args.threads).engine.engine_threads
         engines = {p: make_backend(args, weights, p, threads) for p in args.precision.split(",")}
     cpus = len(os.sched_getaffinity(0))
     print(

@@ -168,7 +168,7 @@ async def soak(streams: int, minutes: float, stride: int, workdir: Path) -> dict
     counter = AlertCounter()
     outbox = Outbox(workdir / "outbox.sqlite")
     webhook = WebhookSink(url, backoff=0.5, max_backoff=5.0, outbox=outbox)
-    settings = Settings(stride=stride, jsonl=None)
+    settings = Settings.of(stride=stride, jsonl=None)
     pipeline = Pipeline(settings, constant_backend(), sinks=[counter, webhook])
 
     sources = [RtspSource(server.url, f"cam{k}") for k, server in enumerate(servers)]

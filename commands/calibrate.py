@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -58,8 +59,11 @@ def run(args: argparse.Namespace) -> int:
     from stream.detector import Detector
     from training.evaluate import log_video, score_videos
 
-    if args.target_false_alerts_per_hour <= 0:
-        raise LipForensicsError("--target-false-alerts-per-hour must be positive")
+    rate = args.target_false_alerts_per_hour
+    if not 0 < rate < math.inf:  # NaN fails too
+        raise LipForensicsError(
+            f"--target-false-alerts-per-hour must be a positive finite number, got {rate:g}"
+        )
     if not 1 <= args.stride <= 25:
         raise LipForensicsError(f"--stride must be 1..25, got {args.stride}")
     detector = Detector.load(args.weights, backend="torch", calibrated=False)

@@ -43,13 +43,13 @@ def run(args: argparse.Namespace) -> int:
     for path in (WEIGHTS, DEMO_GENUINE, DEMO_MANIPULATED):
         if not path.exists():
             raise LipForensicsError(f"{path} is missing; run 'run_stream.py build-demo' first")
-    settings = Settings(weights=WEIGHTS, backend="torch", jsonl=None, max_faces=1)
-    detector = Detector.load(WEIGHTS, backend="torch", threads=settings.inference_threads)
+    settings = Settings.of(weights=WEIGHTS, backend="torch", jsonl=None, max_faces=1)
+    detector = Detector.load(WEIGHTS, backend="torch", threads=settings.engine.inference_threads)
     if detector.thresholds is None:
         raise LipForensicsError(f"no thresholds next to {WEIGHTS}; run 'run_stream.py build-demo'")
     print(DISCLAIMER)
     print(detector.thresholds_note)
-    print(levels_note(detector, settings.stride))
+    print(levels_note(detector, settings.faces.stride))
     clips = (("genuine", DEMO_GENUINE, False), ("manipulated", DEMO_MANIPULATED, True))
     summaries = []
     for label, path, fake in clips:

@@ -1,15 +1,11 @@
-"""Argument types shared by several commands."""
+"""Arguments shared by several commands, and the settings they give."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from commands.speed_options import add_precision_arguments, precision_overrides
-
-if TYPE_CHECKING:
-    from stream.settings.pipeline import Settings
+from commands.speed_options import add_precision_arguments
 
 
 def positive_int(text: str) -> int:
@@ -35,18 +31,21 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     add_precision_arguments(parser)
 
 
-def model_overrides(args: argparse.Namespace) -> dict[str, object]:
-    """The settings :func:`add_model_arguments` adds, for ``load_settings``."""
-    return {
-        "weights": args.weights,
-        "backend": args.backend,
-        **triton_overrides(args),
-        **precision_overrides(args),
-    }
-
-
-def add_fleet_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--mqtt``, ``--mqtt-outbox`` and ``--node`` (``run`` and ``serve``)."""
+def add_live_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options ``run`` and ``serve`` share: the model's, ``--stride``, where events go
+    (JSON lines, webhook, MQTT) and ``--node``."""
+    add_model_arguments(parser)
+    parser.add_argument(
+        "--stride", type=positive_int, help="frames between windows (1..25, default 5)"
+    )
+    parser.add_argument("--jsonl", help="JSON-lines events to this file, '-' = stdout (default)")
+    parser.add_argument("--webhook", help="POST alert events to this URL")
+    parser.add_argument(
+        "--webhook-outbox",
+        metavar="PATH",
+        help="SQLite file keeping webhook events until delivered, across restarts "
+        "(default: JSONL.outbox.sqlite next to --jsonl, else ~/.local/state/lipforensics)",
+    )
     parser.add_argument(
         "--mqtt",
         metavar="URL",
@@ -65,20 +64,6 @@ def add_fleet_arguments(parser: argparse.ArgumentParser) -> None:
         help="this node's name, on every event, in /metrics and in the MQTT topics "
         "(default: the host name)",
     )
-
-
-def fleet_overrides(args: argparse.Namespace) -> dict[str, object]:
-    """The settings :func:`add_fleet_arguments` adds, for ``load_settings``."""
-    return {"mqtt": args.mqtt, "mqtt_outbox": args.mqtt_outbox, "node": args.node}
-
-
-def check_mqtt(settings: Settings) -> None:
-    """Connect once to the settings' MQTT broker, if any, before the slow start: refused
-    credentials raise LipForensicsError (exit 2); an unreachable broker is retried later."""
-    if settings.mqtt is not None:
-        from stream.alerts.mqtt import check_broker
-
-        check_broker(settings.mqtt)
 
 
 def add_triton_arguments(parser: argparse.ArgumentParser) -> None:
@@ -115,14 +100,14 @@ def add_triton_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def triton_overrides(args: argparse.Namespace) -> dict[str, object]:
-    """The settings :func:`add_triton_arguments` adds, for ``load_settings``."""
-    return {
-        "triton_url": args.triton_url,
-        "triton_ca": args.triton_ca,
-        "triton_cert": args.triton_cert,
-        "triton_key": args.triton_key,
-        "triton_headers": tuple(args.triton_headers) if args.triton_headers else None,
-        "triton_timeout": args.triton_timeout,
-        "thresholds": args.thresholds,
-    }
+def setting_flags(args: argparse.Namespace, *groups: str) -> dict[str, object]:
+    """The settings given as flags: every argument whose destination is a setting's name
+    (of ``groups``; default: any group), lists as tuples, unset ones (None) left out."""
+    from stream.settings.layout import HOME
+
+    values: dict[str, object] = {}
+    for name, group in HOME.items():
+        value = getattr(args, name, None)
+        if value is not None and (not groups or group in groups):
+            values[name] = tuple(value) if isinstance(value, list) else value
+    return values

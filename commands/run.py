@@ -6,19 +6,8 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from commands.options import (
-    add_fleet_arguments,
-    add_model_arguments,
-    check_mqtt,
-    fleet_overrides,
-    model_overrides,
-    positive_int,
-)
-from commands.speed_options import (
-    add_hwaccel_argument,
-    print_precision,
-    with_int8_default,
-)
+from commands.options import add_live_arguments
+from commands.speed_options import add_hwaccel_argument
 
 if TYPE_CHECKING:
     from stream.detector import Detector
@@ -38,7 +27,7 @@ SIGTERM or Ctrl-C: stop reading, score what is in hand, flush, exit 0. A closed 
 output (| head -1) stops the run quietly (exit 141); an output that cannot be written
 (a full disk) in one error line (exit 1). Webhook alerts still undelivered at the end are
 named in a warning: the next run on the same outbox sends them.
-A TOML --config may hold any setting (see stream/settings/pipeline.py); flags win over the file. Its
+A TOML --config may hold any setting (README, Settings); flags win over the file. Its
 [cameras] table (name = "rtsp://...") adds cameras; with --shard K/N this node runs only
 the cameras (of the table and the SOURCEs) that rendezvous hashing gives to node K of N,
 counting from 0, so N nodes with the same list split it between them (docs/mqtt.md).
@@ -51,13 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "sources", nargs="*", metavar="SOURCE", help="video file or rtsp:// URL (or --config)"
     )
-    add_model_arguments(parser)
-    parser.add_argument(
-        "--stride", type=positive_int, help="frames between windows (1..25, default 5)"
-    )
+    add_live_arguments(parser)
     add_hwaccel_argument(parser)
-    parser.add_argument("--jsonl", help="write events to this file instead of stdout")
-    parser.add_argument("--webhook", help="POST alert events to this URL")
     parser.add_argument(
         "--realtime",
         action="store_true",
@@ -72,13 +56,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: retry for ever)",
     )
     parser.add_argument(
-        "--webhook-outbox",
-        metavar="PATH",
-        help="SQLite file keeping webhook events until delivered, across restarts "
-        "(default: JSONL.outbox.sqlite next to --jsonl, else ~/.local/state/lipforensics)",
-    )
-    add_fleet_arguments(parser)
-    parser.add_argument(
         "--shard",
         metavar="K/N",
         help="run only the cameras that node K of N (K from 0) gets by rendezvous hashing",
@@ -92,42 +69,28 @@ def run(args: argparse.Namespace) -> int:
     """Open the sources, load the network, run until every source ends; 1 if one failed."""
     import asyncio
 
-    from stream.detector import Detector, require_weights
-    from stream.settings.pipeline import load_settings
+    from commands.live import check_before_start, live_settings, load_detector
     from stream.sources.open import open_source
 
-    settings = load_settings(
-        args.config,
-        stride=args.stride,
-        jsonl=args.jsonl,
-        webhook=args.webhook,
-        webhook_outbox=args.webhook_outbox,
-        realtime=args.realtime,
-        give_up_after=args.give_up_after,
-        **fleet_overrides(args),
-        **model_overrides(args),
-        hwaccel=args.hwaccel,
-    )
-    require_weights(settings.weights, settings.backend)
+    settings = live_settings(args)
+    check_before_start(settings)
     sources = [  # bad addresses and files fail before the weights load
         open_source(
             uri,
             name,
-            realtime=settings.realtime,
-            give_up_after=settings.give_up_after,
-            hwaccel=settings.hwaccel,
+            realtime=settings.sources.realtime,
+            give_up_after=settings.sources.give_up_after,
+            hwaccel=settings.sources.hwaccel,
         )
-        for name, uri in _cameras(args).items()
+        for name, uri in _cameras(args, settings.fleet.shard).items()
     ]
-    check_mqtt(settings)
-    detector = Detector.from_settings(with_int8_default(settings))
-    print_precision(detector)
+    detector = load_detector(settings)
     return asyncio.run(_run(settings, detector, sources))
 
 
-def _cameras(args: argparse.Namespace) -> dict[str, str]:
+def _cameras(args: argparse.Namespace, shard: str | None) -> dict[str, str]:
     """Stream id -> address of every camera to run: the SOURCEs, the config's [cameras],
-    and with --shard only those of this node (said on stderr)."""
+    and with a ``shard`` (K/N) only those of this node (said on stderr)."""
     import sys
 
     from errors import LipForensicsError
@@ -140,12 +103,11 @@ def _cameras(args: argparse.Namespace) -> dict[str, str]:
         cameras[name] = uri
     if not cameras:
         raise LipForensicsError("no sources: give SOURCE arguments or a [cameras] table")
-    if args.shard is None:
+    if shard is None:
         return cameras
-    shard = parse_shard(args.shard)
-    mine = shard.pick(cameras)
+    mine = parse_shard(shard).pick(cameras)
     print(
-        f"shard {args.shard}: {len(mine)} of {len(cameras)} cameras ({', '.join(mine) or 'none'})",
+        f"shard {shard}: {len(mine)} of {len(cameras)} cameras ({', '.join(mine) or 'none'})",
         file=sys.stderr,
     )
     return {name: cameras[name] for name in mine}
@@ -173,12 +135,10 @@ async def _run(settings: Settings, detector: Detector, sources: list[Source]) ->
     import signal
     import sys
 
+    from commands.live import start_pipeline
     from commands.outputs import exit_status, stop_on_output_failure
-    from stream.pipeline import sinks_for
 
-    sinks = sinks_for(settings)
-    pipeline = detector.pipeline(settings, sinks)
-    print(detector.thresholds_note, file=sys.stderr)
+    sinks, pipeline = start_pipeline(settings, detector)
     for source in sources:
         pipeline.add_source(source)
     loop = asyncio.get_running_loop()

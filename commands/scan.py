@@ -9,11 +9,10 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from commands.options import add_triton_arguments, positive_int, triton_overrides
+from commands.options import add_triton_arguments, positive_int, setting_flags
 from commands.progress import ProgressBar
 from commands.speed_options import (
     add_precision_arguments,
-    precision_overrides,
     print_precision,
     with_int8_default,
 )
@@ -77,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     from errors import LipForensicsError
     from stream.detector import Detector
     from stream.scan.report_html import write_scan_report
-    from stream.settings.pipeline import load_settings
+    from stream.settings.pipeline import Settings
 
     if args.stride > CLIP_FRAMES:
         raise LipForensicsError(
@@ -86,15 +85,11 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.report and not args.report.parent.is_dir():
         raise LipForensicsError(f"output folder does not exist: {args.report.parent}")
-    settings = load_settings(
-        None,
-        weights=args.weights,
-        backend=args.backend,
+    engine = Settings.of(
+        **setting_flags(args, "engine"),
         inference_threads=len(os.sched_getaffinity(0)),  # all cores: nothing else runs
-        **triton_overrides(args),
-        **precision_overrides(args),
-    )
-    detector = Detector.from_settings(with_int8_default(settings))
+    ).engine
+    detector = Detector.from_settings(with_int8_default(engine))
     print_precision(detector)
     with ProgressBar("scan", enabled=not args.json) as bar:
         report = detector.scan(args.input, stride=args.stride, progress=bar)

@@ -8,18 +8,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from commands.options import (
-    add_fleet_arguments,
-    add_model_arguments,
-    check_mqtt,
-    fleet_overrides,
-    model_overrides,
-    positive_int,
-)
-from commands.speed_options import (
-    print_precision,
-    with_int8_default,
-)
+from commands.options import add_live_arguments
 
 if TYPE_CHECKING:
     from stream.settings.pipeline import Settings
@@ -38,10 +27,11 @@ verdicts of its own stream; /publish#token=T&source=camera|screen starts at once
 Studio publishes with Service WHIP, Server http://HOST:PORT/whip and the token.
 
 The token comes from --token or the LIPFORENSICS_TOKEN environment variable (better: not
-visible in the process list). A TOML --config may hold a [pipeline] table (stride,
-backend, weights, host, port, token, ...) and a [server] table (max_sessions, max_body,
+visible in the process list). A TOML --config may hold any setting (README, Settings),
+the server's in a [server] table (host, port, token, max_sessions, max_body,
 connect_timeout, ice_hosts, stun_servers, cors_origins, protect_metrics, tls_cert,
-tls_key, idle_timeout, max_connections); flags win over the file. /healthz without the
+tls_key, heartbeat, idle_timeout, max_connections); flags (and LIPFORENSICS_TOKEN) win
+over the file. /healthz without the
 token says only ok or degraded; the reasons and streams need the token. SIGTERM or
 Ctrl-C: stop taking input, score what is in hand, flush the sinks, exit 0."""
 
@@ -52,22 +42,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of the ``serve`` command."""
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port to listen on (default 8080)")
-    parser.add_argument("--token", help=f"bearer token (default: ${TOKEN_VARIABLE})")
-    add_model_arguments(parser)
     parser.add_argument(
-        "--stride", type=positive_int, help="frames between windows (1..25, default 5)"
+        "--token",
+        default=os.environ.get(TOKEN_VARIABLE) or None,
+        help=f"bearer token (default: ${TOKEN_VARIABLE}, else the config's)",
     )
-    parser.add_argument("--jsonl", help="JSON-lines events to this file, '-' = stdout (default)")
-    parser.add_argument("--webhook", help="POST alert events to this URL")
+    add_live_arguments(parser)
     parser.add_argument(
-        "--webhook-outbox",
-        metavar="PATH",
-        help="SQLite file keeping webhook events until delivered, across restarts "
-        "(default: JSONL.outbox.sqlite next to --jsonl, else ~/.local/state/lipforensics)",
+        "--config", type=Path, help="TOML file of settings, the server's in a [server] table"
     )
-    add_fleet_arguments(parser)
-    parser.add_argument("--config", type=Path, help="TOML file with [pipeline] and [server]")
     parser.add_argument("--max-sessions", type=int, help="WHIP publishers at once (default 4)")
+    parser.add_argument("--max-body", type=int, help="largest WHIP offer, bytes (default 65536)")
+    parser.add_argument(
+        "--connect-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="seconds a WHIP session has to connect (default 20)",
+    )
+    parser.add_argument(
+        "--max-connections", type=int, help="connections open at once; more get 503 (default 256)"
+    )
+    parser.add_argument(
+        "--idle-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="seconds a connection may take to send a request, or sit idle (default 15)",
+    )
+    parser.add_argument(
+        "--heartbeat",
+        type=float,
+        metavar="SECONDS",
+        help="seconds between the keep-alive comments of /events (default 15)",
+    )
     parser.add_argument(
         "--ice-host",
         action="append",
@@ -93,9 +99,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tls-key", type=Path, help="serve HTTPS: private key (PEM)")
     parser.add_argument(
         "--protect-metrics",
-        action="store_true",
-        default=None,
-        help="require the token for /metrics too",
+        action=argparse.BooleanOptionalAction,
+        help="require the token for /metrics too (default: no)",
     )
 
 
@@ -103,39 +108,12 @@ def run(args: argparse.Namespace) -> int:
     """Build the pipeline and the server, run until SIGTERM or SIGINT, drain, exit 0."""
     import asyncio
 
-    from stream.detector import require_weights
-    from stream.settings.pipeline import load_settings
-    from stream.settings.server import load_server_settings
+    from commands.live import check_before_start, live_settings
 
-    settings = load_settings(
-        args.config,
-        stride=args.stride,
-        jsonl=args.jsonl,
-        webhook=args.webhook,
-        webhook_outbox=args.webhook_outbox,
-        **fleet_overrides(args),
-        **model_overrides(args),
-        host=args.host,
-        port=args.port,
-        token=args.token or os.environ.get(TOKEN_VARIABLE) or None,
-    )
-    server_settings = load_server_settings(
-        args.config,
-        token=settings.token or "",
-        host=settings.host,
-        port=settings.port,
-        max_sessions=args.max_sessions,
-        ice_hosts=tuple(args.ice_hosts) if args.ice_hosts else None,
-        stun_servers=tuple(args.stun_servers) if args.stun_servers else None,
-        cors_origins=tuple(args.cors_origins) if args.cors_origins else None,
-        tls_cert=args.tls_cert,
-        tls_key=args.tls_key,
-        protect_metrics=args.protect_metrics,
-    )
-    server_settings.ssl_context()  # bad certificate files fail before the weights load
-    require_weights(settings.weights, settings.backend)
-    check_mqtt(settings)
-    return asyncio.run(_serve(settings, server_settings))
+    settings = live_settings(args, serve=True)
+    check_before_start(settings)
+    assert settings.server is not None  # serve=True builds it
+    return asyncio.run(_serve(settings, settings.server))
 
 
 async def _serve(settings: Settings, server_settings: ServerSettings) -> int:
@@ -144,16 +122,12 @@ async def _serve(settings: Settings, server_settings: ServerSettings) -> int:
     import signal
     import sys
 
+    from commands.live import load_detector, start_pipeline
     from commands.outputs import exit_status, stop_on_output_failure
-    from stream.detector import Detector
-    from stream.pipeline import sinks_for
     from stream.server.app import Server
 
-    detector = await asyncio.to_thread(Detector.from_settings, with_int8_default(settings))
-    print_precision(detector)
-    sinks = sinks_for(settings)
-    pipeline = detector.pipeline(settings, sinks)
-    print(detector.thresholds_note, file=sys.stderr, flush=True)
+    detector = await asyncio.to_thread(load_detector, settings)
+    sinks, pipeline = start_pipeline(settings, detector)
     if server_settings.weak_token:
         print(
             f"warning: the token has {len(server_settings.token)} character(s), easy to guess; "

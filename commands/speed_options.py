@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from stream.detector import Detector
-    from stream.settings.pipeline import Settings
+    from stream.settings.engine import EngineSettings
 
 
 def add_precision_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,19 +43,14 @@ def add_hwaccel_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def precision_overrides(args: argparse.Namespace) -> dict[str, object]:
-    """The settings :func:`add_precision_arguments` adds, for ``load_settings``."""
-    return {"precision": args.precision, "int8_calibration": args.int8_calibration}
-
-
-def with_int8_default(settings: Settings) -> Settings:
-    """``settings`` with the bundled genuine clip as INT8 calibration when INT8 is asked for
+def with_int8_default(engine: EngineSettings) -> EngineSettings:
+    """``engine`` with the bundled genuine clip as INT8 calibration when INT8 is asked for
     without calibration data."""
-    if settings.precision != "int8" or settings.int8_calibration is not None:
-        return settings
+    if engine.precision != "int8" or engine.int8_calibration is not None:
+        return engine
     from training.demo_detector import DEMO_GENUINE
 
-    return replace(settings, int8_calibration=DEMO_GENUINE)
+    return replace(engine, int8_calibration=DEMO_GENUINE)
 
 
 def print_precision(detector: Detector) -> None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterable
 from contextlib import suppress
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -50,6 +50,7 @@ from stream.scan.scanner import (
     scan_source,
     why_no_clips,
 )
+from stream.settings.engine import EngineSettings
 from stream.settings.pipeline import Settings
 from stream.sources.base import Source
 from stream.sources.open import open_source
@@ -135,16 +136,16 @@ class Detector:
         return cls(loaded, engine, found)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Detector:
-        """The detector ``settings`` describe (weights, backend, Triton server, thresholds)."""
+    def from_settings(cls, engine: EngineSettings) -> Detector:
+        """The detector ``engine`` describes (weights, backend, Triton server, thresholds)."""
         return cls.load(
-            settings.weights,
-            backend=settings.backend,
-            threads=settings.engine_threads,
-            triton=settings.triton_target() if settings.backend == "triton" else None,
-            thresholds=settings.thresholds,
-            precision=settings.precision,
-            int8_calibration=settings.int8_calibration,
+            engine.weights,
+            backend=engine.backend,
+            threads=engine.engine_threads,
+            triton=engine.triton_target() if engine.backend == "triton" else None,
+            thresholds=engine.thresholds,
+            precision=engine.precision,
+            int8_calibration=engine.int8_calibration,
         )
 
     @classmethod
@@ -228,12 +229,12 @@ class Detector:
     def pipeline(self, settings: Settings | None = None, sinks: Iterable[Sink] = ()) -> Pipeline:
         """A live pipeline on this detector's backend, with its policy and probability map;
         add sources to it inside a running event loop."""
-        settings = settings or Settings(weights=self.weights, jsonl=None)
+        settings = settings or Settings()
         return Pipeline(
             settings,
             self.backend,
             sinks=list(sinks),
-            policy=self.policy_for(settings.stride),
+            policy=self.policy_for(settings.faces.stride),
             probability=self.probability,
         )
 
@@ -243,10 +244,9 @@ class Detector:
         """Run the live pipeline on ``sources`` (addresses as ``run`` takes them, or
         :class:`~stream.sources.base.Source` objects) and yield every event (verdicts,
         alerts, status) as a dict until they all end. Leaving the loop early stops them."""
-        settings = replace(settings or Settings(), weights=self.weights, jsonl=None)
-        opened = [
-            open_source(s, realtime=settings.realtime) if isinstance(s, str) else s for s in sources
-        ]
+        settings = settings or Settings()
+        realtime = settings.sources.realtime
+        opened = [open_source(s, realtime=realtime) if isinstance(s, str) else s for s in sources]
         pipeline = self.pipeline(settings)
         events = pipeline.subscribe()
         following = asyncio.ensure_future(anext(events, None))  # subscribed from here on

@@ -32,6 +32,7 @@ from stream.events import MouthWindow, StatusEvent
 from stream.health.backend import Outage
 from stream.health.metrics import PipelineMetrics
 from stream.health.node import Health
+from stream.settings.groups import AlertSettings
 from stream.settings.pipeline import Settings
 from stream.sources.base import Source
 from stream.windows.scheduler import Scheduler
@@ -60,24 +61,24 @@ class Pipeline:
         """``policy``: the alert policy of every face (default: the uncalibrated one);
         ``probability``: logit -> fake probability (default: the sigmoid)."""
         self.settings = settings
-        self.metrics = PipelineMetrics(node=settings.node)
+        self.metrics = PipelineMetrics(node=settings.fleet.node)
         self.health_check = Health()
-        self.events = Fanout(sinks, node=settings.node)
+        self.events = Fanout(sinks, node=settings.fleet.node)
         #: the mouth crops of recent alert windows (for the dashboard)
         self.alert_crops = AlertCrops()
         self.outage = Outage(backend.name, self.metrics, self.emit)
         self.scheduler = Scheduler(
             backend,
             self._scored,
-            max_batch=settings.max_batch,
-            window_queue=settings.window_queue,
-            prefetch_queue=settings.prefetch_queue,
-            max_delay=settings.max_delay,
+            max_batch=settings.engine.max_batch,
+            window_queue=settings.engine.window_queue,
+            prefetch_queue=settings.engine.prefetch_queue,
+            max_delay=settings.engine.max_delay,
             metrics=self.metrics,
             outage=self.outage,
         )
         self._landmark_pool = ThreadPoolExecutor(
-            settings.landmark_workers, thread_name_prefix="landmarks"
+            settings.faces.landmark_workers, thread_name_prefix="landmarks"
         )
         self._shared = Shared(
             settings=settings,
@@ -212,18 +213,18 @@ class Pipeline:
             worker.scored(window, logit)
 
 
-def sinks_for(settings: Settings) -> list[Sink]:
-    """The sinks the settings ask for: a webhook and MQTT (first, so that an alert is in
-    their durable outboxes before it is anywhere else) and JSON lines. Call it inside a
-    running event loop."""
+def sinks_for(alerts: AlertSettings, node: str) -> list[Sink]:
+    """The sinks ``alerts`` ask for: a webhook and MQTT (first, so that an alert is in
+    their durable outboxes before it is anywhere else; MQTT topics name ``node``) and JSON
+    lines. Call it inside a running event loop."""
     sinks: list[Sink] = []
-    if settings.webhook is not None:
-        outbox = Outbox(settings.webhook_outbox or default_outbox_path(settings.jsonl))
-        sinks.append(WebhookSink(settings.webhook, outbox=outbox))
-    if settings.mqtt is not None:
-        path = settings.mqtt_outbox or default_outbox_path(settings.jsonl, "mqtt")
+    if alerts.webhook is not None:
+        outbox = Outbox(alerts.webhook_outbox or default_outbox_path(alerts.jsonl))
+        sinks.append(WebhookSink(alerts.webhook, outbox=outbox))
+    if alerts.mqtt is not None:
+        path = alerts.mqtt_outbox or default_outbox_path(alerts.jsonl, "mqtt")
         outbox = Outbox(path, deliverer="mqtt")
-        sinks.append(MqttSink(parse_mqtt_url(settings.mqtt), settings.node, outbox))
-    if settings.jsonl is not None:
-        sinks.append(JsonlSink(settings.jsonl))
+        sinks.append(MqttSink(parse_mqtt_url(alerts.mqtt), node, outbox))
+    if alerts.jsonl is not None:
+        sinks.append(JsonlSink(alerts.jsonl))
     return sinks

@@ -77,9 +77,9 @@ class StreamWorker:
         self.source, self.shared = source, shared
         self.status = StreamStatus.STARTING
         self.counts = StreamCounts()
-        size = settings.frame_queue if source.live else 2 * settings.window
+        size = settings.sources.frame_queue if source.live else 2 * settings.faces.window
         self.queue: FrameQueue[Numbered | None] = FrameQueue(
-            size, round(settings.frame_queue_mb * 2**20)
+            size, round(settings.sources.frame_queue_mb * 2**20)
         )
         self.windows: dict[int, FaceWindow] = {}
         self.policies: dict[int, AlertPolicy] = {}
@@ -205,16 +205,16 @@ class StreamWorker:
         """The stream's queue -> face stage -> per-face windows -> scheduler."""
         loop = asyncio.get_running_loop()
         shared = self.shared
-        settings, scheduler = shared.settings, shared.scheduler
+        faces, scheduler = shared.settings.faces, shared.scheduler
         busy = shared.metrics.stage_seconds.labels("landmarks")
         while (item := await self.queue.get()) is not None:
             if self.face_stage is None:
                 self.face_stage = await loop.run_in_executor(
                     shared.landmark_pool,
                     FaceStage,
-                    settings.max_faces,
-                    settings.forget_frames,
-                    settings.hold_frames,
+                    faces.max_faces,
+                    faces.forget_frames,
+                    faces.hold_frames,
                 )
             tick = item.tick
             began = time.perf_counter()
@@ -240,9 +240,9 @@ class StreamWorker:
                     window = self.windows[face.face] = FaceWindow(
                         self.stream_id,
                         face.face,
-                        length=settings.window,
-                        stride=settings.stride,
-                        hold=settings.hold_frames,
+                        length=faces.window,
+                        stride=faces.stride,
+                        hold=faces.hold_frames,
                     )
                     self.policies[face.face] = AlertPolicy(shared.policy)
                 normalised = normalise_crops(face.crop[None])[0]

@@ -117,7 +117,7 @@ class ServedInThread:
 
     async def _serve(self) -> None:
         detector = Detector.load(WEIGHTS, backend="onnxruntime")
-        self.pipeline = detector.pipeline(Settings(weights=WEIGHTS, jsonl=None))
+        self.pipeline = detector.pipeline(Settings.of(jsonl=None))
         settings = ServerSettings(token=TOKEN, port=0, whip=WhipSettings(ice_hosts=("127.0.0.1",)))
         self.server = Server(self.pipeline, settings)
         events = self.pipeline.subscribe()

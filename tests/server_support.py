@@ -27,7 +27,7 @@ async def served(
     backend: TorchBackend, *, server: dict | None = None, **whip: object
 ) -> AsyncIterator[tuple[Server, Pipeline]]:
     """A started server (any free port, loopback ICE only) around a fresh pipeline."""
-    pipeline = Pipeline(Settings(jsonl=None), backend)
+    pipeline = Pipeline(Settings.of(jsonl=None), backend)
     settings = ServerSettings(
         token=TOKEN,
         port=0,

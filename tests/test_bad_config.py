@@ -81,25 +81,30 @@ def test_an_unreachable_camera_is_given_up_with_one_warning_and_exit_1(narrow_we
             "error: setting frame_queue_mb must be a finite number, got nan",
         ),
         ("[pipline]\nstride = 5\n", "error: unknown table(s) [pipline] in"),
+        ("x = " + "[" * 5000 + "]" * 5000, "error: invalid TOML in {config}: nested too deeply"),
+        ("inference_threads = 100000\n", "error: inference_threads must be 1..256, got 100000"),
+        ("[faces]\nwindow = 100000\n", "error: window must be 5..25, got 100000"),
+        ("\ufeffstride = 0\n", "error: stride must be 1..25, got 0"),  # the BOM is skipped
     ],
 )
 def test_a_config_value_of_the_wrong_kind_is_one_line_naming_the_key(tmp_path, toml, message):
     config = tmp_path / "settings.toml"
-    config.write_text(toml)
+    config.write_text(toml, encoding="utf-8")
     done = cli("run", str(TALKING), "--config", str(config))
-    assert done.returncode == 2 and done.stderr.startswith(message), done.stderr
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith(message.format(config=config)), done.stderr
     assert done.stderr.count("\n") == 1
 
 
 @pytest.mark.parametrize(
     ("flags", "toml", "message"),
     [
-        (["--max-sessions", "-3"], "", "max_sessions must be at least 1, got -3"),
-        (["--max-sessions", "0"], "", "max_sessions must be at least 1, got 0"),
-        ([], "[server]\nmax_body = -1\n", "max_body must be at least 1, got -1"),
+        (["--max-sessions", "-3"], "", "max_sessions must be 1..1000, got -3"),
+        (["--max-sessions", "0"], "", "max_sessions must be 1..1000, got 0"),
+        ([], "[server]\nmax_body = -1\n", "max_body must be 1..16777216, got -1"),
         ([], "[server]\nconnect_timeout = 0\n", "connect_timeout must be a positive number"),
         ([], "[server]\nconnect_timeout = nan\n", "connect_timeout must be a finite number"),
-        ([], "[server]\nmax_connections = 0\n", "max_connections must be at least 1"),
+        ([], "[server]\nmax_connections = 0\n", "max_connections must be 1..65536, got 0"),
         ([], "[server]\nidle_timeout = -1\n", "idle_timeout must be a positive number"),
         (["--stun", "http://x"], "", "STUN server 'http://x' is not stun:HOST[:PORT]"),
         (["--ice-host", "not-an-ip"], "", "ICE host 'not-an-ip' is not an IP address"),
@@ -144,3 +149,26 @@ def test_a_still_image_runs_but_says_it_gave_no_verdict(narrow_weights, tmp_path
         "warning: img: no verdict (1 frame(s) at 25 fps); a verdict needs 25 consecutive "
         "frames with a face"
     ]
+
+
+@pytest.mark.parametrize("command", ["run", "serve"])
+def test_a_config_that_never_ends_is_refused_at_one_mebibyte(narrow_weights, capsys, command):
+    """``--config /dev/zero`` once read for ever, 65 MB/s, deaf to SIGTERM."""
+    where = [str(TALKING)] if command == "run" else ["--token", "t" * 20]
+    status = main([command, *where, "--weights", str(narrow_weights), "--config", "/dev/zero"])
+    assert status == 2
+    assert capsys.readouterr().err == "error: config file /dev/zero is larger than 1 MiB\n"
+
+
+@pytest.mark.parametrize("rate", ["nan", "inf", "0"])
+def test_calibrate_refuses_a_false_alert_target_that_is_not_a_positive_number(
+    tmp_path, capsys, rate
+):
+    """NaN was saved as non-standard JSON; inf put the alert threshold at -2.44."""
+    weights = tmp_path / "w.pth"  # never read: the target is refused first
+    argv = ["calibrate", "--weights", str(weights), "--genuine", str(TALKING)]
+    assert main([*argv, "--target-false-alerts-per-hour", rate]) == 2
+    assert capsys.readouterr().err == (
+        f"error: --target-false-alerts-per-hour must be a positive finite number, got {rate}\n"
+    )
+    assert not list(tmp_path.iterdir())

@@ -99,7 +99,7 @@ def test_int8_needs_onnxruntime_and_a_known_precision(narrow_weights, crops_file
             narrow_weights, backend="torch", precision="int8", int8_calibration=crops_file
         )
     with pytest.raises(LipForensicsError, match="precision must be one of fp32, int8"):
-        Settings(precision="int4")
+        Settings.of(precision="int4")
 
 
 def test_scan_with_int8_prints_the_error_against_fp32(

@@ -41,7 +41,7 @@ def gap_clip(tmp_path_factory) -> Path:
 
 
 def test_windows_resume_after_minutes_without_a_face(gap_clip):
-    settings = Settings(stride=25, jsonl=None)
+    settings = Settings.of(stride=25, jsonl=None)
     sink = ListSink()
     pipeline = Pipeline(settings, CountingBackend(narrow_model()), sinks=[sink])
 
@@ -75,7 +75,8 @@ def test_windows_resume_after_minutes_without_a_face(gap_clip):
 
     # Well inside the gap (frames read run at most the file queue plus one ahead of the
     # face stage): no face state, no cached features.
-    first_free = 100 + settings.forget_frames + settings.hold_frames + 2 * settings.window + 10
+    faces = settings.faces
+    first_free = 100 + faces.forget_frames + faces.hold_frames + 2 * faces.window + 10
     inside = [s for s in samples if first_free <= s["read"] <= 100 + GAP_FRAMES]
     assert len(inside) > 10
     assert all(s["faces"] == 0 and s["cached"] == 0 for s in inside)

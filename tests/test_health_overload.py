@@ -34,7 +34,7 @@ def test_healthz_is_degraded_while_work_is_dropped_and_ok_after():
     ``degraded_for`` (shortened here) brings it back to 200."""
 
     async def main() -> tuple[list[tuple[int, dict]], tuple[int, dict]]:
-        settings = Settings(stride=1, window_queue=2, prefetch_queue=8, max_batch=8, jsonl=None)
+        settings = Settings.of(stride=1, window_queue=2, prefetch_queue=8, max_batch=8, jsonl=None)
         pipeline = Pipeline(settings, SlowBackend(narrow_model(), delay=0.3))
         pipeline.health_check.degraded_for = 1.0
         server = Server(pipeline, ServerSettings(token=TOKEN, port=0))

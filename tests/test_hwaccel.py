@@ -18,8 +18,8 @@ KNOWN = available_hwaccels()
 
 def test_an_unknown_device_is_refused_by_the_settings():
     with pytest.raises(LipForensicsError, match="unknown hwaccel 'no-such-device'"):
-        Settings(hwaccel="no-such-device")
-    assert Settings().hwaccel is None
+        Settings.of(hwaccel="no-such-device")
+    assert Settings().sources.hwaccel is None
 
 
 def test_run_refuses_an_unknown_device_in_one_line(capsys):
@@ -31,7 +31,7 @@ def test_run_refuses_an_unknown_device_in_one_line(capsys):
 @pytest.mark.skipif(not KNOWN, reason="this PyAV has no hardware decoders")
 @pytest.mark.parametrize("device", KNOWN)
 def test_a_known_device_decodes_or_fails_in_one_line(device):
-    assert Settings(hwaccel=device).hwaccel == device
+    assert Settings.of(hwaccel=device).sources.hwaccel == device
     try:
         with VideoFile(TALKING, hwaccel=device) as video:
             frames = list(video.frames())

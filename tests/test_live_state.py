@@ -89,7 +89,7 @@ def test_a_late_reader_gets_the_state_and_the_crops_of_real_alert_windows(backen
     verdict); the alert's crops come back as a 25-crop PNG strip, only with the token."""
 
     async def main():
-        pipeline = Pipeline(Settings(jsonl=None, stride=25), backend, policy=ALWAYS_ALERT)
+        pipeline = Pipeline(Settings.of(jsonl=None, stride=25), backend, policy=ALWAYS_ALERT)
         server = Server(pipeline, ServerSettings(token=TOKEN, port=0))
         await server.start()
         try:
@@ -133,7 +133,7 @@ def test_token_protected_reads_answer_cors_preflights_for_allowed_origins(backen
     origin = "http://127.0.0.1:8000"
 
     async def main():
-        pipeline = Pipeline(Settings(jsonl=None), backend)
+        pipeline = Pipeline(Settings.of(jsonl=None), backend)
         server = Server(pipeline, ServerSettings(token=TOKEN, port=0, cors_origins=(origin,)))
         await server.start()
         asked = {

@@ -46,7 +46,7 @@ def run():
     """Run all four streams through one pipeline at stride 5; return the sink and pipeline."""
     sink = ListSink()
     backend = CountingBackend(narrow_model())
-    pipeline = Pipeline(Settings(stride=5), backend, sinks=[sink], policy=EASY_ALERTS)
+    pipeline = Pipeline(Settings.of(stride=5), backend, sinks=[sink], policy=EASY_ALERTS)
 
     async def main():
         for name, file in STREAMS.items():
@@ -104,7 +104,7 @@ def test_streams_share_backend_batches():
     the windows that wait meanwhile, from both streams, go to the backend together, so
     one head call holds windows of two streams."""
     backend = SlowBackend(narrow_model(), delay=0.25)
-    pipeline = Pipeline(Settings(stride=5, jsonl=None), backend)
+    pipeline = Pipeline(Settings.of(stride=5, jsonl=None), backend)
     record_batch_streams(pipeline.scheduler)
 
     async def main():

@@ -90,8 +90,9 @@ def test_settings_come_from_toml_then_flags(tmp_path):
     config = tmp_path / "live.toml"
     config.write_text('stride = 10\n[pipeline]\nbackend = "torch"\n[server]\nmax_sessions = 2\n')
     settings = load_settings(config, stride=None, jsonl="out.jsonl")
-    assert (settings.stride, settings.backend, settings.jsonl) == (10, "torch", "out.jsonl")
-    assert load_settings(config, stride=25).stride == 25
+    assert (settings.faces.stride, settings.engine.backend) == (10, "torch")
+    assert settings.alerts.jsonl == "out.jsonl"
+    assert load_settings(config, stride=25).faces.stride == 25
 
 
 @pytest.mark.parametrize(

@@ -42,7 +42,7 @@ class BrokenSource(MemorySource):
 
 def test_a_failing_source_ends_its_stream_with_an_error_and_the_others_go_on():
     sink = ListSink()
-    pipeline = Pipeline(Settings(stride=25), CountingBackend(narrow_model()), sinks=[sink])
+    pipeline = Pipeline(Settings.of(stride=25), CountingBackend(narrow_model()), sinks=[sink])
 
     async def main():
         pipeline.add_source(BrokenSource("bug", RuntimeError("boom")))

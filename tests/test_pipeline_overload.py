@@ -53,7 +53,7 @@ async def run_watching(pipeline: Pipeline, source: Source) -> list[dict]:
 
 def test_a_slow_backend_drops_the_oldest_windows_and_scores_the_newest(model):
     """A camera-paced source and an engine far slower than 25 windows/s (stride 1)."""
-    settings = Settings(stride=1, window_queue=2, prefetch_queue=8, max_batch=8)
+    settings = Settings.of(stride=1, window_queue=2, prefetch_queue=8, max_batch=8)
     sink = ListSink()
     pipeline = Pipeline(settings, SlowBackend(model, delay=0.3), sinks=[sink])
     source = FileSource(TALKING, "cam", realtime=True)
@@ -66,8 +66,8 @@ def test_a_slow_backend_drops_the_oldest_windows_and_scores_the_newest(model):
     assert len(verdicts) == pipeline.metrics.value(
         "lipforensics_windows_scored_total", stream="cam"
     )
-    assert max(s["backlog"] for s in samples) <= settings.window_queue
-    assert max(s["frames"] for s in samples) <= settings.frame_queue
+    assert max(s["backlog"] for s in samples) <= settings.engine.window_queue
+    assert max(s["frames"] for s in samples) <= settings.sources.frame_queue
     assert "degraded" in {s["health"] for s in samples}
     assert verdicts[-1]["pts"][1] == pytest.approx(4.0)  # the clip's last window
 
@@ -75,14 +75,14 @@ def test_a_slow_backend_drops_the_oldest_windows_and_scores_the_newest(model):
 def test_a_live_source_that_outruns_the_landmarks_loses_its_oldest_frames(model):
     """Frames arriving far faster than landmarks run: the backlog is dropped whole, so the
     frames that are scored stay consecutive and the newest windows still come out."""
-    settings = Settings(stride=5, frame_queue=50)
+    settings = Settings.of(stride=5, frame_queue=50)
     sink = ListSink()
     pipeline = Pipeline(settings, CountingBackend(model), sinks=[sink])
     samples = asyncio.run(run_watching(pipeline, MemorySource(TALKING, "burst")))
 
     # frames 0..49 fill the queue; frame 50 finds it full: 0..49 go, 50..99 are scored
     assert pipeline.metrics.value("lipforensics_frames_dropped_total", stream="burst") == 50
-    assert max(s["frames"] for s in samples) <= settings.frame_queue
+    assert max(s["frames"] for s in samples) <= settings.sources.frame_queue
     pts = [verdict["pts"] for verdict in sink.of("verdict", "burst")]
     np.testing.assert_allclose(pts, [[2.0 + k * 0.2, 3.0 + k * 0.2] for k in range(6)])
 
@@ -93,7 +93,7 @@ FRAME_BYTES = 300 * 400 * 3  # one decoded talking.mp4 frame
 def test_a_live_source_is_also_bounded_by_the_bytes_of_its_frames(model):
     """Big frames (as from a 4K camera) must not fill memory: with room for four frames'
     bytes, at most four are held, whatever the frame count allows."""
-    settings = Settings(stride=5, frame_queue=50, frame_queue_mb=4.5 * FRAME_BYTES / 2**20)
+    settings = Settings.of(stride=5, frame_queue=50, frame_queue_mb=4.5 * FRAME_BYTES / 2**20)
     pipeline = Pipeline(settings, CountingBackend(model), sinks=[ListSink()])
     samples = asyncio.run(run_watching(pipeline, MemorySource(TALKING, "burst")))
     assert max(s["frames"] for s in samples) <= 5  # four frames and the end marker
@@ -103,7 +103,7 @@ def test_a_live_source_is_also_bounded_by_the_bytes_of_its_frames(model):
 
 def test_a_file_waits_for_room_instead_of_dropping_frames(model):
     """A file with room for one frame at a time: slower, but every window is scored."""
-    settings = Settings(stride=25, frame_queue_mb=0.1)
+    settings = Settings.of(stride=25, frame_queue_mb=0.1)
     sink = ListSink()
     pipeline = Pipeline(settings, CountingBackend(model), sinks=[sink])
     samples = asyncio.run(run_watching(pipeline, FileSource(TALKING, "file")))

@@ -139,7 +139,7 @@ class FirstAfterReconnect:
 
 def test_the_pipeline_keeps_scoring_a_camera_across_a_server_restart() -> None:
     async def main() -> tuple[list[dict], float]:
-        pipeline = Pipeline(Settings(jsonl=None), TorchBackend(narrow_model()))
+        pipeline = Pipeline(Settings.of(jsonl=None), TorchBackend(narrow_model()))
         events = pipeline.subscribe()
         first = asyncio.ensure_future(anext(events))
         server = RtspServer(TALKING)

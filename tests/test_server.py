@@ -109,7 +109,8 @@ def test_events_stream_pipeline_events_to_token_holders_only(backend: TorchBacke
                 event = StatusEvent("cam", "connected", "rtsp://camera")
                 pipeline.emit(event)
                 received = await next_data(reply.content)
-                sent = {**event.to_dict(), "node": pipeline.settings.node}  # the Fanout adds it
+                node = pipeline.settings.fleet.node  # the Fanout adds it
+                sent = {**event.to_dict(), "node": node}
                 return refused, reply.status, received, sent
 
     refused, status, received, sent = run(main(), TEST_TIMEOUT)

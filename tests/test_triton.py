@@ -35,7 +35,7 @@ __all__ = ["one_torch_thread"]  # the fixture, used by every test of this module
 
 ROOT = Path(__file__).resolve().parent.parent
 #: the settings of the live tests: no JSON lines, one face, files as fast as possible.
-LIVE = Settings(jsonl=None, stride=5, max_faces=1)
+LIVE = Settings.of(jsonl=None, stride=5, max_faces=1)
 
 
 @pytest.fixture(scope="module")

@@ -1,17 +1,16 @@
-"""How ``serve`` listens and who may use it: :class:`ServerSettings`, from flags and the
-``[server]`` table of a config file."""
+"""How ``serve`` listens and who may use it (``[server]``): :class:`ServerSettings` and the
+WHIP endpoint's :class:`WhipSettings`, whose keys sit in the same table."""
 
 from __future__ import annotations
 
 import ipaddress
 import re
 import ssl
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from errors import LipForensicsError
-from stream.settings.toml_file import checked, read_tables
+from stream.settings.limits import check_positive, check_whole
 
 #: a browser origin: scheme, host, optional port (what an Origin header holds).
 ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-]+(:\d{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:\d{1,5})?")
@@ -45,13 +44,8 @@ class WhipSettings:
         Raises:
             LipForensicsError: naming the setting.
         """
-        for name in ("max_sessions", "max_body"):
-            if getattr(self, name) < 1:
-                raise LipForensicsError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if not self.connect_timeout > 0 or self.connect_timeout == float("inf"):
-            raise LipForensicsError(
-                f"connect_timeout must be a positive number of seconds, got {self.connect_timeout}"
-            )
+        check_whole(self, {"max_sessions": (1, 1000), "max_body": (1, 16 * 2**20)})
+        check_positive(self, {"connect_timeout": 3600.0})
         for host in self.ice_hosts:
             try:
                 ipaddress.ip_address(host)
@@ -82,7 +76,7 @@ class ServerSettings:
         whip: the WHIP endpoint's limits and ICE settings.
     """
 
-    token: str
+    token: str = ""
     host: str = "127.0.0.1"
     port: int = 8080
     protect_metrics: bool = False
@@ -105,15 +99,8 @@ class ServerSettings:
                     f"CORS origin {origin!r} is not an exact origin such as "
                     "https://console.example:8443 (no wildcards, no path)"
                 )
-        for name in ("heartbeat", "idle_timeout"):
-            if not 0 < getattr(self, name) < float("inf"):
-                raise LipForensicsError(
-                    f"{name} must be a positive number, got {getattr(self, name)}"
-                )
-        if self.max_connections < 1:
-            raise LipForensicsError(
-                f"max_connections must be at least 1, got {self.max_connections}"
-            )
+        check_whole(self, {"port": (0, 65535), "max_connections": (1, 65_536)})
+        check_positive(self, {"heartbeat": 3600.0, "idle_timeout": 3600.0})
 
     @property
     def weak_token(self) -> bool:
@@ -137,19 +124,3 @@ class ServerSettings:
                 f"{getattr(error, 'strerror', None) or error}"
             ) from None
         return context
-
-
-def load_server_settings(config: str | Path | None = None, **overrides: Any) -> ServerSettings:
-    """Server settings from the ``[server]`` table of the TOML file ``config`` (if any), then
-    ``overrides`` that are not None (flags win). WHIP keys (``max_sessions``, ``max_body``,
-    ``connect_timeout``, ``ice_hosts``, ``stun_servers``) sit in the same table.
-
-    Raises:
-        LipForensicsError: unreadable TOML, an unknown key, or a value of the wrong type.
-    """
-    values: dict[str, Any] = read_tables(config)["server"] if config is not None else {}
-    values.update({key: value for key, value in overrides.items() if value is not None})
-    values = checked(values, WhipSettings, ServerSettings, skip={"whip"}, what="server setting")
-    whip_keys = {f.name for f in fields(WhipSettings)}
-    whip = WhipSettings(**{key: values.pop(key) for key in whip_keys & set(values)})
-    return ServerSettings(**values, whip=whip)

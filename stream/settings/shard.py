@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from errors import LipForensicsError
-from stream.settings.toml_file import read_tables
+from stream.settings.toml_file import read_toml
 from stream.sources.urls import redact
 
 
@@ -73,9 +73,12 @@ def read_cameras(config: str | Path) -> dict[str, str]:
     """The ``[cameras]`` table of the TOML file ``config``: camera name -> address.
 
     Raises:
-        LipForensicsError: an unreadable file, or an address that is not a string.
+        LipForensicsError: an unreadable file, a ``cameras`` that is not a table, or an
+            address that is not a string.
     """
-    cameras = read_tables(config)["cameras"]
+    cameras = read_toml(config).get("cameras", {})
+    if not isinstance(cameras, dict):
+        raise LipForensicsError(f"[cameras] in {config} must be a table")
     for name, address in cameras.items():
         if not isinstance(address, str) or not address:
             shown = redact(address) if isinstance(address, str) else repr(address)

@@ -1,14 +1,9 @@
-"""One reader for every TOML setting: the pipeline's (top level or ``[pipeline]``) and the
-server's (``[server]``), with each value checked against its dataclass field.
+"""One reader for every TOML setting file, and the check of each value against its
+dataclass field (for flags too). Where each key belongs is :mod:`stream.settings.layout`'s
+business.
 
-    stride = 5                # or under [pipeline]
-    backend = "onnxruntime"
-
-    [server]
-    port = 8443
-    ice_hosts = ["192.0.2.10"]
-
-A misspelled table, an unknown key or a value of the wrong kind is one error line naming it.
+A file larger than :data:`MAX_BYTES`, one nested deeper than Python can parse, or invalid
+TOML is one error line; a UTF-8 byte order mark (as some Windows editors write) is skipped.
 """
 
 from __future__ import annotations
@@ -22,42 +17,35 @@ from typing import Any
 
 from errors import LipForensicsError
 
-#: the tables a config file may hold; top-level keys belong to ``pipeline``; ``cameras``
-#: (name = address) is read by :mod:`stream.settings.shard`.
-TABLES = ("pipeline", "server", "cameras")
+#: the largest config file read (a settings file is a few KB; ``/dev/zero`` never ends).
+MAX_BYTES = 1 << 20
 
 
-def read_tables(path: str | Path) -> dict[str, dict[str, Any]]:
-    """Every table of the TOML file ``path`` (each of :data:`TABLES`, empty when absent).
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """The TOML file ``path`` as a dict.
 
     Raises:
-        LipForensicsError: a missing or unreadable file, invalid TOML, an unknown table.
+        LipForensicsError: a missing, unreadable or oversized file, or invalid TOML.
     """
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        with path.open("rb") as file:
+            data = file.read(MAX_BYTES + 1)
     except FileNotFoundError:
         raise LipForensicsError(f"config file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as error:
-        reason = getattr(error, "strerror", None) or error
+    except OSError as error:
+        reason = error.strerror or error
         raise LipForensicsError(f"cannot read config file {path}: {reason}") from None
+    if len(data) > MAX_BYTES:
+        raise LipForensicsError(f"config file {path} is larger than {MAX_BYTES >> 20} MiB")
+    try:
+        return tomllib.loads(data.decode("utf-8-sig"))
+    except UnicodeDecodeError as error:
+        raise LipForensicsError(f"cannot read config file {path}: {error}") from None
     except tomllib.TOMLDecodeError as error:
         raise LipForensicsError(f"invalid TOML in {path}: {error}") from None
-    unknown = sorted(key for key, value in data.items() if isinstance(value, dict))
-    unknown = [key for key in unknown if key not in TABLES]
-    if unknown:
-        names = ", ".join(f"[{key}]" for key in unknown)
-        raise LipForensicsError(
-            f"unknown table(s) {names} in {path} (known: {', '.join(f'[{t}]' for t in TABLES)})"
-        )
-    tables: dict[str, dict[str, Any]] = {name: {} for name in TABLES}
-    tables["pipeline"] = {k: v for k, v in data.items() if not isinstance(v, dict)}
-    for name in TABLES:
-        table = data.get(name, {})
-        if not isinstance(table, dict):
-            raise LipForensicsError(f"[{name}] in {path} must be a table")
-        tables[name].update(table)
-    return tables
+    except RecursionError:
+        raise LipForensicsError(f"invalid TOML in {path}: nested too deeply") from None
 
 
 def checked(
