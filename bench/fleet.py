@@ -35,9 +35,9 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench"), str(ROOT / "tests")]
 
 from pipeline import measure, paper_weights, per_second, stage_costs  # noqa: E402
 
-from engines.backends import create_backend  # noqa: E402
 from engines.method import FPS  # noqa: E402
 from engines.triton import ENCODER_MODEL, TritonBackend, TritonTarget  # noqa: E402
+from stream.detector import Detector  # noqa: E402
 
 #: share of a node's CPU the sizing lets the streams use (headroom for bursts and the OS).
 USABLE = 0.7
@@ -50,7 +50,7 @@ def node(args: argparse.Namespace) -> None:
     if args.triton_url:
         backend = TritonBackend.connect(TritonTarget.parse(args.triton_url))
     else:
-        backend = create_backend("onnxruntime", args.weights, threads=1)
+        backend = Detector.load(args.weights, backend="onnxruntime", threads=1).backend
     row = asyncio.run(measure(backend, args.video, args.streams, args.stride, args.seconds))
     print(json.dumps(row))
 
@@ -150,7 +150,9 @@ def main() -> None:
         finally:
             server.stop()
         local = run_nodes(args, weights, None)
-        costs = stage_costs(create_backend("onnxruntime", weights, threads=1), args.video)
+        costs = stage_costs(
+            Detector.load(weights, backend="onnxruntime", threads=1).backend, args.video
+        )
     requests, executions, rows = (a - b for a, b in zip(after, before, strict=True))
     print(
         f"# {args.nodes} nodes x {args.streams} streams at stride {args.stride}, "

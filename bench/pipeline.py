@@ -37,7 +37,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engines.backends import Backend, create_backend  # noqa: E402
+from engines.backends import Backend  # noqa: E402
 from engines.method import CLIP_FRAMES as WINDOW  # noqa: E402
 from engines.method import FPS, normalise_crops  # noqa: E402
 from engines.method import FRAME_CONTEXT as REACH  # noqa: E402
@@ -153,19 +153,19 @@ USABLE_SHARE = 0.8
 
 def make_backend(args: argparse.Namespace, weights: Path, precision: str, threads: int):
     """The backend of one precision (INT8: calibrated on the bundled genuine clip)."""
-    if precision == "fp32":
-        return create_backend(args.backend, weights, threads=threads)
-    from engines.checkpoint import load_checkpoint
-    from engines.digest import file_sha256
-    from engines.precision import int8_backend
+    from stream.detector import Detector
     from training.demo_detector import DEMO_GENUINE
 
-    model = load_checkpoint(weights).model
-    backend, check = int8_backend(
-        model, source_sha256=file_sha256(weights), calibration=DEMO_GENUINE, threads=threads
+    detector = Detector.load(
+        weights,
+        backend=args.backend,
+        threads=threads,
+        precision=precision,
+        int8_calibration=DEMO_GENUINE,
     )
-    print(f"# {check.summary()}")
-    return backend
+    if detector.int8 is not None:
+        print(f"# {detector.int8.summary()}")
+    return detector.backend
 
 
 def print_summary(held: dict[tuple[str, int], int], cpus: int, host_ms: float) -> None:

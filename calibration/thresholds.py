@@ -23,6 +23,7 @@ import numpy as np
 from calibration.metrics import Reliability, poisson_upper, reliability
 from engines.digest import file_sha256
 from engines.method import CLIP_FRAMES, FPS, sigmoid
+from engines.weights import thresholds_path_for
 from errors import CheckpointError
 from stream.alerts.policy import AlertPolicy, Level, PolicyConfig, count_alerts
 
@@ -172,12 +173,6 @@ def describe_thresholds(thresholds: Thresholds | None) -> str:
 
 def _rescale(windows: int, old_stride: int, new_stride: int) -> int:
     return max(1, round(windows * old_stride / new_stride))
-
-
-def thresholds_path_for(weights_path: str | Path) -> Path:
-    """``<weights without suffix>.thresholds.json``, next to the weights."""
-    weights_path = Path(weights_path)
-    return weights_path.with_name(weights_path.stem + ".thresholds.json")
 
 
 def save_thresholds(thresholds: Thresholds, weights_path: str | Path) -> Path:

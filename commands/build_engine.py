@@ -46,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from engines.backends import TensorRTBackend
     from engines.checkpoint import load_checkpoint
     from engines.digest import file_sha256
+    from engines.precision import FP16, INT8
     from engines.tensorrt import import_tensorrt
 
     trt, _ = import_tensorrt()  # the clear reason first, before any slow step
@@ -55,13 +56,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"note: {note}")
     cache = args.out or export.default_cache_dir()
     exported = export.cached_export(loaded.model, cache, source_sha256=file_sha256(args.weights))
-    precision = "fp16"
+    precision = FP16
     if args.int8:
         from engines.quantize import load_crops, quantize_model
 
         crops = load_crops(args.int8)
         exported = quantize_model(exported, crops, exported.encoder.parent, target="tensorrt")
-        precision = "int8"
+        precision = INT8
         print(f"INT8 calibrated on {len(crops)} genuine crops")
     backend = TensorRTBackend(
         exported.encoder,

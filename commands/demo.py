@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from errors import LipForensicsError
     from stream.detector import Detector
     from stream.settings.pipeline import Settings
-    from training.demo_detector import DEMO_GENUINE, DEMO_MANIPULATED, DISCLAIMER, WEIGHTS
+    from training.demo_detector import DEMO_GENUINE, DEMO_MANIPULATED, WEIGHTS
 
     for path in (WEIGHTS, DEMO_GENUINE, DEMO_MANIPULATED):
         if not path.exists():
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     detector = Detector.load(WEIGHTS, backend="torch", threads=settings.engine.inference_threads)
     if detector.thresholds is None:
         raise LipForensicsError(f"no thresholds next to {WEIGHTS}; run 'run_stream.py build-demo'")
-    print(DISCLAIMER)
+    print(detector.card.disclaimer)
     print(detector.thresholds_note)
     print(levels_note(detector, settings.faces.stride))
     clips = (("genuine", DEMO_GENUINE, False), ("manipulated", DEMO_MANIPULATED, True))

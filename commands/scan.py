@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
             report,
             probability=detector.probability,
             policy=detector.policy_for(args.stride),
-            warning=demo_warning(args.weights),
+            warning=detector.card.disclaimer if detector.card else None,
         )
     if not args.json:
         print(detector.thresholds_note, file=sys.stderr)
@@ -107,16 +107,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     print(json.dumps(report.to_dict()) if args.json else format_summary(report))
     return 0
-
-
-def demo_warning(weights: Path | None) -> str | None:
-    """The demo detector's disclaimer when ``weights`` are the demo's, else None."""
-    from engines.digest import file_sha256
-    from training.demo_detector import DISCLAIMER, WEIGHTS
-
-    if weights is None or not weights.is_file():
-        return None
-    return DISCLAIMER if file_sha256(weights) == file_sha256(WEIGHTS) else None
 
 
 def format_summary(report: ScanReport) -> str:

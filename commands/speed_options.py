@@ -16,13 +16,17 @@ if TYPE_CHECKING:
 
 def add_precision_arguments(parser: argparse.ArgumentParser) -> None:
     """``--precision`` and ``--int8-calibration``."""
+    from engines.precision import PRECISIONS
+
     parser.add_argument(
         "--precision",
-        choices=("fp32", "int8"),
-        help="fp32 (default) or int8: ONNX Runtime's INT8 frame encoder on the CPU (about "
-        "2.2x less encoder CPU), calibrated on genuine mouth crops, cached, and refused when "
-        "its logits stray too far from FP32's (the error is printed; docs/benchmarks.md). "
-        "Calibrate on your own cameras' footage: the default holds only for the demo",
+        choices=PRECISIONS,
+        help="default: the backend's own (fp16 on the GPU backends torch-cuda and tensorrt, "
+        "fp32 elsewhere); fp32; fp16; or int8: ONNX "
+        "Runtime's INT8 frame encoder on the CPU (about 2.2x less encoder CPU), calibrated on "
+        "genuine mouth crops, cached, and refused when its logits stray too far from FP32's "
+        "(the error is printed; docs/benchmarks.md). Calibrate on your own cameras' footage: "
+        "the default holds only for the demo. Which backend runs which: engines/registry.py",
     )
     parser.add_argument(
         "--int8-calibration",

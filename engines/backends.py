@@ -1,19 +1,18 @@
-"""One small inference interface, three local implementations: ``torch`` (on the CPU, or
-``torch-cuda``: on an NVIDIA GPU in FP16), ``onnxruntime``, ``tensorrt``; and a remote one,
-``triton`` (a Triton Inference Server, :mod:`engines.triton`), which needs a server address
-rather than weights (:meth:`stream.detector.Detector.load` builds it).
+"""One small inference interface and its local implementations: :class:`TorchBackend`
+(PyTorch on the CPU, or on an NVIDIA GPU in FP16 or FP32), :class:`OnnxRuntimeBackend` and
+:class:`TensorRTBackend`; the remote one, a Triton Inference Server, is
+:class:`engines.triton.TritonBackend`. Which name builds which, in which precision, is
+:mod:`engines.registry`.
 
 Every backend does the two stages of the network on float32 numpy arrays:
 
-- ``encode_frames(frames)``: (N, 1, 5, 88, 88) five-frame windows -> (N, 512) features, the
+- ``encode_frames(frames)``: (N, 1, 5, 88, 88) five-frame windows -> (N, D) features, the
   frame-once encoder (see :func:`engines.frames.five_frame_inputs`);
-- ``head(features)``: (N, 25, 512) -> (N,) logits.
+- ``head(features)``: (N, 25, D) -> (N,) logits.
 
-:func:`create_backend` builds one by name from a weight file; ``"auto"`` is TensorRT when it
-imports and a GPU is present, else PyTorch on the GPU in FP16 when PyTorch sees a CUDA GPU
-(TensorRT cannot be installed from the package registry alone), else ONNX Runtime. The ONNX
-Runtime and TensorRT backends run the exported ONNX, cached on disk by the weights' hash
-(:func:`engines.export.cached_export`), so a second start neither exports nor builds again.
+The ONNX Runtime and TensorRT backends run the exported ONNX, cached on disk by the weights'
+hash (:func:`engines.export.cached_export`), so a second start neither exports nor builds
+again.
 """
 
 from __future__ import annotations
@@ -25,24 +24,18 @@ from typing import Protocol
 import numpy as np
 
 from engines.frames import five_frame_inputs, window_keys
-from engines.method import CLIP_FRAMES
-from errors import LipForensicsError
-
-#: names accepted by :func:`create_backend` (and ``--backend``).
-BACKENDS = ("auto", "torch", "torch-cuda", "onnxruntime", "tensorrt", "triton")
+from engines.precision import FP16
 
 
 class Backend(Protocol):
     """What the scheduler and ``scan`` need from an inference engine.
 
     Attributes:
-        name: ``"torch"``, ``"onnxruntime"`` or ``"tensorrt"``.
-        max_batch: the largest batch one call runs at once (larger inputs are split), or
-            ``None`` when there is no fixed limit.
+        name: the backend's name in :data:`engines.registry.REGISTRY` (``"torch"``,
+            ``"torch-cuda"``, ``"onnxruntime"``, ``"tensorrt"``) or ``"triton"``.
     """
 
     name: str
-    max_batch: int | None
 
     def encode_frames(self, frames: np.ndarray) -> np.ndarray:
         """(N, 1, 5, 88, 88) float32 -> (N, D) float32 per-frame features."""
@@ -63,32 +56,12 @@ def clip_logits(backend: Backend, clips: np.ndarray) -> np.ndarray:
     return backend.head(features.reshape(len(clips), clips.shape[1], -1))
 
 
-def approximate_clip_logits(
-    backend: Backend, frames: np.ndarray, starts: list[int], clip_frames: int = CLIP_FRAMES
-) -> np.ndarray:
-    """Logits of the clips beginning at ``starts`` inside one run of consecutive normalised
-    frames (T, 88, 88), with every frame encoded once, from its real neighbours.
-
-    The approximate sliding mode: a clip's two first and two last frames get the same
-    features as inside any other clip (zeros only at the run's own ends), not the
-    zero-padded ones the paper's network gives them. One encoding per new frame whatever the
-    stride, instead of ``stride`` + 4; the logits deviate a little from the exact ones
-    (``bench/engines.py`` measures by how much).
-    """
-    windows = five_frame_inputs(frames, window_keys(0, len(frames)), dtype=frames.dtype)
-    features = np.concatenate(
-        [backend.encode_frames(windows[i : i + 64]) for i in range(0, len(windows), 64)]
-    )
-    return backend.head(np.stack([features[s : s + clip_frames] for s in starts]))
-
-
 class TorchBackend:
     """The PyTorch network itself: CPU FP32, or another device / half precision on a copy
     (the caller's model is never converted). ``threads`` sets PyTorch's CPU threads, which
     are process-wide (None: leave them as they are)."""
 
     name = "torch"
-    max_batch = None
 
     def __init__(
         self, model: object, device: str = "cpu", half: bool = False, threads: int | None = None
@@ -138,10 +111,13 @@ def ort_session_options(threads: int | None = None) -> object:
 
 
 class OnnxRuntimeBackend:
-    """ONNX Runtime sessions over the two exported files (CUDA provider when installed)."""
+    """ONNX Runtime sessions over the two exported files (CUDA provider when installed).
+
+    ``int8`` is the INT8 network's check against FP32 (an :class:`engines.int8_cpu.Int8Check`)
+    when the files are the INT8 ones (set by :mod:`engines.registry`), else None."""
 
     name = "onnxruntime"
-    max_batch = None
+    int8: object | None = None
 
     def __init__(self, encoder: Path, head: Path, threads: int | None = None) -> None:
         import onnxruntime as ort
@@ -177,7 +153,7 @@ class TensorRTBackend:
         head: Path,
         *,
         cache_dir: Path,
-        precision: str = "fp16",
+        precision: str = FP16,
         max_batch: int = 256,
         opt_batch: int = 32,
         device_index: int = 0,
@@ -186,7 +162,7 @@ class TensorRTBackend:
 
         trt, _ = tensorrt.import_tensorrt()
         device = tensorrt.CudaDevice(device_index)
-        if precision == "fp16" and tensorrt.strongly_typed_only(trt):
+        if precision == FP16 and tensorrt.strongly_typed_only(trt):
             # TensorRT 11: no FP16 flag, the precision comes from an FP16 ONNX
             encoder = _fp16_copy(encoder, export)
             head = _fp16_copy(head, export)
@@ -210,7 +186,6 @@ class TensorRTBackend:
                 device=device,
             )
             self._stages[stage] = tensorrt.TensorRTStage(engine, device)
-        self.max_batch = max_batch
         self.device_name = device.name
 
     def encode_frames(self, frames: np.ndarray) -> np.ndarray:
@@ -230,100 +205,3 @@ def _onnx_output_dim(path: Path) -> int:
 
     output = onnx.load(str(path), load_external_data=False).graph.output[0]
     return output.type.tensor_type.shape.dim[-1].dim_value
-
-
-def resolve_backend_name(name: str) -> str:
-    """The concrete backend ``name`` stands for (``"auto"`` resolved), or a clear error."""
-    if name not in BACKENDS:
-        raise LipForensicsError(f"unknown backend {name!r}: expected one of {', '.join(BACKENDS)}")
-    if name != "auto":
-        return name
-    from engines.tensorrt import tensorrt_unavailable_reason
-
-    if tensorrt_unavailable_reason() is None:
-        return "tensorrt"
-    return "torch-cuda" if cuda_unavailable_reason() is None else "onnxruntime"
-
-
-def cuda_unavailable_reason() -> str | None:
-    """Why PyTorch cannot run on an NVIDIA GPU here, or None when it can."""
-    import torch
-
-    if not torch.backends.cuda.is_built():
-        return "this PyTorch is a CPU build (install a CUDA build of torch)"
-    if not torch.cuda.is_available():
-        return "PyTorch sees no CUDA GPU"
-    return None
-
-
-def backend_for_model(
-    name: str,
-    model: object,
-    *,
-    source_sha256: str,
-    cache_dir: Path | None = None,
-    threads: int | None = None,
-    precision: str = "fp16",
-    max_batch: int = 256,
-) -> Backend:
-    """A backend named ``name`` for an in-memory :class:`engines.model.LipForensics`.
-
-    ``source_sha256`` identifies the weights for the export and engine caches.
-
-    Raises:
-        LipForensicsError: unknown name, or TensorRT asked for where it cannot run (the
-            message says why: not installed, no pycuda, no GPU).
-    """
-    from engines import export
-
-    resolved = resolve_backend_name(name)
-    if resolved == "triton":
-        raise LipForensicsError("the triton backend runs on a server: give --triton-url")
-    if resolved == "torch":
-        return TorchBackend(model, threads=threads)
-    if resolved == "torch-cuda":
-        if (reason := cuda_unavailable_reason()) is not None:
-            raise LipForensicsError(f"cannot use --backend torch-cuda: {reason}")
-        return TorchBackend(model, device="cuda", half=True)
-    if resolved == "tensorrt":
-        from engines.tensorrt import import_tensorrt
-
-        import_tensorrt()  # fail with the reason before spending time on the export
-    cache = Path(cache_dir) if cache_dir else export.default_cache_dir()
-    exported = export.cached_export(model, cache, source_sha256=source_sha256)
-    if resolved == "onnxruntime":
-        return OnnxRuntimeBackend(exported.encoder, exported.head, threads=threads)
-    return TensorRTBackend(
-        exported.encoder, exported.head, cache_dir=cache, precision=precision, max_batch=max_batch
-    )
-
-
-def create_backend(
-    name: str,
-    weights: Path,
-    *,
-    cache_dir: Path | None = None,
-    threads: int | None = None,
-    precision: str = "fp16",
-    max_batch: int = 256,
-) -> Backend:
-    """Load ``weights`` (any checkpoint format :mod:`engines.checkpoint` reads) and wrap the
-    network in the backend named ``name`` (one of :data:`BACKENDS`).
-
-    Raises:
-        LipForensicsError: unknown backend name, unusable backend, bad weight file.
-    """
-    from engines.checkpoint import load_checkpoint
-    from engines.digest import file_sha256
-
-    resolve_backend_name(name)  # a bad name fails before the weights are read
-    loaded = load_checkpoint(weights)
-    return backend_for_model(
-        name,
-        loaded.model,
-        source_sha256=file_sha256(Path(weights)),
-        cache_dir=cache_dir,
-        threads=threads,
-        precision=precision,
-        max_batch=max_batch,
-    )

@@ -43,11 +43,18 @@ class ClipScorer:
     """
 
     def __init__(
-        self, backend: Backend, frames: Callable[[int, int], np.ndarray], *, batch: int = 64
+        self,
+        backend: Backend,
+        frames: Callable[[int, int], np.ndarray],
+        *,
+        batch: int = 64,
+        preprocess: Callable[[np.ndarray], np.ndarray] = normalise_crops,
     ) -> None:
         """``frames(low, high)``: uint8 crops low .. high - 1; asked only for frames of clips
-        already added, from :meth:`needs_from` on."""
+        already added, from :meth:`needs_from` on. ``preprocess`` turns them into the
+        network's input (the weights' :class:`engines.method.Preprocessing`)."""
         self.backend, self.frames, self.batch = backend, frames, batch
+        self.preprocess = preprocess
         self.seconds = 0.0  # spent preparing and running the network
         self._shared: dict[FrameKey, int] = {}  # features later clips may need: key -> number
         self._pending: list[FrameKey] = []  # not encoded yet, numbered from self._encoded on
@@ -96,7 +103,7 @@ class ClipScorer:
     def _encode(self, keys: list[FrameKey]) -> None:
         spans = [key_span(key) for key in keys]
         low, high = min(span[0] for span in spans), max(span[1] for span in spans)
-        frames = normalise_crops(self.frames(low, high))
+        frames = self.preprocess(self.frames(low, high))
         features = self.backend.encode_frames(five_frame_inputs(frames, keys, first=low))
         self._features.update((self._encoded + i, f) for i, f in enumerate(features))
         self._encoded += len(keys)
@@ -128,9 +135,16 @@ class StreamScorer:
     bit.
     """
 
-    def __init__(self, backend: Backend, stride: int, *, batch: int = 64) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        stride: int,
+        *,
+        batch: int = 64,
+        preprocess: Callable[[np.ndarray], np.ndarray] = normalise_crops,
+    ) -> None:
         self.stride = stride
-        self.clips = ClipScorer(backend, self._window, batch=batch)
+        self.clips = ClipScorer(backend, self._window, batch=batch, preprocess=preprocess)
         self.clip_times: list[float] = []  # each clip's start (seconds)
         self.frames_with_face = 0  # crops pushed
         self.longest_run = 0

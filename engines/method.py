@@ -9,6 +9,7 @@ the live pipeline, calibration and docs all take them from here.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import overload
 
 import numpy as np
@@ -32,19 +33,44 @@ FRAME_PERIOD = 1 / FPS
 FRAME_CONTEXT = 2
 
 
+@dataclass(frozen=True)
+class Preprocessing:
+    """How uint8 mouth crops become a network's input: a centre crop of ``input_size`` out
+    of ``crop_size``, gray levels /255, then ``(x - mean) / std``."""
+
+    crop_size: int = CROP_SIZE
+    input_size: int = INPUT_SIZE
+    mean: float = MEAN
+    std: float = STD
+
+    def __call__(self, crops: np.ndarray) -> np.ndarray:
+        """(T, crop_size, crop_size) uint8 -> (T, input_size, input_size) float32.
+
+        Raises ``ValueError`` when the array is not (T, crop_size, crop_size) uint8.
+        """
+        size = self.crop_size
+        if crops.dtype != np.uint8 or crops.ndim != 3 or crops.shape[1:] != (size, size):
+            raise ValueError(
+                f"expected uint8 crops of shape (T, {size}, {size}), "
+                f"got {crops.dtype} {crops.shape}"
+            )
+        start = (size - self.input_size) // 2
+        end = start + self.input_size
+        centre = crops[:, start:end, start:end].astype(np.float32) / 255.0
+        return (centre - np.float32(self.mean)) / np.float32(self.std)
+
+
+#: the preprocessing the published checkpoint was trained with
+PAPER_PREPROCESSING = Preprocessing()
+
+
 def normalise_crops(crops: np.ndarray) -> np.ndarray:
-    """(T, 96, 96) uint8 crops -> (T, 88, 88) float32: /255, centre crop, (x - 0.421) / 0.165.
+    """(T, 96, 96) uint8 crops -> (T, 88, 88) float32: /255, centre crop, (x - 0.421) / 0.165
+    (:data:`PAPER_PREPROCESSING`).
 
     Raises ``ValueError`` when the array is not (T, 96, 96) uint8.
     """
-    if crops.dtype != np.uint8 or crops.ndim != 3 or crops.shape[1:] != (CROP_SIZE, CROP_SIZE):
-        raise ValueError(
-            f"expected uint8 crops of shape (T, {CROP_SIZE}, {CROP_SIZE}), "
-            f"got {crops.dtype} {crops.shape}"
-        )
-    end = INPUT_OFFSET + INPUT_SIZE
-    centre = crops[:, INPUT_OFFSET:end, INPUT_OFFSET:end].astype(np.float32) / 255.0
-    return (centre - np.float32(MEAN)) / np.float32(STD)
+    return PAPER_PREPROCESSING(crops)
 
 
 @overload

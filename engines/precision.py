@@ -1,71 +1,29 @@
-"""The network's precision on the CPU: FP32 as exported, or INT8 calibrated on genuine
-mouth crops (:mod:`engines.int8_cpu`).
+"""The one vocabulary of numeric precisions, for every backend, flag and setting.
 
-The calibration data is a ``.npy`` of uint8 (T, 96, 96) crops (``crops --out``) or a genuine
-video; the caller hands in how to read its crops, which happens only when the cache has no
-INT8 network for it yet.
+- ``fp32``: the network as exported, in 32-bit floats (the CPU backends' own precision).
+- ``fp16``: half-precision floats on an NVIDIA GPU (``torch-cuda``, ``tensorrt``: their own
+  precision, about twice as fast there as ``fp32``).
+- ``int8``: 8-bit integers calibrated on genuine mouth crops: on the CPU, ONNX Runtime's
+  static INT8 encoder and dynamic INT8 head, checked against FP32 (:mod:`engines.int8_cpu`);
+  on a GPU, TensorRT engines built from Q/DQ ONNX (``build-engine --int8``,
+  :mod:`engines.quantize`).
+
+Which backend runs which is data: :data:`engines.registry.REGISTRY`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
+from errors import LipForensicsError
 
-import numpy as np
-
-from engines.backends import Backend, resolve_backend_name
-from engines.digest import file_sha256
-from engines.int8_cpu import Int8Check, cached_cpu_int8
-from errors import LipForensicsError, MediaError
-
-#: names accepted by ``--precision`` and the ``precision`` setting.
-PRECISIONS = ("fp32", "int8")
+FP32, FP16, INT8 = "fp32", "fp16", "int8"
+#: every precision name; ``--precision``, the ``precision`` setting and the TensorRT builder
+#: all take these.
+PRECISIONS = (FP32, FP16, INT8)
 
 
-def check_precision(precision: str, backend: str) -> None:
-    """Raise LipForensicsError unless ``precision`` is known and runs on ``backend``."""
+def check_precision_name(precision: str) -> None:
+    """Raise LipForensicsError unless ``precision`` is one of :data:`PRECISIONS`."""
     if precision not in PRECISIONS:
         raise LipForensicsError(
             f"unknown precision {precision!r}: expected one of {', '.join(PRECISIONS)}"
         )
-    if precision == "int8" and resolve_backend_name(backend) != "onnxruntime":
-        raise LipForensicsError(
-            f"--precision int8 runs on ONNX Runtime (the CPU), not on {backend!r}; "
-            "pass --backend onnxruntime (TensorRT INT8 engines: build-engine --int8)"
-        )
-
-
-def int8_backend(
-    model: object,
-    *,
-    source_sha256: str,
-    calibration: Path,
-    crops: Callable[[], np.ndarray],
-    threads: int | None = None,
-    cache_dir: Path | None = None,
-) -> tuple[Backend, Int8Check]:
-    """The INT8 ONNX Runtime backend of ``model`` calibrated on ``calibration``, cached by
-    the weights' and the calibration file's hashes, and its check against FP32; ``crops``
-    reads the calibration file's uint8 (T, 96, 96) crops when the cache misses.
-
-    Raises:
-        LipForensicsError: a missing calibration file, too few crops in it, or an INT8
-            network too far from FP32 (:data:`engines.int8_cpu.MAX_LOGIT_ERROR`).
-    """
-    from engines import export
-
-    calibration = Path(calibration)
-    if not calibration.is_file():
-        raise MediaError(
-            f"INT8 calibration file not found: {calibration} "
-            "(expected genuine crops .npy from `crops`, or a genuine video)"
-        )
-    cache = Path(cache_dir) if cache_dir else export.default_cache_dir()
-    exported = export.cached_export(model, cache, source_sha256=source_sha256)
-    return cached_cpu_int8(
-        exported,
-        cache,
-        calibration_sha256=file_sha256(calibration),
-        crops=crops,
-        threads=threads,
-    )

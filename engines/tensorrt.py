@@ -11,6 +11,7 @@ Precision by TensorRT version:
 - TensorRT 11 removed the precision flags: every network is strongly typed, so FP16 comes
   from the ONNX itself (the FP16 copy that :func:`engines.export.to_fp16` writes, inputs and
   outputs kept FP32).
+- FP32 (both versions): a strongly typed network from the FP32 ONNX, no flags.
 - INT8 (both versions): a strongly typed network from a Q/DQ ONNX
   (:mod:`engines.quantize`), no precision flags, as NVIDIA documents for explicit
   quantization.
@@ -39,10 +40,8 @@ from typing import Any
 
 import numpy as np
 
+from engines.precision import FP16, check_precision_name
 from errors import LipForensicsError
-
-#: the precisions :func:`build_engine` knows.
-PRECISIONS = ("fp16", "int8")
 
 _WORKSPACE_BYTES = 2 << 30
 
@@ -131,7 +130,7 @@ class EngineKey:
         tensorrt_version: ``tensorrt.__version__``.
         onnx_sha256: hash of the ONNX file the engine was built from.
         profile: the optimisation profile.
-        precision: one of :data:`PRECISIONS`.
+        precision: one of :data:`engines.precision.PRECISIONS`.
     """
 
     gpu_name: str
@@ -211,7 +210,8 @@ def build_engine(
 ) -> bytes:
     """Compile ``onnx_path`` into a serialized engine for ``device``.
 
-    ``onnx_path`` must match the precision plan (see the module doc): the FP32 ONNX for
+    ``precision`` is a name of :data:`engines.precision.PRECISIONS`; ``onnx_path`` must
+    match the precision plan (see the module doc): the FP32 ONNX for ``fp32`` and for
     ``fp16`` on TensorRT 10, the FP16 ONNX for ``fp16`` on TensorRT 11, a Q/DQ ONNX for
     ``int8``. ``timing_cache`` is read when it exists and rewritten after the build, so
     later builds of similar layers are fast.
@@ -219,13 +219,12 @@ def build_engine(
     Raises:
         LipForensicsError: unknown precision, an ONNX TensorRT cannot parse, a failed build.
     """
-    if precision not in PRECISIONS:
-        raise LipForensicsError(f"unknown precision {precision!r}: expected one of {PRECISIONS}")
+    check_precision_name(precision)
     trt, _ = import_tensorrt()
     logger = trt.Logger(trt.Logger.WARNING)
     with device:
         builder = trt.Builder(logger)
-        weak_fp16 = precision == "fp16" and not strongly_typed_only(trt)
+        weak_fp16 = precision == FP16 and not strongly_typed_only(trt)
         network = builder.create_network(0 if weak_fp16 else _strongly_typed_flags(trt))
         parser = trt.OnnxParser(network, logger)
         if not parser.parse_from_file(str(onnx_path)):

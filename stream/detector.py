@@ -28,22 +28,16 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from calibration.thresholds import (
-    Thresholds,
-    describe_thresholds,
-    load_thresholds,
-    load_thresholds_for,
-)
-from engines.backends import Backend, backend_for_model
-from engines.digest import file_sha256
-from engines.method import sigmoid
-from engines.precision import check_precision, int8_backend
-from errors import CheckpointError, LipForensicsError, MediaError
+from calibration.thresholds import Thresholds, describe_thresholds, load_thresholds
+from engines.backends import Backend
+from engines.method import PAPER_PREPROCESSING, Preprocessing, sigmoid
+from engines.registry import REMOTE, EngineRequest, build_backend, resolve_precision
+from engines.weights import Weights, weights_of
+from errors import LipForensicsError, MediaError
 from stream.alerts.policy import PolicyConfig
 from stream.alerts.sinks import Sink
 from stream.pipeline import Pipeline
 from stream.scan.scanner import (
-    Progress,
     ScanReport,
     open_input,
     report_scan,
@@ -59,6 +53,7 @@ if TYPE_CHECKING:
     from engines.checkpoint import LoadedCheckpoint
     from engines.int8_cpu import Int8Check
     from engines.triton import TritonTarget
+    from stream.faces.reader import Progress
 
 
 def require_weights(weights: str | Path | None, backend: str) -> None:
@@ -67,7 +62,7 @@ def require_weights(weights: str | Path | None, backend: str) -> None:
     Raises:
         LipForensicsError: no weights where they are needed.
     """
-    if weights is None and backend != "triton":
+    if weights is None and backend != REMOTE:
         raise LipForensicsError("--weights is required (or weights in the config file)")
 
 
@@ -82,10 +77,9 @@ class Detector:
     checkpoint: LoadedCheckpoint | None
     backend: Backend
     thresholds: Thresholds | None
-    #: the weight file when there is no :attr:`checkpoint` (a Triton node given --weights)
-    weights_file: Path | None = None
-    #: the INT8 network's check against FP32 (None: the backend runs FP32)
-    int8: Int8Check | None = None
+    #: the weight file's record (:mod:`engines.weights`: preprocessing, thresholds file,
+    #: disclaimer); None for a Triton node started without weights
+    card: Weights | None = None
 
     @classmethod
     def load(
@@ -97,43 +91,41 @@ class Detector:
         calibrated: bool = True,
         triton: TritonTarget | None = None,
         thresholds: str | Path | None = None,
-        precision: str = "fp32",
+        precision: str | None = None,
         int8_calibration: str | Path | None = None,
     ) -> Detector:
         """Read ``weights`` (the authors' checkpoint, or any layout engines.checkpoint knows),
         its thresholds (``thresholds``, else the file next to the weights if there is one;
         ``calibrated=False`` ignores both, as ``calibrate`` does), and start the backend
-        named ``backend`` (``auto``, ``onnxruntime``, ``torch``, ``torch-cuda``,
-        ``tensorrt``, or ``triton`` on the server ``triton``: see the module doc).
-        ``precision="int8"`` (ONNX Runtime only) runs the INT8 network calibrated on the
-        genuine crops or video ``int8_calibration`` (:mod:`engines.precision`).
+        named ``backend`` (one of :data:`engines.registry.BACKENDS`: ``auto``,
+        ``onnxruntime``, ``torch``, ``torch-cuda``, ``tensorrt``, or ``triton`` on the server
+        ``triton``: see the module doc) in ``precision`` (:mod:`engines.precision`; None:
+        the backend's own). ``int8`` on ONNX Runtime runs the INT8 network calibrated on the
+        genuine crops or video ``int8_calibration``.
 
         Raises:
-            LipForensicsError: a bad weight file, stale thresholds, an unusable backend, a
-                Triton server that is unreachable or serves other models.
+            LipForensicsError: a bad weight file, stale thresholds, an unusable backend or
+                precision, a Triton server that is unreachable or serves other models.
         """
-        check_precision(precision, backend)
+        resolve_precision(backend, precision)  # a bad name fails before the weights are read
         require_weights(weights, backend)
-        if backend == "triton":
+        if backend == REMOTE:
             return cls._remote(weights, triton, calibrated=calibrated, thresholds=thresholds)
         from engines.checkpoint import load_checkpoint
 
         loaded = load_checkpoint(weights)  # before the slow part: fail fast on bad weights
-        digest = file_sha256(loaded.path)
-        found = _thresholds(weights, digest, str(weights), calibrated, thresholds)
-        if precision == "int8":
-            if int8_calibration is None:
-                raise LipForensicsError("--precision int8 needs --int8-calibration CROPS.npy|VIDEO")
-            engine, int8 = int8_backend(
-                loaded.model,
-                source_sha256=digest,
-                calibration=Path(int8_calibration),
-                crops=lambda: _calibration_crops(Path(int8_calibration)),
-                threads=threads,
-            )
-            return cls(loaded, engine, found, int8=int8)
-        engine = backend_for_model(backend, loaded.model, source_sha256=digest, threads=threads)
-        return cls(loaded, engine, found)
+        card = weights_of(loaded.path, thresholds)
+        found = _thresholds(card.thresholds, card.sha256, str(weights), calibrated)
+        calibration = Path(int8_calibration) if int8_calibration is not None else None
+        request = EngineRequest(
+            loaded.model,
+            card.sha256,
+            precision=precision,
+            threads=threads,
+            calibration=calibration,
+            crops=lambda: _calibration_crops(calibration),
+        )
+        return cls(loaded, build_backend(backend, request), found, card)
 
     @classmethod
     def from_settings(cls, engine: EngineSettings) -> Detector:
@@ -162,23 +154,33 @@ class Detector:
 
         if triton is None:
             raise LipForensicsError("--backend triton needs --triton-url HOST:PORT")
-        if weights is not None and not Path(weights).is_file():
-            raise CheckpointError(f"weight file not found: {weights}")
-        expected = file_sha256(weights) if weights is not None else None
-        engine = TritonBackend.connect(triton, expected)
+        card = weights_of(weights, thresholds) if weights is not None else None
+        engine = TritonBackend.connect(triton, card.sha256 if card else None)
         served = engine.served.source_sha256
         what = str(weights) if weights is not None else f"the models served at {triton.url}"
+        path = card.thresholds if card else (Path(thresholds) if thresholds else None)
         try:
-            found = _thresholds(weights, served, what, calibrated, thresholds)
+            found = _thresholds(path, served, what, calibrated)
         except LipForensicsError:
             engine.close()
             raise
-        return cls(None, engine, found, Path(weights) if weights is not None else None)
+        return cls(None, engine, found, card)
 
     @property
     def weights(self) -> Path | None:
         """The weight file (None: a Triton node started without one)."""
-        return self.checkpoint.path if self.checkpoint else self.weights_file
+        return self.card.path if self.card else None
+
+    @property
+    def int8(self) -> Int8Check | None:
+        """The INT8 network's check against FP32 (None: the backend does not run INT8)."""
+        return getattr(self.backend, "int8", None)
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        """How mouth crops become the network's input (the paper's for a Triton node
+        without weights)."""
+        return self.card.preprocessing if self.card else PAPER_PREPROCESSING
 
     def close(self) -> None:
         """Release the backend's connection, if it holds one (a Triton server's)."""
@@ -212,7 +214,12 @@ class Detector:
         path = Path(path)
         if not path.exists():
             raise MediaError(f"input not found: {path} (expected a video file or .npy crops)")
-        scanned = scan_source(open_input(path, progress=progress), self.backend, stride)
+        scanned = scan_source(
+            open_input(path, progress=progress),
+            self.backend,
+            stride,
+            preprocess=self.preprocessing,
+        )
         if not scanned.clip_times:
             raise MediaError(why_no_clips(path, scanned))
         return report_scan(
@@ -270,19 +277,13 @@ class Detector:
 
 
 def _thresholds(
-    weights: str | Path | None,
-    weights_sha256: str,
-    what: str,
-    calibrated: bool,
-    path: str | Path | None,
+    path: Path | None, weights_sha256: str, what: str, calibrated: bool
 ) -> Thresholds | None:
-    """The thresholds to use: the file ``path``, else the one next to ``weights`` (if any),
-    each checked against ``weights_sha256``; None when uncalibrated."""
-    if not calibrated:
+    """The thresholds file ``path``, checked against ``weights_sha256`` (``what`` names the
+    weights in errors); None when uncalibrated."""
+    if not calibrated or path is None:
         return None
-    if path is not None:
-        return load_thresholds(path, weights_sha256, what)
-    return load_thresholds_for(weights) if weights is not None else None
+    return load_thresholds(path, weights_sha256, what)
 
 
 def _calibration_crops(path: Path) -> np.ndarray:

@@ -125,7 +125,8 @@ class Verdict:
 
     Attributes:
         stream, face, pts: which window (see :class:`MouthWindow`).
-        logit: the network's output (label 1 = fake); ``probability`` is its sigmoid.
+        logit: the network's output (label 1 = fake); ``probability`` is the detector's map of it
+            (a thresholds file's calibrated map, else the sigmoid).
         level: the face's alert level after this window (JSON: ``clear``, ``suspicious``,
             ``alert``).
         latency_ms: from the arrival of the window's last frame to this verdict.

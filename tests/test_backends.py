@@ -1,8 +1,9 @@
-"""Backends: selection by name and its errors, the same numbers from torch and ONNX Runtime,
-the export cache, and loading a real checkpoint file."""
+"""Backends: the registry (names, precisions, their errors), the same numbers from torch and
+ONNX Runtime, the export cache, and loading a real checkpoint file."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ import torch
 from live_support import NARROW, TALKING
 from test_model import randomise
 
-from engines import backends, export
+from engines import backends, export, registry
 from engines.checkpoint import save_checkpoint
 from engines.digest import file_sha256
 from engines.export import read_metadata
@@ -21,6 +22,7 @@ from engines.model import LipForensics
 from engines.quantize import calibration_windows, load_crops, quantize_model
 from engines.tensorrt import tensorrt_unavailable_reason
 from errors import CheckpointError, LipForensicsError, MediaError
+from stream.detector import Detector
 
 DATA = Path(__file__).parent / "data"
 TENSORRT_MISSING = tensorrt_unavailable_reason()
@@ -36,65 +38,90 @@ def cache_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("cache")
 
 
+def request(model: LipForensics, **fields: object) -> registry.EngineRequest:
+    return registry.EngineRequest(model, "c" * 64, **fields)
+
+
 @pytest.fixture(scope="module")
 def ort_backend(narrow_model, cache_dir):
-    return backends.backend_for_model(
-        "onnxruntime", narrow_model, source_sha256="c" * 64, cache_dir=cache_dir
-    )
+    return registry.build_backend("onnxruntime", request(narrow_model, cache_dir=cache_dir))
 
 
 def test_unknown_backend_name_lists_the_choices():
     with pytest.raises(LipForensicsError, match="unknown backend 'tensorflow'.*onnxruntime"):
-        backends.resolve_backend_name("tensorflow")
+        registry.resolve_backend_name("tensorflow")
 
 
 def test_named_backends_resolve_to_themselves():
-    for name in ("torch", "torch-cuda", "onnxruntime", "tensorrt"):
-        assert backends.resolve_backend_name(name) == name
+    for name in ("torch", "torch-cuda", "onnxruntime", "tensorrt", "triton"):
+        assert registry.resolve_backend_name(name) == name
 
 
 def test_auto_is_tensorrt_then_torch_on_a_cuda_gpu_then_onnxruntime():
-    cuda_missing = backends.cuda_unavailable_reason()
+    cuda_missing = registry.cuda_unavailable_reason()
     expected = (
         "tensorrt" if not TENSORRT_MISSING else "onnxruntime" if cuda_missing else "torch-cuda"
     )
-    assert backends.resolve_backend_name("auto") == expected
+    assert registry.resolve_backend_name("auto") == expected
 
 
 @pytest.mark.skipif(TENSORRT_MISSING is None, reason="TensorRT and a GPU are available here")
 def test_auto_on_a_gpu_without_tensorrt_is_torch_in_fp16(monkeypatch):
     """What a pip-only GPU machine gets (the GPU is mocked: none here): PyTorch on CUDA in
     FP16, not ONNX Runtime on the CPU."""
-    monkeypatch.setattr(backends, "cuda_unavailable_reason", lambda: None)
-    assert backends.resolve_backend_name("auto") == "torch-cuda"
+    found = replace(registry.REGISTRY["torch-cuda"], unavailable=lambda: None)
+    monkeypatch.setitem(registry.REGISTRY, "torch-cuda", found)
+    assert registry.resolve_backend_name("auto") == "torch-cuda"
+    assert registry.resolve_precision("auto", None) == "fp16"
+
+
+def test_each_backend_runs_its_own_precision_unless_asked_for_another_it_runs():
+    assert registry.resolve_precision("onnxruntime", None) == "fp32"
+    assert registry.resolve_precision("onnxruntime", "int8") == "int8"
+    assert registry.resolve_precision("tensorrt", None) == "fp16"
+    assert registry.resolve_precision("torch-cuda", "fp32") == "fp32"
+    with pytest.raises(LipForensicsError, match="--backend torch runs fp32, not --precision fp16"):
+        registry.resolve_precision("torch", "fp16")
+    with pytest.raises(LipForensicsError, match="tensorrt runs fp16, fp32.*build-engine --int8"):
+        registry.resolve_precision("tensorrt", "int8")
+    with pytest.raises(LipForensicsError, match="server's choice"):
+        registry.resolve_precision("triton", "int8")
+    with pytest.raises(LipForensicsError, match="unknown precision 'bf16': expected one of"):
+        registry.resolve_precision("onnxruntime", "bf16")
+
+
+def test_int8_without_calibration_data_says_what_it_needs(narrow_model, cache_dir):
+    with pytest.raises(LipForensicsError, match="needs --int8-calibration"):
+        registry.build_backend("onnxruntime", request(narrow_model, precision="int8"))
 
 
 @pytest.mark.skipif(
-    backends.cuda_unavailable_reason() is None, reason="PyTorch sees a CUDA GPU here"
+    registry.cuda_unavailable_reason() is None, reason="PyTorch sees a CUDA GPU here"
 )
 def test_torch_cuda_without_a_gpu_says_why_in_one_line(narrow_model):
     with pytest.raises(LipForensicsError, match="cannot use --backend torch-cuda: ") as error:
-        backends.backend_for_model("torch-cuda", narrow_model, source_sha256="t" * 64)
+        registry.build_backend("torch-cuda", request(narrow_model))
     assert "\n" not in str(error.value)
 
 
 @pytest.mark.skipif(TENSORRT_MISSING is None, reason="TensorRT and a GPU are available here")
 def test_tensorrt_where_it_cannot_run_says_why_in_one_line(narrow_model, cache_dir):
     with pytest.raises(LipForensicsError) as caught:
-        backends.backend_for_model(
-            "tensorrt", narrow_model, source_sha256="c" * 64, cache_dir=cache_dir
-        )
-    assert str(caught.value) == TENSORRT_MISSING
+        registry.build_backend("tensorrt", request(narrow_model, cache_dir=cache_dir))
+    assert str(caught.value) == f"cannot use --backend tensorrt: {TENSORRT_MISSING}"
     assert "\n" not in TENSORRT_MISSING
+
+
+def test_triton_is_not_built_from_a_network(narrow_model):
+    with pytest.raises(LipForensicsError, match="runs on a server: give --triton-url"):
+        registry.build_backend("triton", request(narrow_model))
 
 
 def test_the_torch_backend_uses_the_threads_it_is_given(narrow_model):
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
-        backend = backends.backend_for_model(
-            "torch", narrow_model, source_sha256="t" * 64, threads=1
-        )
+        backend = registry.build_backend("torch", request(narrow_model, threads=1))
         assert backend.name == "torch" and torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
@@ -102,12 +129,12 @@ def test_the_torch_backend_uses_the_threads_it_is_given(narrow_model):
 
 def test_a_bad_backend_name_fails_before_the_weights_are_read(tmp_path):
     with pytest.raises(LipForensicsError, match="unknown backend"):
-        backends.create_backend("bogus", tmp_path / "missing.pth")
+        Detector.load(tmp_path / "missing.pth", backend="bogus")
 
 
 def test_a_missing_weight_file_is_a_checkpoint_error(tmp_path):
-    with pytest.raises(CheckpointError):
-        backends.create_backend("onnxruntime", tmp_path / "missing.pth", cache_dir=tmp_path)
+    with pytest.raises(CheckpointError, match="weights file not found"):
+        Detector.load(tmp_path / "missing.pth", backend="onnxruntime")
 
 
 @pytest.mark.parametrize("batch", [1, 7])
@@ -136,38 +163,25 @@ def test_clip_logits_equal_the_whole_network(narrow_model, ort_backend):
 def test_a_second_start_reuses_the_cached_export(narrow_model, ort_backend, cache_dir):
     (folder,) = (cache_dir / "onnx").iterdir()
     stamps = sorted((p.name, p.stat().st_mtime_ns) for p in folder.iterdir())
-    again = backends.backend_for_model(
-        "onnxruntime", narrow_model, source_sha256="c" * 64, cache_dir=cache_dir
-    )
+    again = registry.build_backend("onnxruntime", request(narrow_model, cache_dir=cache_dir))
     assert sorted((p.name, p.stat().st_mtime_ns) for p in folder.iterdir()) == stamps
     windows = np.zeros((2, 1, 5, 88, 88), np.float32)
     np.testing.assert_array_equal(again.encode_frames(windows), ort_backend.encode_frames(windows))
 
 
-def test_create_backend_loads_a_checkpoint_file_and_keys_the_cache_on_its_hash(
-    narrow_model, tmp_path
+def test_a_detector_loads_a_checkpoint_file_and_keys_the_cache_on_its_hash(
+    narrow_model, tmp_path, monkeypatch
 ):
+    monkeypatch.setenv("LIPFORENSICS_CACHE", str(tmp_path / "cache"))
     weights = save_checkpoint(tmp_path / "narrow.pth", narrow_model)
-    backend = backends.create_backend("onnxruntime", weights, cache_dir=tmp_path / "cache")
+    backend = Detector.load(weights, backend="onnxruntime").backend
     assert backend.name == "onnxruntime"
     (folder,) = (tmp_path / "cache" / "onnx").iterdir()
     assert read_metadata(folder / "frame_encoder.onnx")["source_sha256"] == file_sha256(weights)
     clips = np.random.default_rng(6).standard_normal((2, 25, 88, 88)).astype(np.float32)
-    torch_logits = backends.clip_logits(backends.create_backend("torch", weights), clips)
+    torch_logits = backends.clip_logits(Detector.load(weights, backend="torch").backend, clips)
     ort_logits = backends.clip_logits(backend, clips)
     assert np.abs(ort_logits - torch_logits).max() <= 1e-4 * np.abs(torch_logits).max()
-
-
-def test_approximate_logits_use_real_neighbours_at_the_window_ends(narrow_model, ort_backend):
-    frames = np.random.default_rng(7).standard_normal((40, 88, 88)).astype(np.float32)
-    starts = [0, 5, 15]
-    logits = backends.approximate_clip_logits(ort_backend, frames, starts)
-    with torch.no_grad():  # every frame encoded once inside the whole 40-frame run
-        features = narrow_model.encoder(torch.from_numpy(frames)[None, None])[0]
-        expected = narrow_model.head(torch.stack([features[s : s + 25] for s in starts]))
-    assert np.abs(logits - expected.numpy()).max() <= 1e-4 * np.abs(expected.numpy()).max()
-    exact = backends.clip_logits(ort_backend, frames[5:30][None])
-    assert not np.allclose(logits[1], exact[0], rtol=1e-6, atol=0)  # ends differ from exact
 
 
 @pytest.fixture(scope="module")

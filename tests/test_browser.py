@@ -198,11 +198,21 @@ def test_the_dashboard_shows_a_late_viewer_every_face_alert_crop_and_stream(
     page = camera.new_page()
     dialogs = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    sent = []  # (address, Authorization header) of every request the page makes
+    page.on(
+        "request", lambda request: sent.append((request.url, request.headers.get("authorization")))
+    )
     page.goto(f"{served.url}/dashboard")
     expect(page.locator("#login")).to_be_visible()
     page.fill("#token", TOKEN)
     page.click("#login button")
     expect(page.locator("#connection")).to_have_text("connected", timeout=WAIT * MS)
+    # the token travels in the Authorization header only, and stays in this tab's storage
+    data = [auth for url, auth in sent if url.split("?")[0].endswith(("/state", "/events"))]
+    assert data and set(data) == {f"Bearer {TOKEN}"}
+    assert not any(TOKEN in url for url, _ in sent)
+    assert page.evaluate("Object.values(sessionStorage)") == [TOKEN]
+    assert page.evaluate("localStorage.length") == 0
     expect(page.locator("#login")).to_be_hidden()
     expect(page.locator("#logout")).to_be_visible()
     health = re.compile(r"^health: (ok|degraded)")  # whatever /healthz says, it is read

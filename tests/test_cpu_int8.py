@@ -94,11 +94,11 @@ def test_too_few_calibration_crops_are_refused(narrow_weights, tmp_path, cache, 
 
 
 def test_int8_needs_onnxruntime_and_a_known_precision(narrow_weights, crops_file):
-    with pytest.raises(LipForensicsError, match="int8 runs on ONNX Runtime"):
+    with pytest.raises(LipForensicsError, match="--backend torch runs fp32, not --precision int8"):
         Detector.load(
             narrow_weights, backend="torch", precision="int8", int8_calibration=crops_file
         )
-    with pytest.raises(LipForensicsError, match="precision must be one of fp32, int8"):
+    with pytest.raises(LipForensicsError, match="precision must be one of fp32, fp16, int8"):
         Settings.of(precision="int4")
 
 

@@ -38,12 +38,10 @@ def test_the_pages_and_their_files_are_served_without_data_and_with_a_strict_pol
         assert status == 200 and headers["Content-Type"].startswith(kind), path
         policy = headers["Content-Security-Policy"]
         assert "default-src 'none'" in policy and "script-src 'self';" in policy
+        assert "unsafe" not in policy  # no inline script, no eval
         assert "frame-ancestors 'none'" in policy and headers["X-Content-Type-Options"] == "nosniff"
         assert TOKEN not in body
     scripts = {path: found[path][2] for path in FILES if path.endswith(".js")}
-    assert all("innerHTML" not in text and "eval(" not in text for text in scripts.values())
-    assert "Authorization: `Bearer ${token}`" in scripts["/live.js"]
-    assert "sessionStorage" in scripts["/live.js"]
     for page, own in (("/dashboard", "/dashboard.js"), ("/publish", "/publish.js")):
         html = found[page][2]
         tags = re.findall(r"<script[^>]*>", html)

@@ -17,6 +17,7 @@ from live_support import TALKING, narrow_model, run
 from server_support import AUTH, SDP_HEADERS, accept_answer, served
 
 from engines.backends import TorchBackend
+from engines.method import sigmoid
 
 
 @pytest.fixture(scope="module")
@@ -74,4 +75,5 @@ def test_an_obs_shaped_offer_gets_h264_video_audio_declined_and_verdicts(backend
     h264 = [c for c in video.rtp.codecs if c.name == "H264"]
     assert h264 and all(c.parameters["packetization-mode"] == "1" for c in h264)
     verdict = next(e for e in seen if e["type"] == "verdict" and e["stream"] == stream)
-    assert 0.0 <= verdict["probability"] <= 1.0
+    # no thresholds here: the probability is the sigmoid of this verdict's own logit
+    assert verdict["probability"] == pytest.approx(sigmoid(verdict["logit"]), abs=1e-4)

@@ -41,6 +41,7 @@ import torch
 from engines.clips import clip_starts
 from engines.method import CLIP_FRAMES, FPS
 from engines.model import LipForensics, ModelConfig
+from engines.weights import DEMO
 from training.demo_encoder import Crops, EncoderConfig, pretrain_encoder
 from training.demo_people import CALIBRATE, HELD_OUT, PEOPLE, TRAIN, Person, Recording, people
 from training.demo_results import (
@@ -68,8 +69,9 @@ SWAP_DONOR = "P2"
 CALIBRATION_PERTURBATIONS = ("blur", "noise", "compression", "contrast")
 #: the shipped files
 DEMO_DIR = Path(__file__).resolve().parent / "demo"
-#: the demo detector, its thresholds and the report of the build that made it
-WEIGHTS = DEMO_DIR / "demo_lipforensics.pth"
+#: the demo detector (its record: :data:`engines.weights.DEMO`), its thresholds and the
+#: report of the build that made it
+WEIGHTS = DEMO.path
 REPORT = DEMO_DIR / "demo_lipforensics.report.json"
 DEMO_GENUINE = DEMO_DIR / "genuine.mp4"
 DEMO_MANIPULATED = DEMO_DIR / "manipulated.mp4"
@@ -84,10 +86,7 @@ MIN_AUC = 0.9
 #: window stride the thresholds are calibrated at (the live pipeline's default)
 STRIDE = 5
 #: the statement everything that uses the demo detector prints
-DISCLAIMER = (
-    "DEMO DETECTOR: trained on synthetic mouth manipulations of genuine footage; it is not a "
-    "deepfake detector. Real use takes the authors' weights (lipforensics_ff.pth)."
-)
+DISCLAIMER = DEMO.disclaimer
 
 if TYPE_CHECKING:
     from stream.alerts.policy import PolicyConfig
@@ -409,7 +408,7 @@ def _write_demo_clips(
 def install_build(built: Path, shipped: Path = DEMO_DIR) -> None:
     """Copy a build's files from ``built`` into ``shipped``."""
     shipped.mkdir(parents=True, exist_ok=True)
-    thresholds = WEIGHTS.with_suffix(".thresholds.json").name
+    thresholds = DEMO.thresholds.name
     for name in (REPORT.name, DEMO_GENUINE.name, DEMO_MANIPULATED.name, WEIGHTS.name, thresholds):
         shutil.copyfile(built / name, shipped / name)
 

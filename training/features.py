@@ -18,9 +18,9 @@ so a cache made with other weights is recomputed rather than reused).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -29,6 +29,9 @@ from engines.frames import FrameKey, five_frame_inputs, window_keys
 from engines.method import CLIP_FRAMES, normalise_crops
 from engines.model import FrameEncoder
 
+if TYPE_CHECKING:
+    from stream.faces.reader import Progress
+
 #: the cache's five slots per frame, as the (before, after) zero neighbours of the
 #: :data:`~engines.frames.FrameKey` each holds; slot 0 is the frame inside its run
 VARIANTS = ((0, 0), (2, 0), (1, 0), (0, 1), (0, 2))
@@ -36,8 +39,6 @@ VARIANTS = ((0, 0), (2, 0), (1, 0), (0, 1), (0, 2))
 GRID = 5
 #: file name suffix of a cached video
 SUFFIX = ".features.npz"
-
-Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)

@@ -18,17 +18,14 @@ from typing import TYPE_CHECKING, NamedTuple, Protocol
 import numpy as np
 
 from engines.clips import StreamScorer
-from engines.method import CLIP_FRAMES, CROP_SIZE, FPS, sigmoid
+from engines.method import CLIP_FRAMES, CROP_SIZE, FPS, normalise_crops, sigmoid
 from errors import MediaError
 from stream.alerts.policy import AlertPolicy, Level, PolicyConfig
 
 if TYPE_CHECKING:
     from calibration.thresholds import Thresholds
     from engines.backends import Backend
-
-#: a progress callback: (done, total)
-Progress = Callable[[int, int], None]
-
+    from stream.faces.reader import Progress
 
 # --- reading the input -------------------------------------------------------------------
 
@@ -181,11 +178,17 @@ class ScanResult:
 
 
 def scan_source(
-    source: CropSource, backend: Backend, stride: int, *, batch: int = 64
+    source: CropSource,
+    backend: Backend,
+    stride: int,
+    *,
+    batch: int = 64,
+    preprocess: Callable[[np.ndarray], np.ndarray] = normalise_crops,
 ) -> ScanResult:
-    """Score every clip of ``source`` while reading it (see :class:`StreamScorer`)."""
+    """Score every clip of ``source`` while reading it (see :class:`StreamScorer`);
+    ``preprocess`` turns uint8 crops into the network's input (the weights')."""
     started = time.perf_counter()
-    scorer = StreamScorer(backend, stride, batch=batch)
+    scorer = StreamScorer(backend, stride, batch=batch, preprocess=preprocess)
     for record in source:
         scorer.push(record.pts, record.crop, record.run)
     logits = scorer.finish()

@@ -25,7 +25,8 @@ class EngineSettings:
         thresholds: a thresholds file (``calibrate``) to use instead of the one next to the
             weights; with ``triton`` and no weights, the only source of calibrated levels
             (it must name the served checkpoint's SHA-256).
-        precision: ``"fp32"``, or ``"int8"``: ONNX Runtime's INT8 network, calibrated on
+        precision: None (the backend's own: FP16 on a GPU, FP32 on the CPU), ``"fp32"``,
+            ``"fp16"``, or ``"int8"``: ONNX Runtime's INT8 network, calibrated on
             ``int8_calibration`` (genuine crops ``.npy`` or a genuine video; the commands
             default to the bundled genuine clip) and refused when too far from FP32
             (:mod:`engines.precision`, docs/benchmarks.md).
@@ -47,7 +48,7 @@ class EngineSettings:
     weights: Path | None = None
     backend: str = "auto"
     thresholds: Path | None = None
-    precision: str = "fp32"
+    precision: str | None = None
     int8_calibration: Path | None = None
     inference_threads: int | None = None
     max_batch: int = 32
@@ -72,7 +73,7 @@ class EngineSettings:
             },
         )
         check_positive(self, {"max_delay": 3600.0, "triton_timeout": 3600.0})
-        if self.precision not in PRECISIONS:
+        if self.precision is not None and self.precision not in PRECISIONS:
             raise LipForensicsError(
                 f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
             )
