@@ -64,6 +64,7 @@ class StatusEvent:
         """The JSON-ready form used by every sink."""
         data = asdict(self)
         data["status"] = str(self.status)
+        data["wall_time"] = round(self.wall_time, 6)
         return data
 
 
@@ -143,7 +144,8 @@ class Verdict:
     def to_dict(self) -> dict[str, object]:
         """The JSON-ready form used by every sink (``id`` only on alerts)."""
         data = asdict(self)
-        data["pts"] = list(self.pts)
+        data["pts"] = [round(t, 6) for t in self.pts]
+        data["wall_time"] = round(self.wall_time, 6)
         data["level"] = str(self.level)
         if not self.id:
             del data["id"]
