@@ -241,8 +241,8 @@ class Detector:
         self, sources: Iterable[str | Source], settings: Settings | None = None
     ) -> AsyncIterator[dict[str, object]]:
         """Run the live pipeline on ``sources`` (addresses as ``run`` takes them, or
-        :class:`~stream.sources.base.Source` objects) and yield every event (verdicts,
-        alerts, status) as a dict until they all end. Leaving the loop early stops them."""
+        :class:`~stream.sources.base.Source` objects) and yield every event in its JSON
+        form (README "Events") until they all end. Leaving the loop early stops them."""
         settings = replace(settings or Settings(), weights=self.weights, jsonl=None)
         opened = [
             open_source(s, realtime=settings.realtime) if isinstance(s, str) else s for s in sources
@@ -256,7 +256,7 @@ class Detector:
         running = asyncio.ensure_future(pipeline.run_until_sources_end())
         try:
             while (event := await following) is not None:
-                yield event
+                yield event.to_dict()
                 following = asyncio.ensure_future(anext(events, None))
             await running
         finally:
