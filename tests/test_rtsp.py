@@ -147,9 +147,9 @@ def test_the_pipeline_keeps_scoring_a_camera_across_a_server_restart() -> None:
         source = FirstAfterReconnect(camera)
         pipeline.add_source(source)
         try:
-            seen = [await first]
+            seen = [(await first).to_dict()]
             while seen[-1]["type"] != "verdict":
-                seen.append(await anext(events))
+                seen.append((await anext(events)).to_dict())
             server.kill()
             server.start()
             while not (  # a window of frames from the new connection is scored
@@ -157,7 +157,7 @@ def test_the_pipeline_keeps_scoring_a_camera_across_a_server_restart() -> None:
                 and source.pts is not None
                 and seen[-1]["pts"][0] >= source.pts
             ):
-                seen.append(await anext(events))
+                seen.append((await anext(events)).to_dict())
         finally:
             server.kill()
             await pipeline.stop(drain=True)
