@@ -5,7 +5,7 @@
     detector = Detector.load("lipforensics_ff.pth", backend="onnxruntime")
     report = detector.scan("clip.mp4")  # clip logits, video logit, probability, level
     async for event in detector.watch(["rtsp://camera/stream", "call.mp4"]):
-        ...  # verdict, alert and status events, as dicts
+        ...  # the event records of stream/events.py (Verdict, Alert, StreamStatus, ...)
 
 The detector carries the weights' calibrated thresholds (``<weights>.thresholds.json``, see
 ``calibrate``, or a thresholds file given) when there are some, so that levels and
@@ -41,6 +41,7 @@ from engines.precision import check_precision, int8_backend
 from errors import CheckpointError, LipForensicsError, MediaError
 from stream.alerts.policy import PolicyConfig
 from stream.alerts.sinks import Sink
+from stream.events import Event
 from stream.pipeline import Pipeline
 from stream.scan.scanner import (
     Progress,
@@ -239,10 +240,11 @@ class Detector:
 
     async def watch(
         self, sources: Iterable[str | Source], settings: Settings | None = None
-    ) -> AsyncIterator[dict[str, object]]:
+    ) -> AsyncIterator[Event]:
         """Run the live pipeline on ``sources`` (addresses as ``run`` takes them, or
-        :class:`~stream.sources.base.Source` objects) and yield every event in its JSON
-        form (README "Events") until they all end. Leaving the loop early stops them."""
+        :class:`~stream.sources.base.Source` objects) and yield every event record
+        (:data:`stream.events.Event`; ``to_dict()`` is its JSON) until they all end. Leaving
+        the loop early stops them."""
         settings = replace(settings or Settings(), weights=self.weights, jsonl=None)
         opened = [
             open_source(s, realtime=settings.realtime) if isinstance(s, str) else s for s in sources
@@ -256,7 +258,7 @@ class Detector:
         running = asyncio.ensure_future(pipeline.run_until_sources_end())
         try:
             while (event := await following) is not None:
-                yield event.to_dict()
+                yield event
                 following = asyncio.ensure_future(anext(events, None))
             await running
         finally:

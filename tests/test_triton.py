@@ -183,8 +183,8 @@ def test_live_verdicts_through_triton_equal_local_onnxruntime(server, narrow_wei
     async def logits(detector: Detector) -> dict[tuple[int, float], float]:
         found = {}
         async for event in detector.watch([str(TALKING)], LIVE):
-            if event["type"] == "verdict":
-                found[event["face"], event["pts"][0]] = event["logit"]
+            if isinstance(event, Verdict):
+                found[event.face, event.pts[0]] = event.logit
         return found
 
     remote = Detector.load(backend="triton", triton=TritonTarget.parse(server.url))
