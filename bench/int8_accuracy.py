@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from calibration.metrics import auc  # noqa: E402
 from stream.detector import Detector  # noqa: E402
+from stream.events import Alert  # noqa: E402
 from stream.settings.pipeline import Settings  # noqa: E402
 from training.demo_detector import DEMO_GENUINE, DEMO_MANIPULATED, WEIGHTS  # noqa: E402
 
@@ -41,9 +42,9 @@ async def live_alerts(detector: Detector) -> list[tuple[str, int, float]]:
     settings = Settings.of(stride=5)
     sources = [str(DEMO_GENUINE), str(DEMO_MANIPULATED)]
     return [
-        (event["stream"], event["face"], round(event["pts"][1], 2))
+        (event.stream, event.verdict.face, round(event.verdict.pts[1], 2))
         async for event in detector.watch(sources, settings)
-        if event["type"] == "alert"
+        if isinstance(event, Alert)
     ]
 
 

@@ -41,6 +41,7 @@ from engines.backends import Backend  # noqa: E402
 from engines.method import CLIP_FRAMES as WINDOW  # noqa: E402
 from engines.method import FPS, normalise_crops  # noqa: E402
 from engines.method import FRAME_CONTEXT as REACH  # noqa: E402
+from stream.events import Event, Verdict  # noqa: E402
 from stream.faces.stage import FaceStage  # noqa: E402
 from stream.pipeline import Pipeline  # noqa: E402
 from stream.settings.pipeline import Settings  # noqa: E402
@@ -54,9 +55,9 @@ class LatencySink:
     def __init__(self) -> None:
         self.latencies: list[float] = []
 
-    def send(self, event: dict[str, object]) -> None:
-        if event["type"] == "verdict":
-            self.latencies.append(float(event["latency_ms"]))
+    def send(self, event: Event) -> None:
+        if isinstance(event, Verdict):
+            self.latencies.append(event.latency_ms)
 
     async def close(self) -> None:
         pass

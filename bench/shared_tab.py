@@ -99,8 +99,8 @@ class ServeThread:
 
     async def _serve(self) -> None:
         detector = Detector.load(WEIGHTS, backend="onnxruntime")
-        settings = Settings(weights=WEIGHTS, jsonl=str(self.events))
-        pipeline = detector.pipeline(settings, sinks_for(settings))
+        settings = Settings.of(weights=WEIGHTS, jsonl=str(self.events))
+        pipeline = detector.pipeline(settings, sinks_for(settings.alerts, settings.fleet.node))
         whip = WhipSettings(ice_hosts=("127.0.0.1",))
         server = Server(pipeline, ServerSettings(token=TOKEN, port=0, whip=whip))
         await server.start()

@@ -47,6 +47,7 @@ from rtsp_support import RtspServer  # noqa: E402
 from engines.backends import TorchBackend  # noqa: E402
 from stream.alerts.outbox import Outbox  # noqa: E402
 from stream.alerts.sinks import WebhookSink  # noqa: E402
+from stream.events import Alert, BackendStatus, Event, StreamStatus, Verdict  # noqa: E402
 from stream.pipeline import Pipeline  # noqa: E402
 from stream.settings.pipeline import Settings  # noqa: E402
 from stream.sources.rtsp import RtspSource  # noqa: E402
@@ -118,13 +119,16 @@ class AlertCounter:
         self.alerts: set[str] = set()
         self.verdicts = 0
 
-    def send(self, event: dict[str, object]) -> None:
-        if event["type"] == "alert":
-            self.alerts.add(str(event["id"]))
-        elif event["type"] == "verdict":
-            self.verdicts += 1
-        elif event["type"] == "status":
-            print(f"#   {event['stream']}: {event['status']} {event['detail']}", flush=True)
+    def send(self, event: Event) -> None:
+        match event:
+            case Alert():
+                self.alerts.add(event.id)
+            case Verdict():
+                self.verdicts += 1
+            case StreamStatus():
+                print(f"#   {event.stream}: {event.status} {event.detail}", flush=True)
+            case BackendStatus():
+                print(f"#   backend {event.backend}: {event.status} {event.detail}", flush=True)
 
     async def close(self) -> None:
         pass

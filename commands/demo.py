@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from stream.detector import Detector
+    from stream.events import Event
     from stream.pipeline import Pipeline
 
 HELP = "play a genuine and a manipulated demo clip through the live pipeline (demo detector)"
@@ -72,25 +73,24 @@ class ClipPrinter:
     logits: list[float] = field(default_factory=list)
     alerts: list[float] = field(default_factory=list)
 
-    def send(self, event: dict[str, object]) -> None:
+    def send(self, event: Event) -> None:
         """Print one event (verdicts only when verbose; alerts always)."""
-        if event.get("type") not in ("verdict", "alert"):
-            return
-        start, end = event["pts"]
-        logit = float(event["logit"])
-        if event["type"] == "alert":
-            self.alerts.append(end)
-            print(
-                f"  {end:6.2f} s  ALERT   {self.label}: the mouth looks manipulated "
-                f"(logit {logit:+.2f})"
-            )
-            return
-        self.logits.append(logit)
-        if self.verbose:
-            print(
-                f"  {end:6.2f} s  window {start:5.2f}-{end:5.2f} s  logit {logit:+6.2f}  "
-                f"p(fake) {float(event['probability']):.2f}  {event['level']}"
-            )
+        from stream.events import Alert, Verdict
+
+        match event:
+            case Alert(verdict=Verdict(pts=(_, end), logit=logit)):
+                self.alerts.append(end)
+                print(
+                    f"  {end:6.2f} s  ALERT   {self.label}: the mouth looks manipulated "
+                    f"(logit {logit:+.2f})"
+                )
+            case Verdict(pts=(start, end), logit=logit):
+                self.logits.append(logit)
+                if self.verbose:
+                    print(
+                        f"  {end:6.2f} s  window {start:5.2f}-{end:5.2f} s  logit {logit:+6.2f}  "
+                        f"p(fake) {event.probability:.2f}  {event.level}"
+                    )
 
     async def close(self) -> None:
         """Nothing to flush."""

@@ -5,7 +5,7 @@
     detector = Detector.load("lipforensics_ff.pth", backend="onnxruntime")
     report = detector.scan("clip.mp4")  # clip logits, video logit, probability, level
     async for event in detector.watch(["rtsp://camera/stream", "call.mp4"]):
-        ...  # verdict, alert and status events, as dicts
+        ...  # the event records of stream/events.py (Verdict, Alert, StreamStatus, ...)
 
 The detector carries the weights' calibrated thresholds (``<weights>.thresholds.json``, see
 ``calibrate``, or a thresholds file given) when there are some, so that levels and
@@ -36,6 +36,7 @@ from engines.weights import Weights, weights_of
 from errors import LipForensicsError, MediaError
 from stream.alerts.policy import PolicyConfig
 from stream.alerts.sinks import Sink
+from stream.events import Event
 from stream.pipeline import Pipeline
 from stream.scan.scanner import (
     ScanReport,
@@ -247,10 +248,11 @@ class Detector:
 
     async def watch(
         self, sources: Iterable[str | Source], settings: Settings | None = None
-    ) -> AsyncIterator[dict[str, object]]:
+    ) -> AsyncIterator[Event]:
         """Run the live pipeline on ``sources`` (addresses as ``run`` takes them, or
-        :class:`~stream.sources.base.Source` objects) and yield every event (verdicts,
-        alerts, status) as a dict until they all end. Leaving the loop early stops them."""
+        :class:`~stream.sources.base.Source` objects) and yield every event record
+        (:data:`stream.events.Event`; ``to_dict()`` is its JSON) until they all end. Leaving
+        the loop early stops them."""
         settings = settings or Settings()
         realtime = settings.sources.realtime
         opened = [open_source(s, realtime=realtime) if isinstance(s, str) else s for s in sources]

@@ -1,13 +1,15 @@
-"""The small typed records that flow between pipeline stages.
+"""The small typed records that flow between pipeline stages, and the events that leave it.
 
 Every record keeps the source's own presentation time (``pts``, seconds) so that every
-verdict and alert can say *when* in the stream it happened.
+verdict and alert can say *when* in the stream it happened. The events (:data:`Event`) are
+frozen records with enum fields, handed as they are to every sink, subscriber and page;
+``to_dict()`` gives the JSON form where JSON is written (times to the microsecond).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 import numpy as np
@@ -31,40 +33,6 @@ class Frame:
     pts: float
     image: np.ndarray
     arrival: float = field(default_factory=time.monotonic)
-
-
-class StreamStatus(StrEnum):
-    """Where a stream stands; the JSON form is the lower-case name."""
-
-    STARTING = "starting"
-    CONNECTED = "connected"
-    DISCONNECTED = "disconnected"
-    RECONNECTING = "reconnecting"
-    ENDED = "ended"
-    ERROR = "error"
-
-    @property
-    def down(self) -> bool:
-        """True while the stream is not delivering frames and should come back."""
-        return self in (StreamStatus.DISCONNECTED, StreamStatus.RECONNECTING, StreamStatus.ERROR)
-
-
-@dataclass(frozen=True, slots=True)
-class StatusEvent:
-    """A change in a source's connection (:class:`StreamStatus`); ``detail`` says why in one
-    line."""
-
-    stream: str
-    status: StreamStatus
-    detail: str = ""
-    wall_time: float = field(default_factory=time.time)
-    type: str = "status"
-
-    def to_dict(self) -> dict[str, object]:
-        """The JSON-ready form used by every sink."""
-        data = asdict(self)
-        data["status"] = str(self.status)
-        return data
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,18 +87,89 @@ class MouthWindow:
     arrival: float
 
 
+# ---- the events that leave the pipeline (every sink, subscriber and page takes these) ----
+
+#: ended streams whose per-stream state a holder (the pipeline, the MQTT sink) keeps;
+#: older ones are freed.
+KEEP_ENDED = 64
+
+
+class Connection(StrEnum):
+    """Where a stream stands (a :class:`StreamStatus`'s ``status``); the JSON form is the
+    lower-case name."""
+
+    STARTING = "starting"
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"
+    RECONNECTING = "reconnecting"
+    ENDED = "ended"
+    ERROR = "error"
+
+    @property
+    def down(self) -> bool:
+        """True while the stream is not delivering frames and should come back."""
+        return self in (Connection.DISCONNECTED, Connection.RECONNECTING, Connection.ERROR)
+
+
+class Availability(StrEnum):
+    """Whether the node's inference backend answers (a :class:`BackendStatus`'s
+    ``status``)."""
+
+    OK = "ok"
+    DEGRADED = "degraded"
+
+
+def _check(value: object, kind: type, what: str) -> None:
+    """Refuse a field of the wrong type (a string where an enum belongs)."""
+    if not isinstance(value, kind):
+        raise TypeError(f"{what} must be a {kind.__name__}, not {value!r}")
+
+
+def _stamped(fields: dict[str, object], wall_time: float, kind: str, **tail: object) -> dict:
+    """An event's JSON form: its fields, then ``wall_time`` (to the microsecond), ``type``
+    and whatever ``tail`` holds that is not None (an alert's ``id``, the ``node``)."""
+    data = {**fields, "wall_time": round(wall_time, 6), "type": kind}
+    data.update((key, value) for key, value in tail.items() if value is not None)
+    return data
+
+
+def _seconds(pts: tuple[float, ...]) -> list[float]:
+    """Stream times as JSON: a list, each to the microsecond."""
+    return [round(t, 6) for t in pts]
+
+
+@dataclass(frozen=True, slots=True)
+class StreamStatus:
+    """A change in a stream's connection; ``detail`` says why in one line (JSON ``type``
+    ``status``)."""
+
+    stream: str
+    status: Connection
+    detail: str = ""
+    wall_time: float = field(default_factory=time.time)
+    node: str | None = None
+
+    def __post_init__(self) -> None:
+        _check(self.status, Connection, "a stream's status")
+
+    def to_dict(self) -> dict[str, object]:
+        """The JSON form (``stream, status, detail, wall_time, type, node``)."""
+        fields = {"stream": self.stream, "status": str(self.status), "detail": self.detail}
+        return _stamped(fields, self.wall_time, "status", node=self.node)
+
+
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """The score of one window, or (``type="alert"``) a change of a face's alert level.
+    """The score of one window of one face (JSON ``type`` ``verdict``).
 
     Attributes:
         stream, face, pts: which window (see :class:`MouthWindow`).
-        logit: the network's output (label 1 = fake); ``probability`` is the detector's map of it
-            (a thresholds file's calibrated map, else the sigmoid).
+        logit: the network's output (label 1 = fake).
+        probability: the fake probability: the calibrated map of the thresholds file applied
+            to ``logit``, or its sigmoid when none is calibrated.
         level: the face's alert level after this window (JSON: ``clear``, ``suspicious``,
             ``alert``).
         latency_ms: from the arrival of the window's last frame to this verdict.
-        id: unique id of an alert (for de-duplication downstream); empty for verdicts.
     """
 
     stream: str
@@ -141,14 +180,95 @@ class Verdict:
     level: Level
     latency_ms: float
     wall_time: float = field(default_factory=time.time)
-    type: str = "verdict"
-    id: str = ""
+    node: str | None = None
+
+    def __post_init__(self) -> None:
+        _check(self.level, Level, "a verdict's level")
+
+    def fields(self) -> dict[str, object]:
+        """The window's fields as JSON, without ``wall_time``, ``type`` or ``node``."""
+        return {
+            "stream": self.stream,
+            "face": self.face,
+            "pts": _seconds(self.pts),
+            "logit": self.logit,
+            "probability": self.probability,
+            "level": str(self.level),
+            "latency_ms": self.latency_ms,
+        }
 
     def to_dict(self) -> dict[str, object]:
-        """The JSON-ready form used by every sink (``id`` only on alerts)."""
-        data = asdict(self)
-        data["pts"] = list(self.pts)
-        data["level"] = str(self.level)
-        if not self.id:
-            del data["id"]
-        return data
+        """The JSON form (the :meth:`fields`, ``wall_time``, ``type``, ``node``)."""
+        return _stamped(self.fields(), self.wall_time, "verdict", node=self.node)
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """A face reached the alert level: the verdict that took it there, and a unique ``id``
+    (for de-duplication downstream; the key of its crops). JSON ``type`` ``alert``: the
+    verdict's fields, then ``id``."""
+
+    verdict: Verdict
+    id: str
+
+    @property
+    def stream(self) -> str:
+        """The stream of the face."""
+        return self.verdict.stream
+
+    def to_dict(self) -> dict[str, object]:
+        """The JSON form (a verdict's, with ``type`` ``alert`` and ``id``)."""
+        verdict = self.verdict
+        return _stamped(verdict.fields(), verdict.wall_time, "alert", id=self.id, node=verdict.node)
+
+
+@dataclass(frozen=True, slots=True)
+class FaceEnded:
+    """A face left the picture: its track ended (missing for longer than the face stage
+    holds a track), after its last verdict. Not sent for the faces of a stream that ends
+    or reconnects: its status says that every face is gone. JSON ``type`` ``face_ended``;
+    ``pts`` is the stream time (seconds) at which the face was found gone."""
+
+    stream: str
+    face: int
+    pts: float
+    wall_time: float = field(default_factory=time.time)
+    node: str | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        """The JSON form (``stream, face, pts, wall_time, type, node``)."""
+        fields = {"stream": self.stream, "face": self.face, "pts": round(self.pts, 6)}
+        return _stamped(fields, self.wall_time, "face_ended", node=self.node)
+
+
+@dataclass(frozen=True, slots=True)
+class BackendStatus:
+    """The node's inference backend became unavailable (``degraded``) or came back
+    (``ok``): the whole node's, never a stream's (JSON ``type`` ``backend``)."""
+
+    backend: str
+    status: Availability
+    detail: str
+    wall_time: float = field(default_factory=time.time)
+    node: str | None = None
+
+    def __post_init__(self) -> None:
+        _check(self.status, Availability, "a backend's status")
+
+    def to_dict(self) -> dict[str, object]:
+        """The JSON form (``backend, status, detail, wall_time, type, node``)."""
+        fields = {"backend": self.backend, "status": str(self.status), "detail": self.detail}
+        return _stamped(fields, self.wall_time, "backend", node=self.node)
+
+
+#: every event that leaves the pipeline
+Event = StreamStatus | Verdict | Alert | FaceEnded | BackendStatus
+#: the events of one stream (each has ``stream``)
+StreamEvent = StreamStatus | Verdict | Alert | FaceEnded
+
+
+def from_node(event: Event, node: str) -> Event:
+    """``event`` as sent by ``node`` (an alert's node is its verdict's)."""
+    if isinstance(event, Alert):
+        return replace(event, verdict=replace(event.verdict, node=node))
+    return replace(event, node=node)

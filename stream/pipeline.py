@@ -3,8 +3,9 @@
 Per stream, a :class:`~stream.worker.StreamWorker`: source -> 25 fps clock -> frame queue ->
 face stage -> per-face windows. For all streams together: one
 :class:`~stream.windows.scheduler.Scheduler` batches encodings and windows into backend
-calls; each scored window goes back to its worker (alert policy -> verdict events), and every
-event goes out through one :class:`~stream.alerts.fanout.Fanout` (sinks, subscribers).
+calls; each scored window goes back to the worker that queued it (alert policy -> verdict
+events), and every event goes out through one :class:`~stream.alerts.fanout.Fanout` (sinks,
+subscribers): the workers' and the backend outage's (:mod:`stream.health.backend`) directly.
 
 The pipeline reads no files: the caller hands it the alert policy and probability map
 (:meth:`stream.detector.Detector.pipeline` takes them from the weights' thresholds file) and
@@ -22,13 +23,13 @@ from contextlib import suppress
 from engines.backends import Backend
 from engines.method import sigmoid
 from stream.alerts.crops import AlertCrops
-from stream.alerts.fanout import Event, Fanout
+from stream.alerts.fanout import Fanout
 from stream.alerts.mqtt import MqttSink
 from stream.alerts.mqtt_address import parse_mqtt_url
 from stream.alerts.outbox import Outbox, default_outbox_path
 from stream.alerts.policy import PolicyConfig
 from stream.alerts.sinks import JsonlSink, Sink, WebhookSink
-from stream.events import MouthWindow, StatusEvent
+from stream.events import KEEP_ENDED, Event, StreamStatus
 from stream.health.backend import Outage
 from stream.health.metrics import PipelineMetrics
 from stream.health.node import Health
@@ -37,9 +38,6 @@ from stream.settings.pipeline import Settings
 from stream.sources.base import Source
 from stream.windows.scheduler import Scheduler
 from stream.worker import ProbabilityMap, Shared, StreamWorker
-
-#: ended streams whose state (for health and late verdicts) is kept; older ones are freed.
-KEEP_ENDED = 64
 
 
 class Pipeline:
@@ -66,10 +64,9 @@ class Pipeline:
         self.events = Fanout(sinks, node=settings.fleet.node)
         #: the mouth crops of recent alert windows (for the dashboard)
         self.alert_crops = AlertCrops()
-        self.outage = Outage(backend.name, self.metrics, self.emit)
+        self.outage = Outage(backend.name, self.metrics, self.events.send)
         self.scheduler = Scheduler(
             backend,
-            self._scored,
             max_batch=settings.engine.max_batch,
             window_queue=settings.engine.window_queue,
             prefetch_queue=settings.engine.prefetch_queue,
@@ -88,7 +85,7 @@ class Pipeline:
             health=self.health_check,
             policy=policy or PolicyConfig(),
             probability=probability,
-            emit=self.emit,
+            emit=self.events.send,
             keep_alert_frames=self.alert_crops.keep_window,
         )
         self.workers: dict[str, StreamWorker] = {}
@@ -133,12 +130,17 @@ class Pipeline:
         return task
 
     def emit(self, event: Event) -> None:
-        """Send an event (verdict, alert, status) to every sink and subscriber."""
-        if isinstance(event, StatusEvent) and event.stream in self.workers:
-            self.workers[event.stream].note(event)
+        """Send an event from outside the workers (the WHIP server's status of a session's
+        stream) to every sink and subscriber. A status of a running stream goes to its
+        worker, which owns the stream's status and sends it."""
+        if isinstance(event, StreamStatus):
+            task = self._tasks.get(event.stream)
+            if task is not None and not task.done():
+                self.workers[event.stream].on_status(event)
+                return
         self.events.send(event)
 
-    def subscribe(self) -> AsyncIterator[dict[str, object]]:
+    def subscribe(self) -> AsyncIterator[Event]:
         """Every event from now on (for Server-Sent Events); a slow subscriber loses its
         oldest events rather than holding the pipeline up."""
         return self.events.subscribe()
@@ -205,12 +207,6 @@ class Pipeline:
                 del self._tasks[old], self.workers[old]
                 self.scheduler.dropped_windows.pop(old, None)
                 self.metrics.forget_stream(old)
-
-    def _scored(self, window: MouthWindow, logit: float) -> None:
-        """The scheduler's callback: a window's logit goes to its stream's worker."""
-        worker = self.workers.get(window.stream_id)
-        if worker is not None:  # freed only KEEP_ENDED ended streams later, long since scored
-            worker.scored(window, logit)
 
 
 def sinks_for(alerts: AlertSettings, node: str) -> list[Sink]:

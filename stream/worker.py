@@ -2,8 +2,10 @@
 
 In: source -> 25 fps clock -> bounded frame queue -> face stage (landmarks, track ids,
 mouth crops; on the landmark threads) -> one :class:`~stream.windows.face_window.FaceWindow`
-per face -> the shared scheduler. Out: a scored window -> the face's
-:class:`~stream.alerts.policy.AlertPolicy` -> verdict (and alert) events.
+per face -> the shared scheduler. Out: the scheduler hands each window's logit back to
+this worker -> the face's :class:`~stream.alerts.policy.AlertPolicy` -> verdict (and alert)
+events; a face whose track ended gets a ``FaceEnded`` after its last verdict. The worker
+owns its stream's status: it sets it and sends it.
 
 A live source whose frames pile up loses the whole backlog at once (counted), so the frames
 that are scored stay consecutive and recent; a file read as fast as possible waits instead.
@@ -15,17 +17,27 @@ import asyncio
 import logging
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Executor
 from contextlib import aclosing, suppress
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
 from engines.method import normalise_crops
 from errors import LipForensicsError
 from stream.alerts.policy import AlertPolicy, PolicyConfig
-from stream.events import Frame, MouthWindow, StatusEvent, StreamStatus, Verdict
+from stream.events import (
+    Alert,
+    Connection,
+    Event,
+    FaceEnded,
+    Frame,
+    MouthWindow,
+    StreamStatus,
+    Verdict,
+)
 from stream.faces.stage import FaceStage
 from stream.health.metrics import PipelineMetrics
 from stream.health.node import Health, StreamCounts
@@ -64,7 +76,8 @@ class Shared:
     health: Health
     policy: PolicyConfig
     probability: ProbabilityMap
-    emit: Callable[[StatusEvent | Verdict], None]
+    #: sends an event to every sink and subscriber
+    emit: Callable[[Event], None]
     #: called with an alert's id and the frames of the window that raised it (kept to show)
     keep_alert_frames: Callable[[str, tuple[np.ndarray, ...]], None] | None = None
 
@@ -75,7 +88,7 @@ class StreamWorker:
     def __init__(self, source: Source, shared: Shared) -> None:
         settings = shared.settings
         self.source, self.shared = source, shared
-        self.status = StreamStatus.STARTING
+        self.status = Connection.STARTING
         self.counts = StreamCounts()
         size = settings.sources.frame_queue if source.live else 2 * settings.faces.window
         self.queue: FrameQueue[Numbered | None] = FrameQueue(
@@ -89,7 +102,11 @@ class StreamWorker:
         #: never connects) costs no landmarker
         self.face_stage: FaceStage | None = None
         #: the source's ``ended``, sent once the stream's last verdicts are out
-        self._ended: StatusEvent | None = None
+        self._ended: StreamStatus | None = None
+        #: per face, its windows at the scheduler (queued or being scored)
+        self._in_flight: Counter[int] = Counter()
+        #: faces whose track ended, waiting for their last verdicts: face -> pts it ended
+        self._leaving: dict[int, float] = {}
 
     @property
     def stream_id(self) -> str:
@@ -101,22 +118,23 @@ class StreamWorker:
         """Faces with an open window."""
         return len(self.windows)
 
-    def on_status(self, event: StatusEvent) -> None:
-        """A connection change reported by the source: out as an event (which comes back
-        to :meth:`note`). ``ended`` waits until the stream's last verdicts are out
-        (:meth:`run`), so that it is the stream's last event."""
-        if event.status is StreamStatus.ENDED:
+    def on_status(self, event: StreamStatus) -> None:
+        """A connection change reported by the source (or by the server for it): the
+        stream's status, out as an event. ``ended`` waits until the stream's last verdicts
+        are out (:meth:`run`), so that it is the stream's last event."""
+        if event.status is Connection.ENDED:
             self._ended = event
         else:
-            self.shared.emit(event)
+            self._set_status(event)
 
-    def note(self, event: StatusEvent) -> None:
-        """Remember the stream's latest status, and its failure if it did not recover."""
+    def _set_status(self, event: StreamStatus) -> None:
+        """Take the stream's new status (and its failure if it did not recover); send it."""
         self.status = event.status
-        if event.status is StreamStatus.ERROR:
+        if event.status is Connection.ERROR:
             self.failure = event.detail
-        elif event.status is StreamStatus.CONNECTED:
+        elif event.status is Connection.CONNECTED:
             self.failure = None
+        self.shared.emit(event)
 
     async def run(self) -> None:
         """Read and process the source until it ends; a failure ends this stream only, with
@@ -131,11 +149,11 @@ class StreamWorker:
             with suppress(TimeoutError):
                 await asyncio.wait_for(shared.scheduler.settled(self.stream_id), SETTLE_SECONDS)
         except LipForensicsError as error:
-            self.on_status(StatusEvent(self.stream_id, StreamStatus.ERROR, str(error)))
+            self.on_status(StreamStatus(self.stream_id, Connection.ERROR, str(error)))
         except Exception as error:  # a bug must end this stream only, and say so
             log.exception("stream %s failed", self.stream_id)
             detail = f"internal error: {type(error).__name__}: {error}"
-            self.on_status(StatusEvent(self.stream_id, StreamStatus.ERROR, detail))
+            self.on_status(StreamStatus(self.stream_id, Connection.ERROR, detail))
         finally:
             processing.cancel()
             with suppress(asyncio.CancelledError):
@@ -146,10 +164,22 @@ class StreamWorker:
                 shared.scheduler.forget(self.stream_id, face)
             self.windows.clear()
             if self._ended is not None:
-                shared.emit(self._ended)
+                self._set_status(self._ended)
 
-    def scored(self, window: MouthWindow, logit: float) -> None:
-        """A window's logit -> the face's level -> verdict (and alert) events."""
+    def scored(self, window: MouthWindow, logit: float | None) -> None:
+        """The scheduler's reply: a window's logit -> the face's level -> verdict (and
+        alert) events; None: the window was dropped. The face's ``FaceEnded`` follows its
+        last window when its track has ended."""
+        face = window.face
+        self._in_flight[face] -= 1
+        if logit is not None:
+            self._verdict(window, logit)
+        if self._in_flight[face] <= 0:
+            del self._in_flight[face]
+            if face in self._leaving:
+                self._face_ended(face)
+
+    def _verdict(self, window: MouthWindow, logit: float) -> None:
         shared = self.shared
         policy = self.policies.get(window.face) or AlertPolicy(shared.policy)
         decision = policy.update(logit)
@@ -170,10 +200,25 @@ class StreamWorker:
             shared.metrics.alerts.labels(window.stream_id, str(verdict.level)).inc()
         shared.emit(verdict)
         if decision.alert:
-            alert = replace(verdict, type="alert", id=uuid.uuid4().hex)
+            alert = Alert(verdict, id=uuid.uuid4().hex)
             if shared.keep_alert_frames is not None:
                 shared.keep_alert_frames(alert.id, window.frames)
             shared.emit(alert)
+
+    def _leave(self, face: int, pts: float) -> None:
+        """A face's track ended at ``pts``: its window closes; it is said to have left once
+        its windows at the scheduler have had their verdicts."""
+        if self.windows.pop(face, None) is None:
+            return
+        self.policies.pop(face, None)
+        self.shared.scheduler.forget(self.stream_id, face)
+        self._leaving[face] = pts
+        if not self._in_flight[face]:
+            self._face_ended(face)
+
+    def _face_ended(self, face: int) -> None:
+        pts = self._leaving.pop(face)
+        self.shared.emit(FaceEnded(self.stream_id, face, pts))
 
     async def _read(self) -> None:
         """Source -> 25 fps clock -> the stream's queue."""
@@ -228,9 +273,7 @@ class StreamWorker:
             )
             busy.inc(time.perf_counter() - began)
             for face in found.ended:
-                self.windows.pop(face, None)
-                self.policies.pop(face, None)
-                scheduler.forget(self.stream_id, face)
+                self._leave(face, tick.pts)
             if tick.restart:
                 for policy in self.policies.values():
                     policy.reset()
@@ -252,7 +295,8 @@ class StreamWorker:
                 for job in jobs:
                     scheduler.prefetch(job)
                 for complete in windows:
+                    self._in_flight[face.face] += 1
                     if self.source.live:
-                        scheduler.submit(complete)
+                        scheduler.submit(complete, self.scored)
                     else:
-                        await scheduler.put(complete)
+                        await scheduler.put(complete, self.scored)

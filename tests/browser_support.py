@@ -20,8 +20,8 @@ import av
 import pytest
 from server_support import TOKEN
 
-from stream.alerts.fanout import Event
 from stream.detector import Detector
+from stream.events import Event
 from stream.server.app import Server
 from stream.settings.pipeline import Settings
 from stream.settings.server import ServerSettings, WhipSettings
@@ -94,7 +94,8 @@ def wait_until(condition: Callable[[], object], what: str, timeout: float = WAIT
 
 class ServedInThread:
     """``serve`` as the command runs it (the demo detector, WHIP with loopback ICE), on
-    127.0.0.1 in a thread of its own; every event it emits is recorded in :attr:`events`."""
+    127.0.0.1 in a thread of its own; every event it emits is recorded in :attr:`events`, in
+    its JSON form (as the pages get it)."""
 
     def __init__(self) -> None:
         self.events: list[dict[str, object]] = []
@@ -133,7 +134,7 @@ class ServedInThread:
 
     async def _record(self, events) -> None:
         async for event in events:
-            self.events.append(event)
+            self.events.append(event.to_dict())
 
     def emit(self, event: Event) -> None:
         """Send ``event`` through the pipeline, as a stream would."""

@@ -13,6 +13,7 @@ import socket
 import time
 from collections.abc import AsyncIterator, Coroutine, Iterable
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pytest
@@ -20,10 +21,12 @@ import torch
 
 from engines.backends import TorchBackend
 from engines.model import LipForensics, ModelConfig
-from stream.events import Frame
+from stream.events import Event, Frame
 from stream.sources.base import StatusCallback, ignore_status
 from stream.sources.video_file import VideoFile
 from stream.windows.scheduler import Scheduler
+
+E = TypeVar("E", bound=Event)
 
 #: the one narrow network of the test suite (feature_dim 32, tcn_width 48).
 NARROW = ModelConfig(frontend_channels=8, trunk_widths=(8, 16, 16, 32), tcn_hidden=16)
@@ -139,21 +142,22 @@ class SlowBackend(CountingBackend):
 
 
 class ListSink:
-    """A sink that keeps every event in :attr:`events`."""
+    """A sink that keeps every event record in :attr:`events`."""
 
     def __init__(self) -> None:
-        self.events: list[dict[str, object]] = []
+        self.events: list[Event] = []
         self.closed = False
 
-    def send(self, event: dict[str, object]) -> None:
+    def send(self, event: Event) -> None:
         self.events.append(event)
 
     async def close(self) -> None:
         self.closed = True
 
-    def of(self, kind: str, stream: str | None = None) -> list[dict[str, object]]:
-        """The events of one type (and stream), in order."""
-        return [e for e in self.events if e["type"] == kind and stream in (None, e["stream"])]
+    def of(self, kind: type[E], stream: str | None = None) -> list[E]:
+        """The events of one kind (and stream), in order."""
+        kept = [e for e in self.events if isinstance(e, kind)]
+        return kept if stream is None else [e for e in kept if e.stream == stream]
 
 
 class MemorySource:

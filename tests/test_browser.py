@@ -22,7 +22,8 @@ from browser_support import (
 from PIL import Image
 from server_support import TOKEN
 
-from stream.events import StatusEvent, Verdict
+from stream.alerts.policy import Level
+from stream.events import Connection, StreamStatus, Verdict
 
 pytestmark = pytest.mark.slow
 #: a stream name a publisher could choose, meant to run script in the viewer's browser.
@@ -234,8 +235,8 @@ def test_the_dashboard_shows_a_late_viewer_every_face_alert_crop_and_stream(
         timeout=WAIT * MS,
     )
     for number in range(3):  # a publisher that names its stream with markup
-        served.emit(StatusEvent(HOSTILE, "connected", "hostile"))
-        served.emit(Verdict(HOSTILE, 0, (number, number + 1.0), 5.0, 0.99, "alert", 1.0))
+        served.emit(StreamStatus(HOSTILE, Connection.CONNECTED, "hostile"))
+        served.emit(Verdict(HOSTILE, 0, (number, number + 1.0), 5.0, 0.99, Level.ALERT, 1.0))
     expect(page.locator(".face", has_text=HOSTILE)).to_be_visible(timeout=WAIT * MS)
     expect(page.locator("#streams tr", has_text=HOSTILE)).to_be_visible()
     assert page.locator("img:not(.crops)").count() == 0 and not dialogs

@@ -13,7 +13,8 @@ import pytest
 
 from calibration.thresholds import load_thresholds_for
 from commands.demo import ClipPrinter
-from stream.alerts.policy import count_alerts
+from stream.alerts.policy import Level, count_alerts
+from stream.events import Verdict
 from training.demo_detector import (
     DEMO_CONFIG,
     DEMO_GENUINE,
@@ -108,6 +109,5 @@ def test_the_demo_command_plays_both_clips_through_the_live_pipeline() -> None:
 
 def test_the_demo_prints_the_probability_beside_the_logit(capsys) -> None:
     printer = ClipPrinter("genuine")
-    event = {"type": "verdict", "pts": [0.0, 1.0], "logit": 13.2, "probability": 0.31}
-    printer.send({**event, "level": "clear"})
+    printer.send(Verdict("genuine", 0, (0.0, 1.0), 13.2, 0.31, Level.CLEAR, 5.0))
     assert "logit +13.20  p(fake) 0.31  clear" in capsys.readouterr().out

@@ -17,6 +17,7 @@ from live_support import (
     one_torch_thread,  # noqa: F401 (autouse fixture)
 )
 
+from stream.events import Connection, FaceEnded, StreamStatus, Verdict
 from stream.pipeline import Pipeline
 from stream.settings.pipeline import Settings
 from stream.sources.files import FileSource
@@ -65,13 +66,19 @@ def test_windows_resume_after_minutes_without_a_face(gap_clip):
 
     samples = asyncio.run(main())
     ids = {0: [], 1: []}
-    for verdict in sink.of("verdict", "cam"):
-        ids.setdefault(verdict["face"], []).append(verdict["pts"])
+    for verdict in sink.of(Verdict, "cam"):
+        ids.setdefault(verdict.face, []).append(verdict.pts)
     gap_end = 4.0 + GAP_FRAMES / 25
-    assert ids[0] == [[0.0, 1.0], [1.0, 2.0], [2.0, 3.0], [3.0, 4.0]]
-    assert ids[1] == [[gap_end + k, gap_end + k + 1] for k in range(4)]  # a new track
+    assert ids[0] == [(0.0, 1.0), (1.0, 2.0), (2.0, 3.0), (3.0, 4.0)]
+    assert ids[1] == [(gap_end + k, gap_end + k + 1) for k in range(4)]  # a new track
     assert set(ids) == {0, 1}
-    assert [e["status"] for e in sink.of("status", "cam")] == ["connected", "ended"]
+    statuses = [e.status for e in sink.of(StreamStatus, "cam")]
+    assert statuses == [Connection.CONNECTED, Connection.ENDED]
+    # the first face left during the gap, once, after its last verdict; the second stays
+    (left,) = sink.of(FaceEnded, "cam")
+    order = [e for e in sink.events if isinstance(e, Verdict | FaceEnded)]
+    assert left.face == 0 and order.index(left) == len(ids[0])
+    assert 4.0 < left.pts < gap_end
 
     # Well inside the gap (frames read run at most the file queue plus one ahead of the
     # face stage): no face state, no cached features.

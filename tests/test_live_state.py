@@ -16,8 +16,16 @@ from server_support import AUTH, TOKEN
 from engines.backends import TorchBackend
 from engines.method import normalise_crops
 from stream.alerts.crops import AlertCrops, to_uint8
-from stream.alerts.policy import PolicyConfig
-from stream.events import StatusEvent, Verdict
+from stream.alerts.policy import Level, PolicyConfig
+from stream.events import (
+    Alert,
+    Availability,
+    BackendStatus,
+    Connection,
+    FaceEnded,
+    StreamStatus,
+    Verdict,
+)
 from stream.pipeline import Pipeline
 from stream.server.app import Server
 from stream.server.state import HISTORY_SECONDS, MAX_FACES, LiveState
@@ -34,18 +42,17 @@ def backend() -> TorchBackend:
     return TorchBackend(narrow_model())
 
 
-def verdict(stream: str, face: int, at: float, probability: float, kind: str = "verdict"):
-    return Verdict(stream, face, (at, at + 1.0), 0.0, probability, "clear", 1.0, at, kind,
-                   "a1" if kind == "alert" else "").to_dict()  # fmt: skip
+def verdict(stream: str, face: int, at: float, probability: float) -> Verdict:
+    return Verdict(stream, face, (at, at + 1.0), 0.0, probability, Level.CLEAR, 1.0, at)
 
 
 def test_state_keeps_latest_verdicts_reconnects_and_a_minute_of_history():
     state = LiveState({"suspicious": 0.5, "alert": 0.9})
     for status in ("connected", "reconnecting", "reconnecting", "connected"):
-        state.apply(StatusEvent("cam", status, status).to_dict())
+        state.apply(StreamStatus("cam", Connection(status), status))
     for second in range(100):
         state.apply(verdict("cam", 0, float(second), second / 100))
-    state.apply(verdict("cam", 0, 99.0, 0.99, "alert"))
+    state.apply(Alert(verdict("cam", 0, 99.0, 0.99), "a1"))
     snapshot = state.snapshot()
     (stream,) = snapshot["streams"]
     assert (stream["status"], stream["reconnects"]) == ("connected", 2)
@@ -55,8 +62,24 @@ def test_state_keeps_latest_verdicts_reconnects_and_a_minute_of_history():
     assert times[0] >= 99 - HISTORY_SECONDS and times[-1] == 99.0 and len(times) == 61
     assert [alert["id"] for alert in snapshot["alerts"]] == ["a1"]
     assert snapshot["thresholds"] == {"suspicious": 0.5, "alert": 0.9}
-    state.apply(StatusEvent("cam", "ended", "done").to_dict())
+    assert snapshot["backend"] is None
+    state.apply(StreamStatus("cam", Connection.ENDED, "done"))
     assert state.snapshot()["faces"] == [] and state.history == {}
+
+
+def test_a_face_that_left_leaves_the_state_and_a_backend_outage_is_the_nodes():
+    state = LiveState()
+    state.apply(StreamStatus("cam", Connection.CONNECTED))
+    for face in (0, 1):
+        state.apply(verdict("cam", face, 1.0, 0.1))
+    state.apply(FaceEnded("cam", 0, 2.0))
+    state.apply(BackendStatus("triton", Availability.DEGRADED, "gone"))
+    snapshot = state.snapshot()
+    assert [face["face"] for face in snapshot["faces"]] == [1]
+    assert list(state.history) == ["cam/1"]
+    assert [stream["stream"] for stream in snapshot["streams"]] == ["cam"]  # no phantom
+    assert snapshot["backend"]["status"] == "degraded"
+    assert snapshot["backend"]["backend"] == "triton"
 
 
 def test_state_forgets_the_least_recent_faces_beyond_its_bound():

@@ -24,7 +24,16 @@ from stream.alerts.mqtt import MqttSink, check_broker
 from stream.alerts.mqtt_address import parse_mqtt_url
 from stream.alerts.mqtt_topics import Topics, topic_token
 from stream.alerts.outbox import Outbox
-from stream.events import StatusEvent, StreamStatus
+from stream.alerts.policy import Level
+from stream.events import (
+    Alert,
+    Availability,
+    BackendStatus,
+    Connection,
+    FaceEnded,
+    StreamStatus,
+    Verdict,
+)
 from stream.health.metrics import PipelineMetrics
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,13 +49,16 @@ def broker(tmp_path_factory):
     server.stop()
 
 
-def verdict(stream: str, face: int, level: str, kind: str = "verdict", **extra) -> dict:
-    event = {"type": kind, "stream": stream, "face": face, "pts": [0.0, 1.0], "level": level}
-    return {**event, "logit": 5.0, "probability": 0.99, **extra}
+def verdict(stream: str, face: int, level: str) -> Verdict:
+    return Verdict(stream, face, (0.0, 1.0), 5.0, 0.99, Level[level.upper()], 1.0)
 
 
-def alert(number: int, stream: str = "cam") -> dict:
-    return verdict(stream, 0, "alert", kind="alert", id=f"alert-{number}")
+def alert(number: int, stream: str = "cam") -> Alert:
+    return Alert(verdict(stream, 0, "alert"), f"alert-{number}")
+
+
+def status(stream: str, state: str) -> StreamStatus:
+    return StreamStatus(stream, Connection(state))
 
 
 def test_addresses_take_defaults_and_never_show_the_password():
@@ -83,32 +95,30 @@ def test_names_become_safe_distinct_topic_levels():
 
 
 def test_a_stream_is_on_while_a_face_is_at_alert_and_off_once_it_leaves():
-    now = [0.0]
-    states = AlertStates(stale_after=5.0, clock=lambda: now[0])
+    states = AlertStates()
     assert states.update(verdict("cam", 0, "clear")) is False  # a new stream: OFF
     assert states.update(verdict("cam", 1, "suspicious")) is None
-    assert states.update(verdict("cam", 1, "alert")) is True
-    assert states.update(verdict("cam", 0, "alert")) is None  # still ON
+    assert states.update(alert(0)) is True  # face 0 entered ALERT
+    assert states.update(verdict("cam", 1, "alert")) is None  # still ON
     assert states.update(verdict("cam", 1, "clear")) is None  # face 0 holds it ON
-    now[0] = 3.0
-    assert states.update(verdict("cam", 1, "clear")) is None
-    now[0] = 6.0  # face 0 silent for 6 s: it left
-    assert states.expire() == {"cam": False}
+    assert states.update(FaceEnded("cam", 1, 3.0)) is None  # face 1 left; 0 still at ALERT
+    assert states.update(FaceEnded("cam", 0, 6.0)) is False  # face 0 left the picture
     states.update(verdict("cam", 2, "alert"))
-    assert states.update({"type": "status", "stream": "cam", "status": "reconnecting"}) is False
+    assert states.update(status("cam", "reconnecting")) is False
     assert states.states() == {"cam": False}
 
 
 def test_every_event_and_the_metrics_name_the_node():
     class Keep:
-        events: list[dict] = []
+        events: list = []
 
-        def send(self, event: dict) -> None:
+        def send(self, event) -> None:
             self.events.append(event)
 
     fanout = Fanout([Keep()], node="edge-7")
-    fanout.send(StatusEvent("cam", StreamStatus.CONNECTED))
-    assert Keep.events[0]["node"] == "edge-7"
+    fanout.send(status("cam", "connected"))
+    fanout.send(alert(0))
+    assert [event.to_dict()["node"] for event in Keep.events] == ["edge-7", "edge-7"]
     assert b'lipforensics_node_info{node="edge-7"} 1.0' in PipelineMetrics(node="edge-7").text()
 
 
@@ -118,15 +128,16 @@ def test_a_server_forgets_the_topics_of_streams_that_ended_long_ago(tmp_path, mo
 
     async def main() -> set[str]:
         sink = MqttSink(address, "edge-1", Outbox(tmp_path / "o.sqlite"))
-        for name, status in [("a", "ended"), ("b", "ended"), ("a", "connected")]:
-            sink.send({"type": "status", "stream": name, "status": status})  # "a" is back
+        for name, state in [("a", "ended"), ("b", "ended"), ("a", "connected")]:
+            sink.send(status(name, state))  # "a" is back
         for name in ("c", "d"):
-            sink.send({"type": "status", "stream": name, "status": "ended"})
+            sink.send(status(name, "ended"))
         held = {topic.split("/")[2] for topic in sink._retained if topic.startswith("lipf")}
         await sink.close(grace=0.1)
         return held
 
-    assert run(main()) == {"a", "c", "d"}  # "b" ended longest ago, "a" runs again
+    held = run(main())  # "b" ended longest ago, "a" runs again; the node's own topics stay
+    assert held == {"a", "c", "d", "backend_state"}
 
 
 async def retained(broker: Mosquitto, topics: list[str]) -> dict[str, bytes]:
@@ -150,16 +161,17 @@ def test_a_subscriber_sees_the_topic_tree_and_home_assistant_discovery(broker, t
         watcher.start()
         await watcher.subscribed.wait()
         address, outbox = parse_mqtt_url(broker.url()), Outbox(tmp_path / "o.sqlite")
-        states = AlertStates(stale_after=600.0)  # no face leaves during this test
-        sink = MqttSink(address, "edge-1", outbox, states=states)
+        sink = MqttSink(address, "edge-1", outbox)
         await watcher.wait_for(lambda: watcher.payloads(topics.available), "online")
-        sink.send({"type": "status", "stream": "door/1", "status": "connected", "detail": ""})
+        sink.send(status("door/1", "connected"))
         for level in ("clear", "suspicious", "alert"):
             sink.send(verdict("door/1", 0, level))
         sink.send(alert(0, "door/1"))
+        sink.send(BackendStatus("triton", Availability.DEGRADED, "inference backend gone"))
         await watcher.wait_for(lambda: b"ON" in watcher.payloads(f"{stream}/state"), "ON")
         await watcher.wait_for(lambda: watcher.payloads(topics.events), "the alert")
         await watcher.wait_for(lambda: len(watcher.payloads(f"{stream}/verdict")) == 3, "verdicts")
+        await watcher.wait_for(lambda: watcher.payloads(topics.backend_status), "the outage")
         async with aiomqtt.Client("127.0.0.1", broker.port, identifier="home-assistant") as ha:
             await ha.publish("homeassistant/status", b"online", qos=1)
         await watcher.wait_for(lambda: len(watcher.payloads(discovery)) == 2, "discovery again")
@@ -184,6 +196,22 @@ def test_a_subscriber_sees_the_topic_tree_and_home_assistant_discovery(broker, t
     assert kept[topics.available] == b"online" and kept[f"{stream}/state"] == b"ON"
     assert json.loads(kept[f"{stream}/status"])["status"] == "connected"
     assert topics.events not in kept and f"{stream}/verdict" not in kept  # not retained
+    # the outage is the node's: its own topics and entity, no stream named "" (or any other)
+    assert kept[topics.backend_state] == b"OFF"
+    outage = json.loads(kept[topics.backend_status])
+    assert (outage["type"], outage["status"], outage["backend"]) == (
+        "backend",
+        "degraded",
+        "triton",
+    )
+    inference = json.loads(kept[topics.backend_discovery])
+    assert inference["device_class"] == "connectivity"
+    assert inference["state_topic"] == topics.backend_state
+    assert inference["device"] == config["device"]  # the node's device, beside its streams
+    streams = {t.split("/")[2] for t in kept if t.startswith(root) and t.count("/") == 3}
+    assert streams == {topic_token("door/1")}
+    sensors = [t for t in kept if t.startswith("homeassistant/binary_sensor/")]
+    assert sorted(sensors) == sorted([discovery, topics.backend_discovery])
     assert after == {topics.available: b"offline"}  # a clean close says so itself
 
 

@@ -54,9 +54,9 @@ def test_an_obs_shaped_offer_gets_h264_video_audio_declined_and_verdicts(backend
                 status, answer = reply.status, await reply.text()
                 location, stream = reply.headers["Location"], reply.headers["X-Stream-Id"]
             await accept_answer(pc, answer)
-            seen = [await first]
+            seen = [(await first).to_dict()]
             while not any(e["type"] == "verdict" and e["stream"] == stream for e in seen):
-                seen.append(await anext(events))
+                seen.append((await anext(events)).to_dict())
             async with http.delete(server.url + location, headers=AUTH) as reply:
                 deleted = reply.status
             await pc.close()

@@ -18,7 +18,9 @@ from live_support import TALKING, free_port
 
 from errors import LipForensicsError
 from stream.alerts.outbox import DELIVERED, REJECTED, Outbox, default_outbox_path
+from stream.alerts.policy import Level
 from stream.alerts.sinks import WebhookSink
+from stream.events import Alert, Verdict
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,6 +61,12 @@ class Receiver:
         status = self.answers.pop(0) if self.answers else 200
         self.posts.append((event["id"], status))
         return web.Response(status=status)
+
+
+def alert_event(number: int) -> Alert:
+    """The alert record with id ``alert-<number>``, as a sink gets it."""
+    verdict = Verdict("cam", 0, (float(number), number + 1.0), 5.0, 0.99, Level.ALERT, 1.0)
+    return Alert(verdict, f"alert-{number}")
 
 
 def alert(number: int, with_id: bool = True) -> dict[str, object]:
@@ -146,9 +154,9 @@ def test_a_failing_and_slow_receiver_gets_every_alert_later_in_order(tmp_path):
         url = await receiver.start()
         outbox = Outbox(tmp_path / "outbox.sqlite")
         sink = WebhookSink(url, backoff=0.01, max_backoff=0.05, outbox=outbox)
-        sink.send({"type": "verdict", "stream": "cam"})  # not an alert: not sent
+        sink.send(alert_event(9).verdict)  # not an alert: not sent
         for number in range(4):
-            sink.send(alert(number))
+            sink.send(alert_event(number))
         await sink.close(grace=20.0)
         await receiver.stop()
         return receiver, sink
@@ -168,7 +176,7 @@ def test_alerts_pending_at_close_are_sent_by_the_next_sink_on_the_same_file(tmp_
     async def first_run():
         sink = WebhookSink(down, backoff=0.01, max_backoff=0.05, outbox=Outbox(path))
         for number in range(3):
-            sink.send(alert(number))
+            sink.send(alert_event(number))
         await sink.close(grace=0.5)
         return sink
 

@@ -24,7 +24,8 @@ from live_support import (
 from live_support import run as run_async
 
 from engines.method import normalise_crops
-from stream.alerts.policy import PolicyConfig
+from stream.alerts.policy import Level, PolicyConfig
+from stream.events import Alert, Connection, FaceEnded, StreamStatus, Verdict
 from stream.faces.reader import extract_mouth_crops
 from stream.pipeline import Pipeline
 from stream.settings.pipeline import Settings
@@ -59,7 +60,7 @@ def run():
 
 def assert_windows(sink: ListSink, stream: str, count: int, face: int = 0) -> None:
     """The face's verdicts cover windows starting every 0.2 s from 0, ``count`` of them."""
-    pts = [v["pts"] for v in sink.of("verdict", stream) if v["face"] == face]
+    pts = [v.pts for v in sink.of(Verdict, stream) if v.face == face]
     expected = [[k * 0.2, k * 0.2 + 1.0] for k in range(count)]
     np.testing.assert_allclose(np.array(pts).reshape(-1, 2), expected, atol=1e-6)
 
@@ -67,19 +68,29 @@ def assert_windows(sink: ListSink, stream: str, count: int, face: int = 0) -> No
 def test_verdicts_every_stride_with_the_window_pts_in_source_time(run):
     sink, _ = run
     assert_windows(sink, "talking", 16)  # 100 frames: windows start at frames 0, 5, .. 75
-    verdict = sink.of("verdict", "talking")[0]
-    assert set(verdict) >= {"type", "stream", "face", "pts", "wall_time", "logit", "level"}
-    assert 0.0 < verdict["probability"] < 1.0
-    assert verdict["level"] in ("clear", "suspicious", "alert")
+    verdict = sink.of(Verdict, "talking")[0]
+    assert set(verdict.to_dict()) >= {
+        "type",
+        "stream",
+        "face",
+        "pts",
+        "wall_time",
+        "logit",
+        "level",
+    }
+    assert 0.0 < verdict.probability < 1.0
+    assert isinstance(verdict.level, Level)
 
 
 @pytest.mark.parametrize("stream", sorted(STREAMS))
 def test_ended_is_each_streams_last_event_after_all_its_verdicts(run, stream):
     sink, _ = run
-    events = [e for e in sink.events if e.get("stream") == stream]
-    assert any(e["type"] == "verdict" for e in events)
-    assert events[-1]["type"] == "status" and events[-1]["status"] == "ended"
-    assert sum(e.get("status") == "ended" for e in events) == 1
+    events = [e for e in sink.events if e.stream == stream]
+    assert any(isinstance(e, Verdict) for e in events)
+    last = events[-1]
+    assert isinstance(last, StreamStatus) and last.status is Connection.ENDED
+    assert sum(e.status is Connection.ENDED for e in sink.of(StreamStatus, stream)) == 1
+    assert sink.of(FaceEnded, stream) == []  # no face left the picture before the end
 
 
 @pytest.mark.parametrize("stream", ["fps24", "fps30"])
@@ -91,11 +102,11 @@ def test_24_and_30_fps_inputs_give_25_fps_windows(run, stream):
 
 def test_two_faces_in_one_stream_are_scored_separately(run):
     sink, _ = run
-    faces = {v["face"] for v in sink.of("verdict", "pair")}
+    faces = {v.face for v in sink.of(Verdict, "pair")}
     assert faces == {0, 1}
     assert_windows(sink, "pair", 6, face=0)  # 50 frames: windows start at 0, 5, .. 25
     assert_windows(sink, "pair", 6, face=1)
-    logits = {v["face"]: v["logit"] for v in sink.of("verdict", "pair")}
+    logits = {v.face: v.logit for v in sink.of(Verdict, "pair")}
     assert logits[0] != logits[1]
 
 
@@ -122,7 +133,8 @@ def test_streams_share_backend_batches():
 def test_status_events_and_metrics_per_stream(run):
     sink, pipeline = run
     for name in STREAMS:
-        assert [e["status"] for e in sink.of("status", name)] == ["connected", "ended"]
+        statuses = [e.status for e in sink.of(StreamStatus, name)]
+        assert statuses == [Connection.CONNECTED, Connection.ENDED]
     text = pipeline.metrics_text().decode()
     assert 'lipforensics_frames_total{stream="fps30"} 90.0' in text
     assert 'lipforensics_windows_scored_total{stream="pair"} 12.0' in text
@@ -142,22 +154,22 @@ def test_live_logits_equal_the_whole_network_on_the_offline_crops(run):
     assert len(crops.crops) == 100
     frames = normalise_crops(crops.crops)
     model = narrow_model()  # the same seeded weights the pipeline ran with
-    for verdict in sink.of("verdict", "talking"):
-        first = round(verdict["pts"][0] * 25)
+    for verdict in sink.of(Verdict, "talking"):
+        first = round(verdict.pts[0] * 25)
         expected = clip_logit(model, frames[first : first + 25])
-        assert verdict["logit"] == pytest.approx(expected, rel=1e-4, abs=1e-5)
+        assert verdict.logit == pytest.approx(expected, rel=1e-4, abs=1e-5)
 
 
 def test_each_face_alerts_once_with_a_unique_id_after_sustained_windows(run):
     sink, pipeline = run
-    alerts = sink.of("alert")
-    faces = {(v["stream"], v["face"]) for v in sink.of("verdict")}
-    assert sorted((a["stream"], a["face"]) for a in alerts) == sorted(faces)
-    assert len({a["id"] for a in alerts}) == len(alerts)
+    alerts = sink.of(Alert)
+    faces = {(v.stream, v.face) for v in sink.of(Verdict)}
+    assert sorted((a.stream, a.verdict.face) for a in alerts) == sorted(faces)
+    assert len({a.id for a in alerts}) == len(alerts)
     for alert in alerts:
-        assert alert["level"] == "alert"
-        assert alert["pts"] == pytest.approx([0.4, 1.4])  # the third window
-        third = [v for v in sink.of("verdict", alert["stream"]) if v["face"] == alert["face"]][2]
-        assert third["level"] == "alert" and third["logit"] == alert["logit"]
+        face = alert.verdict.face
+        third = [v for v in sink.of(Verdict, alert.stream) if v.face == face][2]
+        assert alert.verdict == third  # the third window took the face to ALERT
+        assert third.level is Level.ALERT and third.pts == pytest.approx((0.4, 1.4))
     changes = pipeline.metrics.value("lipforensics_alerts_total", stream="pair", level="alert")
     assert changes == 2

@@ -16,7 +16,7 @@ from live_support import (
 )
 
 from errors import MediaError
-from stream.events import Frame
+from stream.events import Connection, Frame, StreamStatus, Verdict
 from stream.pipeline import Pipeline
 from stream.settings.pipeline import Settings
 from stream.sources.base import StatusCallback, ignore_status
@@ -51,9 +51,9 @@ def test_a_failing_source_ends_its_stream_with_an_error_and_the_others_go_on():
         await pipeline.run_until_sources_end()
 
     asyncio.run(main())
-    (bug,) = sink.of("status", "bug")
-    assert bug["status"] == "error" and bug["detail"] == "internal error: RuntimeError: boom"
-    (bad,) = sink.of("status", "bad")
-    assert bad["status"] == "error" and bad["detail"] == "stream went away"
-    assert len(sink.of("verdict", "good")) == 4
+    (bug,) = sink.of(StreamStatus, "bug")
+    assert bug.status is Connection.ERROR and bug.detail == "internal error: RuntimeError: boom"
+    (bad,) = sink.of(StreamStatus, "bad")
+    assert bad.status is Connection.ERROR and bad.detail == "stream went away"
+    assert len(sink.of(Verdict, "good")) == 4
     assert pipeline.health()["status"] == "degraded"

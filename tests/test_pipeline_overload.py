@@ -18,6 +18,7 @@ from live_support import (
 )
 
 from stream import pipeline as pipeline_module
+from stream.events import Verdict
 from stream.pipeline import Pipeline
 from stream.settings.pipeline import Settings
 from stream.sources.base import Source
@@ -60,7 +61,7 @@ def test_a_slow_backend_drops_the_oldest_windows_and_scores_the_newest(model):
     samples = asyncio.run(run_watching(pipeline, source))
 
     dropped = pipeline.scheduler.dropped_windows["cam"]
-    verdicts = sink.of("verdict", "cam")
+    verdicts = sink.of(Verdict, "cam")
     assert dropped > 0
     assert pipeline.metrics.value("lipforensics_windows_dropped_total", stream="cam") == dropped
     assert len(verdicts) == pipeline.metrics.value(
@@ -69,7 +70,7 @@ def test_a_slow_backend_drops_the_oldest_windows_and_scores_the_newest(model):
     assert max(s["backlog"] for s in samples) <= settings.engine.window_queue
     assert max(s["frames"] for s in samples) <= settings.sources.frame_queue
     assert "degraded" in {s["health"] for s in samples}
-    assert verdicts[-1]["pts"][1] == pytest.approx(4.0)  # the clip's last window
+    assert verdicts[-1].pts[1] == pytest.approx(4.0)  # the clip's last window
 
 
 def test_a_live_source_that_outruns_the_landmarks_loses_its_oldest_frames(model):
@@ -83,7 +84,7 @@ def test_a_live_source_that_outruns_the_landmarks_loses_its_oldest_frames(model)
     # frames 0..49 fill the queue; frame 50 finds it full: 0..49 go, 50..99 are scored
     assert pipeline.metrics.value("lipforensics_frames_dropped_total", stream="burst") == 50
     assert max(s["frames"] for s in samples) <= settings.sources.frame_queue
-    pts = [verdict["pts"] for verdict in sink.of("verdict", "burst")]
+    pts = [verdict.pts for verdict in sink.of(Verdict, "burst")]
     np.testing.assert_allclose(pts, [[2.0 + k * 0.2, 3.0 + k * 0.2] for k in range(6)])
 
 
@@ -109,11 +110,11 @@ def test_a_file_waits_for_room_instead_of_dropping_frames(model):
     samples = asyncio.run(run_watching(pipeline, FileSource(TALKING, "file")))
     assert max(s["frames"] for s in samples) <= 1
     assert pipeline.metrics.value("lipforensics_frames_dropped_total", stream="file") == 0
-    assert [v["pts"] for v in sink.of("verdict", "file")] == [
-        [0.0, 1.0],
-        [1.0, 2.0],
-        [2.0, 3.0],
-        [3.0, 4.0],
+    assert [v.pts for v in sink.of(Verdict, "file")] == [
+        (0.0, 1.0),
+        (1.0, 2.0),
+        (2.0, 3.0),
+        (3.0, 4.0),
     ]
 
 

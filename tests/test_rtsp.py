@@ -17,7 +17,7 @@ from rtsp_support import RtspServer, require_rtsp_server
 from engines.backends import TorchBackend
 from errors import LipForensicsError
 from stream.backoff import backoff_delays
-from stream.events import Frame, StatusEvent
+from stream.events import Frame, StreamStatus
 from stream.pipeline import Pipeline
 from stream.settings.pipeline import Settings
 from stream.sources.base import ignore_status
@@ -38,7 +38,7 @@ async def take(frames: AsyncIterator[Frame], count: int) -> list[Frame]:
 
 
 def test_rtsp_frames_arrive_as_rgb_with_increasing_pts() -> None:
-    events: list[StatusEvent] = []
+    events: list[StreamStatus] = []
 
     async def main() -> list[Frame]:
         with RtspServer(TALKING) as server:
@@ -64,7 +64,7 @@ def test_a_looping_server_plays_on_without_gaps_and_serves_the_next_client(
     second client of the same server process gets frames as well (regression: the server
     once shifted its clip's own timestamps on every loop and for every later client)."""
     clip = write_clip(tmp_path / "one_second.mp4", decode(TALKING, (400, 300))[:25], (400, 300))
-    events: list[StatusEvent] = []
+    events: list[StreamStatus] = []
 
     async def main() -> tuple[list[Frame], list[Frame]]:
         with RtspServer(clip) as server:
@@ -87,7 +87,7 @@ def test_a_looping_server_plays_on_without_gaps_and_serves_the_next_client(
 
 
 def test_rtsp_reconnects_after_the_server_is_killed_and_comes_back() -> None:
-    events: list[StatusEvent] = []
+    events: list[StreamStatus] = []
 
     async def main() -> tuple[list[Frame], RtspSource]:
         server = RtspServer(TALKING)
@@ -147,9 +147,9 @@ def test_the_pipeline_keeps_scoring_a_camera_across_a_server_restart() -> None:
         source = FirstAfterReconnect(camera)
         pipeline.add_source(source)
         try:
-            seen = [await first]
+            seen = [(await first).to_dict()]
             while seen[-1]["type"] != "verdict":
-                seen.append(await anext(events))
+                seen.append((await anext(events)).to_dict())
             server.kill()
             server.start()
             while not (  # a window of frames from the new connection is scored
@@ -157,7 +157,7 @@ def test_the_pipeline_keeps_scoring_a_camera_across_a_server_restart() -> None:
                 and source.pts is not None
                 and seen[-1]["pts"][0] >= source.pts
             ):
-                seen.append(await anext(events))
+                seen.append((await anext(events)).to_dict())
         finally:
             server.kill()
             await pipeline.stop(drain=True)
@@ -171,10 +171,10 @@ def test_the_pipeline_keeps_scoring_a_camera_across_a_server_restart() -> None:
 
 
 def test_a_stalled_server_trips_the_read_timeout_and_the_source_reconnects() -> None:
-    events: list[StatusEvent] = []
+    events: list[StreamStatus] = []
     reconnected = asyncio.Event()
 
-    def on_status(event: StatusEvent) -> None:
+    def on_status(event: StreamStatus) -> None:
         events.append(event)
         if event.status == "connected" and "(reconnected)" in event.detail:
             reconnected.set()
@@ -198,7 +198,7 @@ def test_a_stalled_server_trips_the_read_timeout_and_the_source_reconnects() -> 
 
 
 def test_a_corrupt_stream_keeps_delivering_frames_without_reconnecting() -> None:
-    events: list[StatusEvent] = []
+    events: list[StreamStatus] = []
 
     async def main() -> list[Frame]:
         with RtspServer(TALKING, corrupt=3) as server:
@@ -214,7 +214,7 @@ def test_a_corrupt_stream_keeps_delivering_frames_without_reconnecting() -> None
 
 
 def test_a_mid_stream_change_of_resolution_is_followed() -> None:
-    events: list[StatusEvent] = []
+    events: list[StreamStatus] = []
 
     async def main() -> list[Frame]:
         with RtspServer(NO_FACE, TALKING) as server:
@@ -237,7 +237,7 @@ def test_a_mid_stream_change_of_resolution_is_followed() -> None:
 
 
 def test_an_unreachable_camera_reports_errors_retries_and_hides_the_password() -> None:
-    events: list[StatusEvent] = []
+    events: list[StreamStatus] = []
     url = f"rtsp://admin:hunter2@127.0.0.1:{free_port()}/stream"
 
     async def main() -> None:
@@ -261,7 +261,7 @@ def test_an_unreachable_camera_reports_errors_retries_and_hides_the_password() -
 def test_a_camera_that_accepts_but_never_answers_times_out_and_leaks_no_thread() -> None:
     """A hung camera whose TCP port still accepts: each attempt ends at the open timeout
     with a reason that says so, and the reader threads do not pile up."""
-    events: list[StatusEvent] = []
+    events: list[StreamStatus] = []
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(16)  # the kernel accepts; nobody ever answers
@@ -321,7 +321,7 @@ def test_timeline_continues_after_a_reconnect_and_never_goes_back() -> None:
 
 
 def test_an_upper_case_scheme_reaches_the_camera() -> None:
-    events: list[StatusEvent] = []
+    events: list[StreamStatus] = []
 
     async def main() -> list[Frame]:
         with RtspServer(TALKING) as server:
@@ -337,7 +337,7 @@ def test_an_upper_case_scheme_reaches_the_camera() -> None:
 def test_give_up_after_is_kept_to_the_tenth_of_a_second() -> None:
     """The last backoff wait is cut to the time left, so the source gives up at the limit
     rather than after a full backoff delay beyond it."""
-    events: list[StatusEvent] = []
+    events: list[StreamStatus] = []
     url = f"rtsp://127.0.0.1:{free_port()}/stream"
 
     async def main() -> None:

@@ -17,7 +17,7 @@ from live_support import (
 
 from engines.method import normalise_crops
 from stream.windows.face_window import FaceWindow
-from stream.windows.scheduler import Scheduler
+from stream.windows.scheduler import Reply, Scheduler
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +30,11 @@ def random_frames(count: int, seed: int) -> np.ndarray:
     return normalise_crops(crops)
 
 
-async def score(scheduler: Scheduler, faces: dict[tuple[str, int], np.ndarray], stride: int):
-    """Feed every face's frames through a FaceWindow into the scheduler, as a stream would."""
+async def score(
+    scheduler: Scheduler, faces: dict[tuple[str, int], np.ndarray], stride: int, reply: Reply
+):
+    """Feed every face's frames through a FaceWindow into the scheduler, as a stream would;
+    the scores go to ``reply``."""
     task = asyncio.create_task(scheduler.run())
     windows = {key: FaceWindow(*key, stride=stride) for key in faces}
     count = len(next(iter(faces.values())))
@@ -41,7 +44,7 @@ async def score(scheduler: Scheduler, faces: dict[tuple[str, int], np.ndarray], 
             for job in jobs:
                 scheduler.prefetch(job)
             for window in complete:
-                await scheduler.put(window)  # waits for room, never drops
+                await scheduler.put(window, reply)  # waits for room, never drops
         await asyncio.sleep(0)
     await scheduler.stop(drain=True)
     await task
@@ -54,8 +57,8 @@ def test_logits_from_cached_features_equal_the_whole_network(model, stride):
     faces = {("a", 0): random_frames(60, 1), ("b", 3): random_frames(60, 2)}
     scored = []
     backend = CountingBackend(model)
-    scheduler = Scheduler(backend, lambda w, logit: scored.append((w, logit)))
-    asyncio.run(score(scheduler, faces, stride))
+    scheduler = Scheduler(backend)
+    asyncio.run(score(scheduler, faces, stride, lambda w, logit: scored.append((w, logit))))
     expected_firsts = list(range(0, 36, stride))
     for key, frames in faces.items():
         mine = [(w, logit) for w, logit in scored if (w.stream_id, w.face) == key]
@@ -70,12 +73,14 @@ def test_logits_from_cached_features_equal_the_whole_network(model, stride):
 
 def test_overload_drops_the_oldest_windows_and_scores_the_newest(model):
     """A backend slower than the input: the window queue stays at its bound, the drops are
-    counted, and the last window submitted is scored."""
+    counted and said to the window's reply (None), and the last window submitted is scored."""
     backend = SlowBackend(model, delay=0.05)
-    scored = []
-    scheduler = Scheduler(
-        backend, lambda w, logit: scored.append(w), window_queue=2, prefetch_queue=4, max_batch=8
-    )
+    scored, dropped = [], []
+
+    def reply(window, logit):
+        (dropped if logit is None else scored).append(window)
+
+    scheduler = Scheduler(backend, window_queue=2, prefetch_queue=4, max_batch=8)
     faces = {("cam", 0): random_frames(150, 3)}
 
     async def run():
@@ -87,7 +92,7 @@ def test_overload_drops_the_oldest_windows_and_scores_the_newest(model):
             for job in jobs:
                 scheduler.prefetch(job)
             for w in complete:
-                scheduler.submit(w)
+                scheduler.submit(w, reply)
             backlog = max(backlog, scheduler.backlog)
             await asyncio.sleep(0.001)
         await scheduler.stop(drain=True)
@@ -98,7 +103,8 @@ def test_overload_drops_the_oldest_windows_and_scores_the_newest(model):
     assert asyncio.run(run()) <= 2
     submitted = 150 - 24
     assert scheduler.dropped_windows["cam"] > 0
-    assert scheduler.dropped_windows["cam"] + len(scored) == submitted
+    assert scheduler.dropped_windows["cam"] == len(dropped)
+    assert len(dropped) + len(scored) == submitted
     assert (
         scheduler.metrics.value("lipforensics_windows_dropped_total", stream="cam")
         == (scheduler.dropped_windows["cam"])
@@ -108,8 +114,8 @@ def test_overload_drops_the_oldest_windows_and_scores_the_newest(model):
 
 
 def test_a_forgotten_face_keeps_no_features(model):
-    scheduler = Scheduler(CountingBackend(model), lambda w, logit: None)
-    asyncio.run(score(scheduler, {("a", 0): random_frames(30, 4)}, stride=5))
+    scheduler = Scheduler(CountingBackend(model))
+    asyncio.run(score(scheduler, {("a", 0): random_frames(30, 4)}, 5, lambda w, logit: None))
     assert scheduler._caches[("a", 0)]
     scheduler.forget("a", 0)
     assert ("a", 0) not in scheduler._caches
@@ -118,13 +124,14 @@ def test_a_forgotten_face_keeps_no_features(model):
 def test_stale_live_windows_give_way_to_the_newest(model):
     """Windows that waited longer than max_delay are dropped, but never the newest one."""
     scored = []
-    scheduler = Scheduler(CountingBackend(model), lambda w, logit: scored.append(w.first))
+    scheduler = Scheduler(CountingBackend(model))
     window = FaceWindow("cam", 0, stride=5)
     frames = random_frames(35, 5)
     for index, frame in enumerate(frames):
         _, complete = window.push(index, index / 25, frame, arrival=time.monotonic() - 5.0)
         for w in complete:
-            scheduler.submit(w)  # live: deadline = arrival + 1 s, long past
+            scheduler.submit(w, lambda w, logit: logit is None or scored.append(w.first))
+            # live: deadline = arrival + 1 s, long past
 
     async def run():
         task = asyncio.create_task(scheduler.run())

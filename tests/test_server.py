@@ -27,7 +27,7 @@ from server_support import AUTH, SDP_HEADERS, TOKEN, accept_answer, publishing_p
 
 from commands import cli as run_stream
 from engines.backends import TorchBackend
-from stream.events import StatusEvent
+from stream.events import Connection, StreamStatus
 from stream.health.node import ASK_WITH_TOKEN
 from stream.server.whip import use_ice_hosts
 from stream.sources.rtsp import RtspSource
@@ -59,7 +59,7 @@ def test_healthz_is_ok_when_idle_and_503_while_a_stream_is_down(backend: TorchBa
             camera = RtspSource("rtsp://127.0.0.1:9/none", "cam")
             pipeline.add_source(camera)
             event = await first
-            while event["status"] != "error":  # nothing listens on the discard port
+            while event.status is not Connection.ERROR:  # nothing listens on the discard port
                 event = await anext(events)
             async with http.get(server.url + "/healthz", headers=AUTH) as reply:
                 down = reply.status, await reply.json()
@@ -106,7 +106,7 @@ def test_events_stream_pipeline_events_to_token_holders_only(backend: TorchBacke
                 refused = reply.status
             async with http.get(server.url + "/events", headers=AUTH) as reply:
                 assert await reply.content.readline() == b": connected\n"
-                event = StatusEvent("cam", "connected", "rtsp://camera")
+                event = StreamStatus("cam", Connection.CONNECTED, "rtsp://camera")
                 pipeline.emit(event)
                 received = await next_data(reply.content)
                 node = pipeline.settings.fleet.node  # the Fanout adds it

@@ -5,29 +5,69 @@ from __future__ import annotations
 import asyncio
 import json
 
+import pytest
 from aiohttp import web
 
 from stream.alerts.broadcast import Broadcast
+from stream.alerts.policy import Level
 from stream.alerts.sinks import JsonlSink, WebhookSink
-from stream.events import StatusEvent, Verdict
+from stream.events import (
+    Alert,
+    Availability,
+    BackendStatus,
+    Connection,
+    FaceEnded,
+    StreamStatus,
+    Verdict,
+)
 
 
-def alert(number: int) -> dict[str, object]:
-    verdict = Verdict("cam", 0, (number, number + 1.0), 3.0, 0.95, "alert", 12.0)
-    return {**verdict.to_dict(), "type": "alert", "id": f"alert-{number}"}
+def alert(number: int) -> Alert:
+    verdict = Verdict("cam", 0, (number, number + 1.0), 3.0, 0.95, Level.ALERT, 12.0)
+    return Alert(verdict, f"alert-{number}")
 
 
-def test_jsonl_sink_writes_one_object_per_line(tmp_path):
+def test_jsonl_sink_writes_one_object_per_line_with_times_to_the_microsecond(tmp_path):
     path = tmp_path / "events.jsonl"
     sink = JsonlSink(path)
-    verdict = Verdict("cam", 1, (0.0, 1.0), -2.0, 0.12, "clear", 40.0)
-    sink.send(verdict.to_dict())
-    sink.send(StatusEvent("cam", "ended").to_dict())
+    pts = (0.4, 0.4 + 1.0)  # 1.4000000000000001 in binary
+    sink.send(Verdict("cam", 1, pts, -2.0, 0.12, Level.CLEAR, 40.0, wall_time=1.23456789))
+    sink.send(alert(7))
+    sink.send(FaceEnded("cam", 1, 2.0000001, wall_time=2.0))
+    sink.send(StreamStatus("cam", Connection.ENDED))
+    sink.send(BackendStatus("triton", Availability.DEGRADED, "gone", wall_time=3.0))
     asyncio.run(sink.close())
     lines = [json.loads(line) for line in path.read_text().splitlines()]
-    assert lines[0]["pts"] == [0.0, 1.0] and lines[0]["type"] == "verdict"
-    assert "id" not in lines[0]
-    assert lines[1] == {**lines[1], "type": "status", "status": "ended", "stream": "cam"}
+    assert [line["type"] for line in lines] == [
+        "verdict",
+        "alert",
+        "face_ended",
+        "status",
+        "backend",
+    ]
+    assert lines[0]["pts"] == [0.4, 1.4] and lines[0]["wall_time"] == 1.234568
+    assert lines[0]["level"] == "clear" and "id" not in lines[0]
+    assert lines[1]["id"] == "alert-7" and lines[1]["level"] == "alert"
+    assert list(lines[1]) == [*lines[0], "id"]  # a verdict's keys, then the id
+    assert lines[2] == {"stream": "cam", "face": 1, "pts": 2.0, "wall_time": 2.0,
+                        "type": "face_ended"}  # fmt: skip
+    assert lines[3] == {**lines[3], "type": "status", "status": "ended", "stream": "cam"}
+    assert lines[4] == {"backend": "triton", "status": "degraded", "detail": "gone",
+                        "wall_time": 3.0, "type": "backend"}  # fmt: skip
+    assert "stream" not in lines[4]  # the node's, never a stream's
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: Verdict("cam", 0, (0.0, 1.0), 3.0, 0.95, "alert", 12.0),
+        lambda: StreamStatus("cam", "ended"),
+        lambda: BackendStatus("triton", "ok", ""),
+    ],
+)
+def test_an_event_refuses_a_string_where_an_enum_belongs(build):
+    with pytest.raises(TypeError, match="must be a"):
+        build()
 
 
 async def receiver(failures: int) -> tuple[web.AppRunner, str, list[dict], list[int]]:
@@ -56,7 +96,7 @@ def test_webhook_retries_with_backoff_and_delivers_alerts_in_order():
     async def main():
         runner, url, received, answers = await receiver(failures=2)
         sink = WebhookSink(url, backoff=0.01)
-        sink.send(Verdict("cam", 0, (0.0, 1.0), 0.1, 0.5, "clear", 1.0).to_dict())  # not sent
+        sink.send(Verdict("cam", 0, (0.0, 1.0), 0.1, 0.5, Level.CLEAR, 1.0))  # not sent
         for number in range(3):
             sink.send(alert(number))
         await sink.close(grace=10.0)
@@ -89,10 +129,10 @@ def test_a_slow_subscriber_loses_its_oldest_events_not_the_newest():
         first = asyncio.ensure_future(anext(events))
         await asyncio.sleep(0)  # the subscriber is registered once it waits
         for number in range(10):
-            broadcast.send({"type": "verdict", "n": number})
-        got = [(await first)["n"]]
+            broadcast.send(FaceEnded("cam", number, 0.0))
+        got = [(await first).face]
         await broadcast.close()
-        got += [event["n"] async for event in events]
+        got += [event.face async for event in events]
         return broadcast, got
 
     broadcast, got = asyncio.run(main())

@@ -26,7 +26,7 @@ from engines.checkpoint import save_checkpoint
 from engines.digest import file_sha256
 from engines.triton import ENCODER_MODEL, HEAD_MODEL, TritonTarget
 from stream.detector import Detector
-from stream.events import Frame
+from stream.events import Availability, BackendStatus, Frame, Verdict
 from stream.settings.pipeline import Settings
 from stream.sources.base import StatusCallback, ignore_status
 from stream.sources.video_file import VideoFile
@@ -183,8 +183,8 @@ def test_live_verdicts_through_triton_equal_local_onnxruntime(server, narrow_wei
     async def logits(detector: Detector) -> dict[tuple[int, float], float]:
         found = {}
         async for event in detector.watch([str(TALKING)], LIVE):
-            if event["type"] == "verdict":
-                found[event["face"], event["pts"][0]] = event["logit"]
+            if isinstance(event, Verdict):
+                found[event.face, event.pts[0]] = event.logit
         return found
 
     remote = Detector.load(backend="triton", triton=TritonTarget.parse(server.url))
@@ -278,17 +278,17 @@ def test_a_server_killed_mid_stream_degrades_the_node_until_it_returns(server):
         pipeline = detector.pipeline(LIVE, [sink])
         source = LoopedClip("cam")
         pipeline.add_source(source)
-        await _until(lambda: len(sink.of("verdict")) >= 2)
+        await _until(lambda: len(sink.of(Verdict)) >= 2)
         server.kill()
         await _until(lambda: pipeline.health()["status"] == "degraded")
         health = pipeline.health()
         assert any(r.startswith("inference backend triton unavailable") for r in health["reasons"])
         assert pipeline.metrics.value("lipforensics_backend_up") == 0
         await _until(lambda: pipeline.scheduler.dropped_windows["cam"] >= 3)
-        verdicts_while_down = len(sink.of("verdict"))
+        verdicts_while_down = len(sink.of(Verdict))
         await asyncio.to_thread(server.start)
-        await _until(lambda: any(e.get("status") == "ok" for e in sink.of("status", "")))
-        await _until(lambda: len(sink.of("verdict")) >= verdicts_while_down + 3)
+        await _until(lambda: any(e.status is Availability.OK for e in sink.of(BackendStatus)))
+        await _until(lambda: len(sink.of(Verdict)) >= verdicts_while_down + 3)
         report = pipeline.health()
         up = pipeline.metrics.value("lipforensics_backend_up")
         dropped = pipeline.metrics.value("lipforensics_windows_dropped_total", stream="cam")
@@ -300,16 +300,18 @@ def test_a_server_killed_mid_stream_degrades_the_node_until_it_returns(server):
         found = run(scenario(), timeout=300)
     finally:
         detector.close()
-    outage = sink.of("status", "")
-    assert [e["status"] for e in outage] == ["degraded", "ok"]
-    assert outage[0]["backend"] == "triton" and "UNAVAILABLE" in outage[0]["detail"]
+    outage = sink.of(BackendStatus)
+    assert [e.status for e in outage] == [Availability.DEGRADED, Availability.OK]
+    assert outage[0].backend == "triton" and "UNAVAILABLE" in outage[0].detail
+    streams = {e.stream for e in sink.events if not isinstance(e, BackendStatus)}
+    assert streams == {"cam"}  # the outage is no stream's: no phantom stream ""
     assert found["up"] == 1
     assert not any(r.startswith("inference backend") for r in found["health"]["reasons"])
     dropped = found["health"]["streams"]["cam"]["windows_dropped"]
     assert dropped >= 3 and found["dropped"] == dropped
     # the outage's own count: windows lost while the server was down (a few more may be
     # dropped as stale just after it returns)
-    during = int(re.search(r"; (\d+) windows dropped$", outage[1]["detail"]).group(1))
+    during = int(re.search(r"; (\d+) windows dropped$", outage[1].detail).group(1))
     assert 1 <= during <= dropped
 
 

@@ -47,13 +47,13 @@ def test_a_published_clip_is_scored_and_delete_ends_the_session(backend: TorchBa
                 location = reply.headers["Location"]
                 answer = await reply.text()
             await accept_answer(pc, answer)
-            seen = [await first]
+            seen = [(await first).to_dict()]
             while not any(event["type"] == "verdict" for event in seen):
-                seen.append(await anext(events))
+                seen.append((await anext(events)).to_dict())
             async with http.delete(server.url + location, headers=AUTH) as reply:
                 assert reply.status == 200
             while seen[-1].get("status") != "ended":  # the stream ends with its session
-                seen.append(await anext(events))
+                seen.append((await anext(events)).to_dict())
             async with http.delete(server.url + location, headers=AUTH) as reply:
                 assert reply.status == 404  # gone for good
             assert server.whip.sessions == {}
@@ -168,9 +168,9 @@ def test_a_publisher_that_never_connects_is_dropped(backend: TorchBackend) -> No
                 http.post(server.url + "/whip", data=offer, headers=SDP_HEADERS) as reply,
             ):
                 assert reply.status == 201  # ... and the answer is never applied
-            seen = [await first]
+            seen = [(await first).to_dict()]
             while seen[-1].get("status") != "ended":
-                seen.append(await anext(events))
+                seen.append((await anext(events)).to_dict())
             assert server.whip.sessions == {}
             # no frame ever came: no landmarker was built for the stream (1,000 such
             # sessions left RSS flat: bench/whip_sessions.py)
@@ -191,12 +191,12 @@ def test_a_publisher_that_leaves_without_delete_ends_its_session(backend: TorchB
             pc, offer = await publishing_peer()
             async with http.post(server.url + "/whip", data=offer, headers=SDP_HEADERS) as reply:
                 await accept_answer(pc, await reply.text())
-            seen = [await first]
+            seen = [(await first).to_dict()]
             while seen[-1].get("status") != "connected":
-                seen.append(await anext(events))
+                seen.append((await anext(events)).to_dict())
             await pc.close()  # no DELETE
             while not {"disconnected", "ended"} <= {event.get("status") for event in seen}:
-                seen.append(await anext(events))  # the two come in either order
+                seen.append((await anext(events)).to_dict())  # the two come in either order
             assert server.whip.sessions == {}
             return seen
 
@@ -227,15 +227,15 @@ def test_a_publisher_that_vanishes_is_dropped_when_ice_consent_expires(
             )
             try:
                 assert (await publisher.stdout.readline()).startswith(b"publishing /whip/")
-                seen = [await first]
+                seen = [(await first).to_dict()]
                 while seen[-1].get("status") != "connected":
-                    seen.append(await anext(events))
+                    seen.append((await anext(events)).to_dict())
             finally:
                 publisher.kill()  # gone without DELETE, without closing anything
                 await publisher.wait()
             # aioice gives up after 6 failed consent checks; the two come in either order
             while not {"disconnected", "ended"} <= {event.get("status") for event in seen}:
-                seen.append(await anext(events))
+                seen.append((await anext(events)).to_dict())
             assert server.whip.sessions == {}
             return seen
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+from stream.events import Event
+
 
 class Broadcast:
     """Fan events out to in-memory subscribers (Server-Sent Events): each subscriber has a
@@ -13,16 +15,16 @@ class Broadcast:
     def __init__(self, queue_size: int = 256) -> None:
         self.queue_size = queue_size
         self.dropped = 0
-        self._subscribers: set[asyncio.Queue[dict[str, object] | None]] = set()
+        self._subscribers: set[asyncio.Queue[Event | None]] = set()
 
-    def send(self, event: dict[str, object]) -> None:
-        """Hand the event to every subscriber."""
+    def send(self, event: Event) -> None:
+        """Hand the event record to every subscriber."""
         for queue in self._subscribers:
             self._put(queue, event)
 
-    async def subscribe(self) -> AsyncIterator[dict[str, object]]:
+    async def subscribe(self) -> AsyncIterator[Event]:
         """Events from now on, until the broadcast closes or the caller stops iterating."""
-        queue: asyncio.Queue[dict[str, object] | None] = asyncio.Queue(self.queue_size)
+        queue: asyncio.Queue[Event | None] = asyncio.Queue(self.queue_size)
         self._subscribers.add(queue)
         try:
             while (event := await queue.get()) is not None:
@@ -40,7 +42,7 @@ class Broadcast:
         for queue in self._subscribers:
             self._put(queue, None)
 
-    def _put(self, queue: asyncio.Queue[dict[str, object] | None], item: dict | None) -> None:
+    def _put(self, queue: asyncio.Queue[Event | None], item: Event | None) -> None:
         if queue.full():
             queue.get_nowait()
             self.dropped += 1

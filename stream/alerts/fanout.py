@@ -4,21 +4,15 @@ subscribers; each event carries the name of the node it comes from."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from typing import Protocol
 
 from stream.alerts.broadcast import Broadcast
 from stream.alerts.sinks import Sink
-
-
-class Event(Protocol):
-    """Anything with a JSON-ready form (verdicts, alerts, status events)."""
-
-    def to_dict(self) -> dict[str, object]: ...
+from stream.events import Event, from_node
 
 
 class Fanout:
-    """Hands each event to every sink (a webhook's durable outbox first, if it is first in
-    ``sinks``) and to every subscriber, with ``node`` added (when given)."""
+    """Hands each event record to every sink (a webhook's durable outbox first, if it is
+    first in ``sinks``) and to every subscriber, with ``node`` set (when given)."""
 
     def __init__(self, sinks: Sequence[Sink] = (), node: str | None = None) -> None:
         self.sinks = list(sinks)
@@ -27,14 +21,13 @@ class Fanout:
 
     def send(self, event: Event) -> None:
         """One event to everyone; never blocks."""
-        data = event.to_dict()
         if self.node is not None:
-            data["node"] = self.node
+            event = from_node(event, self.node)
         for sink in self.sinks:
-            sink.send(data)
-        self.broadcast.send(data)
+            sink.send(event)
+        self.broadcast.send(event)
 
-    def subscribe(self) -> AsyncIterator[dict[str, object]]:
+    def subscribe(self) -> AsyncIterator[Event]:
         """Every event from now on; a slow subscriber loses its oldest events."""
         return self.broadcast.subscribe()
 

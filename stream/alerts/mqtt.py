@@ -1,5 +1,6 @@
-"""The MQTT sink: alerts, per-stream state, verdicts and status on a broker, with Home
-Assistant discovery (the topic tree is in :mod:`stream.alerts.mqtt_topics`).
+"""The MQTT sink: alerts, per-stream state, verdicts and status, and the node's inference
+backend status on a broker, with Home Assistant discovery (the topic tree is in
+:mod:`stream.alerts.mqtt_topics`).
 
 Alerts go to a durable :class:`~stream.alerts.outbox.Outbox` first and leave it only when
 the broker has acknowledged them (QoS 1): with the broker away they wait on disk, and are
@@ -32,16 +33,22 @@ from stream.alerts.mqtt_address import MqttAddress, parse_mqtt_url
 from stream.alerts.mqtt_topics import HA_STATUS, OFF, OFFLINE, ON, ONLINE, Topics
 from stream.alerts.outbox import DELIVERED, Outbox
 from stream.backoff import backoff_delays
+from stream.events import (
+    KEEP_ENDED,
+    Alert,
+    Availability,
+    BackendStatus,
+    Connection,
+    Event,
+    FaceEnded,
+    StreamStatus,
+    Verdict,
+)
 
 log = logging.getLogger(__name__)
 
 #: verdicts waiting for a connected broker before the oldest are dropped.
 VERDICT_QUEUE = 1000
-#: seconds between checks for faces that left (see :mod:`stream.alerts.alert_states`).
-EXPIRE_EVERY = 1.0
-#: ended streams whose retained topics this process still republishes on a new connection
-#: (older ones stay retained on the broker but are no longer held here).
-KEEP_ENDED = 64
 
 
 def mqtt_client(
@@ -92,8 +99,8 @@ def check_broker(url: str, timeout: float = 5.0) -> None:
         pass
 
 
-def _json(event: dict[str, object]) -> bytes:
-    return json.dumps(event, separators=(",", ":")).encode()
+def _json(data: dict[str, object]) -> bytes:
+    return json.dumps(data, separators=(",", ":")).encode()
 
 
 class MqttSink:
@@ -131,23 +138,35 @@ class MqttSink:
         self._verdicts: deque[tuple[str, bytes]] = deque(maxlen=VERDICT_QUEUE)
         self._wake = asyncio.Event()
         self._closing = False
+        self._retain(self.topics.backend_discovery, _json(self.topics.backend_discovery_config()))
+        self._retain(self.topics.backend_state, ON.encode())  # as the pipeline starts: up
         self._task = asyncio.get_running_loop().create_task(self._run())
 
-    def send(self, event: dict[str, object]) -> None:
+    def send(self, event: Event) -> None:
         """Take one event: an alert goes to the outbox, a verdict to the queue (while
-        connected), a status to its retained topic; the stream's state follows."""
-        kind, stream = event.get("type"), str(event.get("stream", ""))
-        if kind == "alert":
-            self._outbox.add(event)
-            self.dropped = self._outbox.dropped
-        elif kind == "verdict":
-            if self.connected:
-                self._verdicts.append((self.topics.of_stream(stream, "verdict"), _json(event)))
-        elif kind == "status":
-            self._retain(self.topics.of_stream(stream, "status"), _json(event))
-            self._note_end(stream, ended=event.get("status") == "ended")
-        else:
-            return
+        connected), a stream's status to its retained topic, and the stream's state
+        follows; a backend status goes to the node's retained backend topics."""
+        match event:
+            case BackendStatus():
+                up = event.status is Availability.OK
+                self._retain(self.topics.backend_state, (ON if up else OFF).encode())
+                self._retain(self.topics.backend_status, _json(event.to_dict()))
+                self._wake.set()
+                return
+            case Alert():
+                self._outbox.add(event.to_dict())
+                self.dropped = self._outbox.dropped
+            case Verdict() if self.connected:
+                topic = self.topics.of_stream(event.stream, "verdict")
+                self._verdicts.append((topic, _json(event.to_dict())))
+            case StreamStatus():
+                self._retain(self.topics.of_stream(event.stream, "status"), _json(event.to_dict()))
+                self._note_end(event.stream, ended=event.status is Connection.ENDED)
+        self._follow(event)
+
+    def _follow(self, event: StreamStatus | Verdict | Alert | FaceEnded) -> None:
+        """The stream's discovery (once) and its state after ``event``."""
+        stream = event.stream
         if self.topics.discovery(stream) not in self._retained:
             self._retain(self.topics.discovery(stream), _json(self.topics.discovery_config(stream)))
         state = self._states.update(event)
@@ -236,9 +255,7 @@ class MqttSink:
                     break
                 self._wake.clear()
                 woken = asyncio.ensure_future(self._wake.wait())
-                await asyncio.wait(
-                    {woken, listener}, timeout=EXPIRE_EVERY, return_when="FIRST_COMPLETED"
-                )
+                await asyncio.wait({woken, listener}, return_when="FIRST_COMPLETED")
                 woken.cancel()
                 if listener.done():
                     listener.result()  # the connection dropped: raises MqttError
@@ -258,8 +275,6 @@ class MqttSink:
     async def _flush(self, client: aiomqtt.Client) -> None:
         """Publish pending alerts (oldest first, each marked once acknowledged), then the
         retained topics that changed, then the queued verdicts."""
-        for stream, on in self._states.expire().items():
-            self._set_state(stream, on)
         while (item := self._outbox.next_pending()) is not None:
             seq, event = item
             await client.publish(self.topics.events, _json(event), qos=1)

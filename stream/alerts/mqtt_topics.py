@@ -5,12 +5,17 @@ every node of a fleet has its own availability and last will:
 
     <root>/available            retained "online"; "offline" as the last will
     <root>/events               alerts as JSON with their id (QoS 1, not retained)
+    <root>/backend_state        retained "ON" while the inference backend answers, else "OFF"
+    <root>/backend_status       the backend's last status event as JSON (retained)
     <root>/<stream>/state       retained "ON" while a face of the stream is at ALERT, else "OFF"
     <root>/<stream>/verdict     every verdict as JSON (QoS 0)
     <root>/<stream>/status      the stream's last status event as JSON (retained)
     homeassistant/binary_sensor/<node>_<stream>/config   retained discovery, one per stream
+    homeassistant/binary_sensor/<node>/inference/config  retained discovery of the node's
+                                                         inference (backend up or down)
 
-Node and stream names become topic levels through :func:`topic_token`.
+Node and stream names become topic levels through :func:`topic_token`. The node's own
+topics have one level below the root and a stream's two, so no stream name can reach them.
 """
 
 from __future__ import annotations
@@ -60,6 +65,16 @@ class Topics:
         """Alerts as JSON."""
         return f"{self.root}/events"
 
+    @property
+    def backend_state(self) -> str:
+        """Retained ``ON`` while the inference backend answers, ``OFF`` during an outage."""
+        return f"{self.root}/backend_state"
+
+    @property
+    def backend_status(self) -> str:
+        """The backend's last status event as JSON (retained)."""
+        return f"{self.root}/backend_status"
+
     def of_stream(self, stream: str, leaf: str) -> str:
         """``<root>/<stream>/<leaf>`` for ``state``, ``verdict`` or ``status``."""
         return f"{self.root}/{topic_token(stream)}/{leaf}"
@@ -69,23 +84,45 @@ class Topics:
         object_id = f"{topic_token(self.node)}_{topic_token(stream)}"
         return f"{DISCOVERY_PREFIX}/binary_sensor/{object_id}/config"
 
+    @property
+    def backend_discovery(self) -> str:
+        """The node's retained Home Assistant discovery topic for its inference (the node
+        id level keeps it apart from every stream's)."""
+        return f"{DISCOVERY_PREFIX}/binary_sensor/{topic_token(self.node)}/inference/config"
+
     def discovery_config(self, stream: str) -> dict[str, object]:
         """Home Assistant's MQTT discovery payload for the stream's binary sensor: on while
         a face of the stream is at ALERT; unavailable while this node is offline."""
-        node = topic_token(self.node)
+        return self._sensor(
+            name=f"{stream} manipulated face",
+            unique_id=f"lipforensics_{topic_token(self.node)}_{topic_token(stream)}",
+            device_class="tamper",
+            state_topic=self.of_stream(stream, "state"),
+            json_attributes_topic=self.of_stream(stream, "status"),
+        )
+
+    def backend_discovery_config(self) -> dict[str, object]:
+        """Home Assistant's MQTT discovery payload for the node's inference: a connectivity
+        sensor, on while the backend answers; unavailable while this node is offline."""
+        return self._sensor(
+            name="inference",
+            unique_id=f"lipforensics_{topic_token(self.node)}.inference",
+            device_class="connectivity",
+            state_topic=self.backend_state,
+            json_attributes_topic=self.backend_status,
+        )
+
+    def _sensor(self, **entity: str) -> dict[str, object]:
+        """A binary sensor of this node's device (``entity``: its own keys)."""
         return {
-            "name": f"{stream} manipulated face",
-            "unique_id": f"lipforensics_{node}_{topic_token(stream)}",
-            "device_class": "tamper",
-            "state_topic": self.of_stream(stream, "state"),
+            **entity,
             "payload_on": ON,
             "payload_off": OFF,
-            "json_attributes_topic": self.of_stream(stream, "status"),
             "availability_topic": self.available,
             "payload_available": ONLINE,
             "payload_not_available": OFFLINE,
             "device": {
-                "identifiers": [f"lipforensics_{node}"],
+                "identifiers": [f"lipforensics_{topic_token(self.node)}"],
                 "name": f"LipForensics {self.node}",
                 "model": "LipForensics Live",
             },

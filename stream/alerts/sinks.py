@@ -1,8 +1,9 @@
 """Where events go: JSON lines (stdout or a file), a webhook (through the durable outbox)
 and an MQTT broker (:mod:`stream.alerts.mqtt`).
 
-Every sink takes JSON-ready dicts through :meth:`Sink.send`, which never blocks the event
-loop, and is flushed and closed with ``await sink.close()``.
+Every sink takes event records (:data:`stream.events.Event`) through :meth:`Sink.send`,
+which never blocks the event loop, writes their JSON form (``to_dict()``), and is flushed
+and closed with ``await sink.close()``.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 from typing import IO, Protocol
@@ -20,12 +21,13 @@ import aiohttp
 from errors import LipForensicsError
 from stream.alerts.outbox import DELIVERED, REJECTED, Outbox
 from stream.backoff import backoff_delays
+from stream.events import Alert, Event
 
 
 class Sink(Protocol):
     """A destination for events."""
 
-    def send(self, event: dict[str, object]) -> None:
+    def send(self, event: Event) -> None:
         """Take one event; must not block."""
         ...
 
@@ -52,12 +54,12 @@ class JsonlSink:
         except OSError as error:
             raise LipForensicsError(f"cannot write events to {path}: {error.strerror}") from None
 
-    def send(self, event: dict[str, object]) -> None:
+    def send(self, event: Event) -> None:
         """Write the event as one line (nothing once a write has failed)."""
         if self.error is not None:
             return
         try:
-            self._out.write(json.dumps(event, separators=(",", ":")) + "\n")
+            self._out.write(json.dumps(event.to_dict(), separators=(",", ":")) + "\n")
             self._out.flush()
         except OSError as error:
             self.error = error
@@ -72,8 +74,8 @@ class JsonlSink:
 
 
 class WebhookSink:
-    """POST each event of the chosen ``types`` as JSON to ``url``, in order, from a bounded
-    queue (the oldest event is dropped and counted when it is full).
+    """POST the JSON form of each event of the chosen ``kinds`` (record types) to ``url``, in
+    order, from a bounded queue (the oldest event is dropped and counted when it is full).
 
     A failed delivery (connection error, timeout, HTTP 5xx or 429) is retried with
     exponential backoff and jitter, ``attempts`` times in all; other 4xx answers are final.
@@ -91,7 +93,7 @@ class WebhookSink:
         self,
         url: str,
         *,
-        types: Collection[str] = ("alert",),
+        kinds: tuple[type[Event], ...] = (Alert,),
         attempts: int = 5,
         backoff: float = 0.5,
         max_backoff: float = 30.0,
@@ -100,7 +102,7 @@ class WebhookSink:
         outbox: Outbox | None = None,
     ) -> None:
         self.url = url
-        self.types = frozenset(types)
+        self.kinds = kinds
         self.attempts = attempts
         self.backoff = backoff
         self.max_backoff = max_backoff
@@ -113,13 +115,14 @@ class WebhookSink:
         if outbox is not None and outbox.pending:
             self._start()  # events left by an earlier process go first
 
-    def send(self, event: dict[str, object]) -> None:
-        """Queue the event for delivery if its type is wanted."""
-        if event.get("type") not in self.types:
+    def send(self, event: Event) -> None:
+        """Queue the event's JSON form for delivery if its kind is wanted."""
+        if not isinstance(event, self.kinds):
             return
         self._start()
+        data = event.to_dict()
         if self._outbox is not None:
-            self._outbox.add(event)
+            self._outbox.add(data)
             self.dropped = self._outbox.dropped
             self._wake.set()
             return
@@ -127,7 +130,7 @@ class WebhookSink:
             self._queue.get_nowait()
             self._queue.task_done()
             self.dropped += 1
-        self._queue.put_nowait(event)
+        self._queue.put_nowait(data)
 
     async def close(self, grace: float = 5.0) -> None:
         """Wait up to ``grace`` seconds for pending deliveries, then stop."""

@@ -2,11 +2,11 @@
 time): say so, wait with backoff between retries, say when it is back.
 
 The scheduler reports each failed and each successful backend call here. The first failure
-starts an outage: a ``status`` event for the node (``stream`` empty, ``status``
-``degraded``), the ``lipforensics_backend_up`` gauge at 0 and a reason in ``/healthz``;
-the windows of failed calls are dropped and counted by the scheduler as usual. The first
-success afterwards ends it (``status`` ``ok``, saying how long it lasted and how many
-windows were dropped).
+starts an outage: a :class:`~stream.events.BackendStatus` event for the node (``status``
+``degraded``; never a stream's), the ``lipforensics_backend_up`` gauge at 0 and a reason in
+``/healthz``; the windows of failed calls are dropped and counted by the scheduler as usual.
+The first success afterwards ends it (``status`` ``ok``, saying how long it lasted and how
+many windows were dropped).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
 
 from stream.backoff import backoff_delays
+from stream.events import Availability, BackendStatus
 from stream.health.metrics import PipelineMetrics
 
 log = logging.getLogger(__name__)
@@ -24,25 +24,6 @@ log = logging.getLogger(__name__)
 #: the first retry delay and the longest (seconds), doubling in between.
 FIRST_RETRY = 0.5
 LONGEST_RETRY = 5.0
-
-
-@dataclass(frozen=True, slots=True)
-class BackendStatus:
-    """The node's inference backend became unavailable (``degraded``) or came back (``ok``).
-
-    A ``status`` event like a stream's, for the whole node: ``stream`` is empty and
-    ``backend`` names the backend."""
-
-    backend: str
-    status: str
-    detail: str
-    stream: str = ""
-    wall_time: float = field(default_factory=time.time)
-    type: str = "status"
-
-    def to_dict(self) -> dict[str, object]:
-        """The JSON-ready form used by every sink."""
-        return asdict(self)
 
 
 class Outage:
@@ -80,7 +61,7 @@ class Outage:
             self.metrics.backend_up.set(0)
             log.warning("inference backend %s unavailable: %s", self.backend, error)
             detail = f"inference backend unavailable, windows are dropped until it returns: {error}"
-            self.emit(BackendStatus(self.backend, "degraded", detail))
+            self.emit(BackendStatus(self.backend, Availability.DEGRADED, detail))
         self.reason = f"inference backend {self.backend} unavailable: {error}"
         return next(self._delays)
 
@@ -94,4 +75,4 @@ class Outage:
         detail = f"inference backend back after {seconds:.1f} s; {self._dropped} windows dropped"
         self._dropped = 0
         log.warning("%s", detail)
-        self.emit(BackendStatus(self.backend, "ok", detail))
+        self.emit(BackendStatus(self.backend, Availability.OK, detail))

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from stream.events import StreamStatus
+from stream.events import Connection
 
 #: seconds after the last dropped frame or window during which health says "degraded".
 DEGRADED_FOR = 10.0
@@ -27,7 +27,7 @@ class StreamCounts:
 class StreamView(Protocol):
     """What health reads of a stream worker."""
 
-    status: StreamStatus
+    status: Connection
     counts: StreamCounts
 
     @property

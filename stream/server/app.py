@@ -27,7 +27,7 @@ from aiohttp import web
 
 from errors import LipForensicsError
 from stream.alerts.crops import AlertCrops
-from stream.events import StatusEvent
+from stream.events import Event, StreamStatus
 from stream.health.node import public_report
 from stream.images import crop_strip, png_bytes
 from stream.server.limits import ConnectionCap, handler_options
@@ -53,9 +53,9 @@ class ServedPipeline(Protocol):
 
     def add_source(self, source: Source) -> object: ...
 
-    def emit(self, event: StatusEvent) -> None: ...
+    def emit(self, event: StreamStatus) -> None: ...
 
-    def subscribe(self) -> AsyncIterator[dict[str, object]]: ...
+    def subscribe(self) -> AsyncIterator[Event]: ...
 
     def metrics_text(self) -> bytes: ...
 
@@ -207,7 +207,7 @@ def event_stream(pipeline: ServedPipeline, heartbeat: float, closing: asyncio.Ev
                     continue
                 event = pending.result()
                 pending = asyncio.ensure_future(anext(events))
-                await response.write(f"data: {json.dumps(event, default=str)}\n\n".encode())
+                await response.write(f"data: {json.dumps(event.to_dict())}\n\n".encode())
         except (StopAsyncIteration, ConnectionError):
             pass  # the pipeline stopped, or the client left
         finally:

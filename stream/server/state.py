@@ -1,16 +1,27 @@
 """What a page opened late needs to see at once: the live state, kept from the events.
 
-:class:`LiveState` follows every pipeline event and keeps, bounded in memory: each stream's
-latest status with its reconnect count, each face's latest verdict and its window
-probabilities over the last :data:`HISTORY_SECONDS`, and the most recent alerts.
-:meth:`LiveState.snapshot` is the JSON of ``GET /state``; the page then follows
-``/events`` from there.
+:class:`LiveState` follows every pipeline event record and keeps, bounded in memory: each
+stream's latest status with its reconnect count, each face's latest verdict and its window
+probabilities over the last :data:`HISTORY_SECONDS` (until the face leaves or its stream
+ends), the most recent alerts, and the inference backend's latest status.
+:meth:`LiveState.snapshot` is the JSON of ``GET /state``; the page then follows ``/events``
+from there.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict, deque
 from collections.abc import Mapping
+
+from stream.events import (
+    Alert,
+    BackendStatus,
+    Connection,
+    Event,
+    FaceEnded,
+    StreamStatus,
+    Verdict,
+)
 
 #: seconds of window probabilities kept per face (the dashboard's chart).
 HISTORY_SECONDS = 60.0
@@ -19,8 +30,6 @@ MAX_STREAMS = 64
 MAX_FACES = 128
 #: alerts in the snapshot, newest first.
 MAX_ALERTS = 50
-
-Event = Mapping[str, object]
 
 
 class LiveState:
@@ -33,20 +42,28 @@ class LiveState:
         self.faces: OrderedDict[str, dict[str, object]] = OrderedDict()
         self.history: dict[str, deque[tuple[float, float]]] = {}
         self.alerts: deque[dict[str, object]] = deque(maxlen=MAX_ALERTS)
+        self.backend: dict[str, object] | None = None
 
     def apply(self, event: Event) -> None:
-        """Take one event (a dict as the sinks get it) into the state."""
-        kind = event.get("type")
-        if kind == "status":
-            self._status(event)
-        elif kind in ("verdict", "alert"):
-            self._verdict(event)
-            if kind == "alert":
-                self.alerts.appendleft(dict(event))
+        """Take one event record into the state."""
+        match event:
+            case StreamStatus():
+                self._status(event)
+            case Verdict():
+                self._verdict(event)
+                self._chart(event)
+            case Alert():
+                self._verdict(event.verdict)
+                self.alerts.appendleft(event.to_dict())
+            case FaceEnded():
+                self._forget_face(f"{event.stream}/{event.face}")
+            case BackendStatus():
+                self.backend = event.to_dict()
 
     def snapshot(self) -> dict[str, object]:
         """The JSON-ready state: ``streams``, ``faces`` (each with its ``history`` of
-        ``[wall_time, probability]``), ``alerts`` (newest first) and ``thresholds``."""
+        ``[wall_time, probability]``), ``alerts`` (newest first), ``thresholds`` and
+        ``backend`` (the inference backend's latest status event; None before any)."""
         faces = []
         for key, verdict in self.faces.items():
             points = [[round(t, 3), round(p, 4)] for t, p in self.history.get(key, ())]
@@ -56,38 +73,45 @@ class LiveState:
             "faces": faces,
             "alerts": list(self.alerts),
             "thresholds": self.thresholds,
+            "backend": self.backend,
         }
 
-    def _status(self, event: Event) -> None:
-        stream = str(event.get("stream"))
-        known = self.streams.pop(stream, None) or {"stream": stream, "reconnects": 0}
-        reconnects = int(known["reconnects"]) + (event.get("status") == "reconnecting")
+    def _status(self, event: StreamStatus) -> None:
+        known = self.streams.pop(event.stream, None) or {"stream": event.stream, "reconnects": 0}
+        reconnects = int(known["reconnects"]) + (event.status is Connection.RECONNECTING)
+        data = event.to_dict()
         known.update(
-            status=event.get("status"),
-            detail=event.get("detail", ""),
-            wall_time=event.get("wall_time"),
+            status=data["status"],
+            detail=data["detail"],
+            wall_time=data["wall_time"],
             reconnects=reconnects,
         )
-        self.streams[stream] = known
+        self.streams[event.stream] = known
         _trim(self.streams, MAX_STREAMS)
-        if event.get("status") == "ended":
-            for key in [k for k, v in self.faces.items() if v.get("stream") == stream]:
-                del self.faces[key]
-                self.history.pop(key, None)
+        if event.status is Connection.ENDED:
+            for key in [k for k, v in self.faces.items() if v.get("stream") == event.stream]:
+                self._forget_face(key)
 
-    def _verdict(self, event: Event) -> None:
-        key = f"{event.get('stream')}/{event.get('face')}"
+    def _verdict(self, verdict: Verdict) -> None:
+        """The face's latest verdict (an alert's too)."""
+        key = f"{verdict.stream}/{verdict.face}"
         self.faces.pop(key, None)
-        self.faces[key] = {k: v for k, v in event.items() if k not in ("type", "id")}
+        data = verdict.to_dict()
+        del data["type"]
+        self.faces[key] = data
         for old in _trim(self.faces, MAX_FACES):
             self.history.pop(old, None)
-        wall_time, probability = event.get("wall_time"), event.get("probability")
-        if isinstance(wall_time, int | float) and isinstance(probability, int | float):
-            points = self.history.setdefault(key, deque())
-            if event.get("type") == "verdict":
-                points.append((float(wall_time), float(probability)))
-            while points and points[0][0] < wall_time - HISTORY_SECONDS:
-                points.popleft()
+
+    def _chart(self, verdict: Verdict) -> None:
+        """The verdict's point on its face's chart; points older than the chart dropped."""
+        points = self.history.setdefault(f"{verdict.stream}/{verdict.face}", deque())
+        points.append((verdict.wall_time, verdict.probability))
+        while points and points[0][0] < verdict.wall_time - HISTORY_SECONDS:
+            points.popleft()
+
+    def _forget_face(self, key: str) -> None:
+        self.faces.pop(key, None)
+        self.history.pop(key, None)
 
 
 def _trim(table: OrderedDict[str, dict[str, object]], size: int) -> list[str]:

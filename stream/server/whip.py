@@ -33,7 +33,7 @@ from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSession
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.sdp import SessionDescription
 
-from stream.events import StatusEvent, StreamStatus
+from stream.events import Connection, StreamStatus
 from stream.settings.server import WhipSettings
 from stream.sources.base import Source, StatusCallback
 from stream.sources.webrtc import WebRtcSource
@@ -108,7 +108,7 @@ class WhipEndpoint:
 
     Args:
         add_source: called with each new video source (e.g. ``Pipeline.add_source``).
-        on_status: called with every :class:`StatusEvent` of the sessions' streams.
+        on_status: called with every :class:`StreamStatus` of the sessions' streams.
         settings: limits and ICE settings.
     """
 
@@ -211,7 +211,7 @@ class WhipEndpoint:
         if state == "connected":
             if session.timer is not None:
                 session.timer.cancel()
-            self._status(session, StreamStatus.CONNECTED, "WebRTC publisher connected")
+            self._status(session, Connection.CONNECTED, "WebRTC publisher connected")
         elif state == "failed":
             await self._end(session, "the publisher stopped answering (ICE failed)")
         elif state == "closed":
@@ -231,14 +231,14 @@ class WhipEndpoint:
         self.sessions.pop(session.id, None)
         if session.timer is not None and session.timer is not asyncio.current_task():
             session.timer.cancel()
-        self._status(session, StreamStatus.DISCONNECTED, reason)
+        self._status(session, Connection.DISCONNECTED, reason)
         await session.pc.close()
         for source in session.sources:
             await source.close()
 
-    def _status(self, session: WhipSession, status: StreamStatus, detail: str) -> None:
+    def _status(self, session: WhipSession, status: Connection, detail: str) -> None:
         for source in session.sources:
-            self._on_status(StatusEvent(source.stream_id, status, detail))
+            self._on_status(StreamStatus(source.stream_id, status, detail))
 
 
 async def _read_body(request: web.Request, limit: int) -> bytes:

@@ -1,7 +1,7 @@
 """What every source is: an async iterator of :class:`~stream.events.Frame` records.
 
 Every source has a ``stream_id``, yields frames with the source's own presentation time,
-reports connection changes (:class:`~stream.events.StreamStatus`) to the ``on_status``
+reports connection changes (:class:`~stream.events.Connection`) to the ``on_status``
 callback its reader passes to :meth:`Source.frames`, and is closed with
 ``await source.close()``. ``live`` says whether the source runs at its own pace (a camera, a
 call: the pipeline drops the oldest frames when it falls behind) or waits for the pipeline (a
@@ -13,12 +13,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from typing import Protocol, runtime_checkable
 
-from stream.events import Frame, StatusEvent
+from stream.events import Frame, StreamStatus
 
-StatusCallback = Callable[[StatusEvent], None]
+StatusCallback = Callable[[StreamStatus], None]
 
 
-def ignore_status(event: StatusEvent) -> None:
+def ignore_status(event: StreamStatus) -> None:
     """The default ``on_status``: nobody is listening."""
 
 

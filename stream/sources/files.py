@@ -8,7 +8,7 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from stream.events import Frame, StatusEvent, StreamStatus
+from stream.events import Connection, Frame, StreamStatus
 from stream.sources.base import StatusCallback, ignore_status
 from stream.sources.video_file import VideoFile
 
@@ -38,7 +38,7 @@ class FileSource:
 
     async def frames(self, on_status: StatusCallback = ignore_status) -> AsyncIterator[Frame]:
         """Decode in a worker thread, one frame at a time; pace them when ``live``."""
-        on_status(StatusEvent(self.stream_id, StreamStatus.CONNECTED, str(self.path)))
+        on_status(StreamStatus(self.stream_id, Connection.CONNECTED, str(self.path)))
         self._reading = True
         decoded = self._video.frames()
         loop = asyncio.get_running_loop()
@@ -66,8 +66,8 @@ class FileSource:
             self._reading = False
             self._video.close()
             problem = self._video.problem
-            status = StreamStatus.ERROR if problem else StreamStatus.ENDED
-            on_status(StatusEvent(self.stream_id, status, problem or str(self.path)))
+            status = Connection.ERROR if problem else Connection.ENDED
+            on_status(StreamStatus(self.stream_id, status, problem or str(self.path)))
 
     async def close(self) -> None:
         """Stop after the current frame; the file is released when reading stops."""

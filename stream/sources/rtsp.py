@@ -5,7 +5,7 @@ Each connection runs on its own thread (open, demux, decode, convert to RGB), ha
 to the event loop through a small bounded queue. A connection that fails to open, ends, or
 sends nothing for ``read_timeout`` seconds (a hung camera) is dropped and opened again after
 an exponential backoff with jitter, capped at ``max_backoff``. Every change is reported as a
-:class:`~stream.events.StatusEvent`: ``connected``, ``disconnected``, ``error`` (an attempt
+:class:`~stream.events.StreamStatus`: ``connected``, ``disconnected``, ``error`` (an attempt
 failed), ``reconnecting`` (with the delay) and ``ended`` (after :meth:`RtspSource.close`).
 
 Presentation times stay increasing across reconnects: the first connection keeps the
@@ -32,7 +32,7 @@ import numpy as np
 from engines.method import FRAME_PERIOD
 from errors import LipForensicsError
 from stream.backoff import backoff_delays
-from stream.events import Frame, StatusEvent, StreamStatus
+from stream.events import Connection, Frame, StreamStatus
 from stream.sources.base import StatusCallback, ignore_status
 from stream.sources.hwaccel import hwaccel_failure, hwaccel_options
 from stream.sources.urls import RTSP_SCHEMES, redact, split_url
@@ -236,8 +236,8 @@ class RtspSource:
         """Frames from the camera, across reconnects, until :meth:`close`; every connection
         change goes to ``on_status``."""
 
-        def status(state: StreamStatus, detail: str) -> None:
-            on_status(StatusEvent(self.stream_id, state, detail))
+        def status(state: Connection, detail: str) -> None:
+            on_status(StreamStatus(self.stream_id, state, detail))
 
         timeline = Timeline()
         delays = backoff_delays(FIRST_BACKOFF, self.max_backoff)
@@ -260,12 +260,10 @@ class RtspSource:
                         if attempt > 1:
                             detail += f", after {attempt - 1} failed attempt(s)"
                         ever_connected = True
-                        status(StreamStatus.CONNECTED, detail)
+                        status(Connection.CONNECTED, detail)
                         attempt, delays = 0, backoff_delays(FIRST_BACKOFF, self.max_backoff)
                     elif isinstance(item, _Closed):
-                        status(
-                            StreamStatus.DISCONNECTED if opened else StreamStatus.ERROR, item.reason
-                        )
+                        status(Connection.DISCONNECTED if opened else Connection.ERROR, item.reason)
                         reason = item.reason
                         if opened:
                             down_since = time.monotonic()
@@ -279,16 +277,16 @@ class RtspSource:
                 if self.give_up_after is not None:
                     if away >= self.give_up_after:
                         status(
-                            StreamStatus.ERROR,
+                            Connection.ERROR,
                             f"gave up after {away:.1f} s without a connection: {reason}",
                         )
                         break
                     delay = min(delay, self.give_up_after - away)  # one last try at the limit
-                status(StreamStatus.RECONNECTING, f"attempt {attempt + 1} in {delay:.1f} s")
+                status(Connection.RECONNECTING, f"attempt {attempt + 1} in {delay:.1f} s")
                 await self._sleep(delay)
         finally:
             self._stop_connection()
-            status(StreamStatus.ENDED, redact(self.url))
+            status(Connection.ENDED, redact(self.url))
 
     async def _connect(
         self,

@@ -17,7 +17,7 @@ from aiortc.mediastreams import MediaStreamTrack
 from av import VideoFrame
 
 from engines.method import FRAME_PERIOD
-from stream.events import Frame, StatusEvent, StreamStatus
+from stream.events import Connection, Frame, StreamStatus
 from stream.sources.base import StatusCallback, ignore_status
 from stream.sources.video_file import upright_rgb
 
@@ -59,7 +59,7 @@ class WebRtcSource:
                 yield Frame(self.stream_id, pts, rgb, arrival)
         finally:
             detail = f"{self.frames_received} frames received"
-            on_status(StatusEvent(self.stream_id, StreamStatus.ENDED, detail))
+            on_status(StreamStatus(self.stream_id, Connection.ENDED, detail))
 
     async def _next(self) -> VideoFrame | None:
         """The track's next frame; ``None`` once it ended or :meth:`close` was called (a

@@ -48,6 +48,8 @@ CACHE_SPAN = 100
 PREFETCH_BATCH = 8
 
 FaceKey = tuple[str, int]
+#: where a window's score goes back to: the logit, or None when the window was dropped
+Reply = Callable[[MouthWindow, float | None], None]
 
 
 @dataclass(slots=True)
@@ -55,6 +57,7 @@ class _Batch:
     """One backend round: the inputs to encode and, per window, where each feature is."""
 
     windows: list[MouthWindow] = field(default_factory=list)
+    replies: list[Reply] = field(default_factory=list)
     refs: list[list[np.ndarray | int]] = field(default_factory=list)
     inputs: list[np.ndarray] = field(default_factory=list)
     owners: list[tuple[FaceKey, FrameKey]] = field(default_factory=list)
@@ -69,21 +72,21 @@ class _Batch:
 
 
 class Scheduler:
-    """Run windows and prefetch jobs through ``backend``; report each score to ``on_scored``.
+    """Run windows and prefetch jobs through ``backend``; each window's logit (or None, when
+    it is dropped unscored) goes back to the ``reply`` it was queued with.
 
-    Call :meth:`run` as a task; :meth:`submit` and :meth:`prefetch` never block (live
-    sources), :meth:`put` waits for room and never drops (files read as fast as possible).
+        Call :meth:`run` as a task; :meth:`submit` and :meth:`prefetch` never block (live
+        sources), :meth:`put` waits for room and never drops (files read as fast as possible).
 
-    Attributes:
-        dropped_windows: windows dropped unscored, per stream.
-        dropped_prefetch: prefetch jobs dropped (their windows encoded the frames later).
-        last_drop: ``time.monotonic()`` of the latest dropped window.
+        Attributes:
+            dropped_windows: windows dropped unscored, per stream.
+            dropped_prefetch: prefetch jobs dropped (their windows encoded the frames later).
+            last_drop: ``time.monotonic()`` of the latest dropped window.
     """
 
     def __init__(
         self,
         backend: Backend,
-        on_scored: Callable[[MouthWindow, float], None],
         *,
         max_batch: int = 32,
         window_queue: int = 16,
@@ -93,7 +96,6 @@ class Scheduler:
         outage: Outage | None = None,
     ) -> None:
         self.backend = backend
-        self.on_scored = on_scored
         self.max_batch = max_batch
         self.window_queue = window_queue
         self.max_delay = max_delay
@@ -102,7 +104,7 @@ class Scheduler:
         self.dropped_windows: Counter[str] = Counter()
         self.dropped_prefetch = 0
         self.last_drop = -math.inf
-        self._windows: deque[tuple[MouthWindow, float]] = deque()  # (window, deadline)
+        self._windows: deque[tuple[MouthWindow, float, Reply]] = deque()  # deadline, reply
         self._prefetch: deque[FeatureJob] = deque(maxlen=prefetch_queue)
         self._caches: dict[FaceKey, dict[FrameKey, np.ndarray]] = {}
         self._floor: dict[FaceKey, int] = {}
@@ -119,23 +121,23 @@ class Scheduler:
         """Windows waiting for inference."""
         return len(self._windows)
 
-    def submit(self, window: MouthWindow) -> None:
+    def submit(self, window: MouthWindow, reply: Reply) -> None:
         """Queue a window from a live source: the oldest waiting window is dropped when the
         queue is full, and a window still waiting ``max_delay`` seconds after its last frame
         arrived is dropped when a newer one waits behind it."""
         if len(self._windows) >= self.window_queue:
-            self._dropped(self._windows.popleft()[0])
-        self._queue(window, window.arrival + self.max_delay)
+            self._drop_oldest()
+        self._queue(window, window.arrival + self.max_delay, reply)
 
-    async def put(self, window: MouthWindow) -> None:
+    async def put(self, window: MouthWindow, reply: Reply) -> None:
         """Queue a window, waiting for room instead of dropping (for sources that wait)."""
         while len(self._windows) >= self.window_queue:
             self._room.clear()
             await self._room.wait()
-        self._queue(window, math.inf)
+        self._queue(window, math.inf, reply)
 
-    def _queue(self, window: MouthWindow, deadline: float) -> None:
-        self._windows.append((window, deadline))
+    def _queue(self, window: MouthWindow, deadline: float, reply: Reply) -> None:
+        self._windows.append((window, deadline, reply))
         self._caches.setdefault((window.stream_id, window.face), {})
         self._wake.set()
 
@@ -168,14 +170,12 @@ class Scheduler:
                 features, logits = await loop.run_in_executor(self._executor, self._infer, batch)
             except BackendUnavailable as error:
                 delay = self.outage.failed(error)
-                for window in batch.windows:
-                    self._dropped(window)
+                self._drop_batch(batch)
                 await self._retry_after(delay)
                 continue
             except Exception:
                 log.exception("inference failed; %d windows lost", len(batch.windows))
-                for window in batch.windows:
-                    self._dropped(window)
+                self._drop_batch(batch)
                 continue
             else:
                 self.outage.succeeded()
@@ -190,7 +190,7 @@ class Scheduler:
         its verdict (or was dropped)."""
 
         def done() -> bool:
-            waiting = (window for window, _ in self._windows)
+            waiting = (window for window, _, _ in self._windows)
             return all(w.stream_id != stream_id for w in (*waiting, *self._scoring))
 
         async with self._progress:
@@ -204,7 +204,7 @@ class Scheduler:
                 await asyncio.wait_for(self._stopped.wait(), delay)
         if self._stopping:
             while self._windows:
-                self._dropped(self._windows.popleft()[0])
+                self._drop_oldest()
             self._prefetch.clear()
 
     async def stop(self, drain: bool = True) -> None:
@@ -223,12 +223,21 @@ class Scheduler:
         """Release the inference thread (after :meth:`run` ended)."""
         self._executor.shutdown(wait=True)
 
-    def _dropped(self, window: MouthWindow) -> None:
-        """Count a window that will not be scored."""
+    def _drop_oldest(self) -> None:
+        window, _, reply = self._windows.popleft()
+        self._dropped(window, reply)
+
+    def _dropped(self, window: MouthWindow, reply: Reply) -> None:
+        """Count a window that will not be scored, and say so to its reply."""
         self.dropped_windows[window.stream_id] += 1
         self.metrics.windows_dropped.labels(window.stream_id).inc()
         self.last_drop = time.monotonic()
         self.outage.dropped()
+        reply(window, None)
+
+    def _drop_batch(self, batch: _Batch) -> None:
+        for window, reply in zip(batch.windows, batch.replies, strict=True):
+            self._dropped(window, reply)
 
     def _plan(self) -> _Batch:
         """Take windows (oldest first), then a few prefetch jobs, up to about ``max_batch``
@@ -236,9 +245,9 @@ class Scheduler:
         batch = _Batch()
         now = time.monotonic()
         while len(self._windows) > 1 and self._windows[0][1] < now:
-            self._dropped(self._windows.popleft()[0])
+            self._drop_oldest()
         while self._windows and len(batch.inputs) < self.max_batch:
-            window = self._windows.popleft()[0]
+            window, _, reply = self._windows.popleft()
             face = (window.stream_id, window.face)
             cache = self._caches.get(face, {})
             refs: list[np.ndarray | int] = []
@@ -251,6 +260,7 @@ class Scheduler:
                     ref = batch.add(face, key, row)
                 refs.append(ref)
             batch.windows.append(window)
+            batch.replies.append(reply)
             batch.refs.append(refs)
         self._room.set()
         limit = min(self.max_batch, len(batch.inputs) + PREFETCH_BATCH)
@@ -305,5 +315,5 @@ class Scheduler:
                 floor = max(self._floor.get(face, -1), max(cache)[0] - CACHE_SPAN)
                 for key in [key for key in cache if key[0] <= floor]:
                     del cache[key]
-        for window, logit in zip(batch.windows, logits, strict=True):
-            self.on_scored(window, float(logit))
+        for window, reply, logit in zip(batch.windows, batch.replies, logits, strict=True):
+            reply(window, float(logit))

@@ -62,6 +62,9 @@ class DashboardState {
     } else if (event.type === "alert") {
       this.faces.set(key, event);
       this.addAlert(event);
+    } else if (event.type === "face_ended") {
+      this.faces.delete(key);
+      this.histories.delete(key);
     } else if (event.type === "status") {
       const known = this.streams.get(event.stream) || { reconnects: 0 };
       const reconnects = known.reconnects + (event.status === "reconnecting" ? 1 : 0);
