@@ -44,11 +44,13 @@ class FaceCrop:
         crop: uint8 (96, 96) grayscale mouth crop, aligned to the mean face.
         box: the face's box in the frame, (x0, y0, x1, y1) normalised to 0..1 by the
             frame's width and height.
+        cut: the face reaches beyond the frame's edge (:func:`stream.faces.framing.cut_by_frame`).
     """
 
     face: int
     crop: np.ndarray
     box: tuple[float, float, float, float]
+    cut: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +79,8 @@ class MouthWindow:
             frame (its pts plus one 25 fps period), so a 25-frame window spans 1.0 s.
         frames: the window's frames, each a normalised 88 x 88 ``float32`` mouth crop.
         arrival: ``time.monotonic()`` when the frame that completed the window arrived.
+        quality: where the face was, how big, at what rate its source delivered frames, and
+            what that leaves of the verdict (:mod:`stream.windows.quality`).
     """
 
     stream_id: str
@@ -85,6 +89,46 @@ class MouthWindow:
     pts: tuple[float, float]
     frames: tuple[np.ndarray, ...]
     arrival: float
+    quality: WindowQuality | None = None
+
+
+class Caveat(StrEnum):
+    """Why a window's verdict is weaker than the network's usual: it is shown, and it cannot
+    raise an alert on its own (JSON: the lower-case name, in a verdict's ``caveats``)."""
+
+    TOO_SMALL = "too_small"  # the face is below the size floor
+    LOW_FRAME_RATE = "low_frame_rate"  # the source delivered frames below the rate floor
+    FACE_CUT = "face_cut"  # the face reached beyond the frame's edge (chin cut off)
+
+
+@dataclass(frozen=True, slots=True)
+class WindowQuality:
+    """What a verdict says about its window besides the logit.
+
+    Attributes:
+        box: the face's box in its last frame, (x0, y0, x1, y1) normalised to 0..1.
+        frame_size: the source frame's (width, height) in pixels.
+        fps: the rate at which the source delivered distinct frames during the window.
+        face_px: the face's height in source pixels (median over the window).
+        caveats: what makes the verdict weaker (none: a face the network was made for).
+    """
+
+    box: tuple[float, float, float, float]
+    frame_size: tuple[int, int]
+    fps: float
+    face_px: float
+    caveats: tuple[Caveat, ...] = ()
+
+    def fields(self) -> dict[str, object]:
+        """The JSON form: ``box``, ``frame`` ([width, height]), ``fps``, ``face_px``,
+        ``caveats``."""
+        return {
+            "box": [round(v, 4) for v in self.box],
+            "frame": list(self.frame_size),
+            "fps": round(self.fps, 1),
+            "face_px": round(self.face_px),
+            "caveats": [str(c) for c in self.caveats],
+        }
 
 
 # ---- the events that leave the pipeline (every sink, subscriber and page takes these) ----
@@ -170,6 +214,8 @@ class Verdict:
         level: the face's alert level after this window (JSON: ``clear``, ``suspicious``,
             ``alert``).
         latency_ms: from the arrival of the window's last frame to this verdict.
+        quality: the face's box, frame size, source frame rate, size and caveats (None for
+            verdicts not made from a live window).
     """
 
     stream: str
@@ -181,6 +227,7 @@ class Verdict:
     latency_ms: float
     wall_time: float = field(default_factory=time.time)
     node: str | None = None
+    quality: WindowQuality | None = None
 
     def __post_init__(self) -> None:
         _check(self.level, Level, "a verdict's level")
@@ -195,6 +242,7 @@ class Verdict:
             "probability": self.probability,
             "level": str(self.level),
             "latency_ms": self.latency_ms,
+            **(self.quality.fields() if self.quality is not None else {}),
         }
 
     def to_dict(self) -> dict[str, object]:

@@ -33,6 +33,7 @@ from stream.events import (
     Connection,
     Event,
     FaceEnded,
+    FaceFrame,
     Frame,
     MouthWindow,
     StreamStatus,
@@ -46,6 +47,7 @@ from stream.pacing.frame_queue import FrameQueue
 from stream.settings.pipeline import Settings
 from stream.sources.base import Source
 from stream.windows.face_window import FaceWindow
+from stream.windows.quality import Sighting
 from stream.windows.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
@@ -101,6 +103,8 @@ class StreamWorker:
         #: built at the first frame: a stream that never sends one (a WHIP publisher that
         #: never connects) costs no landmarker
         self.face_stage: FaceStage | None = None
+        #: the source pts of the last frame the face stage looked at, and what it found
+        self._seen: tuple[float, FaceFrame] | None = None
         #: the source's ``ended``, sent once the stream's last verdicts are out
         self._ended: StreamStatus | None = None
         #: per face, its windows at the scheduler (queued or being scored)
@@ -182,7 +186,8 @@ class StreamWorker:
     def _verdict(self, window: MouthWindow, logit: float) -> None:
         shared = self.shared
         policy = self.policies.get(window.face) or AlertPolicy(shared.policy)
-        decision = policy.update(logit)
+        quality = window.quality
+        decision = policy.update(logit, trusted=quality is None or not quality.caveats)
         latency = time.monotonic() - window.arrival
         verdict = Verdict(
             stream=window.stream_id,
@@ -192,6 +197,7 @@ class StreamWorker:
             probability=shared.probability(logit),
             level=decision.level,
             latency_ms=round(latency * 1000.0, 1),
+            quality=quality,
         )
         self.counts.windows_scored += 1
         shared.metrics.windows_scored.labels(window.stream_id).inc()
@@ -262,16 +268,22 @@ class StreamWorker:
                     faces.hold_frames,
                 )
             tick = item.tick
-            began = time.perf_counter()
-            found = await loop.run_in_executor(
-                shared.landmark_pool,
-                self.face_stage.process,
-                item.index,
-                tick.item.image,
-                tick.pts,
-                tick.restart,
-            )
-            busy.inc(time.perf_counter() - began)
+            repeated = self._seen is not None and self._seen[0] == tick.source_pts
+            if repeated and not tick.restart:  # the clock repeats a frame: so do its faces
+                found = FaceFrame(self._seen[1].crops, ())
+            else:
+                began = time.perf_counter()
+                found = await loop.run_in_executor(
+                    shared.landmark_pool,
+                    self.face_stage.process,
+                    item.index,
+                    tick.item.image,
+                    tick.pts,
+                    tick.restart,
+                )
+                busy.inc(time.perf_counter() - began)
+                self._seen = (tick.source_pts, found)
+            height, width = tick.item.image.shape[:2]
             for face in found.ended:
                 self._leave(face, tick.pts)
             if tick.restart:
@@ -289,8 +301,9 @@ class StreamWorker:
                     )
                     self.policies[face.face] = AlertPolicy(shared.policy)
                 normalised = normalise_crops(face.crop[None])[0]
+                seen = Sighting(tick.source_pts, face.box, (width, height), face.cut)
                 jobs, windows = window.push(
-                    item.index, tick.pts, normalised, tick.item.arrival, tick.restart
+                    item.index, tick.pts, normalised, tick.item.arrival, tick.restart, seen
                 )
                 for job in jobs:
                     scheduler.prefetch(job)

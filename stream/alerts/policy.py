@@ -96,15 +96,19 @@ class AlertPolicy:
             maxlen=max(self.config.escalate_windows, self.config.clear_windows)
         )
 
-    def update(self, logit: float) -> Decision:
-        """Take the next window's logit; return the new level and whether to alert now.
+    def update(self, logit: float, trusted: bool = True) -> Decision:
+        """Take the next window's logit; return the new level and whether to alert now. A
+        window that is not ``trusted`` (it carries a caveat: a face too small, too few
+        frames, cut by the frame) counts at most as SUSPICIOUS, so it cannot raise an
+        alert on its own.
 
         Raises:
             ValueError: ``logit`` is NaN or infinite (a broken engine, not evidence).
         """
         if not math.isfinite(logit):
             raise ValueError(f"window logit must be finite, got {logit}")
-        self._recent.append(self.config.raw_level(logit))
+        raw = self.config.raw_level(logit)
+        self._recent.append(raw if trusted else min(raw, Level.SUSPICIOUS))
         previous = self.level
         sustained = self._extreme(self.config.escalate_windows, min)
         if sustained is not None and sustained > self.level:

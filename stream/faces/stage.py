@@ -30,6 +30,7 @@ from engines.method import FPS
 from stream.events import FaceCrop, FaceFrame
 from stream.faces.align import mean_face, mouth_crop, warp_patch
 from stream.faces.engine import SMALLEST_FACE, StreamFaces
+from stream.faces.framing import cut_by_frame
 from stream.faces.landmarks import to_ibug68
 from stream.faces.live_warp import warp_patch_opencv
 from stream.faces.models import FaceModels
@@ -101,7 +102,8 @@ class FaceStage:
             self._smoothers[track_id] = (smoother, index)
             ((_, smoothed),) = smoother.push(points, None)
             crop, _, _ = mouth_crop(rgb, points, smoothed, self._reference, self._warp)
-            crops.append(FaceCrop(track_id, crop, face.box))
+            cut = cut_by_frame(points, rgb.shape)
+            crops.append(FaceCrop(track_id, crop, face.box, cut))
         return FaceFrame(tuple(crops), tuple(ended))
 
     def close(self) -> None:

@@ -20,6 +20,7 @@ import numpy as np
 from engines.frames import FrameKey, five_frame_inputs
 from engines.method import CLIP_FRAMES, FRAME_CONTEXT, FRAME_PERIOD
 from stream.events import MouthWindow
+from stream.windows.quality import Sighting, window_quality
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,34 +58,46 @@ class FaceWindow:
         self.hold = hold
         self._frames: deque[np.ndarray] = deque(maxlen=length)
         self._pts: deque[float] = deque(maxlen=length)
+        self._sightings: deque[Sighting] = deque(maxlen=length)
         self._start = 0
         self._last = -1
 
     def push(
-        self, index: int, pts: float, frame: np.ndarray, arrival: float, restart: bool = False
+        self,
+        index: int,
+        pts: float,
+        frame: np.ndarray,
+        arrival: float,
+        restart: bool = False,
+        sighting: Sighting | None = None,
     ) -> tuple[list[FeatureJob], list[MouthWindow]]:
-        """Add frame ``index`` (normalised 88 x 88); return the encodings it makes computable
-        and the windows it completes (at most one unless a held gap is filled)."""
+        """Add frame ``index`` (normalised 88 x 88; ``sighting``: where the face was, for the
+        window's :class:`~stream.events.WindowQuality`); return the encodings it makes
+        computable and the windows it completes (at most one unless a held gap is filled)."""
         gap = index - self._last - 1
         if restart or not self._frames or gap < 0 or gap > self.hold:
             self._frames.clear()
             self._pts.clear()
+            self._sightings.clear()
             self._start = index
             gap = 0
         jobs: list[FeatureJob] = []
         windows: list[MouthWindow] = []
         for step in range(gap, -1, -1):
             if step:
-                self._append(self._frames[-1], self._pts[-1] + FRAME_PERIOD, index - step)
+                held = self._sightings[-1] if self._sightings else None
+                self._append(self._frames[-1], self._pts[-1] + FRAME_PERIOD, index - step, held)
             else:
-                self._append(frame, pts, index)
+                self._append(frame, pts, index, sighting)
             jobs += self._jobs()
             windows += self._window(arrival)
         return jobs, windows
 
-    def _append(self, frame: np.ndarray, pts: float, index: int) -> None:
+    def _append(self, frame: np.ndarray, pts: float, index: int, sighting: Sighting | None) -> None:
         self._frames.append(frame)
         self._pts.append(pts)
+        if sighting is not None:
+            self._sightings.append(sighting)
         self._last = index
 
     def _jobs(self) -> list[FeatureJob]:
@@ -125,5 +138,6 @@ class FaceWindow:
             pts=(self._pts[0], self._pts[-1] + FRAME_PERIOD),
             frames=tuple(self._frames),
             arrival=arrival,
+            quality=window_quality(self._sightings) if self._sightings else None,
         )
         return [window]
