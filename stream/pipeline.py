@@ -30,6 +30,7 @@ from stream.alerts.outbox import Outbox, default_outbox_path
 from stream.alerts.policy import PolicyConfig
 from stream.alerts.sinks import JsonlSink, Sink, WebhookSink
 from stream.events import KEEP_ENDED, Event, StreamStatus
+from stream.faces.thumbnails import FaceThumbnails
 from stream.health.backend import Outage
 from stream.health.metrics import PipelineMetrics
 from stream.health.node import Health
@@ -64,6 +65,8 @@ class Pipeline:
         self.events = Fanout(sinks, node=settings.fleet.node)
         #: the mouth crops of recent alert windows (for the dashboard)
         self.alert_crops = AlertCrops()
+        #: each face's latest picture (the pages' face cards)
+        self.thumbnails = FaceThumbnails()
         self.outage = Outage(backend.name, self.metrics, self.events.send)
         self.scheduler = Scheduler(
             backend,
@@ -87,6 +90,7 @@ class Pipeline:
             probability=probability,
             emit=self.events.send,
             keep_alert_frames=self.alert_crops.keep_window,
+            thumbnails=self.thumbnails,
         )
         self.workers: dict[str, StreamWorker] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}

@@ -40,6 +40,7 @@ from stream.events import (
     Verdict,
 )
 from stream.faces.stage import FaceStage
+from stream.faces.thumbnails import FaceThumbnails, face_thumbnail
 from stream.health.metrics import PipelineMetrics
 from stream.health.node import Health, StreamCounts
 from stream.pacing.clock import Resampler, Tick
@@ -82,6 +83,8 @@ class Shared:
     emit: Callable[[Event], None]
     #: called with an alert's id and the frames of the window that raised it (kept to show)
     keep_alert_frames: Callable[[str, tuple[np.ndarray, ...]], None] | None = None
+    #: each face's latest picture, for people to tell faces apart (None: not kept)
+    thumbnails: FaceThumbnails | None = None
 
 
 class StreamWorker:
@@ -218,6 +221,8 @@ class StreamWorker:
             return
         self.policies.pop(face, None)
         self.shared.scheduler.forget(self.stream_id, face)
+        if self.shared.thumbnails is not None:
+            self.shared.thumbnails.forget(self.stream_id, face)
         self._leaving[face] = pts
         if not self._in_flight[face]:
             self._face_ended(face)
@@ -307,6 +312,9 @@ class StreamWorker:
                 )
                 for job in jobs:
                     scheduler.prefetch(job)
+                if windows and shared.thumbnails is not None:
+                    picture = face_thumbnail(tick.item.image, face.box)
+                    shared.thumbnails.update(self.stream_id, face.face, picture)
                 for complete in windows:
                     self._in_flight[face.face] += 1
                     if self.source.live:

@@ -105,7 +105,7 @@ def test_the_genuine_clip_from_a_browser_camera_stays_clear(playwright_driver, c
 
 
 #: a call's page that shows the whole of each video in its tile (a call app letterboxes)
-FITTED = "width:100%;height:100%;object-fit:contain;display:block;background:#000"
+FITTED = "width:100%;height:100%;min-height:0;object-fit:contain;display:block;background:#000"
 
 
 def call_page(folder, videos: dict[str, bytes], columns: int):
@@ -117,8 +117,8 @@ def call_page(folder, videos: dict[str, bytes], columns: int):
         (folder / name).write_bytes(data)
         tiles.append(f"<video src='{name}' autoplay muted loop style='{FITTED}'></video>")
     grid = (
-        f"display:grid;grid-template-columns:repeat({columns},1fr);"
-        f"grid-template-rows:repeat({rows},1fr);width:100vw;height:100vh;gap:4px"
+        f"display:grid;grid-template-columns:repeat({columns},minmax(0,1fr));"
+        f"grid-template-rows:repeat({rows},minmax(0,1fr));width:100vw;height:100vh;gap:4px"
     )
     page = folder / "call.html"
     page.write_text(
@@ -239,7 +239,14 @@ def test_the_dashboard_shows_a_late_viewer_every_face_alert_crop_and_stream(
         served.emit(Verdict(HOSTILE, 0, (number, number + 1.0), 5.0, 0.99, Level.ALERT, 1.0))
     expect(page.locator(".face", has_text=HOSTILE)).to_be_visible(timeout=WAIT * MS)
     expect(page.locator("#streams tr", has_text=HOSTILE)).to_be_visible()
-    assert page.locator("img:not(.crops)").count() == 0 and not dialogs
+    assert page.locator("img:not(.crops):not(.thumbnail)").count() == 0 and not dialogs
+    # each face card shows the face's latest picture, so a person can tell who it is
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.face img.thumbnail')].some("
+        "(i) => i.complete && i.naturalHeight === 96)",
+        timeout=WAIT * MS,
+    )
+    expect(card.locator(".quality")).to_contain_text("fps · face")
     shot = screenshot(page, "dashboard.png", tmp_path)
     assert np.asarray(Image.open(shot).convert("L")).std() > 20  # not blank
     page.click("#logout")

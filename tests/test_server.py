@@ -271,3 +271,39 @@ def test_serve_scores_a_whip_publisher_and_drains_on_sigterm(
     assert "stopped" in process.stderr.read().decode()
     written = [json.loads(line) for line in jsonl.read_text().splitlines()]
     assert verdict in written  # the sink saw what /events saw, and was flushed
+
+
+def test_a_face_picture_is_served_to_token_holders(backend: TorchBackend) -> None:
+    """``/thumbnail.png``: the face's latest picture once it has a window (96 px high,
+    face-shaped), 404 for a face never seen, 400 for a face that is no number, 401 without
+    the token."""
+    import io
+
+    from PIL import Image
+
+    from stream.sources.open import open_source
+
+    async def main() -> dict[str, object]:
+        async with served(backend) as (server, pipeline), aiohttp.ClientSession() as http:
+            url = server.url + "/thumbnail.png"
+            source = open_source(str(ROOT / "tests" / "data" / "talking.mp4"))
+            pipeline.add_source(source)
+            while pipeline.thumbnails.get(source.stream_id, 0) is None:
+                await asyncio.sleep(0.05)
+            found = {}
+            for name, query, headers in (
+                ("face", {"stream": source.stream_id, "face": "0"}, AUTH),
+                ("unknown", {"stream": source.stream_id, "face": "7"}, AUTH),
+                ("bad", {"stream": source.stream_id, "face": "x"}, AUTH),
+                ("anonymous", {"stream": source.stream_id, "face": "0"}, {}),
+            ):
+                async with http.get(url, params=query, headers=headers) as reply:
+                    found[name] = (reply.status, await reply.read())
+            return found
+
+    found = run(main(), TEST_TIMEOUT)
+    status, body = found["face"]
+    assert status == 200
+    picture = Image.open(io.BytesIO(body))
+    assert picture.size[1] == 96 and 0.5 <= picture.size[0] / 96 <= 2.0
+    assert [found[name][0] for name in ("unknown", "bad", "anonymous")] == [404, 400, 401]

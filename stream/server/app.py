@@ -7,8 +7,8 @@ never logged. CORS answers only the origins configured. ``/events`` streams ever
 event as Server-Sent Events (one JSON object per ``data:`` line, a comment line as
 heartbeat); ``/healthz`` answers 200 when the pipeline is ``ok`` and 503 when degraded.
 ``/state`` is the JSON snapshot of :class:`~stream.server.state.LiveState` (streams, faces,
-recent alerts) and ``/alerts/{id}/crops.png`` the mouth crops of an alert's window, both
-behind the token.
+recent alerts), ``/alerts/{id}/crops.png`` the mouth crops of an alert's window and
+``/thumbnail.png?stream=S&face=N`` a face's latest picture, all behind the token.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from aiohttp import web
 from errors import LipForensicsError
 from stream.alerts.crops import AlertCrops
 from stream.events import Event, StreamStatus
+from stream.faces.thumbnails import FaceThumbnails
 from stream.health.node import public_report
 from stream.images import crop_strip, png_bytes
 from stream.server.limits import ConnectionCap, handler_options
@@ -47,6 +48,7 @@ class ServedPipeline(Protocol):
     """What the server needs of :class:`stream.pipeline.Pipeline`."""
 
     alert_crops: AlertCrops
+    thumbnails: FaceThumbnails
 
     @property
     def thresholds(self) -> dict[str, float]: ...
@@ -93,6 +95,8 @@ def routes(
         Route("OPTIONS", "/state", preflight("OPTIONS, GET"), auth=False),
         Route("GET", "/alerts/{alert}/crops.png", alert_crops(pipeline.alert_crops), auth=True),
         Route("OPTIONS", "/alerts/{alert}/crops.png", preflight("OPTIONS, GET"), auth=False),
+        Route("GET", "/thumbnail.png", thumbnail(pipeline.thumbnails), auth=True),
+        Route("OPTIONS", "/thumbnail.png", preflight("OPTIONS, GET"), auth=False),
         Route("GET", "/metrics", metrics(pipeline, whip), auth=settings.protect_metrics),
         Route("GET", "/healthz", health(pipeline, settings.token), auth=False),
         *(Route("GET", path, page, auth=False) for path, page in page_paths().items()),
@@ -265,6 +269,24 @@ def alert_crops(crops: AlertCrops) -> Handler:
         return web.Response(body=body, content_type="image/png", headers=headers)
 
     return crops_handler
+
+
+def thumbnail(thumbnails: FaceThumbnails) -> Handler:
+    """``GET /thumbnail.png?stream=S&face=N``: the face's latest picture (its box in the
+    frame, widened), so a person can tell which participant a card is about; 404 for a face
+    not (or no longer) seen, 400 for a face that is not a number."""
+
+    async def thumbnail_handler(request: web.Request) -> web.Response:
+        stream, face = request.query.get("stream", ""), request.query.get("face", "")
+        if not face.isdigit():
+            return web.Response(status=400, text="face must be a face number\n")
+        picture = thumbnails.get(stream, int(face))
+        if picture is None:
+            return web.Response(status=404, text="no picture of this face\n")
+        headers = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+        return web.Response(body=png_bytes(picture), content_type="image/png", headers=headers)
+
+    return thumbnail_handler
 
 
 def preflight(allow: str) -> Handler:

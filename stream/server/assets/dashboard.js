@@ -102,7 +102,8 @@ function renderFaces(state) {
     probability.textContent = `p = ${event.probability.toFixed(3)} (${streamTime(event.pts)})`;
     title.append(name, badge(event.level), probability);
     const history = state.histories.get(`${event.stream}/${event.face}`) || new History();
-    card.append(title, probabilityChart(history.points, state.thresholds, now));
+    const who = session ? [faceThumbnail(event.stream, event.face, session.token)] : [];
+    card.append(title, ...who, qualityNote(event), probabilityChart(history.points, state.thresholds, now));
     return card;
   });
   document.getElementById("faces").replaceChildren(...cards);

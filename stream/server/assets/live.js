@@ -100,6 +100,60 @@ function badge(level) {
   return span;
 }
 
+/** What a verdict says about its window, in words: "25 fps · face 113 px", then a badge
+ * per caveat (too small, low frame rate, face cut), or nothing for an offline verdict. */
+function qualityNote(event) {
+  const note = document.createElement("span");
+  note.className = "quality";
+  if (event.fps === undefined) return note;
+  note.textContent = `${event.fps.toFixed(0)} fps · face ${event.face_px} px`;
+  for (const caveat of event.caveats || []) {
+    const mark = document.createElement("span");
+    mark.className = "badge caveat";
+    mark.textContent = caveat.replaceAll("_", " ");
+    mark.title = "this window cannot raise an alert on its own";
+    note.append(" ", mark);
+  }
+  return note;
+}
+
+const THUMBNAIL_SECONDS = 3; // a face's picture is fetched again at most this often
+const thumbnails = new Map(); // "stream/face" -> {url, at, pending}
+
+/** An <img> of the face's latest picture (`thumbnail.png`, fetched with the token, kept
+ * as an object URL and refreshed at most every few seconds), so a person can tell which
+ * participant of a call the card is about. */
+function faceThumbnail(stream, face, token) {
+  const image = document.createElement("img");
+  image.className = "thumbnail";
+  image.alt = `${stream} face ${face}`;
+  const key = `${stream}/${face}`;
+  const known = thumbnails.get(key) || { url: null, at: 0, pending: false };
+  thumbnails.set(key, known);
+  image.hidden = !known.url; // nothing to show until the first picture came
+  if (known.url) image.src = known.url;
+  const now = Date.now() / 1000;
+  if (!known.pending && now - known.at >= THUMBNAIL_SECONDS) {
+    known.pending = true;
+    const query = `stream=${encodeURIComponent(stream)}&face=${encodeURIComponent(face)}`;
+    fetch(`thumbnail.png?${query}`, { headers: { Authorization: `Bearer ${token}` }, cache: "no-store" })
+      .then((response) => (response.ok ? response.blob() : null))
+      .then((blob) => {
+        if (!blob) return;
+        if (known.url) URL.revokeObjectURL(known.url);
+        known.url = URL.createObjectURL(blob);
+        image.src = known.url;
+        image.hidden = false;
+      })
+      .catch(() => {})
+      .finally(() => {
+        known.pending = false;
+        known.at = Date.now() / 1000;
+      });
+  }
+  return image;
+}
+
 function streamTime(pts) {
   return `${pts[0].toFixed(1)}-${pts[1].toFixed(1)} s`;
 }

@@ -80,7 +80,8 @@ function renderFaces(faces, histories, thresholds) {
     probability.className = "probability-value";
     probability.textContent = `p = ${event.probability.toFixed(3)} (${streamTime(event.pts)})`;
     title.append(name, badge(event.level), probability);
-    card.append(title, probabilityChart(histories.get(event.face).points, thresholds, now));
+    const who = publishing ? [faceThumbnail(event.stream, event.face, publishing.token)] : [];
+    card.append(title, ...who, qualityNote(event), probabilityChart(histories.get(event.face).points, thresholds, now));
     return card;
   });
   document.getElementById("faces").replaceChildren(...cards);
