@@ -184,6 +184,43 @@ def test_a_shared_tab_playing_the_genuine_clip_stays_clear(
         browser.close()
 
 
+def test_a_shared_tab_showing_a_gallery_gives_every_face_and_the_manipulated_one_alerts(
+    playwright_driver,  # noqa: F811
+    tmp_path,
+    served,  # noqa: F811
+):
+    """A 2x2 call gallery in the shared tab: the manipulated clip top left, the genuine one
+    in the other three tiles (from other moments). Four faces get verdicts, each in its own
+    quarter of the frame, and the one that alerts is the top-left one."""
+    from training.demo_detector import DEMO_GENUINE, DEMO_MANIPULATED
+
+    genuine = DEMO_GENUINE.read_bytes()
+    videos = {
+        "manipulated.mp4": DEMO_MANIPULATED.read_bytes(),
+        "genuine.mp4": genuine,
+        "genuine-b.mp4": genuine,
+        "genuine-c.mp4": genuine,
+    }
+    call = call_page(tmp_path, videos, columns=2)
+    browser, page, stream = share_call(playwright_driver, served, call)
+    try:
+        quarters = {}  # face -> (column, row) of its box's centre
+
+        def every_face_and_an_alert():
+            for verdict in served.of(stream, "verdict"):
+                x0, y0, x1, y1 = verdict["box"]
+                quarters[verdict["face"]] = (int((x0 + x1) > 1), int((y0 + y1) > 1))
+            return len(set(quarters.values())) == 4 and served.of(stream, "alert")
+
+        wait_until(every_face_and_an_alert, "verdicts of four faces and an alert", 90.0)
+        alerted = {alert["face"] for alert in served.of(stream, "alert")}
+        assert {quarters[face] for face in alerted} == {(0, 0)}  # the manipulated tile only
+        assert page.locator("#faces .face").count() >= 4
+        stop_publishing(page, served, stream)
+    finally:
+        browser.close()
+
+
 def test_the_dashboard_shows_a_late_viewer_every_face_alert_crop_and_stream(
     camera,
     served,  # noqa: F811
