@@ -52,7 +52,8 @@ class FaceSettings:
     """How faces are found, followed and cut into windows (``[faces]``).
 
     Attributes:
-        max_faces: faces tracked per stream.
+        max_faces: faces tracked per stream (25 covers a 5x5 call gallery; each costs
+            landmarks on every frame: docs/calls.md).
         hold_frames: a face missing for at most this many frames keeps its window (the
             last crop stands in); longer ends the window.
         forget_frames: a face missing for longer than this gets a new id when it returns.
@@ -62,7 +63,7 @@ class FaceSettings:
         stride: frames between consecutive windows of a face (25 = non-overlapping).
     """
 
-    max_faces: int = 2
+    max_faces: int = 25
     hold_frames: int = 2
     forget_frames: int = 25
     landmark_threads: int | None = None
@@ -75,7 +76,7 @@ class FaceSettings:
             {
                 "window": (5, CLIP_FRAMES),
                 "stride": (1, self.window),
-                "max_faces": (1, 32),
+                "max_faces": (1, 64),
                 "landmark_threads": (1, 256),
                 "hold_frames": (0, 25 * 60),
                 "forget_frames": (self.hold_frames, 25 * 3600),
