@@ -114,17 +114,6 @@ def weighted_nms(found: list[tuple[np.ndarray, float]]) -> list[tuple[np.ndarray
     return kept
 
 
-def per_item(output: np.ndarray, count: int) -> np.ndarray:
-    """A batched detector output (1, count x 896, K) -> (count, 896, K). The network's
-    reshapes fix the batch at 1, so a batch comes out as every item's 512 stride-8 anchors,
-    then every item's 384 stride-16 anchors."""
-    values = output.reshape(-1, output.shape[-1])
-    fine, coarse = 512, 384
-    first = values[: count * fine].reshape(count, fine, -1)
-    second = values[count * fine :].reshape(count, coarse, -1)
-    return np.concatenate([first, second], axis=1)
-
-
 @dataclass(frozen=True, slots=True)
 class Tile:
     """A square region of the frame the detector looks at: top-left and side, pixels (it
@@ -162,20 +151,23 @@ def tiles(width: int, height: int, smallest_face: float) -> list[Tile]:
     return found
 
 
-def tile_input(rgb: np.ndarray, tile: Tile) -> np.ndarray:
-    """The detector's float32 (128, 128, 3) input for one tile: bilinear, zeros outside,
-    RGB scaled to [-1, 1]."""
-    scale = DETECTOR_SIZE / tile.side
-    matrix = np.array([[scale, 0.0, -tile.x * scale], [0.0, scale, -tile.y * scale]])
-    image = cv2.warpAffine(
-        rgb,
-        matrix,
-        (DETECTOR_SIZE, DETECTOR_SIZE),
-        flags=cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_CONSTANT,
-        borderValue=0,
-    )
-    return image.astype(np.float32) * (2.0 / 255.0) - 1.0
+def tile_inputs(rgb: np.ndarray, regions: list[Tile]) -> np.ndarray:
+    """The detector's uint8 (N, 128, 128, 3) inputs for the tiles of one frame: bilinear,
+    zeros outside (the model scales them to [-1, 1])."""
+    batch = np.empty((len(regions), DETECTOR_SIZE, DETECTOR_SIZE, 3), np.uint8)
+    for out, tile in zip(batch, regions, strict=True):
+        scale = DETECTOR_SIZE / tile.side
+        matrix = np.array([[scale, 0.0, -tile.x * scale], [0.0, scale, -tile.y * scale]])
+        cv2.warpAffine(
+            rgb,
+            matrix,
+            (DETECTOR_SIZE, DETECTOR_SIZE),
+            dst=out,
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=0,
+        )
+    return batch
 
 
 def detect(model: TfliteModel, rgb: np.ndarray, regions: list[Tile]) -> list[Detection]:
@@ -184,8 +176,7 @@ def detect(model: TfliteModel, rgb: np.ndarray, regions: list[Tile]) -> list[Det
     suppressed together (a face seen by two tiles or two scales is kept once)."""
     if not regions:
         return []
-    raw = model.run(np.stack([tile_input(rgb, tile) for tile in regions]))
-    boxes, scores = (per_item(output, len(regions)) for output in raw)
+    boxes, scores = model.run(tile_inputs(rgb, regions))
     found = []
     for tile, raw_boxes, raw_scores in zip(regions, boxes, scores, strict=True):
         for values, score in weighted_nms(decode(raw_boxes, raw_scores)):

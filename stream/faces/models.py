@@ -6,16 +6,19 @@ Apache-2.0): ``face_detector.tflite`` (BlazeFace short range, 128 x 128 RGB in [
 ``face_landmarks_detector.tflite`` (256 x 256 RGB in [0, 1] -> 478 x 3 points in input
 pixels, a face-presence logit). The blendshapes network in the bundle is not run.
 
+A model is called with uint8 RGB images and scales them into its input itself (one pass,
+written straight into the runtime's input buffer), so callers never build float copies.
+
 The runtime is LiteRT (``ai-edge-litert``, XNNPACK) on one thread per model: timed alone on
 our 2-core machine it ran the landmark network in about 4.7 ms per face, as fast as ONNX
-Runtime or OpenVINO (docs/benchmarks.md). A batch of N inputs is one call (the input is
-resized to N when N changes).
+Runtime or OpenVINO (docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
 import threading
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,11 +26,24 @@ import numpy as np
 from errors import LipForensicsError
 
 BUNDLE_PATH = Path(__file__).resolve().parent / "assets" / "face_landmarker.task"
-DETECTOR_NAME = "face_detector.tflite"
-LANDMARKS_NAME = "face_landmarks_detector.tflite"
+
+
+@dataclass(frozen=True, slots=True)
+class Network:
+    """One network of the bundle: its file name, its square RGB input's side, and how a
+    uint8 pixel becomes an input value (``pixel * scale + offset``)."""
+
+    name: str
+    size: int
+    scale: float
+    offset: float
+
+
+DETECTOR = Network("face_detector.tflite", 128, 2.0 / 255.0, -1.0)
+LANDMARKS = Network("face_landmarks_detector.tflite", 256, 1.0 / 255.0, 0.0)
 #: input sides of the two networks (square, RGB)
-DETECTOR_SIZE = 128
-LANDMARKS_SIZE = 256
+DETECTOR_SIZE = DETECTOR.size
+LANDMARKS_SIZE = LANDMARKS.size
 
 
 def bundled_model(name: str, bundle: str | Path = BUNDLE_PATH) -> bytes:
@@ -41,44 +57,53 @@ def bundled_model(name: str, bundle: str | Path = BUNDLE_PATH) -> bytes:
         ) from None
 
 
-class TfliteModel:
-    """One TFLite network on LiteRT's CPU interpreter (XNNPACK), called with batches.
+def scale_into(images: np.ndarray, network: Network, out: np.ndarray) -> None:
+    """Write uint8 ``images`` as the network's float32 input values into ``out``."""
+    np.multiply(images, np.float32(network.scale), out=out, casting="unsafe")
+    if network.offset:
+        out += np.float32(network.offset)
 
-    :meth:`run` is safe to call from several threads (one call at a time).
+
+class TfliteModel:
+    """One TFLite network on LiteRT's CPU interpreter (XNNPACK), one image per invoke.
+
+    A batch is run item by item: on our 2-core machine XNNPACK took about 10% more CPU per
+    face for the landmark network batched 4 or 8 than one face at a time (docs/benchmarks.md),
+    and a batch-1 interpreter never reallocates. :meth:`run` is safe to call from several
+    threads (one call at a time).
     """
 
-    def __init__(self, content: bytes, threads: int = 1) -> None:
+    def __init__(self, content: bytes, network: Network, threads: int = 1) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
+        self.network = network
         self._interpreter = Interpreter(model_content=content, num_threads=threads)
-        self._input = self._interpreter.get_input_details()[0]
+        self._interpreter.allocate_tensors()
+        self._input = self._interpreter.get_input_details()[0]["index"]
         self._outputs = [d["index"] for d in self._interpreter.get_output_details()]
-        self._batch = 0
         self._lock = threading.Lock()
 
-    def run(self, batch: np.ndarray) -> list[np.ndarray]:
-        """The network's outputs for a float32 (N, H, W, 3) batch, as the network shapes
-        them (a network with fixed reshapes may gather the batch's items otherwise than
-        item by item: see :func:`stream.faces.detection.detect`)."""
-        count = len(batch)
+    def run(self, images: np.ndarray) -> list[np.ndarray]:
+        """The network's outputs for a uint8 (N, H, W, 3) batch of RGB images (N >= 1):
+        each output (N, ...) with item i's values at index i."""
         with self._lock:
             interpreter = self._interpreter
-            if count != self._batch:
-                interpreter.resize_tensor_input(self._input["index"], [count, *batch.shape[1:]])
-                interpreter.allocate_tensors()
-                self._batch = count
-            interpreter.set_tensor(self._input["index"], np.ascontiguousarray(batch, np.float32))
-            interpreter.invoke()
-            return [interpreter.get_tensor(i) for i in self._outputs]
+            found: list[list[np.ndarray]] = [[] for _ in self._outputs]
+            for image in images:
+                scale_into(image[None], self.network, interpreter.tensor(self._input)())
+                interpreter.invoke()
+                for values, index in zip(found, self._outputs, strict=True):
+                    values.append(interpreter.get_tensor(index)[0])
+            return [np.stack(values) for values in found]
 
 
 class FaceModels:
     """The two networks of one bundle: :attr:`detector` and :attr:`landmarks`.
 
     One instance can serve every stream of a process (the pipeline's landmark threads take
-    turns per call); see :class:`stream.faces.engine.FaceEngine`.
+    turns per call); see :func:`stream.faces.engine.track`.
     """
 
     def __init__(self, bundle: str | Path = BUNDLE_PATH) -> None:
-        self.detector = TfliteModel(bundled_model(DETECTOR_NAME, bundle))
-        self.landmarks = TfliteModel(bundled_model(LANDMARKS_NAME, bundle))
+        self.detector = TfliteModel(bundled_model(DETECTOR.name, bundle), DETECTOR)
+        self.landmarks = TfliteModel(bundled_model(LANDMARKS.name, bundle), LANDMARKS)
