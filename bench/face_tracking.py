@@ -23,7 +23,9 @@ crops from the stage's, on the frames where all have a crop of the (largest) fac
 ``--galleries 1,4,9``: instead, call galleries of 1, 4 and 9 faces (talking.mp4 in every
 tile of a 1280 x 720 frame, each tile from another moment, every second one mirrored; 3x3
 faces about 110 px tall) through the face stage: faces found, ids given, and process CPU
-ms per face per frame (landmarks, search, crops; the first frame's full search left out).
+ms per face per frame (landmarks, search, crops; the first frame's full search left out),
+split into the landmark network's calls, the detector's calls (each with its input
+scaling) and the rest (input warps, crops, tracking, glue).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ sys.path.insert(0, str(ROOT))
 from stream.faces.align import mean_face, mouth_crop  # noqa: E402
 from stream.faces.landmarks import FaceLandmarks  # noqa: E402
 from stream.faces.live_warp import warp_patch_opencv  # noqa: E402
+from stream.faces.models import FaceModels  # noqa: E402
 from stream.faces.reader import extract_mouth_crops  # noqa: E402
 from stream.faces.stage import FaceStage  # noqa: E402
 from stream.pacing.clock import resample  # noqa: E402
@@ -139,29 +142,54 @@ def gallery(side: int, count: int) -> list[np.ndarray]:
     return frames
 
 
+class Timed:
+    """A face model whose calls' CPU time (the calling thread's) is counted."""
+
+    def __init__(self, model) -> None:
+        self.model = model
+        self.seconds = 0.0
+
+    def run(self, images: np.ndarray) -> list[np.ndarray]:
+        """The model's outputs, timed."""
+        began = time.thread_time()
+        try:
+            return self.model.run(images)
+        finally:
+            self.seconds += time.thread_time() - began
+
+
 def galleries(sides: list[int], count: int) -> None:
-    """One table row per gallery: faces, ids, CPU ms per face per frame."""
+    """One table row per gallery: faces, ids, CPU ms per face per frame and its parts."""
     print(
         "| faces in view | frames | faces found (last frame) | ids given | CPU ms/frame "
-        "| CPU ms per face per frame |"
+        "| CPU ms per face per frame | landmark network | detector | rest |"
     )
-    print("|---" * 6 + "|")
+    print("|---" * 9 + "|")
     for side in sides:
         frames = gallery(side, count)
-        stage = FaceStage()
+        models = FaceModels()
+        landmarks, detector = models.landmarks, models.detector = (
+            Timed(models.landmarks),
+            Timed(models.detector),
+        )
+        stage = FaceStage(models=models)
         ids: set[int] = set()
-        began = time.process_time()
+        faces = 0
         for index, frame in enumerate(frames):
             if index == 1:
                 began = time.process_time()
+                landmarks.seconds = detector.seconds = 0.0
             found = stage.process(index, frame, index / 25, index == 0).crops
             ids.update(face.face for face in found)
-        cpu = 1000 * (time.process_time() - began) / (count - 1)
+            faces += len(found) if index else 0
+        cpu = 1000 * (time.process_time() - began)
         stage.close()
-        crops = [len(found)]
+        parts = [1000 * landmarks.seconds, 1000 * detector.seconds]
+        per_face = [value / max(faces, 1) for value in (cpu, *parts, cpu - sum(parts))]
         print(
-            f"| {side * side} | {count} | {crops[0]} | {len(ids)} | {cpu:.1f} "
-            f"| {cpu / max(crops[0], 1):.2f} |",
+            f"| {side * side} | {count} | {len(found)} | {len(ids)} | {cpu / (count - 1):.1f} | "
+            + " | ".join(f"{value:.2f}" for value in per_face)
+            + " |",
             flush=True,
         )
 

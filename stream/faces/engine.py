@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from stream.faces.detection import Detection, Tile, detect, iou, tiles, whole_frame
+from stream.faces.detection import Detection, Tile, detect, overlaps, tiles, whole_frame
 from stream.faces.models import FaceModels
 from stream.faces.one_euro import OneEuro
 from stream.faces.roi import Roi, network_inputs, roi_from_box, roi_from_mesh
@@ -159,7 +159,8 @@ class StreamFaces:
         present: list[tuple[_Track, np.ndarray, float, np.ndarray]] = []
         for track, mesh, presence in sorted(kept, key=lambda item: item[0].id):
             box = np.concatenate([mesh.min(axis=0), mesh.max(axis=0)])
-            if all(iou(box, other[3]) <= SAME_FACE_IOU for other in present):
+            boxes = np.array([other[3] for other in present]).reshape(-1, 4)
+            if not present or overlaps(box, boxes).max() <= SAME_FACE_IOU:
                 present.append((track, mesh, presence, box))
         self._tracks = [track for track, *_ in present]
         alone = len(present) == 1  # MediaPipe smooths only when it tracks a single face
