@@ -10,15 +10,19 @@ at 25 fps). Per clip:
 - *stage now*: :class:`stream.faces.stage.FaceStage` on the landmark engine
   (:mod:`stream.faces.engine`: MediaPipe's networks run directly, region tracking, a tiled
   search for new faces spread over each second);
-- *reference*: the offline scan's crops (:func:`stream.faces.reader.extract_mouth_crops`,
-  the reference pipeline with its 12-frame look-ahead smoothing);
+- *reference*: the offline scan's crops as they were made with MediaPipe's Tasks graph (a
+  one-face ``FaceLandmarker`` in VIDEO mode, the 12-frame look-ahead smoothing, the
+  reference warp), until 2026-12 the scan's own;
+- *scan*: the scan's crops now (:func:`stream.faces.reader.extract_mouth_crops`, the
+  landmark engine tracking one face, the same smoothing and warp);
 - *every 2nd*: a road not taken: a one-face landmarker on every second frame only, the
   landmarks of the frames between linearly interpolated (half the landmark CPU).
 
 Columns: process CPU ms per frame of the two live variants (MediaPipe's threads included,
 the first frame's set-up left out); mean absolute difference (gray levels) of the stage's
-crops from the two-face landmarker's, of each from the reference's, and of the every-2nd
-crops from the stage's, on the frames where all have a crop of the (largest) face.
+crops from the two-face landmarker's, of each from the reference's, of the every-2nd
+crops from the stage's, of the scan's from the reference's and of the stage's from the
+scan's, on the frames where all have a crop of the (largest) face.
 
 ``--galleries 1,4,9``: instead, call galleries of 1, 4 and 9 faces (talking.mp4 in every
 tile of a 1280 x 720 frame, each tile from another moment, every second one mirrored; 3x3
@@ -48,6 +52,7 @@ from stream.faces.landmarks import FaceLandmarks  # noqa: E402
 from stream.faces.live_warp import warp_patch_opencv  # noqa: E402
 from stream.faces.models import FaceModels  # noqa: E402
 from stream.faces.reader import extract_mouth_crops  # noqa: E402
+from stream.faces.smoothing import Smoother, Smoothing  # noqa: E402
 from stream.faces.stage import FaceStage  # noqa: E402
 from stream.pacing.clock import resample  # noqa: E402
 from stream.sources.video_file import VideoFile  # noqa: E402
@@ -93,6 +98,30 @@ def stage_now(ticks: list) -> tuple[Crops, float]:
         return timed(ticks, crop_of)
     finally:
         stage.close()
+
+
+def tasks_graph_scan(video: Path) -> Crops:
+    """The scan's crops of the whole file as the Tasks graph made them: a one-face
+    landmarker, look-ahead smoothing within runs, the reference warp."""
+    reference = mean_face()
+    crops: Crops = {}
+    smoother: Smoother[tuple[float, np.ndarray, np.ndarray]] = Smoother(
+        Smoothing.named("lookahead")
+    )
+
+    def crop(pairs: list) -> None:
+        for (pts, rgb, own), smoothed in pairs:
+            crops[round(pts, 3)] = mouth_crop(rgb, own, smoothed, reference)[0]
+
+    with VideoFile(video) as source, FaceLandmarks(num_faces=1) as marks:
+        for tick in resample(source.frames()):
+            faces = marks.detect(tick.item, tick.pts)
+            if tick.restart or not faces:
+                crop(smoother.flush())
+            if faces:
+                crop(smoother.push(faces[0], (tick.pts, tick.item, faces[0])))
+    crop(smoother.flush())
+    return crops
 
 
 def every_second_frame(ticks: list) -> Crops:
@@ -210,24 +239,29 @@ def main() -> None:
     print(
         "| clip | frames compared | CPU ms/frame two-face | CPU ms/frame now "
         "| MAD now vs two-face | MAD two-face vs reference | MAD now vs reference "
-        "| MAD every 2nd vs now |"
+        "| MAD every 2nd vs now | MAD scan vs reference | MAD now vs scan |"
     )
-    print("|---" * 8 + "|")
+    print("|---" * 10 + "|")
     for video in videos:
         with VideoFile(video) as source:
             ticks = list(islice(resample(source.frames()), args.frames))
         before, before_cpu = two_face_landmarker(ticks)
         now, now_cpu = stage_now(ticks)
         halved = every_second_frame(ticks)
-        scan = extract_mouth_crops(video)
-        limit = ticks[-1].pts + 1e-6
-        reference = {
-            round(p, 3): c for p, c in zip(scan.pts, scan.crops, strict=True) if p <= limit
-        }
-        keys = sorted(before.keys() & now.keys() & reference.keys() & halved.keys())
-        row = ["-"] * 4
+        reference = tasks_graph_scan(video)
+        scanned = extract_mouth_crops(video)
+        scan = {round(p, 3): c for p, c in zip(scanned.pts, scanned.crops, strict=True)}
+        keys = sorted(before.keys() & now.keys() & reference.keys() & halved.keys() & scan.keys())
+        row = ["-"] * 6
         if keys:
-            pairs = ((now, before), (before, reference), (now, reference), (halved, now))
+            pairs = (
+                (now, before),
+                (before, reference),
+                (now, reference),
+                (halved, now),
+                (scan, reference),
+                (now, scan),
+            )
             row = [mad(a, b, keys) for a, b in pairs]
         cpu = f"{before_cpu:.2f} | {now_cpu:.2f}"
         print(f"| {video.name} | {len(keys)} | {cpu} | {' | '.join(row)} |", flush=True)

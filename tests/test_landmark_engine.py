@@ -1,6 +1,6 @@
 """The landmark engine (MediaPipe's networks run directly, region tracking, tiled search):
-crops within 0.5 gray levels of the Tasks graph's frozen crops, and every face of a call
-gallery found with one id."""
+crops (live and the scan's) within 0.5 gray levels of the Tasks graph's frozen crops, and
+every face of a call gallery found with one id."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from live_support import TALKING
 
 from engines.method import FPS
 from stream.faces.detection import anchors, tiles
+from stream.faces.reader import MouthCropReader
 from stream.faces.stage import FaceStage
 from stream.pacing.clock import resample
 from stream.sources.video_file import VideoFile
@@ -63,6 +64,17 @@ def test_two_faces_keep_the_crops_of_the_tasks_graph(frozen):
         crossed = np.abs(new - old[::-1]).mean()
         diffs.append(min(straight, crossed))  # the same two faces, in either order
     assert np.mean(diffs) <= BOUND
+
+
+def test_the_scan_keeps_the_crops_of_the_tasks_graph(frozen):
+    reader = MouthCropReader(TALKING)
+    scan = list(reader)
+    frames = [round(crop.pts * FPS) for crop in scan]
+    np.testing.assert_array_equal(frames, frozen["scan_talking_frames"])
+    crops = np.stack([crop.crop for crop in scan]).astype(np.int16)
+    difference = np.abs(crops - frozen["scan_talking"]).mean()
+    assert 0 < difference <= BOUND  # another landmarker, the same faces
+    assert (reader.sampled, reader.crowded) == (4, 0)
 
 
 def gallery(side: int, tile: tuple[int, int], count: int) -> list[np.ndarray]:
