@@ -21,7 +21,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from stream.faces.models import DETECTOR_SIZE, TfliteModel
+from stream.faces.models import Model
+from stream.faces.networks import DETECTOR_SIZE
 
 #: MediaPipe's thresholds for this detector: score, and IoU of the boxes merged by NMS
 MIN_SCORE = 0.5
@@ -163,7 +164,7 @@ def tile_inputs(rgb: np.ndarray, regions: list[Tile]) -> np.ndarray:
     return batch
 
 
-def detect(model: TfliteModel, rgb: np.ndarray, regions: list[Tile]) -> list[Detection]:
+def detect(model: Model, rgb: np.ndarray, regions: list[Tile]) -> list[Detection]:
     """The faces the detector finds in ``regions`` of one RGB frame, in frame pixels, best
     first: each region decoded and suppressed as MediaPipe does, then the regions' faces
     suppressed together (a face seen by two tiles or two scales is kept once)."""

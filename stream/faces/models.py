@@ -9,52 +9,31 @@ pixels, a face-presence logit). The blendshapes network in the bundle is not run
 A model is called with uint8 RGB images and scales them into its input itself (one pass,
 written straight into the runtime's input buffer), so callers never build float copies.
 
-The runtime is LiteRT (``ai-edge-litert``, XNNPACK) on one thread per model: timed alone on
-our 2-core machine it ran the landmark network in about 4.7 ms per face, as fast as ONNX
-Runtime or OpenVINO (docs/benchmarks.md).
+Two runtimes (``runtime=`` of :class:`FaceModels`):
+
+- ``"litert"`` (the default): LiteRT (``ai-edge-litert``, XNNPACK) on one thread per model,
+  one image per call. Timed alone on our 2-core machine it ran the landmark network in
+  about 4.7 ms per face (docs/benchmarks.md).
+- ``"onnxruntime"``: the same networks converted to ONNX once
+  (:mod:`stream.faces.tflite_onnx`, cached beside the LipForensics exports) and run by ONNX
+  Runtime, the whole batch in one call, on the execution providers asked for (CUDA or
+  TensorRT where the network runs on a GPU; the same ONNX files serve a Triton server).
+  On the CPU it is about 3x slower than LiteRT for the landmark network (ONNX Runtime's
+  per-channel PReLU and layout changes), so the CPU keeps LiteRT.
 """
 
 from __future__ import annotations
 
 import threading
-import zipfile
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from errors import LipForensicsError
-
-BUNDLE_PATH = Path(__file__).resolve().parent / "assets" / "face_landmarker.task"
-
-
-@dataclass(frozen=True, slots=True)
-class Network:
-    """One network of the bundle: its file name, its square RGB input's side, and how a
-    uint8 pixel becomes an input value (``pixel * scale + offset``)."""
-
-    name: str
-    size: int
-    scale: float
-    offset: float
-
-
-DETECTOR = Network("face_detector.tflite", 128, 2.0 / 255.0, -1.0)
-LANDMARKS = Network("face_landmarks_detector.tflite", 256, 1.0 / 255.0, 0.0)
-#: input sides of the two networks (square, RGB)
-DETECTOR_SIZE = DETECTOR.size
-LANDMARKS_SIZE = LANDMARKS.size
-
-
-def bundled_model(name: str, bundle: str | Path = BUNDLE_PATH) -> bytes:
-    """The bytes of network ``name`` inside a MediaPipe ``.task`` bundle."""
-    try:
-        with zipfile.ZipFile(bundle) as archive:
-            return archive.read(name)
-    except (OSError, KeyError, zipfile.BadZipFile) as error:
-        raise LipForensicsError(
-            f"cannot read {name} from the face model {bundle}: {error}"
-        ) from None
+from stream.faces.networks import BUNDLE_PATH, DETECTOR, LANDMARKS, Network, bundled_model
+from stream.faces.tflite_onnx import INPUT_NAME, cached_onnx
 
 
 def scale_into(images: np.ndarray, network: Network, out: np.ndarray) -> None:
@@ -62,6 +41,16 @@ def scale_into(images: np.ndarray, network: Network, out: np.ndarray) -> None:
     np.multiply(images, np.float32(network.scale), out=out, casting="unsafe")
     if network.offset:
         out += np.float32(network.offset)
+
+
+class Model(Protocol):
+    """A face network on some runtime: :class:`TfliteModel` or :class:`OnnxModel`."""
+
+    network: Network
+
+    def run(self, images: np.ndarray) -> list[np.ndarray]:
+        """Each output (N, ...) for uint8 (N, H, W, 3) RGB images (N >= 1)."""
+        ...
 
 
 class TfliteModel:
@@ -97,13 +86,65 @@ class TfliteModel:
             return [np.stack(values) for values in found]
 
 
+class OnnxModel:
+    """One network converted to ONNX (:mod:`stream.faces.tflite_onnx`) on ONNX Runtime,
+    a whole batch per call. :meth:`run` is safe to call from several threads."""
+
+    def __init__(
+        self, path: Path, network: Network, threads: int = 1, providers: Sequence[str] = ()
+    ) -> None:
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self.network = network
+        self._session = onnxruntime.InferenceSession(
+            str(path), options, providers=list(providers) or ["CPUExecutionProvider"]
+        )
+
+    def run(self, images: np.ndarray) -> list[np.ndarray]:
+        """As :meth:`TfliteModel.run`: each output (N, ...) for uint8 (N, H, W, 3) images."""
+        return self._session.run(None, {INPUT_NAME: np.ascontiguousarray(images, np.uint8)})
+
+
+#: the runtimes :class:`FaceModels` can run the networks on
+RUNTIMES = ("litert", "onnxruntime")
+
+
 class FaceModels:
     """The two networks of one bundle: :attr:`detector` and :attr:`landmarks`.
 
     One instance can serve every stream of a process (the pipeline's landmark threads take
-    turns per call); see :func:`stream.faces.engine.track`.
+    turns per call); see :func:`stream.faces.engine.track`. ``runtime`` is one of
+    :data:`RUNTIMES`; for ``"onnxruntime"``, ``providers`` are ONNX Runtime's execution
+    providers (default: the CPU) and ``cache_dir`` where the converted models are kept
+    (default: the LipForensics export cache).
     """
 
-    def __init__(self, bundle: str | Path = BUNDLE_PATH) -> None:
-        self.detector = TfliteModel(bundled_model(DETECTOR.name, bundle), DETECTOR)
-        self.landmarks = TfliteModel(bundled_model(LANDMARKS.name, bundle), LANDMARKS)
+    def __init__(
+        self,
+        bundle: str | Path = BUNDLE_PATH,
+        runtime: str = "litert",
+        providers: Sequence[str] = (),
+        cache_dir: str | Path | None = None,
+    ) -> None:
+        if runtime not in RUNTIMES:
+            raise LipForensicsError(
+                f"unknown face model runtime {runtime!r} (expected {' or '.join(RUNTIMES)})"
+            )
+        self.runtime = runtime
+        self.detector: Model
+        self.landmarks: Model
+        contents = [(bundled_model(n.name, bundle), n) for n in (DETECTOR, LANDMARKS)]
+        if runtime == "litert":
+            self.detector, self.landmarks = (TfliteModel(c, n) for c, n in contents)
+            return
+        if cache_dir is None:
+            from engines.export import default_cache_dir
+
+            cache_dir = default_cache_dir()
+        self.detector, self.landmarks = (
+            OnnxModel(cached_onnx(c, n, Path(cache_dir)), n, providers=providers)
+            for c, n in contents
+        )

@@ -28,7 +28,8 @@ from stream.faces.align import mean_face, mouth_crop
 from stream.faces.detection import detect, whole_frame
 from stream.faces.engine import StreamFaces
 from stream.faces.landmarks import to_ibug68
-from stream.faces.models import BUNDLE_PATH, FaceModels
+from stream.faces.models import FaceModels
+from stream.faces.networks import BUNDLE_PATH
 from stream.faces.smoothing import Smoother, Smoothing
 from stream.pacing.clock import resample
 from stream.sources.video_file import VideoFile

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from stream.faces.models import LANDMARKS_SIZE
+from stream.faces.networks import LANDMARKS_SIZE
 
 #: the region is this many times the face box's longer side
 SCALE = 1.5
