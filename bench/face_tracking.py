@@ -22,7 +22,8 @@ Columns: process CPU ms per frame of the two live variants (MediaPipe's threads 
 the first frame's set-up left out); mean absolute difference (gray levels) of the stage's
 crops from the two-face landmarker's, of each from the reference's, of the every-2nd
 crops from the stage's, of the scan's from the reference's and of the stage's from the
-scan's, on the frames where all have a crop of the (largest) face.
+scan's, on the frames where all have a crop of the (largest) face; and the scan's process
+CPU ms per frame over the whole file (decoding and the reference warp included).
 
 ``--galleries 1,4,9``: instead, call galleries of 1, 4 and 9 faces (talking.mp4 in every
 tile of a 1280 x 720 frame, each tile from another moment, every second one mirrored; 3x3
@@ -30,6 +31,13 @@ faces about 110 px tall) through the face stage: faces found, ids given, and pro
 ms per face per frame (landmarks, search, crops; the first frame's full search left out),
 split into the landmark network's calls, the detector's calls (each with its input
 scaling) and the rest (input warps, crops, tracking, glue).
+
+``--networks``: instead, the two networks alone on each runtime of
+:class:`stream.faces.models.FaceModels` (LiteRT, ONNX Runtime on the converted models):
+CPU ms per image (the calling thread's; both run on one thread) for batches of 1, 4 and 8
+random uint8 images, ``--calls`` calls each after one warm-up call; then each network's
+size: the multiply-adds of its convolutions per image (from the converted ONNX graph's
+shapes) and its parameters.
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import time
 from itertools import islice
 from pathlib import Path
@@ -50,7 +59,7 @@ sys.path.insert(0, str(ROOT))
 from stream.faces.align import mean_face, mouth_crop  # noqa: E402
 from stream.faces.landmarks import FaceLandmarks  # noqa: E402
 from stream.faces.live_warp import warp_patch_opencv  # noqa: E402
-from stream.faces.models import FaceModels  # noqa: E402
+from stream.faces.models import RUNTIMES, FaceModels  # noqa: E402
 from stream.faces.reader import extract_mouth_crops  # noqa: E402
 from stream.faces.smoothing import Smoother, Smoothing  # noqa: E402
 from stream.faces.stage import FaceStage  # noqa: E402
@@ -223,12 +232,68 @@ def galleries(sides: list[int], count: int) -> None:
         )
 
 
+def network_size(path: Path) -> tuple[float, float]:
+    """Millions of convolution multiply-adds per image and of parameters of an ONNX file."""
+    import onnx
+    from onnx import numpy_helper, shape_inference
+
+    model = onnx.load(path)
+    model.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 1
+    model = shape_inference.infer_shapes(model)
+    shapes = {
+        value.name: [d.dim_value for d in value.type.tensor_type.shape.dim]
+        for value in [*model.graph.value_info, *model.graph.output]
+    }
+    weights = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    macs = sum(
+        np.prod(shapes[node.output[0]]) * np.prod(weights[node.input[1]].shape[1:])
+        for node in model.graph.node
+        if node.op_type == "Conv"
+    )
+    return macs / 1e6, sum(w.size for w in weights.values()) / 1e6
+
+
+def networks(calls: int) -> None:
+    """One table row per runtime, network and batch: CPU ms per image."""
+    print("| runtime | network | batch | CPU ms per image |")
+    print("|---" * 4 + "|")
+    images = np.random.default_rng(0).integers(0, 256, (8, 256, 256, 3), dtype=np.uint8)
+    sizes: list[tuple[str, float, float]] = []
+    for runtime in RUNTIMES:
+        with tempfile.TemporaryDirectory() as cache:
+            models = FaceModels(runtime=runtime, cache_dir=cache)
+            for model in (models.landmarks, models.detector):
+                side = model.network.size
+                for batch in (1, 4, 8):
+                    inputs = np.ascontiguousarray(images[:batch, :side, :side])
+                    model.run(inputs)
+                    began = time.thread_time()
+                    for _ in range(calls):
+                        model.run(inputs)
+                    cpu = 1000 * (time.thread_time() - began) / calls / batch
+                    print(f"| {runtime} | {model.network.name} | {batch} | {cpu:.2f} |", flush=True)
+            if runtime == "onnxruntime":
+                sizes = [
+                    (path.stem, *network_size(path))
+                    for path in sorted(Path(cache).glob("face_models/*/*.onnx"))
+                ]
+    print("\n| network | M multiply-adds per image | M parameters |\n|---|---|---|")
+    for name, macs, parameters in sizes:
+        print(f"| {name} | {macs:.1f} | {parameters:.2f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("videos", type=Path, nargs="*")
     parser.add_argument("--frames", type=int, default=300, help="first N 25 fps frames")
     parser.add_argument("--galleries", help="comma-separated face counts (1, 4, 9, ...)")
+    parser.add_argument("--networks", action="store_true", help="the networks alone")
+    parser.add_argument("--calls", type=int, default=20, help="calls per --networks row")
     args = parser.parse_args()
+    if args.networks:
+        print(f"# load average {os.getloadavg()[0]:.1f}")
+        networks(args.calls)
+        return
     if args.galleries:
         print(f"# {len(os.sched_getaffinity(0))} CPUs, load average {os.getloadavg()[0]:.1f}")
         sides = [round(int(n) ** 0.5) for n in args.galleries.split(",")]
@@ -239,9 +304,10 @@ def main() -> None:
     print(
         "| clip | frames compared | CPU ms/frame two-face | CPU ms/frame now "
         "| MAD now vs two-face | MAD two-face vs reference | MAD now vs reference "
-        "| MAD every 2nd vs now | MAD scan vs reference | MAD now vs scan |"
+        "| MAD every 2nd vs now | MAD scan vs reference | MAD now vs scan "
+        "| CPU ms/frame scan |"
     )
-    print("|---" * 10 + "|")
+    print("|---" * 11 + "|")
     for video in videos:
         with VideoFile(video) as source:
             ticks = list(islice(resample(source.frames()), args.frames))
@@ -249,7 +315,9 @@ def main() -> None:
         now, now_cpu = stage_now(ticks)
         halved = every_second_frame(ticks)
         reference = tasks_graph_scan(video)
+        began = time.process_time()
         scanned = extract_mouth_crops(video)
+        scan_cpu = 1000 * (time.process_time() - began) / max(scanned.frames, 1)
         scan = {round(p, 3): c for p, c in zip(scanned.pts, scanned.crops, strict=True)}
         keys = sorted(before.keys() & now.keys() & reference.keys() & halved.keys() & scan.keys())
         row = ["-"] * 6
@@ -264,7 +332,10 @@ def main() -> None:
             )
             row = [mad(a, b, keys) for a, b in pairs]
         cpu = f"{before_cpu:.2f} | {now_cpu:.2f}"
-        print(f"| {video.name} | {len(keys)} | {cpu} | {' | '.join(row)} |", flush=True)
+        print(
+            f"| {video.name} | {len(keys)} | {cpu} | {' | '.join(row)} | {scan_cpu:.2f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":
