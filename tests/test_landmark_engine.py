@@ -15,7 +15,7 @@ from live_support import TALKING
 from engines.method import FPS
 from errors import LipForensicsError
 from stream.faces.detection import anchors, tile_inputs, tiles, whole_frame
-from stream.faces.engine import StreamFaces
+from stream.faces.engine import StreamFaces, track
 from stream.faces.models import FaceModels
 from stream.faces.reader import MouthCropReader
 from stream.faces.roi import network_inputs, roi_from_mesh
@@ -116,6 +116,44 @@ def test_the_onnx_models_give_litert_landmarks_on_real_frames(tmp_path):
     made = converted.stat().st_mtime_ns
     FaceModels(runtime="onnxruntime", cache_dir=tmp_path)  # converted once, then reused
     assert converted.stat().st_mtime_ns == made
+
+
+class Counted:
+    """A face model whose calls and images are counted."""
+
+    def __init__(self, model) -> None:
+        self.model, self.calls, self.images = model, 0, 0
+
+    def run(self, images: np.ndarray) -> list[np.ndarray]:
+        self.calls += 1
+        self.images += len(images)
+        return self.model.run(images)
+
+
+def test_streams_tracked_together_share_each_batch_and_find_what_they_find_alone():
+    one = [t.item for t in frames(TALKING, 30)]
+    two = [t.item for t in frames(DATA / "two_faces.mp4", 30)]
+    models = FaceModels()
+    alone = [StreamFaces(), StreamFaces()]
+    expected = [
+        [alone[k].track(models, image, index / FPS) for index, image in enumerate(clip)]
+        for k, clip in enumerate((one, two))
+    ]
+    models.detector, models.landmarks = Counted(models.detector), Counted(models.landmarks)
+    together = [StreamFaces(), StreamFaces()]
+    for index, pair in enumerate(zip(one, two, strict=True)):
+        calls = models.detector.calls
+        jobs = [(stream, image, index / FPS) for stream, image in zip(together, pair, strict=True)]
+        found = track(models, jobs)
+        made = models.detector.calls - calls  # every stream's regions in one call
+        assert made <= 1 and (index > 0 or made == 1)  # the first frame: every tile of both
+        for faces, clip in zip(found, expected, strict=True):
+            assert [f.track for f in faces] == [f.track for f in clip[index]]
+            for mine, theirs in zip(faces, clip[index], strict=True):
+                np.testing.assert_array_equal(mine.mesh, theirs.mesh)
+    # the 3 tracked faces of both streams in one landmark call a frame (and a few calls
+    # for new faces), not one call per stream
+    assert models.landmarks.images >= 3 * 30 and models.landmarks.calls <= 30 + 3
 
 
 def _id(crop) -> int:

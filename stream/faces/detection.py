@@ -16,6 +16,7 @@ each run as one item of the same batch.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -165,12 +166,34 @@ def tile_inputs(rgb: np.ndarray, regions: list[Tile]) -> np.ndarray:
 
 
 def detect(model: Model, rgb: np.ndarray, regions: list[Tile]) -> list[Detection]:
-    """The faces the detector finds in ``regions`` of one RGB frame, in frame pixels, best
-    first: each region decoded and suppressed as MediaPipe does, then the regions' faces
-    suppressed together (a face seen by two tiles or two scales is kept once)."""
+    """The faces the detector finds in ``regions`` of one RGB frame (see
+    :func:`detect_frames`)."""
+    return detect_frames(model, [(rgb, regions)])[0]
+
+
+def detect_frames(
+    model: Model, frames: Sequence[tuple[np.ndarray, list[Tile]]]
+) -> list[list[Detection]]:
+    """The faces the detector finds in the regions of each (RGB frame, regions), all in
+    one batch: per frame, in frame pixels, best first; each region decoded and suppressed
+    as MediaPipe does, then the frame's regions' faces suppressed together (a face seen by
+    two tiles or two scales is kept once)."""
+    batches = [tile_inputs(rgb, regions) for rgb, regions in frames if regions]
+    if not batches:
+        return [[] for _ in frames]
+    boxes, scores = model.run(np.concatenate(batches))
+    found, start = [], 0
+    for _, regions in frames:
+        stop = start + len(regions)
+        found.append(_faces(regions, boxes[start:stop], scores[start:stop]))
+        start = stop
+    return found
+
+
+def _faces(regions: list[Tile], boxes: np.ndarray, scores: np.ndarray) -> list[Detection]:
+    """One frame's detections from the detector's outputs for its regions."""
     if not regions:
         return []
-    boxes, scores = model.run(tile_inputs(rgb, regions))
     found, confidence = [], []
     for tile, raw_boxes, raw_scores in zip(regions, boxes, scores, strict=True):
         values, best = weighted_nms(*decode(raw_boxes, raw_scores))

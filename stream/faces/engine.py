@@ -12,7 +12,8 @@ one-face ``FaceLandmarker`` tracks it), a face whose presence score falls below 
 dropped, and of two tracks that come to cover the same face the older one stays.
 
 :func:`track` runs many streams' frames together: one landmark batch for every tracked
-face of every stream, one detector batch, one landmark batch for the new faces.
+face of every stream, one detector batch for every stream's regions, one landmark batch
+for the new faces.
 :class:`StreamFaces` holds one stream's tracks; ``StreamFaces.track(models, rgb)`` is the
 one-stream call.
 """
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from stream.faces.detection import Detection, Tile, detect, overlaps, tiles, whole_frame
+from stream.faces.detection import Detection, Tile, detect_frames, overlaps, tiles, whole_frame
 from stream.faces.models import FaceModels
 from stream.faces.one_euro import OneEuro
 from stream.faces.roi import Roi, network_inputs, roi_from_box, roi_from_mesh
@@ -206,7 +207,7 @@ def track(
     stream).
 
     Every tracked face of every stream goes through the landmark network in one batch;
-    then the detector looks at each stream's regions, in one batch; then the new faces'
+    then the detector looks at every stream's regions, in one batch; then the new faces'
     landmarks, in one batch.
     """
     tracked = [(stream, rgb, t) for stream, rgb, _ in frames for t in stream._tracks]
@@ -218,13 +219,16 @@ def track(
             kept[id(stream)].append((t, mesh, presence))
         else:
             lost.add(id(stream))
-    new_jobs: list[tuple[StreamFaces, np.ndarray, Roi]] = []
+    searched = []
     for stream, rgb, _ in frames:
         stream._tracks = [t for t, _, _ in kept[id(stream)]]
         for t, mesh, _ in kept[id(stream)]:
             t.box = np.concatenate([mesh.min(axis=0), mesh.max(axis=0)])
-        regions = stream._regions(rgb, id(stream) in lost)
-        detections = detect(models.detector, rgb, regions)
+        searched.append((rgb, stream._regions(rgb, id(stream) in lost)))
+    new_jobs: list[tuple[StreamFaces, np.ndarray, Roi]] = []
+    for (stream, rgb, _), detections in zip(
+        frames, detect_frames(models.detector, searched), strict=True
+    ):
         new_jobs.extend((stream, rgb, roi) for roi in stream._new_rois(detections))
     results = _landmarks(models, [(rgb, roi) for _, rgb, roi in new_jobs])
     for (stream, _, roi), (mesh, presence) in zip(new_jobs, results, strict=True):
