@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,7 +32,7 @@ from errors import LipForensicsError
 from stream.faces.networks import Network
 
 #: bump when the converted graphs change, so cached conversions are redone.
-CONVERTER_VERSION = 1
+CONVERTER_VERSION = 2
 #: the ONNX opset the graphs use (any ONNX Runtime from 1.10 on runs them)
 OPSET = 13
 INPUT_NAME = "images"
@@ -107,9 +108,9 @@ def convert(content: bytes, network: Network) -> bytes:
     scaled = graph.node(
         "Mul", [scaled, graph.constant("input_scale", np.float32(network.scale))], "input_mul"
     )
-    scaled = graph.node(
-        "Add", [scaled, graph.constant("input_offset", np.float32(network.offset))], "input_add"
-    )
+    if network.offset:
+        offset = graph.constant("input_offset", np.float32(network.offset))
+        scaled = graph.node("Add", [scaled, offset], "input_add")
     graph.names[first] = graph.node("Transpose", [scaled], "input_nchw", perm=[0, 3, 1, 2])
     graph.nchw.add(first)
     for position, operator in enumerate(subgraph.operators):
@@ -271,8 +272,15 @@ def cached_onnx(content: bytes, network: Network, cache_dir: Path) -> Path:
     path = path.with_suffix(".onnx")
     if path.is_file():
         return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(f".{os.getpid()}.part")
-    partial.write_bytes(convert(content, network))
-    partial.replace(path)
+    converted = convert(content, network)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, partial = tempfile.mkstemp(dir=path.parent, suffix=".part")
+        with os.fdopen(handle, "wb") as out:
+            out.write(converted)
+        os.replace(partial, path)  # whole or absent, whoever converts at the same time
+    except OSError as error:
+        raise LipForensicsError(
+            f"cannot keep the converted face model in {path.parent}: {error}"
+        ) from None
     return path
