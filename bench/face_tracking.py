@@ -10,20 +10,34 @@ at 25 fps). Per clip:
 - *stage now*: :class:`stream.faces.stage.FaceStage` on the landmark engine
   (:mod:`stream.faces.engine`: MediaPipe's networks run directly, region tracking, a tiled
   search for new faces spread over each second);
-- *reference*: the offline scan's crops (:func:`stream.faces.reader.extract_mouth_crops`,
-  the reference pipeline with its 12-frame look-ahead smoothing);
+- *reference*: the offline scan's crops as they were made with MediaPipe's Tasks graph (a
+  one-face ``FaceLandmarker`` in VIDEO mode, the 12-frame look-ahead smoothing, the
+  reference warp), until 2026-12 the scan's own;
+- *scan*: the scan's crops now (:func:`stream.faces.reader.extract_mouth_crops`, the
+  landmark engine tracking one face, the same smoothing and warp);
 - *every 2nd*: a road not taken: a one-face landmarker on every second frame only, the
   landmarks of the frames between linearly interpolated (half the landmark CPU).
 
 Columns: process CPU ms per frame of the two live variants (MediaPipe's threads included,
 the first frame's set-up left out); mean absolute difference (gray levels) of the stage's
-crops from the two-face landmarker's, of each from the reference's, and of the every-2nd
-crops from the stage's, on the frames where all have a crop of the (largest) face.
+crops from the two-face landmarker's, of each from the reference's, of the every-2nd
+crops from the stage's, of the scan's from the reference's and of the stage's from the
+scan's, on the frames where all have a crop of the (largest) face; and the scan's process
+CPU ms per frame over the whole file (decoding and the reference warp included).
 
 ``--galleries 1,4,9``: instead, call galleries of 1, 4 and 9 faces (talking.mp4 in every
 tile of a 1280 x 720 frame, each tile from another moment, every second one mirrored; 3x3
 faces about 110 px tall) through the face stage: faces found, ids given, and process CPU
-ms per face per frame (landmarks, search, crops; the first frame's full search left out).
+ms per face per frame (landmarks, search, crops; the first frame's full search left out),
+split into the landmark network's calls, the detector's calls (each with its input
+scaling) and the rest (input warps, crops, tracking, glue).
+
+``--networks``: instead, the two networks alone on each runtime of
+:class:`stream.faces.models.FaceModels` (LiteRT, ONNX Runtime on the converted models):
+CPU ms per image (the calling thread's; both run on one thread) for batches of 1, 4 and 8
+random uint8 images, ``--calls`` calls each after one warm-up call; then each network's
+size: the multiply-adds of its convolutions per image (from the converted ONNX graph's
+shapes) and its parameters.
 """
 
 from __future__ import annotations
@@ -31,6 +45,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import time
 from itertools import islice
 from pathlib import Path
@@ -44,7 +59,9 @@ sys.path.insert(0, str(ROOT))
 from stream.faces.align import mean_face, mouth_crop  # noqa: E402
 from stream.faces.landmarks import FaceLandmarks  # noqa: E402
 from stream.faces.live_warp import warp_patch_opencv  # noqa: E402
+from stream.faces.models import RUNTIMES, FaceModels  # noqa: E402
 from stream.faces.reader import extract_mouth_crops  # noqa: E402
+from stream.faces.smoothing import Smoother, Smoothing  # noqa: E402
 from stream.faces.stage import FaceStage  # noqa: E402
 from stream.pacing.clock import resample  # noqa: E402
 from stream.sources.video_file import VideoFile  # noqa: E402
@@ -90,6 +107,30 @@ def stage_now(ticks: list) -> tuple[Crops, float]:
         return timed(ticks, crop_of)
     finally:
         stage.close()
+
+
+def tasks_graph_scan(video: Path) -> Crops:
+    """The scan's crops of the whole file as the Tasks graph made them: a one-face
+    landmarker, look-ahead smoothing within runs, the reference warp."""
+    reference = mean_face()
+    crops: Crops = {}
+    smoother: Smoother[tuple[float, np.ndarray, np.ndarray]] = Smoother(
+        Smoothing.named("lookahead")
+    )
+
+    def crop(pairs: list) -> None:
+        for (pts, rgb, own), smoothed in pairs:
+            crops[round(pts, 3)] = mouth_crop(rgb, own, smoothed, reference)[0]
+
+    with VideoFile(video) as source, FaceLandmarks(num_faces=1) as marks:
+        for tick in resample(source.frames()):
+            faces = marks.detect(tick.item, tick.pts)
+            if tick.restart or not faces:
+                crop(smoother.flush())
+            if faces:
+                crop(smoother.push(faces[0], (tick.pts, tick.item, faces[0])))
+    crop(smoother.flush())
+    return crops
 
 
 def every_second_frame(ticks: list) -> Crops:
@@ -139,31 +180,106 @@ def gallery(side: int, count: int) -> list[np.ndarray]:
     return frames
 
 
+class Timed:
+    """A face model whose calls' CPU time (the calling thread's) is counted."""
+
+    def __init__(self, model) -> None:
+        self.model = model
+        self.seconds = 0.0
+
+    def run(self, images: np.ndarray) -> list[np.ndarray]:
+        """The model's outputs, timed."""
+        began = time.thread_time()
+        try:
+            return self.model.run(images)
+        finally:
+            self.seconds += time.thread_time() - began
+
+
 def galleries(sides: list[int], count: int) -> None:
-    """One table row per gallery: faces, ids, CPU ms per face per frame."""
+    """One table row per gallery: faces, ids, CPU ms per face per frame and its parts."""
     print(
         "| faces in view | frames | faces found (last frame) | ids given | CPU ms/frame "
-        "| CPU ms per face per frame |"
+        "| CPU ms per face per frame | landmark network | detector | rest |"
     )
-    print("|---" * 6 + "|")
+    print("|---" * 9 + "|")
     for side in sides:
         frames = gallery(side, count)
-        stage = FaceStage()
+        models = FaceModels()
+        landmarks, detector = models.landmarks, models.detector = (
+            Timed(models.landmarks),
+            Timed(models.detector),
+        )
+        stage = FaceStage(models=models)
         ids: set[int] = set()
-        began = time.process_time()
+        faces = 0
         for index, frame in enumerate(frames):
             if index == 1:
                 began = time.process_time()
+                landmarks.seconds = detector.seconds = 0.0
             found = stage.process(index, frame, index / 25, index == 0).crops
             ids.update(face.face for face in found)
-        cpu = 1000 * (time.process_time() - began) / (count - 1)
+            faces += len(found) if index else 0
+        cpu = 1000 * (time.process_time() - began)
         stage.close()
-        crops = [len(found)]
+        parts = [1000 * landmarks.seconds, 1000 * detector.seconds]
+        per_face = [value / max(faces, 1) for value in (cpu, *parts, cpu - sum(parts))]
         print(
-            f"| {side * side} | {count} | {crops[0]} | {len(ids)} | {cpu:.1f} "
-            f"| {cpu / max(crops[0], 1):.2f} |",
+            f"| {side * side} | {count} | {len(found)} | {len(ids)} | {cpu / (count - 1):.1f} | "
+            + " | ".join(f"{value:.2f}" for value in per_face)
+            + " |",
             flush=True,
         )
+
+
+def network_size(path: Path) -> tuple[float, float]:
+    """Millions of convolution multiply-adds per image and of parameters of an ONNX file."""
+    import onnx
+    from onnx import numpy_helper, shape_inference
+
+    model = onnx.load(path)
+    model.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 1
+    model = shape_inference.infer_shapes(model)
+    shapes = {
+        value.name: [d.dim_value for d in value.type.tensor_type.shape.dim]
+        for value in [*model.graph.value_info, *model.graph.output]
+    }
+    weights = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    macs = sum(
+        np.prod(shapes[node.output[0]]) * np.prod(weights[node.input[1]].shape[1:])
+        for node in model.graph.node
+        if node.op_type == "Conv"
+    )
+    return macs / 1e6, sum(w.size for w in weights.values()) / 1e6
+
+
+def networks(calls: int) -> None:
+    """One table row per runtime, network and batch: CPU ms per image."""
+    print("| runtime | network | batch | CPU ms per image |")
+    print("|---" * 4 + "|")
+    images = np.random.default_rng(0).integers(0, 256, (8, 256, 256, 3), dtype=np.uint8)
+    sizes: list[tuple[str, float, float]] = []
+    for runtime in RUNTIMES:
+        with tempfile.TemporaryDirectory() as cache:
+            models = FaceModels(runtime=runtime, cache_dir=cache)
+            for model in (models.landmarks, models.detector):
+                side = model.network.size
+                for batch in (1, 4, 8):
+                    inputs = np.ascontiguousarray(images[:batch, :side, :side])
+                    model.run(inputs)
+                    began = time.thread_time()
+                    for _ in range(calls):
+                        model.run(inputs)
+                    cpu = 1000 * (time.thread_time() - began) / calls / batch
+                    print(f"| {runtime} | {model.network.name} | {batch} | {cpu:.2f} |", flush=True)
+            if runtime == "onnxruntime":
+                sizes = [
+                    (path.stem, *network_size(path))
+                    for path in sorted(Path(cache).glob("face_models/*/*.onnx"))
+                ]
+    print("\n| network | M multiply-adds per image | M parameters |\n|---|---|---|")
+    for name, macs, parameters in sizes:
+        print(f"| {name} | {macs:.1f} | {parameters:.2f} |")
 
 
 def main() -> None:
@@ -171,7 +287,13 @@ def main() -> None:
     parser.add_argument("videos", type=Path, nargs="*")
     parser.add_argument("--frames", type=int, default=300, help="first N 25 fps frames")
     parser.add_argument("--galleries", help="comma-separated face counts (1, 4, 9, ...)")
+    parser.add_argument("--networks", action="store_true", help="the networks alone")
+    parser.add_argument("--calls", type=int, default=20, help="calls per --networks row")
     args = parser.parse_args()
+    if args.networks:
+        print(f"# load average {os.getloadavg()[0]:.1f}")
+        networks(args.calls)
+        return
     if args.galleries:
         print(f"# {len(os.sched_getaffinity(0))} CPUs, load average {os.getloadavg()[0]:.1f}")
         sides = [round(int(n) ** 0.5) for n in args.galleries.split(",")]
@@ -182,27 +304,38 @@ def main() -> None:
     print(
         "| clip | frames compared | CPU ms/frame two-face | CPU ms/frame now "
         "| MAD now vs two-face | MAD two-face vs reference | MAD now vs reference "
-        "| MAD every 2nd vs now |"
+        "| MAD every 2nd vs now | MAD scan vs reference | MAD now vs scan "
+        "| CPU ms/frame scan |"
     )
-    print("|---" * 8 + "|")
+    print("|---" * 11 + "|")
     for video in videos:
         with VideoFile(video) as source:
             ticks = list(islice(resample(source.frames()), args.frames))
         before, before_cpu = two_face_landmarker(ticks)
         now, now_cpu = stage_now(ticks)
         halved = every_second_frame(ticks)
-        scan = extract_mouth_crops(video)
-        limit = ticks[-1].pts + 1e-6
-        reference = {
-            round(p, 3): c for p, c in zip(scan.pts, scan.crops, strict=True) if p <= limit
-        }
-        keys = sorted(before.keys() & now.keys() & reference.keys() & halved.keys())
-        row = ["-"] * 4
+        reference = tasks_graph_scan(video)
+        began = time.process_time()
+        scanned = extract_mouth_crops(video)
+        scan_cpu = 1000 * (time.process_time() - began) / max(scanned.frames, 1)
+        scan = {round(p, 3): c for p, c in zip(scanned.pts, scanned.crops, strict=True)}
+        keys = sorted(before.keys() & now.keys() & reference.keys() & halved.keys() & scan.keys())
+        row = ["-"] * 6
         if keys:
-            pairs = ((now, before), (before, reference), (now, reference), (halved, now))
+            pairs = (
+                (now, before),
+                (before, reference),
+                (now, reference),
+                (halved, now),
+                (scan, reference),
+                (now, scan),
+            )
             row = [mad(a, b, keys) for a, b in pairs]
         cpu = f"{before_cpu:.2f} | {now_cpu:.2f}"
-        print(f"| {video.name} | {len(keys)} | {cpu} | {' | '.join(row)} |", flush=True)
+        print(
+            f"| {video.name} | {len(keys)} | {cpu} | {' | '.join(row)} | {scan_cpu:.2f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

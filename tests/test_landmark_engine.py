@@ -1,6 +1,6 @@
 """The landmark engine (MediaPipe's networks run directly, region tracking, tiled search):
-crops within 0.5 gray levels of the Tasks graph's frozen crops, and every face of a call
-gallery found with one id."""
+crops (live and the scan's) within 0.5 gray levels of the Tasks graph's frozen crops, and
+every face of a call gallery found with one id."""
 
 from __future__ import annotations
 
@@ -13,7 +13,12 @@ import pytest
 from live_support import TALKING
 
 from engines.method import FPS
-from stream.faces.detection import anchors, tiles
+from errors import LipForensicsError
+from stream.faces.detection import anchors, tile_inputs, tiles, whole_frame
+from stream.faces.engine import StreamFaces, track
+from stream.faces.models import FaceModels
+from stream.faces.reader import MouthCropReader
+from stream.faces.roi import network_inputs, roi_from_mesh
 from stream.faces.stage import FaceStage
 from stream.pacing.clock import resample
 from stream.sources.video_file import VideoFile
@@ -63,6 +68,101 @@ def test_two_faces_keep_the_crops_of_the_tasks_graph(frozen):
         crossed = np.abs(new - old[::-1]).mean()
         diffs.append(min(straight, crossed))  # the same two faces, in either order
     assert np.mean(diffs) <= BOUND
+
+
+def test_the_scan_keeps_the_crops_of_the_tasks_graph(frozen):
+    reader = MouthCropReader(TALKING)
+    scan = list(reader)
+    frames = [round(crop.pts * FPS) for crop in scan]
+    np.testing.assert_array_equal(frames, frozen["scan_talking_frames"])
+    crops = np.stack([crop.crop for crop in scan]).astype(np.int16)
+    difference = np.abs(crops - frozen["scan_talking"]).mean()
+    assert 0 < difference <= BOUND  # another landmarker, the same faces
+    assert (reader.sampled, reader.crowded) == (4, 0)
+
+
+def test_the_onnx_models_give_litert_landmarks_on_real_frames(tmp_path):
+    """The converted networks (stream/faces/tflite_onnx.py) on ONNX Runtime, batched: the
+    landmarks LiteRT gives for the faces of a real clip (within 0.01 input pixels), the
+    detector's outputs, and, tracking on their own, the same crops."""
+    images = [t.item for t in frames(DATA / "two_faces.mp4", 25)]
+    lite, onnx = FaceModels(), FaceModels(runtime="onnxruntime", cache_dir=tmp_path)
+    tracked = StreamFaces()
+    jobs = [
+        (image, roi_from_mesh(face.mesh))
+        for index, image in enumerate(images)
+        for face in tracked.track(lite, image, index / FPS)
+    ]
+    assert len(jobs) == 2 * len(images)
+    batch = network_inputs(jobs)
+    expected = lite.landmarks.run(batch)
+    found = onnx.landmarks.run(batch)
+    assert np.abs(found[0] - expected[0]).max() < 0.01  # 478 x 3 points, input pixels
+    assert np.abs(found[1] - expected[1]).max() < 1e-3  # face presence logit
+    height, width = images[0].shape[:2]
+    regions = [whole_frame(width, height), *tiles(width, height, 60)[1:4]]
+    tiled = tile_inputs(images[0], regions)
+    for mine, theirs in zip(onnx.detector.run(tiled), lite.detector.run(tiled), strict=True):
+        assert mine.shape == theirs.shape
+        assert np.abs(mine - theirs).max() < 1e-3 * max(np.abs(theirs).max(), 1.0)
+    crops = [stage_crops(FaceStage(models=models), images) for models in (lite, onnx)]
+    differences = [
+        np.abs(a.crop.astype(np.int16) - b.crop).mean()
+        for one, two in zip(*crops, strict=True)
+        for a, b in zip(sorted(one, key=_id), sorted(two, key=_id), strict=True)
+    ]
+    assert len(differences) == 2 * len(images) and np.mean(differences) < 0.1
+    (converted,) = tmp_path.glob("face_models/*/face_landmarks_detector.onnx")
+    made = converted.stat().st_mtime_ns
+    FaceModels(runtime="onnxruntime", cache_dir=tmp_path)  # converted once, then reused
+    assert converted.stat().st_mtime_ns == made
+
+
+class Counted:
+    """A face model whose calls and images are counted."""
+
+    def __init__(self, model) -> None:
+        self.model, self.calls, self.images = model, 0, 0
+
+    def run(self, images: np.ndarray) -> list[np.ndarray]:
+        self.calls += 1
+        self.images += len(images)
+        return self.model.run(images)
+
+
+def test_streams_tracked_together_share_each_batch_and_find_what_they_find_alone():
+    one = [t.item for t in frames(TALKING, 30)]
+    two = [t.item for t in frames(DATA / "two_faces.mp4", 30)]
+    models = FaceModels()
+    alone = [StreamFaces(), StreamFaces()]
+    expected = [
+        [alone[k].track(models, image, index / FPS) for index, image in enumerate(clip)]
+        for k, clip in enumerate((one, two))
+    ]
+    models.detector, models.landmarks = Counted(models.detector), Counted(models.landmarks)
+    together = [StreamFaces(), StreamFaces()]
+    for index, pair in enumerate(zip(one, two, strict=True)):
+        calls = models.detector.calls
+        jobs = [(stream, image, index / FPS) for stream, image in zip(together, pair, strict=True)]
+        found = track(models, jobs)
+        made = models.detector.calls - calls  # every stream's regions in one call
+        assert made <= 1 and (index > 0 or made == 1)  # the first frame: every tile of both
+        for faces, clip in zip(found, expected, strict=True):
+            assert [f.track for f in faces] == [f.track for f in clip[index]]
+            for mine, theirs in zip(faces, clip[index], strict=True):
+                np.testing.assert_array_equal(mine.mesh, theirs.mesh)
+    # the 3 tracked faces of both streams in one landmark call a frame (and a few calls
+    # for new faces), not one call per stream
+    assert models.landmarks.images >= 3 * 30 and models.landmarks.calls <= 30 + 3
+
+
+def _id(crop) -> int:
+    return crop.face
+
+
+def test_an_unknown_runtime_is_a_one_line_error():
+    with pytest.raises(LipForensicsError, match="unknown face model runtime 'tpu'"):
+        FaceModels(runtime="tpu")
 
 
 def gallery(side: int, tile: tuple[int, int], count: int) -> list[np.ndarray]:

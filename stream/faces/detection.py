@@ -16,12 +16,14 @@ each run as one item of the same batch.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from stream.faces.models import DETECTOR_SIZE, TfliteModel
+from stream.faces.models import Model
+from stream.faces.networks import DETECTOR_SIZE
 
 #: MediaPipe's thresholds for this detector: score, and IoU of the boxes merged by NMS
 MIN_SCORE = 0.5
@@ -64,65 +66,47 @@ def anchors() -> np.ndarray:
 _ANCHORS = anchors()
 
 
-def decode(raw_boxes: np.ndarray, raw_scores: np.ndarray) -> list[tuple[np.ndarray, float]]:
-    """One input's detections as ((16,) normalised x0, y0, x1, y1 then 6 keypoints x, y;
-    score), before suppression: the anchors whose score reaches :data:`MIN_SCORE`."""
-    boxes = raw_boxes.reshape(-1, 16)
+def decode(raw_boxes: np.ndarray, raw_scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One input's detections before suppression, the anchors whose score reaches
+    :data:`MIN_SCORE`: (K, 16) normalised x0, y0, x1, y1 then 6 keypoints x, y, and (K,)
+    scores."""
     logits = np.clip(raw_scores.reshape(-1).astype(np.float64), -100.0, 100.0)
     scores = 1.0 / (1.0 + np.exp(-logits))
     keep = np.flatnonzero(scores >= MIN_SCORE)
-    found = []
-    for index in keep:
-        values = boxes[index] / DETECTOR_SIZE
-        centre = _ANCHORS[index]
-        cx, cy = values[0] + centre[0], values[1] + centre[1]
-        half_w, half_h = values[2] / 2, values[3] / 2
-        points = values[4:].reshape(6, 2) + centre
-        decoded = np.concatenate(
-            [[cx - half_w, cy - half_h, cx + half_w, cy + half_h], points.ravel()]
-        )
-        found.append((decoded, float(scores[index])))
-    return found
+    values = raw_boxes.reshape(-1, 16)[keep].astype(np.float64) / DETECTOR_SIZE
+    centres = _ANCHORS[keep]
+    middle, half = values[:, :2] + centres, values[:, 2:4] / 2
+    points = values[:, 4:].reshape(-1, 6, 2) + centres[:, None]
+    decoded = np.concatenate([middle - half, middle + half, points.reshape(-1, 12)], axis=1)
+    return decoded, scores[keep]
 
 
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    """Intersection over union of two (x0, y0, x1, y1) boxes."""
-    width = min(a[2], b[2]) - max(a[0], b[0])
-    height = min(a[3], b[3]) - max(a[1], b[1])
-    if width <= 0 or height <= 0:
-        return 0.0
-    inter = width * height
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
+def overlaps(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Intersection over union of one (x0, y0, x1, y1) box with each row of ``boxes``
+    (M, >= 4; the first four columns are the box): (M,)."""
+    width = np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0])
+    height = np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1])
+    inter = np.maximum(width, 0.0) * np.maximum(height, 0.0)
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    union = (box[2] - box[0]) * (box[3] - box[1]) + areas - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
-def weighted_nms(found: list[tuple[np.ndarray, float]]) -> list[tuple[np.ndarray, float]]:
-    """MediaPipe's weighted suppression: the best remaining candidate and every candidate
-    overlapping it by more than :data:`NMS_IOU` become one detection, their values
-    averaged by score, with the best one's score."""
-    remaining = sorted(found, key=lambda item: -item[1])
-    kept = []
-    while remaining:
-        best_values, best_score = remaining[0]
-        group, rest = [], []
-        for values, score in remaining:
-            (group if iou(best_values, values) > NMS_IOU else rest).append((values, score))
-        weights = np.array([score for _, score in group])
-        merged = np.array([values for values, _ in group]).T @ weights / weights.sum()
-        kept.append((merged, best_score))
-        remaining = rest
-    return kept
-
-
-def per_item(output: np.ndarray, count: int) -> np.ndarray:
-    """A batched detector output (1, count x 896, K) -> (count, 896, K). The network's
-    reshapes fix the batch at 1, so a batch comes out as every item's 512 stride-8 anchors,
-    then every item's 384 stride-16 anchors."""
-    values = output.reshape(-1, output.shape[-1])
-    fine, coarse = 512, 384
-    first = values[: count * fine].reshape(count, fine, -1)
-    second = values[count * fine :].reshape(count, coarse, -1)
-    return np.concatenate([first, second], axis=1)
+def weighted_nms(values: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """MediaPipe's weighted suppression of (K, 16) candidates with (K,) scores: the best
+    remaining candidate and every candidate overlapping it by more than :data:`NMS_IOU`
+    become one detection, their values averaged by score, with the best one's score."""
+    order = np.argsort(-scores, kind="stable")
+    values, scores = values[order], scores[order]
+    merged, best = [], []
+    while len(values):
+        group = overlaps(values[0], values) > NMS_IOU
+        group[0] = True
+        weights = scores[group]
+        merged.append(values[group].T @ weights / weights.sum())
+        best.append(scores[0])
+        values, scores = values[~group], scores[~group]
+    return np.array(merged).reshape(-1, 16), np.array(best)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,37 +146,62 @@ def tiles(width: int, height: int, smallest_face: float) -> list[Tile]:
     return found
 
 
-def tile_input(rgb: np.ndarray, tile: Tile) -> np.ndarray:
-    """The detector's float32 (128, 128, 3) input for one tile: bilinear, zeros outside,
-    RGB scaled to [-1, 1]."""
-    scale = DETECTOR_SIZE / tile.side
-    matrix = np.array([[scale, 0.0, -tile.x * scale], [0.0, scale, -tile.y * scale]])
-    image = cv2.warpAffine(
-        rgb,
-        matrix,
-        (DETECTOR_SIZE, DETECTOR_SIZE),
-        flags=cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_CONSTANT,
-        borderValue=0,
-    )
-    return image.astype(np.float32) * (2.0 / 255.0) - 1.0
+def tile_inputs(rgb: np.ndarray, regions: list[Tile]) -> np.ndarray:
+    """The detector's uint8 (N, 128, 128, 3) inputs for the tiles of one frame: bilinear,
+    zeros outside (the model scales them to [-1, 1])."""
+    batch = np.empty((len(regions), DETECTOR_SIZE, DETECTOR_SIZE, 3), np.uint8)
+    for out, tile in zip(batch, regions, strict=True):
+        scale = DETECTOR_SIZE / tile.side
+        matrix = np.array([[scale, 0.0, -tile.x * scale], [0.0, scale, -tile.y * scale]])
+        cv2.warpAffine(
+            rgb,
+            matrix,
+            (DETECTOR_SIZE, DETECTOR_SIZE),
+            dst=out,
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=0,
+        )
+    return batch
 
 
-def detect(model: TfliteModel, rgb: np.ndarray, regions: list[Tile]) -> list[Detection]:
-    """The faces the detector finds in ``regions`` of one RGB frame, in frame pixels, best
-    first: each region decoded and suppressed as MediaPipe does, then the regions' faces
-    suppressed together (a face seen by two tiles or two scales is kept once)."""
+def detect(model: Model, rgb: np.ndarray, regions: list[Tile]) -> list[Detection]:
+    """The faces the detector finds in ``regions`` of one RGB frame (see
+    :func:`detect_frames`)."""
+    return detect_frames(model, [(rgb, regions)])[0]
+
+
+def detect_frames(
+    model: Model, frames: Sequence[tuple[np.ndarray, list[Tile]]]
+) -> list[list[Detection]]:
+    """The faces the detector finds in the regions of each (RGB frame, regions), all in
+    one batch: per frame, in frame pixels, best first; each region decoded and suppressed
+    as MediaPipe does, then the frame's regions' faces suppressed together (a face seen by
+    two tiles or two scales is kept once)."""
+    batches = [tile_inputs(rgb, regions) for rgb, regions in frames if regions]
+    if not batches:
+        return [[] for _ in frames]
+    boxes, scores = model.run(np.concatenate(batches))
+    found, start = [], 0
+    for _, regions in frames:
+        stop = start + len(regions)
+        found.append(_faces(regions, boxes[start:stop], scores[start:stop]))
+        start = stop
+    return found
+
+
+def _faces(regions: list[Tile], boxes: np.ndarray, scores: np.ndarray) -> list[Detection]:
+    """One frame's detections from the detector's outputs for its regions."""
     if not regions:
         return []
-    raw = model.run(np.stack([tile_input(rgb, tile) for tile in regions]))
-    boxes, scores = (per_item(output, len(regions)) for output in raw)
-    found = []
+    found, confidence = [], []
     for tile, raw_boxes, raw_scores in zip(regions, boxes, scores, strict=True):
-        for values, score in weighted_nms(decode(raw_boxes, raw_scores)):
-            found.append((values * tile.side + np.tile([tile.x, tile.y], 8), score))
-    found.sort(key=lambda item: -item[1])
-    kept: list[tuple[np.ndarray, float]] = []
-    for values, score in found:
-        if all(iou(values, other) <= NMS_IOU for other, _ in kept):
-            kept.append((values, score))
-    return [Detection(values[:4], values[4:].reshape(6, 2), score) for values, score in kept]
+        values, best = weighted_nms(*decode(raw_boxes, raw_scores))
+        found.append(values * tile.side + np.tile([tile.x, tile.y], 8))
+        confidence.append(best)
+    values, best = np.concatenate(found), np.concatenate(confidence)
+    kept: list[int] = []
+    for index in np.argsort(-best, kind="stable"):
+        if not kept or overlaps(values[index], values[kept]).max() <= NMS_IOU:
+            kept.append(int(index))
+    return [Detection(values[i, :4], values[i, 4:].reshape(6, 2), float(best[i])) for i in kept]

@@ -5,29 +5,30 @@ so the landmark network runs once per face per frame and the detector only when 
 needed: on a frame where a tracked face is lost or none is tracked (the whole frame, as
 MediaPipe's ``FaceLandmarker`` does), and to look for new faces, a share of the search
 tiles (:func:`stream.faces.detection.tiles`) on every frame so that the whole search
-takes ``search_frames`` frames (25: a new face is found within a second). A detection
+takes ``search_frames`` frames (25: a new face is found within a second; 32 tiles for
+1280 x 720 are 1 or 2 a frame). A detection
 over a face already tracked is ignored (its landmarks keep coming from tracking, as a
 one-face ``FaceLandmarker`` tracks it), a face whose presence score falls below 0.5 is
 dropped, and of two tracks that come to cover the same face the older one stays.
 
 :func:`track` runs many streams' frames together: one landmark batch for every tracked
-face of every stream, one detector batch, one landmark batch for the new faces.
+face of every stream, one detector batch for every stream's regions, one landmark batch
+for the new faces.
 :class:`StreamFaces` holds one stream's tracks; ``StreamFaces.track(models, rgb)`` is the
 one-stream call.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from stream.faces.detection import Detection, Tile, detect, iou, tiles, whole_frame
+from stream.faces.detection import Detection, Tile, detect_frames, overlaps, tiles, whole_frame
 from stream.faces.models import FaceModels
 from stream.faces.one_euro import OneEuro
-from stream.faces.roi import Roi, network_input, roi_from_box, roi_from_mesh
+from stream.faces.roi import Roi, network_inputs, roi_from_box, roi_from_mesh
 
 #: MediaPipe's face-presence threshold (the landmark network's sigmoid score)
 MIN_PRESENCE = 0.5
@@ -94,13 +95,14 @@ class StreamFaces:
         self._next_id = 0
         self._tiles: list[Tile] = []
         self._size = (0, 0)
-        self._cursor = 0
+        self._search_frame = 0  # frames of the search so far
+        self._searched = 0  # the next tile to look at
         self._fresh = True
 
     def reset(self) -> None:
         """Forget every face (a clock break: the next frame is searched afresh)."""
         self._tracks.clear()
-        self._cursor = 0
+        self._search_frame = self._searched = 0
         self._fresh = True
 
     def track(self, models: FaceModels, rgb: np.ndarray, pts: float) -> list[Face]:
@@ -117,7 +119,7 @@ class StreamFaces:
             self._size = (width, height)
             smallest = self.smallest_face or max(width, height)
             self._tiles = tiles(width, height, smallest)
-            self._cursor = 0
+            self._search_frame = self._searched = 0
         if self._fresh:  # a new stream (or after a clock break): the whole search at once
             self._fresh = False
             return list(self._tiles)
@@ -125,9 +127,12 @@ class StreamFaces:
         if lost or not self._tracks:
             regions.append(whole_frame(width, height))
         if self.search_frames > 0 and len(self._tracks) < self.max_faces:
-            share = math.ceil(len(self._tiles) / self.search_frames)
-            chosen = [self._tiles[(self._cursor + i) % len(self._tiles)] for i in range(share)]
-            self._cursor = (self._cursor + share) % len(self._tiles)
+            count, step = len(self._tiles), self._search_frame % self.search_frames
+            share = (step + 1) * count // self.search_frames - step * count // self.search_frames
+            start = self._searched
+            chosen = [self._tiles[(start + i) % count] for i in range(share)]
+            self._searched = (start + share) % count
+            self._search_frame += 1
             regions.extend(tile for tile in chosen if tile not in regions)
         return regions
 
@@ -155,7 +160,8 @@ class StreamFaces:
         present: list[tuple[_Track, np.ndarray, float, np.ndarray]] = []
         for track, mesh, presence in sorted(kept, key=lambda item: item[0].id):
             box = np.concatenate([mesh.min(axis=0), mesh.max(axis=0)])
-            if all(iou(box, other[3]) <= SAME_FACE_IOU for other in present):
+            boxes = np.array([other[3] for other in present]).reshape(-1, 4)
+            if not present or overlaps(box, boxes).max() <= SAME_FACE_IOU:
                 present.append((track, mesh, presence, box))
         self._tracks = [track for track, *_ in present]
         alone = len(present) == 1  # MediaPipe smooths only when it tracks a single face
@@ -186,9 +192,7 @@ def _landmarks(
     """(mesh in frame pixels, presence) for each (frame, region), in one batch."""
     if not jobs:
         return []
-    points, presence, _ = models.landmarks.run(
-        np.stack([network_input(rgb, roi) for rgb, roi in jobs])
-    )
+    points, presence, _ = models.landmarks.run(network_inputs(jobs))
     scores = 1.0 / (1.0 + np.exp(-presence.reshape(-1).astype(np.float64)))
     return [
         (roi.project(raw.reshape(-1, 3).astype(np.float64)), float(score))
@@ -203,7 +207,7 @@ def track(
     stream).
 
     Every tracked face of every stream goes through the landmark network in one batch;
-    then the detector looks at each stream's regions, in one batch; then the new faces'
+    then the detector looks at every stream's regions, in one batch; then the new faces'
     landmarks, in one batch.
     """
     tracked = [(stream, rgb, t) for stream, rgb, _ in frames for t in stream._tracks]
@@ -215,13 +219,16 @@ def track(
             kept[id(stream)].append((t, mesh, presence))
         else:
             lost.add(id(stream))
-    new_jobs: list[tuple[StreamFaces, np.ndarray, Roi]] = []
+    searched = []
     for stream, rgb, _ in frames:
         stream._tracks = [t for t, _, _ in kept[id(stream)]]
         for t, mesh, _ in kept[id(stream)]:
             t.box = np.concatenate([mesh.min(axis=0), mesh.max(axis=0)])
-        regions = stream._regions(rgb, id(stream) in lost)
-        detections = detect(models.detector, rgb, regions)
+        searched.append((rgb, stream._regions(rgb, id(stream) in lost)))
+    new_jobs: list[tuple[StreamFaces, np.ndarray, Roi]] = []
+    for (stream, rgb, _), detections in zip(
+        frames, detect_frames(models.detector, searched), strict=True
+    ):
         new_jobs.extend((stream, rgb, roi) for roi in stream._new_rois(detections))
     results = _landmarks(models, [(rgb, roi) for _, rgb, roi in new_jobs])
     for (stream, _, roi), (mesh, presence) in zip(new_jobs, results, strict=True):

@@ -6,79 +6,145 @@ Apache-2.0): ``face_detector.tflite`` (BlazeFace short range, 128 x 128 RGB in [
 ``face_landmarks_detector.tflite`` (256 x 256 RGB in [0, 1] -> 478 x 3 points in input
 pixels, a face-presence logit). The blendshapes network in the bundle is not run.
 
-The runtime is LiteRT (``ai-edge-litert``, XNNPACK) on one thread per model: timed alone on
-our 2-core machine it ran the landmark network in about 4.7 ms per face, as fast as ONNX
-Runtime or OpenVINO (docs/benchmarks.md). A batch of N inputs is one call (the input is
-resized to N when N changes).
+A model is called with uint8 RGB images and scales them into its input itself (one pass,
+written straight into the runtime's input buffer), so callers never build float copies.
+
+Two runtimes (``runtime=`` of :class:`FaceModels`):
+
+- ``"litert"`` (the default): LiteRT (``ai-edge-litert``, XNNPACK) on one thread per model,
+  one image per call. Timed alone on our 2-core machine it ran the landmark network in
+  about 4.7 ms per face (docs/benchmarks.md).
+- ``"onnxruntime"``: the same networks converted to ONNX once
+  (:mod:`stream.faces.tflite_onnx`, cached beside the LipForensics exports) and run by ONNX
+  Runtime, the whole batch in one call, on the execution providers asked for (CUDA or
+  TensorRT where the network runs on a GPU; the same ONNX files serve a Triton server).
+  On the CPU it is about 3x slower than LiteRT for the landmark network (ONNX Runtime's
+  per-channel PReLU and layout changes), so the CPU keeps LiteRT.
 """
 
 from __future__ import annotations
 
 import threading
-import zipfile
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from errors import LipForensicsError
-
-BUNDLE_PATH = Path(__file__).resolve().parent / "assets" / "face_landmarker.task"
-DETECTOR_NAME = "face_detector.tflite"
-LANDMARKS_NAME = "face_landmarks_detector.tflite"
-#: input sides of the two networks (square, RGB)
-DETECTOR_SIZE = 128
-LANDMARKS_SIZE = 256
+from stream.faces.networks import BUNDLE_PATH, DETECTOR, LANDMARKS, Network, bundled_model
+from stream.faces.tflite_onnx import INPUT_NAME, cached_onnx
 
 
-def bundled_model(name: str, bundle: str | Path = BUNDLE_PATH) -> bytes:
-    """The bytes of network ``name`` inside a MediaPipe ``.task`` bundle."""
-    try:
-        with zipfile.ZipFile(bundle) as archive:
-            return archive.read(name)
-    except (OSError, KeyError, zipfile.BadZipFile) as error:
-        raise LipForensicsError(
-            f"cannot read {name} from the face model {bundle}: {error}"
-        ) from None
+def scale_into(images: np.ndarray, network: Network, out: np.ndarray) -> None:
+    """Write uint8 ``images`` as the network's float32 input values into ``out``."""
+    np.multiply(images, np.float32(network.scale), out=out, casting="unsafe")
+    if network.offset:
+        out += np.float32(network.offset)
+
+
+class Model(Protocol):
+    """A face network on some runtime: :class:`TfliteModel` or :class:`OnnxModel`."""
+
+    network: Network
+
+    def run(self, images: np.ndarray) -> list[np.ndarray]:
+        """Each output (N, ...) for uint8 (N, H, W, 3) RGB images (N >= 1)."""
+        ...
 
 
 class TfliteModel:
-    """One TFLite network on LiteRT's CPU interpreter (XNNPACK), called with batches.
+    """One TFLite network on LiteRT's CPU interpreter (XNNPACK), one image per invoke.
 
-    :meth:`run` is safe to call from several threads (one call at a time).
+    A batch is run item by item: on our 2-core machine XNNPACK took about 10% more CPU per
+    face for the landmark network batched 4 or 8 than one face at a time (docs/benchmarks.md),
+    and a batch-1 interpreter never reallocates. :meth:`run` is safe to call from several
+    threads (one call at a time).
     """
 
-    def __init__(self, content: bytes, threads: int = 1) -> None:
+    def __init__(self, content: bytes, network: Network, threads: int = 1) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
+        self.network = network
         self._interpreter = Interpreter(model_content=content, num_threads=threads)
-        self._input = self._interpreter.get_input_details()[0]
+        self._interpreter.allocate_tensors()
+        self._input = self._interpreter.get_input_details()[0]["index"]
         self._outputs = [d["index"] for d in self._interpreter.get_output_details()]
-        self._batch = 0
         self._lock = threading.Lock()
 
-    def run(self, batch: np.ndarray) -> list[np.ndarray]:
-        """The network's outputs for a float32 (N, H, W, 3) batch, as the network shapes
-        them (a network with fixed reshapes may gather the batch's items otherwise than
-        item by item: see :func:`stream.faces.detection.detect`)."""
-        count = len(batch)
+    def run(self, images: np.ndarray) -> list[np.ndarray]:
+        """The network's outputs for a uint8 (N, H, W, 3) batch of RGB images (N >= 1):
+        each output (N, ...) with item i's values at index i."""
         with self._lock:
             interpreter = self._interpreter
-            if count != self._batch:
-                interpreter.resize_tensor_input(self._input["index"], [count, *batch.shape[1:]])
-                interpreter.allocate_tensors()
-                self._batch = count
-            interpreter.set_tensor(self._input["index"], np.ascontiguousarray(batch, np.float32))
-            interpreter.invoke()
-            return [interpreter.get_tensor(i) for i in self._outputs]
+            found: list[list[np.ndarray]] = [[] for _ in self._outputs]
+            for image in images:
+                scale_into(image[None], self.network, interpreter.tensor(self._input)())
+                interpreter.invoke()
+                for values, index in zip(found, self._outputs, strict=True):
+                    values.append(interpreter.get_tensor(index)[0])
+            return [np.stack(values) for values in found]
+
+
+class OnnxModel:
+    """One network converted to ONNX (:mod:`stream.faces.tflite_onnx`) on ONNX Runtime,
+    a whole batch per call. :meth:`run` is safe to call from several threads."""
+
+    def __init__(
+        self, path: Path, network: Network, threads: int = 1, providers: Sequence[str] = ()
+    ) -> None:
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self.network = network
+        self._session = onnxruntime.InferenceSession(
+            str(path), options, providers=list(providers) or ["CPUExecutionProvider"]
+        )
+
+    def run(self, images: np.ndarray) -> list[np.ndarray]:
+        """As :meth:`TfliteModel.run`: each output (N, ...) for uint8 (N, H, W, 3) images."""
+        return self._session.run(None, {INPUT_NAME: np.ascontiguousarray(images, np.uint8)})
+
+
+#: the runtimes :class:`FaceModels` can run the networks on
+RUNTIMES = ("litert", "onnxruntime")
 
 
 class FaceModels:
     """The two networks of one bundle: :attr:`detector` and :attr:`landmarks`.
 
     One instance can serve every stream of a process (the pipeline's landmark threads take
-    turns per call); see :class:`stream.faces.engine.FaceEngine`.
+    turns per call); see :func:`stream.faces.engine.track`. ``runtime`` is one of
+    :data:`RUNTIMES`; for ``"onnxruntime"``, ``providers`` are ONNX Runtime's execution
+    providers (default: the CPU) and ``cache_dir`` where the converted models are kept
+    (default: the LipForensics export cache).
     """
 
-    def __init__(self, bundle: str | Path = BUNDLE_PATH) -> None:
-        self.detector = TfliteModel(bundled_model(DETECTOR_NAME, bundle))
-        self.landmarks = TfliteModel(bundled_model(LANDMARKS_NAME, bundle))
+    def __init__(
+        self,
+        bundle: str | Path = BUNDLE_PATH,
+        runtime: str = "litert",
+        providers: Sequence[str] = (),
+        cache_dir: str | Path | None = None,
+    ) -> None:
+        if runtime not in RUNTIMES:
+            raise LipForensicsError(
+                f"unknown face model runtime {runtime!r} (expected {' or '.join(RUNTIMES)})"
+            )
+        self.runtime = runtime
+        self.detector: Model
+        self.landmarks: Model
+        contents = [(bundled_model(n.name, bundle), n) for n in (DETECTOR, LANDMARKS)]
+        if runtime == "litert":
+            self.detector, self.landmarks = (TfliteModel(c, n) for c, n in contents)
+            return
+        if cache_dir is None:
+            from engines.export import default_cache_dir
+
+            cache_dir = default_cache_dir()
+        self.detector, self.landmarks = (
+            OnnxModel(cached_onnx(c, n, Path(cache_dir)), n, providers=providers)
+            for c, n in contents
+        )

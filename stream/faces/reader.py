@@ -1,10 +1,11 @@
 """Mouth crops of a whole video file for LipForensics (offline scans).
 
-The steps (see ``docs/crops.md``): 25 fps clock -> MediaPipe landmarks -> 68 iBUG points
--> smoothing (the reference's 12-frame look-ahead by default) -> similarity alignment to
-the mean face -> 96 x 96 grayscale crop. The live pipeline's face stage runs the same
-steps frame by frame with causal smoothing. The network's 88 x 88 centre crop and
-normalisation come later (``engines/method.py``).
+The steps (see ``docs/crops.md``): 25 fps clock -> MediaPipe's landmarks (the landmark
+engine, :mod:`stream.faces.engine`, tracking one face as MediaPipe's one-face
+``FaceLandmarker`` does) -> 68 iBUG points -> smoothing (the reference's 12-frame
+look-ahead by default) -> similarity alignment to the mean face -> 96 x 96 grayscale crop.
+The live pipeline's face stage runs the same steps frame by frame without smoothing. The
+network's 88 x 88 centre crop and normalisation come later (``engines/method.py``).
 
 Frames without a face are dropped: they split the crops into *runs* of consecutive 25 fps
 frames (a clock break does too). Only form clips inside a run.
@@ -24,7 +25,11 @@ import numpy as np
 
 from engines.method import CROP_SIZE, FPS
 from stream.faces.align import mean_face, mouth_crop
-from stream.faces.landmarks import MODEL_PATH, FaceLandmarks
+from stream.faces.detection import detect, whole_frame
+from stream.faces.engine import StreamFaces
+from stream.faces.landmarks import to_ibug68
+from stream.faces.models import FaceModels
+from stream.faces.networks import BUNDLE_PATH
 from stream.faces.smoothing import Smoother, Smoothing
 from stream.pacing.clock import resample
 from stream.sources.video_file import VideoFile
@@ -87,9 +92,10 @@ class MouthCropReader:
     without a face) and :attr:`problem` why decoding stopped early, else None. Only the
     smoothing window's frames are held at a time.
 
-    One face is cropped (MediaPipe's with ``num_faces=1``, as the reference does). A
-    second landmarker looks for more faces once a second: :attr:`sampled` frames were
-    looked at, :attr:`crowded` of them showed more than one face.
+    One face is cropped (tracked as MediaPipe's one-face ``FaceLandmarker`` tracks it, as
+    the reference does: the detector on the whole frame only while no face is tracked).
+    The detector looks at the whole frame for more faces once a second: :attr:`sampled`
+    frames were looked at, :attr:`crowded` of them showed more than one face.
     """
 
     def __init__(
@@ -98,7 +104,7 @@ class MouthCropReader:
         *,
         smoothing: str = "lookahead",
         progress: Progress | None = None,
-        model_path: str | Path = MODEL_PATH,
+        model_path: str | Path = BUNDLE_PATH,
     ) -> None:
         """Check ``smoothing`` (ValueError when unknown); the file is opened on iteration.
 
@@ -107,7 +113,8 @@ class MouthCropReader:
             smoothing: ``"lookahead"`` (the reference, for offline scans), ``"causal"``,
                 ``"ahead:N"`` or ``"none"`` (see :class:`Smoothing`).
             progress: called after each 25 fps frame with (done, expected).
-            model_path: the MediaPipe Face Landmarker bundle.
+            model_path: the MediaPipe Face Landmarker bundle (its detector and landmark
+                networks are run).
         """
         self.path, self.model_path = path, model_path
         self.progress = progress
@@ -123,24 +130,27 @@ class MouthCropReader:
         self.frames, self.sampled, self.crowded, self.problem = 0, 0, 0, None
         self._run, self._run_used = 0, False
         reference = mean_face()
-        with (
-            VideoFile(self.path) as video,
-            FaceLandmarks(num_faces=1, model_path=self.model_path) as marks,
-            FaceLandmarks(num_faces=2, model_path=self.model_path) as counter,
-        ):
+        models = FaceModels(self.model_path)
+        faces = StreamFaces(max_faces=1, smallest_face=0, search_frames=0)
+        with VideoFile(self.path) as video:
             expected = round(video.info.duration * FPS)
             smoother: Smoother[tuple[float, np.ndarray, np.ndarray]] = Smoother(self.plan)
             for tick in resample(video.frames()):
                 self.frames += 1
-                faces = marks.detect(tick.item, tick.pts)
+                if tick.restart:
+                    faces.reset()
+                found = faces.track(models, tick.item, tick.pts)
                 if self.frames % FPS == 1:  # once a second: is anyone else in the picture?
                     self.sampled += 1
-                    self.crowded += len(counter.detect(tick.item, tick.pts)) > 1
-                if tick.restart or not faces:
+                    height, width = tick.item.shape[:2]
+                    others = detect(models.detector, tick.item, [whole_frame(width, height)])
+                    self.crowded += len(others) > 1
+                if tick.restart or not found:
                     yield from self._crops(smoother.flush(), reference)
                     self._end_run()
-                if faces:
-                    pushed = smoother.push(faces[0], (tick.pts, tick.item, faces[0]))
+                if found:
+                    own = to_ibug68(found[0].mesh)
+                    pushed = smoother.push(own, (tick.pts, tick.item, own))
                     yield from self._crops(pushed, reference)
                 if self.progress is not None:
                     self.progress(self.frames, expected)
@@ -169,7 +179,7 @@ def extract_mouth_crops(
     *,
     smoothing: str = "lookahead",
     progress: Progress | None = None,
-    model_path: str | Path = MODEL_PATH,
+    model_path: str | Path = BUNDLE_PATH,
 ) -> MouthCrops:
     """The mouth crops of a whole video file, in memory; the arguments are
     :class:`MouthCropReader`'s.

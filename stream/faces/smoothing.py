@@ -62,9 +62,11 @@ def smooth(landmarks: np.ndarray, smoothing: Smoothing) -> np.ndarray:
         starts = np.maximum(index + smoothing.ahead - smoothing.window + 1, 0)
         stops = np.minimum(index + smoothing.ahead + 1, count)
     points = np.asarray(landmarks, dtype=np.float64)
-    cumulative = np.concatenate([np.zeros((1, *points.shape[1:])), np.cumsum(points, axis=0)])
-    sizes = (stops - starts).reshape(-1, *([1] * (points.ndim - 1)))
-    return (cumulative[stops] - cumulative[starts]) / sizes
+    # each window's own mean, as the reference and Smoother compute it (a running sum
+    # differs in the last bits, which flips a few crop pixels)
+    return np.array(
+        [points[start:stop].mean(axis=0) for start, stop in zip(starts, stops, strict=True)]
+    ).reshape(points.shape)
 
 
 class Smoother(Generic[T]):

@@ -52,15 +52,10 @@ class Tracker:
             ended (missing for more than ``forget`` frames).
         """
         geometry = [face_geometry(face) for face in faces]
-        pairs = sorted(
-            (float(np.linalg.norm(centre - track.centre)) / max(size, track.size), face, track.id)
-            for face, (centre, size) in enumerate(geometry)
-            for track in self.tracks.values()
-        )
         ids: list[int | None] = [None] * len(faces)
         taken: set[int] = set()
-        for shift, face, track_id in pairs:
-            if shift <= self.max_shift and ids[face] is None and track_id not in taken:
+        for face, track_id in self._nearest_pairs(geometry):
+            if ids[face] is None and track_id not in taken:
                 ids[face] = track_id
                 taken.add(track_id)
         for face, (centre, size) in enumerate(geometry):
@@ -73,3 +68,18 @@ class Tracker:
         for track_id in ended:
             del self.tracks[track_id]
         return [i for i in ids if i is not None], ended
+
+    def _nearest_pairs(self, geometry: list[tuple[np.ndarray, float]]) -> list[tuple[int, int]]:
+        """(face, track id) pairs whose centres are at most ``max_shift`` apart (relative
+        to the larger size), nearest first (ties: lower face, then lower id first)."""
+        if not geometry or not self.tracks:
+            return []
+        centres = np.array([centre for centre, _ in geometry])
+        sizes = np.array([size for _, size in geometry])
+        tracks = sorted(self.tracks.values(), key=lambda track: track.id)
+        shift = np.linalg.norm(
+            centres[:, None] - np.array([t.centre for t in tracks])[None], axis=2
+        ) / np.maximum(sizes[:, None], np.array([t.size for t in tracks])[None])
+        faces, columns = np.nonzero(shift <= self.max_shift)
+        order = np.lexsort((columns, faces, shift[faces, columns]))
+        return [(int(faces[i]), tracks[columns[i]].id) for i in order]
