@@ -72,6 +72,28 @@ def test_an_unreachable_camera_is_given_up_with_one_warning_and_exit_1(narrow_we
     assert statuses.count("reconnecting") >= 1
 
 
+def test_every_failed_camera_is_named_with_its_control_characters_escaped(narrow_weights, tmp_path):
+    """Issue 24, rows 9 and 28: 70 unreachable cameras (more than the 64 ended streams a
+    pipeline keeps) are each named at exit, and a camera named with an escape sequence and
+    a newline is printed escaped (it forged a log line)."""
+    port = free_port()
+    evil = "cam\x1b[2J\nerror: forged"
+    names = [evil, *(f"cam{number:02d}" for number in range(69))]
+    lines = [f'{json.dumps(name)} = "rtsp://127.0.0.1:{port}/{n}"' for n, name in enumerate(names)]
+    config = tmp_path / "cameras.toml"
+    config.write_text("[cameras]\n" + "\n".join(lines) + "\n")
+    done = cli(
+        "run", "--config", str(config), "--weights", str(narrow_weights), "--backend", "torch",
+        "--give-up-after", "0.5", "--jsonl", str(tmp_path / "events.jsonl"),
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert "\x1b" not in done.stderr and "Traceback" not in done.stderr
+    assert not any(line.startswith("error: forged") for line in done.stderr.splitlines())
+    warned = [line for line in done.stderr.splitlines() if line.startswith("warning: ")]
+    failed = [line.split(":")[1].strip() for line in warned]
+    assert sorted(failed) == sorted([*names[1:], "cam\\x1b[2J\\nerror"]), done.stderr
+
+
 @pytest.mark.parametrize(
     ("toml", "message"),
     [
