@@ -4,6 +4,8 @@ a non-zero exit, never a traceback."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -194,3 +196,31 @@ def test_calibrate_refuses_a_false_alert_target_that_is_not_a_positive_number(
         f"error: --target-false-alerts-per-hour must be a positive finite number, got {rate}\n"
     )
     assert not list(tmp_path.iterdir())
+
+
+def test_calibrate_checks_that_its_thresholds_can_be_written_before_scoring(
+    tmp_path, narrow_weights, capsys
+):
+    """Issue 24, row 14: weights in a read-only folder were scored through, then a
+    PermissionError traceback. A path that cannot be written (here a folder where the
+    thresholds file goes; a read-only folder unless we are root) is one line first: the
+    genuine "video" (a text file) is never read."""
+    from engines.weights import thresholds_path_for
+
+    weights = Path(shutil.copy(narrow_weights, tmp_path / "w.pth"))
+    not_a_video = tmp_path / "genuine.mp4"
+    not_a_video.write_text("not a video")
+    thresholds_path_for(weights).mkdir()
+    argv = ["calibrate", "--weights", str(weights), "--genuine", str(not_a_video)]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (
+        f"error: cannot write the thresholds file {thresholds_path_for(weights)}: it is a folder\n"
+    )
+    if os.geteuid() != 0:  # root writes anywhere
+        thresholds_path_for(weights).rmdir()
+        tmp_path.chmod(0o555)
+        try:
+            assert main(argv) == 2
+        finally:
+            tmp_path.chmod(0o755)
+        assert "Permission denied" in capsys.readouterr().err
