@@ -122,10 +122,18 @@ def format_summary(report: ScanReport) -> str:
     lines += [f"  {i:4d}  {t:6.2f}s  {x:+7.3f}" for i, (t, x) in enumerate(listed, start=1)]
     if report.clips > LISTED_CLIPS:
         lines.append(f"  ... {report.clips - LISTED_CLIPS} more (see --json)")
-    calibration = "calibrated" if report.thresholds else "uncalibrated; logit > 0 leans fake"
-    lines.append(
-        f"video logit {report.video_logit:+.3f} -> fake probability "
-        f"{report.fake_probability:.3f} ({calibration}); highest level {report.level}, "
-        f"{report.alerts} alert(s)"
-    )
+    if report.probability_map:
+        mapped = f"fake probability {report.fake_probability:.3f} (calibrated map)"
+    else:
+        mapped = (
+            f"sigmoid {report.fake_probability:.3f} (not a calibrated fake probability: "
+            "no map fitted on fakes; logit > 0 leans fake)"
+        )
+    thresholds = "calibrated" if report.thresholds else "uncalibrated"
+    lines += [
+        f"video logit {report.video_logit:+.3f} -> {mapped}",
+        f"live alert policy ({thresholds} thresholds) over the {report.clips} clip(s): highest "
+        f"level {report.level}, {report.alerts} alert(s); a level needs "
+        f"{report.escalate_windows} clips in a row past its threshold",
+    ]
     return "\n".join(lines)

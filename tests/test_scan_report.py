@@ -151,7 +151,7 @@ def test_the_verdict_is_printed_when_the_report_fails_to_write():
                "--backend", "onnxruntime", "--report", "/dev/full"]  # fmt: skip
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=240)
     assert done.returncode == 2
-    assert "fake probability" in done.stdout and "highest level" in done.stdout
+    assert "video logit" in done.stdout and "highest level" in done.stdout
     errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
     assert errors == [line for line in done.stderr.splitlines() if "error" in line]
     assert len(errors) == 1 and "No space left on device" in errors[0], done.stderr
