@@ -3,10 +3,10 @@ in messages and logs without their passwords. Light to import (no media librarie
 
 from __future__ import annotations
 
-import re
 from urllib.parse import SplitResult, urlsplit
 
 from errors import LipForensicsError
+from errors.text import redact
 
 #: schemes served by :class:`stream.sources.rtsp.RtspSource`.
 RTSP_SCHEMES = ("rtsp", "rtsps")
@@ -25,16 +25,3 @@ def split_url(url: str) -> SplitResult:
     except ValueError as error:
         raise LipForensicsError(f"not a valid address: {redact(url)!r} ({error})") from None
     return parts
-
-
-def redact(url: str) -> str:
-    """``url`` without its user name and password (safe to log), whatever its shape: a
-    well-formed URL, a malformed one (``rtsp:/u:p@host``, ``u:p@host/path``) or a path.
-    Everything between the scheme (if any) and the last ``@`` becomes ``***``."""
-    if "@" not in url:
-        return url
-    return _USERINFO.sub(lambda match: f"{match.group(1) or ''}***@", url, count=1)
-
-
-#: an optional scheme with its slashes, then anything up to the last "@".
-_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*:/*)?.*@", re.DOTALL)
