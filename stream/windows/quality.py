@@ -21,7 +21,7 @@ from engines.method import FPS
 from stream.events import Caveat, WindowQuality
 
 #: faces shorter than this (pixels, the mesh's box in the source frame) are too small
-FACE_FLOOR_PX = 60.0
+FACE_FLOOR_PX = 80.0
 #: windows whose source delivered fewer distinct frames per second than this
 FPS_FLOOR = 10.0
 #: windows with more than this share of frames whose face reaches beyond the frame
