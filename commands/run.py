@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from stream.detector import Detector
     from stream.settings.pipeline import Settings
     from stream.sources.base import Source
+    from stream.sources.rooms import Room
 
 HELP = "score video files or RTSP cameras live; print verdicts and alerts as JSON lines"
 DESCRIPTION = """\
@@ -114,13 +115,16 @@ def _cameras(args: argparse.Namespace, shard: str | None) -> dict[str, str]:
 
 
 def _stream_ids(uris: list[str]) -> list[str]:
-    """A unique, readable name per source: the file stem or host/path, numbered if repeated."""
-    from stream.sources.urls import split_url
+    """A unique, readable name per source: the file stem, host/path, or a call room's id,
+    numbered if repeated."""
+    from stream.sources.urls import JANUS_SCHEMES, split_url
 
     names: list[str] = []
     for uri in uris:
         parts = split_url(uri) if "://" in uri else None
         base = f"{parts.hostname}{parts.path}" if parts and parts.hostname else Path(uri).stem
+        if parts and parts.scheme.lower() in JANUS_SCHEMES:
+            base = parts.path.strip("/") or base
         name, copy = base, 1
         while name in names:
             copy += 1
@@ -129,7 +133,7 @@ def _stream_ids(uris: list[str]) -> list[str]:
     return names
 
 
-async def _run(settings: Settings, detector: Detector, sources: list[Source]) -> int:
+async def _run(settings: Settings, detector: Detector, sources: list[Source | Room]) -> int:
     """Run the pipeline; SIGTERM or SIGINT stops the input and drains what is in hand."""
     import asyncio
     import signal
@@ -140,7 +144,7 @@ async def _run(settings: Settings, detector: Detector, sources: list[Source]) ->
 
     sinks, pipeline = start_pipeline(settings, detector)
     for source in sources:
-        pipeline.add_source(source)
+        pipeline.add(source)
     loop = asyncio.get_running_loop()
     stop_on_output_failure(sinks, lambda drain: loop.create_task(pipeline.stop(drain=drain)))
     for signum in (signal.SIGTERM, signal.SIGINT):
