@@ -5,7 +5,8 @@ publishes a clip's video (looped) from an aiortc peer until it is told to leave.
 
 Create a session, attach the VideoRoom plugin, ``join`` as a publisher under the display
 name, ``configure`` with the SDP offer, take the answer; keep-alives are the session's.
-Prints ``publishing ID`` (the participant's Janus id) once the answer is in. SIGTERM: say
+``--audio-only`` publishes silence instead (a participant whose camera is off). Prints
+``publishing ID`` (the participant's Janus id) once the answer is in. SIGTERM: say
 ``leave`` and end; SIGKILL: vanish. The API secret comes from ``JANUS_API_SECRET``. ICE
 uses only ``--ice-host`` (no STUN).
 """
@@ -24,7 +25,7 @@ from pathlib import Path
 import aiohttp
 import av
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import VideoStreamTrack
+from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from stream.server.whip import use_ice_hosts  # noqa: E402
@@ -63,7 +64,8 @@ async def publish(args: argparse.Namespace, secret: str) -> None:
     leave = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, leave.set)
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-    pc.addTransceiver(LoopedClip(clip), direction="sendonly")
+    track = AudioStreamTrack() if args.audio_only else LoopedClip(clip)
+    pc.addTransceiver(track, direction="sendonly")
     await pc.setLocalDescription(await pc.createOffer())
     async with aiohttp.ClientSession() as http:
         session = await JanusSession.create(http, api, secret=secret or None)
@@ -74,7 +76,7 @@ async def publish(args: argparse.Namespace, secret: str) -> None:
         joined = await session.message(handle, join)
         offer = {"type": "offer", "sdp": pc.localDescription.sdp}
         configured = await session.message(
-            handle, {"request": "configure", "audio": False, "video": True}, offer
+            handle, {"request": "configure", "audio": args.audio_only, "video": True}, offer
         )
         await pc.setRemoteDescription(RTCSessionDescription(**configured.jsep))
         print(f"publishing {joined.data['id']}", flush=True)
@@ -91,6 +93,7 @@ def main() -> None:
     parser.add_argument("name", help="the display name")
     parser.add_argument("clip", help="a video file")
     parser.add_argument("--pin", default="", help="the room's PIN")
+    parser.add_argument("--audio-only", action="store_true", help="publish silence, no video")
     parser.add_argument("--ice-host", default="127.0.0.1", help="the one ICE host address")
     args = parser.parse_args()
     asyncio.run(publish(args, os.environ.get("JANUS_API_SECRET", "")))

@@ -180,6 +180,17 @@ class Janus:
         finally:
             self.request(f"/{session}", {"janus": "destroy"})
 
+    def wait_publishing(self, room: int, names: set[str]) -> None:
+        """Wait until Janus counts each of ``names`` as publishing in ``room`` (its media
+        is up), so that a watcher joining now is told of them."""
+        deadline = time.monotonic() + 20.0
+        while time.monotonic() < deadline:
+            listed = self.videoroom({"request": "listparticipants", "room": room})
+            if names <= {p["display"] for p in listed["participants"] if p.get("publisher")}:
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"{sorted(names)} not publishing in room {room}: {listed}")
+
     def create_room(self, room: int, **options: object) -> None:
         """Create VideoRoom ``room`` (VP8, up to 10 publishers) with ``options``."""
         body = {"request": "create", "room": room, "publishers": 10, "videocodec": "vp8"}
@@ -191,11 +202,19 @@ class Publisher:
     own (``tests/janus_publisher.py``): :meth:`leave` leaves the room, :meth:`kill`
     vanishes without a word."""
 
-    def __init__(self, janus: Janus, room: int, name: str, clip: Path, pin: str = "") -> None:
-        command = [sys.executable, str(PUBLISHER), janus.url, str(room), name, str(clip)]
-        command += ["--ice-host", MEDIA_HOST]
-        if pin:
-            command += ["--pin", pin]
+    def __init__(
+        self,
+        janus: Janus,
+        room: int,
+        name: str,
+        clip: Path | None,
+        pin: str = "",
+    ) -> None:
+        """``clip`` None: publish audio only (the camera is off)."""
+        command = [sys.executable, str(PUBLISHER), janus.url, str(room), name, str(clip or "-")]
+        command += ["--ice-host", MEDIA_HOST, "--pin", pin]
+        if clip is None:
+            command.append("--audio-only")
         env = {**os.environ, "JANUS_API_SECRET": janus.api_secret or ""}
         self.name = name
         self.process = subprocess.Popen(
