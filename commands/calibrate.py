@@ -54,7 +54,9 @@ def run(args: argparse.Namespace) -> int:
     """Score the videos, choose the thresholds, save and print them."""
     from calibration.metrics import plot_reliability
     from calibration.thresholds import calibrate, save_thresholds
+    from commands.writable import check_writable
     from engines.digest import file_sha256
+    from engines.weights import thresholds_path_for
     from errors import LipForensicsError
     from stream.detector import Detector
     from training.evaluate import log_video, score_videos
@@ -66,6 +68,10 @@ def run(args: argparse.Namespace) -> int:
         )
     if not 1 <= args.stride <= 25:
         raise LipForensicsError(f"--stride must be 1..25, got {args.stride}")
+    figure = args.reliability or args.weights.with_name(args.weights.stem + ".reliability.png")
+    check_writable(thresholds_path_for(args.weights), "the thresholds file")  # before scoring
+    if args.fake:
+        check_writable(figure, "the reliability diagram")
     detector = Detector.load(args.weights, backend="torch", calibrated=False)
     for note in detector.checkpoint.notes:
         print(f"warning: {note}", file=sys.stderr)
@@ -92,7 +98,6 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     if fit is not None:
-        figure = args.reliability or args.weights.with_name(args.weights.stem + ".reliability.png")
         plot_reliability(
             {"sigmoid(logit)": fit.before, "calibrated": fit.after},
             figure,

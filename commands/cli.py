@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from errors import LipForensicsError
+from errors.text import printable
 
 #: sub-command name -> module under ``commands/``; the order is the order of ``--help``.
 COMMANDS: dict[str, str] = {
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args._run(args) or 0)
     except LipForensicsError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {printable(str(error))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

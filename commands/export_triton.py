@@ -12,7 +12,8 @@ DESCRIPTION = """\
 Export both network stages into a model repository that a stock Triton server serves
 (`tritonserver --model-repository OUT`): OUT/lipforensics_encoder and OUT/lipforensics_head,
 each with 1/model.onnx and a config.pbtxt (onnxruntime backend, dynamic batching, the
-checkpoint's SHA-256 in its parameters, which nodes check), and OUT/README.md.
+checkpoint's SHA-256 in its parameters, which nodes check), and OUT/README.md. Other
+models in OUT are left alone; an OUT that already holds these is refused without --force.
 Nodes then use it with `--backend triton --triton-url HOST:PORT` (scan, run, serve).
 --gpu: one GPU instance per model with the onnxruntime backend's TensorRT accelerator in
 FP16, its engines cached on the server (see OUT/README.md for TensorRT plans instead)."""
@@ -24,6 +25,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--weights", type=Path, required=True, help="LipForensics checkpoint")
     parser.add_argument("--out", type=Path, required=True, help="model repository folder")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace the models and README.md an earlier export left in --out",
+    )
     parser.add_argument(
         "--gpu", action="store_true", help="GPU instances with TensorRT FP16 (default: CPU)"
     )
@@ -45,8 +51,9 @@ def run(args: argparse.Namespace) -> int:
     """Load the weights, export, write the configs and README, list the files."""
     from engines.checkpoint import load_checkpoint
     from engines.digest import file_sha256
-    from engines.triton_repository import write_repository
+    from engines.triton_repository import check_repository_folder, write_repository
 
+    check_repository_folder(args.out, force=args.force)  # before the slow part
     loaded = load_checkpoint(args.weights)
     for note in loaded.notes:
         print(f"note: {note}")
@@ -57,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
         max_batch=args.max_batch,
         gpu=args.gpu,
         engine_cache=args.engine_cache,
+        force=args.force,
     )
     for path in written:
         print(path)

@@ -44,7 +44,8 @@ def add_live_arguments(parser: argparse.ArgumentParser) -> None:
         "--webhook-outbox",
         metavar="PATH",
         help="SQLite file keeping webhook events until delivered, across restarts "
-        "(default: JSONL.outbox.sqlite next to --jsonl, else ~/.local/state/lipforensics)",
+        "(default: JSONL.outbox.sqlite next to a plain --jsonl file, "
+        "else the state folder ~/.local/state/lipforensics)",
     )
     parser.add_argument(
         "--mqtt",
@@ -56,7 +57,8 @@ def add_live_arguments(parser: argparse.ArgumentParser) -> None:
         "--mqtt-outbox",
         metavar="PATH",
         help="SQLite file keeping MQTT alerts until the broker has them, across restarts "
-        "(default: JSONL.mqtt-outbox.sqlite next to --jsonl, else ~/.local/state/lipforensics)",
+        "(default: JSONL.mqtt-outbox.sqlite next to a plain --jsonl file, "
+        "else the state folder ~/.local/state/lipforensics)",
     )
     parser.add_argument(
         "--node",

@@ -10,10 +10,29 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+from errors.text import printable
 from stream.alerts.sinks import JsonlSink, Sink, WebhookSink
 
 #: the exit status of a tool whose output pipe closed (128 + SIGPIPE), as shells report it.
 CLOSED_PIPE = 141
+#: failed streams named one per line at the end of a run; the rest are counted.
+NAMED_FAILURES = 100
+
+
+def warn(message: str) -> None:
+    """Print ``warning: message`` on stderr, control characters escaped (stream names come
+    from users and files)."""
+    print(f"warning: {printable(message)}", file=sys.stderr)
+
+
+def warn_failures(failures: Sequence[str], count: int) -> None:
+    """One warning per failed stream (``stream: reason``), the first
+    :data:`NAMED_FAILURES`; then ``and N more`` for the ``count`` beyond them."""
+    for line in failures[:NAMED_FAILURES]:
+        warn(line)
+    if count > min(len(failures), NAMED_FAILURES):
+        more = count - min(len(failures), NAMED_FAILURES)
+        warn(f"and {more} more stream(s) failed (each has an error status in the events)")
 
 
 def stop_on_output_failure(sinks: Sequence[Sink], stop: Callable[[bool], None]) -> None:
@@ -30,11 +49,10 @@ def exit_status(sinks: Sequence[Sink]) -> int | None:
     the exit status an output failure calls for (None when every output worked)."""
     for sink in sinks:
         if isinstance(sink, WebhookSink) and sink.left_pending:
-            print(
-                f"warning: {sink.left_pending} alert(s) not delivered to the webhook yet; "
+            warn(
+                f"{sink.left_pending} alert(s) not delivered to the webhook yet; "
                 f"they wait in {sink.outbox_path}, and the next run with this outbox sends "
-                "them first",
-                file=sys.stderr,
+                "them first"
             )
     for sink in sinks:
         if isinstance(sink, JsonlSink) and sink.error is not None:
@@ -42,7 +60,10 @@ def exit_status(sinks: Sequence[Sink]) -> int | None:
                 _quiet_stdout()
                 return CLOSED_PIPE
             where = "standard output" if sink.path == "-" else sink.path
-            print(f"error: cannot write events to {where}: {sink.error.strerror}", file=sys.stderr)
+            print(
+                printable(f"error: cannot write events to {where}: {sink.error.strerror}"),
+                file=sys.stderr,
+            )
             return 1
     return None
 

@@ -95,6 +95,7 @@ def _cameras(args: argparse.Namespace, shard: str | None) -> dict[str, str]:
     import sys
 
     from errors import LipForensicsError
+    from errors.text import printable
     from stream.settings.shard import parse_shard, read_cameras
 
     cameras = dict(zip(_stream_ids(args.sources), args.sources, strict=True))
@@ -107,10 +108,8 @@ def _cameras(args: argparse.Namespace, shard: str | None) -> dict[str, str]:
     if shard is None:
         return cameras
     mine = parse_shard(shard).pick(cameras)
-    print(
-        f"shard {shard}: {len(mine)} of {len(cameras)} cameras ({', '.join(mine) or 'none'})",
-        file=sys.stderr,
-    )
+    named = printable(", ".join(mine) or "none")
+    print(f"shard {shard}: {len(mine)} of {len(cameras)} cameras ({named})", file=sys.stderr)
     return {name: cameras[name] for name in mine}
 
 
@@ -137,10 +136,9 @@ async def _run(settings: Settings, detector: Detector, sources: list[Source | Ro
     """Run the pipeline; SIGTERM or SIGINT stops the input and drains what is in hand."""
     import asyncio
     import signal
-    import sys
 
     from commands.live import start_pipeline
-    from commands.outputs import exit_status, stop_on_output_failure
+    from commands.outputs import exit_status, stop_on_output_failure, warn, warn_failures
 
     sinks, pipeline = start_pipeline(settings, detector)
     for source in sources:
@@ -150,16 +148,14 @@ async def _run(settings: Settings, detector: Detector, sources: list[Source | Ro
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, lambda: loop.create_task(pipeline.stop(drain=True)))
     await pipeline.run_until_sources_end()
-    for line in pipeline.failures:
-        print(f"warning: {line}", file=sys.stderr)
+    warn_failures(pipeline.failures, pipeline.failed_streams)
     status = exit_status(sinks)
     if status is not None:
         return status
     for stream_id, worker in pipeline.workers.items():
         if not worker.counts.windows_scored and not worker.failure:
-            print(
-                f"warning: {stream_id}: no verdict ({worker.counts.frames} frame(s) at 25 fps); "
-                "a verdict needs 25 consecutive frames with a face",
-                file=sys.stderr,
+            warn(
+                f"{stream_id}: no verdict ({worker.counts.frames} frame(s) at 25 fps); "
+                "a verdict needs 25 consecutive frames with a face"
             )
-    return 1 if pipeline.failures else 0
+    return 1 if pipeline.failed_streams else 0

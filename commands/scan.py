@@ -72,6 +72,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Load the weights, then read the crops and score the clips as the input is decoded
     (memory does not grow with its length), and print the report."""
+    from commands.writable import check_writable
     from engines.method import CLIP_FRAMES
     from errors import LipForensicsError
     from stream.detector import Detector
@@ -83,8 +84,8 @@ def run(args: argparse.Namespace) -> int:
             f"--stride must be 1..{CLIP_FRAMES} (a longer one leaves frames unscored), "
             f"got {args.stride}"
         )
-    if args.report and not args.report.parent.is_dir():
-        raise LipForensicsError(f"output folder does not exist: {args.report.parent}")
+    if args.report:
+        check_writable(args.report, "--report")
     engine = Settings.of(
         **setting_flags(args, "engine"),
         inference_threads=len(os.sched_getaffinity(0)),  # all cores: nothing else runs
@@ -93,7 +94,12 @@ def run(args: argparse.Namespace) -> int:
     print_precision(detector)
     with ProgressBar("scan", enabled=not args.json) as bar:
         report = detector.scan(args.input, stride=args.stride, progress=bar)
-    if args.report:
+    if not args.json:
+        print(detector.thresholds_note, file=sys.stderr)
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(json.dumps(report.to_dict()) if args.json else format_summary(report), flush=True)
+    if args.report:  # after the verdict: a report that fails to write does not hide it
         write_scan_report(
             args.report,
             report,
@@ -101,11 +107,6 @@ def run(args: argparse.Namespace) -> int:
             policy=detector.policy_for(args.stride),
             warning=detector.card.disclaimer if detector.card else None,
         )
-    if not args.json:
-        print(detector.thresholds_note, file=sys.stderr)
-    for warning in report.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
-    print(json.dumps(report.to_dict()) if args.json else format_summary(report))
     return 0
 
 
@@ -121,10 +122,18 @@ def format_summary(report: ScanReport) -> str:
     lines += [f"  {i:4d}  {t:6.2f}s  {x:+7.3f}" for i, (t, x) in enumerate(listed, start=1)]
     if report.clips > LISTED_CLIPS:
         lines.append(f"  ... {report.clips - LISTED_CLIPS} more (see --json)")
-    calibration = "calibrated" if report.thresholds else "uncalibrated; logit > 0 leans fake"
-    lines.append(
-        f"video logit {report.video_logit:+.3f} -> fake probability "
-        f"{report.fake_probability:.3f} ({calibration}); highest level {report.level}, "
-        f"{report.alerts} alert(s)"
-    )
+    if report.probability_map:
+        mapped = f"fake probability {report.fake_probability:.3f} (calibrated map)"
+    else:
+        mapped = (
+            f"sigmoid {report.fake_probability:.3f} (not a calibrated fake probability: "
+            "no map fitted on fakes; logit > 0 leans fake)"
+        )
+    thresholds = "calibrated" if report.thresholds else "uncalibrated"
+    lines += [
+        f"video logit {report.video_logit:+.3f} -> {mapped}",
+        f"live alert policy ({thresholds} thresholds) over the {report.clips} clip(s): highest "
+        f"level {report.level}, {report.alerts} alert(s); a level needs "
+        f"{report.escalate_windows} clips in a row past its threshold",
+    ]
     return "\n".join(lines)

@@ -33,6 +33,20 @@ EXPECTED = "a LipForensics checkpoint such as lipforensics_ff.pth"
 HEAD_KEYS = ("tcn.tcn_output.weight", "tcn.tcn_output.bias")
 #: the environment variable that allows a full (unsafe) unpickling of trusted old files.
 TRUST_VARIABLE = "LIPFORENSICS_TRUST_CHECKPOINTS"
+#: a checkpoint's ``config`` entry: field -> (type, lowest, highest, list length or None).
+CONFIG_LIMITS: dict[
+    object, tuple[type | tuple[type, ...], float, float, tuple[int, int] | None]
+] = {
+    "frontend_channels": (int, 1, 1024, None),
+    "trunk_widths": (int, 1, 2048, (4, 4)),
+    "tcn_hidden": (int, 1, 2048, None),
+    "tcn_kernels": (int, 1, 25, (1, 8)),
+    "tcn_levels": (int, 1, 8, None),
+    "dropout": ((int, float), 0, 0.99, None),
+    "num_outputs": (int, 1, 1000, None),
+}
+#: the most values (parameters and buffers) a network may have: three times the paper's.
+MAX_PARAMETERS = 108_000_000
 
 
 @dataclass(frozen=True)
@@ -64,8 +78,10 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
     path = Path(path)
     payload, notes = _read(path)
     state_dict, layout, config = _unpack(path, payload)
-    model = LipForensics(config)
-    if layout == "lipreading" and _head_shape(state_dict) != _head_shape(model.state_dict()):
+    with torch.device("meta"):  # shapes only: nothing allocated before the checks
+        shapes = LipForensics(config)
+    _check_size(path, shapes)
+    if layout == "lipreading" and _head_shape(state_dict) != _head_shape(shapes.state_dict()):
         state_dict = {k: v for k, v in state_dict.items() if k not in HEAD_KEYS}
         ignore = HEAD_KEYS
         notes.append(
@@ -74,8 +90,9 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
         )
     else:
         ignore = ()
-    _check_fits(path, state_dict, model, ignore)
+    _check_fits(path, state_dict, shapes, ignore)
     _check_finite(path, state_dict)
+    model = LipForensics(config)
     model.load_state_dict(state_dict, strict=not ignore)
     return LoadedCheckpoint(model.eval(), path, layout, tuple(notes))
 
@@ -156,11 +173,51 @@ def _unpack(path: Path, payload: object) -> tuple[Mapping[str, object], str, Mod
         )
     if layout == "state_dict":
         return state_dict, layout, ModelConfig()
-    try:
-        config = ModelConfig.from_dict(dict(payload.get("config") or {}))
-    except (TypeError, ValueError) as error:
-        raise CheckpointError(f"{path} has an unreadable 'config' entry: {error}") from None
-    return state_dict, layout, config
+    entry = payload.get("config") or {}
+    if not isinstance(entry, Mapping):
+        raise CheckpointError(f"{path} has an unreadable 'config' entry: not a dict")
+    problem = _config_problem(entry)
+    if problem:
+        raise CheckpointError(f"{path} has an unreadable 'config' entry: {problem}")
+    return state_dict, layout, ModelConfig.from_dict(dict(entry))
+
+
+def _config_problem(entry: Mapping[object, object]) -> str | None:
+    """What is wrong with a checkpoint's ``config`` entry (types and ranges of every
+    field, see :data:`CONFIG_LIMITS`), or None."""
+    unknown = [str(key) for key in entry if key not in CONFIG_LIMITS]
+    if unknown:
+        return f"unknown field(s) {', '.join(unknown[:3])}"
+    for key, value in entry.items():
+        kind, low, high, count = CONFIG_LIMITS[key]
+        values = value if count else [value]
+        if count and (
+            not isinstance(value, (list, tuple)) or not count[0] <= len(value) <= count[1]
+        ):
+            return f"{key} must be a list of {count[0]}..{count[1]} numbers, got {_short(value)}"
+        for item in values:
+            right = isinstance(item, kind) and not isinstance(item, bool)
+            if not right or not low <= item <= high:
+                what = "whole numbers" if kind is int else "numbers"
+                return f"{key} must hold {what} in {low}..{high}, got {_short(value)}"
+        if key == "tcn_kernels" and any(item % 2 == 0 for item in values):
+            return f"tcn_kernels must be odd, got {_short(value)}"
+    return None
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _check_size(path: Path, shapes: LipForensics) -> None:
+    """Refuse a network larger than :data:`MAX_PARAMETERS` before any memory is taken."""
+    count = sum(tensor.numel() for tensor in shapes.state_dict().values())
+    if count > MAX_PARAMETERS:
+        raise CheckpointError(
+            f"{path} has an unreadable 'config' entry: it describes a network of "
+            f"{count:,} values, more than the {MAX_PARAMETERS:,} allowed"
+        )
 
 
 def _head_shape(state_dict: Mapping[str, object]) -> tuple[int, ...] | None:

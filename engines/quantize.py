@@ -53,9 +53,9 @@ def load_crops(paths: list[Path]) -> np.ndarray:
     """
     arrays = []
     for path in paths:
-        try:
-            array = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as error:
+        try:  # mapped, as scan reads crops: a header that claims more than the file is refused
+            array = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError, EOFError) as error:
             raise MediaError(f"cannot read calibration crops {path}: {error}") from None
         if array.dtype != np.uint8 or array.ndim != 3 or array.shape[1:] != (96, 96):
             raise MediaError(

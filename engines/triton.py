@@ -35,6 +35,7 @@ import numpy as np
 
 from engines import method
 from errors import BackendUnavailable, LipForensicsError
+from errors.text import redact
 
 ENCODER_MODEL = "lipforensics_encoder"
 HEAD_MODEL = "lipforensics_head"
@@ -86,11 +87,17 @@ class TritonTarget:
         scheme, _, rest = url.rpartition("://")
         if scheme and scheme not in SCHEMES:
             raise LipForensicsError(
-                f"Triton URL must be HOST:PORT, grpc://HOST:PORT or grpcs://HOST:PORT, got {url!r}"
+                "Triton URL must be HOST:PORT, grpc://HOST:PORT or grpcs://HOST:PORT, "
+                f"got {redact(url)!r}"
+            )
+        if "@" in rest:
+            raise LipForensicsError(
+                f"a Triton URL carries no user or password, got {redact(url)!r}: give "
+                "credentials as a header (--triton-header 'Authorization: ...')"
             )
         host, _, port = rest.rstrip("/").rpartition(":")
         if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise LipForensicsError(f"Triton URL needs a host and a gRPC port, got {url!r}")
+            raise LipForensicsError(f"Triton URL needs a host and a gRPC port, got {redact(url)!r}")
         for path in (ca, cert, key):
             if path is not None and not Path(path).is_file():
                 raise LipForensicsError(f"Triton TLS file not found: {path}")

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 from engines import method
 from engines.triton import ENCODER_MODEL, HEAD_MODEL, SHA256_PARAMETER
+from errors import LipForensicsError
 
 if TYPE_CHECKING:
     from engines.model import LipForensics
@@ -60,12 +61,49 @@ def write_repository(
     max_batch: int = DEFAULT_MAX_BATCH,
     gpu: bool = False,
     engine_cache: str = DEFAULT_ENGINE_CACHE,
+    force: bool = False,
 ) -> list[Path]:
     """Export ``model`` into the repository ``out`` (see the module doc); return the files
-    written. Existing model folders of the same names are replaced."""
+    written. Other models in ``out`` are left alone; our two model folders and README.md,
+    if there, are replaced only with ``force``.
+
+    Raises:
+        LipForensicsError: ``out`` is not a folder or cannot be written, or it already holds
+            our models and ``force`` is not given.
+    """
+    out = Path(out)
+    check_repository_folder(out, force=force)
+    try:
+        return _write(model, out, source_sha256, max_batch, gpu, engine_cache)
+    except OSError as error:
+        raise LipForensicsError(f"cannot write the model repository {out}: {error}") from None
+
+
+def check_repository_folder(out: Path, *, force: bool = False) -> None:
+    """Refuse, in one line, an ``out`` that is a file (or under one), or that already holds
+    what :func:`write_repository` writes, unless ``force``."""
+    for folder in (out, *out.parents):
+        if folder.exists() and not folder.is_dir():
+            raise LipForensicsError(f"--out {out}: {folder} is a file, not a folder")
+    ours = [name for name in (ENCODER_MODEL, HEAD_MODEL, "README.md") if (out / name).exists()]
+    if ours and not force:
+        raise LipForensicsError(
+            f"--out {out} already holds a model repository ({', '.join(ours)}); "
+            "give --force to replace it"
+        )
+
+
+def _write(
+    model: LipForensics,
+    out: Path,
+    source_sha256: str,
+    max_batch: int,
+    gpu: bool,
+    engine_cache: str,
+) -> list[Path]:
+    """The writing half of :func:`write_repository`."""
     from engines import export  # PyTorch: only here (the command's --help needs none)
 
-    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     size, frames, width = method.INPUT_SIZE, method.CLIP_FRAMES, model.config.feature_dim
     written = []

@@ -41,6 +41,9 @@ from stream.sources.rooms import Room
 from stream.windows.scheduler import Scheduler
 from stream.worker import ProbabilityMap, Shared, StreamWorker
 
+#: failures of freed streams remembered for the end of a run (the rest are counted).
+KEEP_FAILURES = 10_000
+
 
 class Pipeline:
     """Sources in, events out (see the module doc).
@@ -100,6 +103,8 @@ class Pipeline:
         self._scheduler_task: asyncio.Task[None] | None = None
         self._stopping: asyncio.Task[None] | None = None
         self._ended_ids: deque[str] = deque()
+        self._old_failures: list[str] = []  # of streams whose state was freed
+        self._old_failures_left_out = 0
 
     @property
     def policy(self) -> PolicyConfig:
@@ -188,8 +193,15 @@ class Pipeline:
     @property
     def failures(self) -> list[str]:
         """``stream: reason`` for each stream whose last error was not followed by a
-        connection."""
-        return [f"{w.stream_id}: {w.failure}" for w in self.workers.values() if w.failure]
+        connection, those of streams already freed included (the first
+        :data:`KEEP_FAILURES` of them; :attr:`failed_streams` counts them all)."""
+        current = [f"{w.stream_id}: {w.failure}" for w in self.workers.values() if w.failure]
+        return self._old_failures + current
+
+    @property
+    def failed_streams(self) -> int:
+        """How many streams failed (see :attr:`failures`)."""
+        return len(self.failures) + self._old_failures_left_out
 
     async def run_until_sources_end(self) -> None:
         """Wait for every added source and room to end, score what is left, flush the
@@ -238,9 +250,20 @@ class Pipeline:
         while len(self._ended_ids) > KEEP_ENDED:
             old = self._ended_ids.popleft()
             if old not in self._ended_ids and self._tasks[old].done():
+                self._keep_failure(self.workers[old])
                 del self._tasks[old], self.workers[old]
                 self.scheduler.dropped_windows.pop(old, None)
                 self.metrics.forget_stream(old)
+
+    def _keep_failure(self, worker: StreamWorker) -> None:
+        """Remember the failure of a stream whose state is being freed (counted beyond
+        :data:`KEEP_FAILURES`)."""
+        if not worker.failure:
+            return
+        if len(self._old_failures) < KEEP_FAILURES:
+            self._old_failures.append(f"{worker.stream_id}: {worker.failure}")
+        else:
+            self._old_failures_left_out += 1
 
 
 def sinks_for(alerts: AlertSettings, node: str) -> list[Sink]:

@@ -32,6 +32,7 @@ from stream.events import (
     Alert,
     Connection,
     Event,
+    FaceCrop,
     FaceEnded,
     FaceFrame,
     Frame,
@@ -41,6 +42,7 @@ from stream.events import (
 )
 from stream.faces.stage import FaceStage
 from stream.faces.thumbnails import FaceThumbnails, face_thumbnail
+from stream.faces.turns import Turns
 from stream.health.metrics import PipelineMetrics
 from stream.health.node import Health, StreamCounts
 from stream.pacing.clock import Resampler, Tick
@@ -108,6 +110,11 @@ class StreamWorker:
         self.face_stage: FaceStage | None = None
         #: the source pts of the last frame the face stage looked at, and what it found
         self._seen: tuple[float, FaceFrame] | None = None
+        #: which faces are followed on each frame when there are more than fit
+        self.turns = Turns(span=2 * settings.faces.window)
+        self._windows_dropped = 0
+        self._followed = 0  # faces the face stage followed on its last frame
+        self._last_verdict: dict[int, float] = {}  # face -> stream time of its last verdict
         #: the source's ``ended``, sent once the stream's last verdicts are out
         self._ended: StreamStatus | None = None
         #: per face, its windows at the scheduler (queued or being scored)
@@ -119,6 +126,12 @@ class StreamWorker:
     def stream_id(self) -> str:
         """The stream's name in events."""
         return self.source.stream_id
+
+    @property
+    def faces_at_once(self) -> int | None:
+        """Faces followed at once while this stream's faces take turns (None: every face,
+        every frame)."""
+        return self.turns.at_once
 
     @property
     def faces(self) -> int:
@@ -201,6 +214,7 @@ class StreamWorker:
             level=decision.level,
             latency_ms=round(latency * 1000.0, 1),
             quality=quality,
+            interval=self._interval(window),
         )
         self.counts.windows_scored += 1
         shared.metrics.windows_scored.labels(window.stream_id).inc()
@@ -214,12 +228,19 @@ class StreamWorker:
                 shared.keep_alert_frames(alert.id, window.frames)
             shared.emit(alert)
 
+    def _interval(self, window: MouthWindow) -> float | None:
+        """Seconds of stream time since the face's previous verdict (None: its first)."""
+        previous = self._last_verdict.get(window.face)
+        self._last_verdict[window.face] = window.pts[1]
+        return None if previous is None else window.pts[1] - previous
+
     def _leave(self, face: int, pts: float) -> None:
         """A face's track ended at ``pts``: its window closes; it is said to have left once
         its windows at the scheduler have had their verdicts."""
         if self.windows.pop(face, None) is None:
             return
         self.policies.pop(face, None)
+        self._last_verdict.pop(face, None)
         self.shared.scheduler.forget(self.stream_id, face)
         if self.shared.thumbnails is not None:
             self.shared.thumbnails.forget(self.stream_id, face)
@@ -252,6 +273,7 @@ class StreamWorker:
         size = item.tick.item.image.nbytes
         if self.source.live and self.queue.full_for(size):
             dropped = await self.queue.drop_all()
+            self.turns.behind(self._followed)
             self.counts.frames_dropped += dropped
             self.shared.metrics.frames_dropped.labels(self.stream_id).inc(dropped)
             self.shared.health.frames_dropped()
@@ -259,65 +281,95 @@ class StreamWorker:
 
     async def _process(self) -> None:
         """The stream's queue -> face stage -> per-face windows -> scheduler."""
-        loop = asyncio.get_running_loop()
-        shared = self.shared
-        faces, scheduler = shared.settings.faces, shared.scheduler
-        busy = shared.metrics.stage_seconds.labels("landmarks")
         while (item := await self.queue.get()) is not None:
-            if self.face_stage is None:
-                self.face_stage = await loop.run_in_executor(
-                    shared.landmark_pool,
-                    FaceStage,
-                    faces.max_faces,
-                    faces.forget_frames,
-                    faces.hold_frames,
-                )
+            found = await self._faces_of(item)
             tick = item.tick
-            repeated = self._seen is not None and self._seen[0] == tick.source_pts
-            if repeated and not tick.restart:  # the clock repeats a frame: so do its faces
-                found = FaceFrame(self._seen[1].crops, ())
-            else:
-                began = time.perf_counter()
-                found = await loop.run_in_executor(
-                    shared.landmark_pool,
-                    self.face_stage.process,
-                    item.index,
-                    tick.item.image,
-                    tick.pts,
-                    tick.restart,
-                )
-                busy.inc(time.perf_counter() - began)
-                self._seen = (tick.source_pts, found)
-            height, width = tick.item.image.shape[:2]
             for face in found.ended:
                 self._leave(face, tick.pts)
             if tick.restart:
                 for policy in self.policies.values():
                     policy.reset()
             for face in found.crops:
-                window = self.windows.get(face.face)
-                if window is None:
-                    window = self.windows[face.face] = FaceWindow(
-                        self.stream_id,
-                        face.face,
-                        length=faces.window,
-                        stride=faces.stride,
-                        hold=faces.hold_frames,
-                    )
-                    self.policies[face.face] = AlertPolicy(shared.policy)
-                normalised = normalise_crops(face.crop[None])[0]
-                seen = Sighting(tick.source_pts, face.box, (width, height), face.cut)
-                jobs, windows = window.push(
-                    item.index, tick.pts, normalised, tick.item.arrival, tick.restart, seen
-                )
-                for job in jobs:
-                    scheduler.prefetch(job)
-                if windows and shared.thumbnails is not None:
-                    picture = face_thumbnail(tick.item.image, face.box)
-                    shared.thumbnails.update(self.stream_id, face.face, picture)
-                for complete in windows:
-                    self._in_flight[face.face] += 1
-                    if self.source.live:
-                        scheduler.submit(complete, self.scored)
-                    else:
-                        await scheduler.put(complete, self.scored)
+                await self._push(item, face)
+
+    async def _faces_of(self, item: Numbered) -> FaceFrame:
+        """The faces of a 25 fps frame: the face stage's (those whose turn it is, while
+        faces take turns), or the previous frame's when the clock repeats a frame."""
+        loop = asyncio.get_running_loop()
+        shared, faces, tick = self.shared, self.shared.settings.faces, item.tick
+        if self._seen is not None and self._seen[0] == tick.source_pts and not tick.restart:
+            return FaceFrame(self._seen[1].crops, ())
+        if self.face_stage is None:
+            self.face_stage = await loop.run_in_executor(
+                shared.landmark_pool,
+                FaceStage,
+                faces.max_faces,
+                faces.forget_frames,
+                faces.hold_frames,
+            )
+        resting = frozenset[int]()
+        if self.source.live:
+            self._watch_pace()
+            resting = self.turns.resting(self.face_stage.faces)
+        began = time.perf_counter()
+        found = await loop.run_in_executor(
+            shared.landmark_pool,
+            self.face_stage.process,
+            item.index,
+            tick.item.image,
+            tick.pts,
+            tick.restart,
+            resting,
+        )
+        took = time.perf_counter() - began
+        shared.metrics.stage_seconds.labels("landmarks").inc(took)
+        self._seen = (tick.source_pts, found)
+        self._followed = len(found.crops)
+        self.turns.timed(took, self._followed)
+        return found
+
+    def _watch_pace(self) -> None:
+        """Signs that this live stream falls behind (frames queued past half the queue,
+        windows dropped at the scheduler) make its faces take turns
+        (:class:`~stream.faces.turns.Turns`)."""
+        dropped = self.shared.scheduler.dropped_windows[self.stream_id]
+        if self.queue.qsize() > self.queue.max_items // 2 or dropped > self._windows_dropped:
+            self.turns.behind(self._followed)
+        self._windows_dropped = dropped
+
+    async def _push(self, item: Numbered, face: FaceCrop) -> None:
+        """One face's crop -> its window -> encodings and complete windows to the
+        scheduler (and the face's picture, with each window)."""
+        shared, faces, scheduler, tick = (
+            self.shared,
+            self.shared.settings.faces,
+            self.shared.scheduler,
+            item.tick,
+        )
+        window = self.windows.get(face.face)
+        if window is None:
+            window = self.windows[face.face] = FaceWindow(
+                self.stream_id,
+                face.face,
+                length=faces.window,
+                stride=faces.stride,
+                hold=faces.hold_frames,
+            )
+            self.policies[face.face] = AlertPolicy(shared.policy)
+        height, width = tick.item.image.shape[:2]
+        normalised = normalise_crops(face.crop[None])[0]
+        seen = Sighting(tick.source_pts, face.box, (width, height), face.cut)
+        jobs, windows = window.push(
+            item.index, tick.pts, normalised, tick.item.arrival, tick.restart, seen
+        )
+        for job in jobs:
+            scheduler.prefetch(job)
+        if windows and shared.thumbnails is not None:
+            picture = face_thumbnail(tick.item.image, face.box)
+            shared.thumbnails.update(self.stream_id, face.face, picture)
+        for complete in windows:
+            self._in_flight[face.face] += 1
+            if self.source.live:
+                scheduler.submit(complete, self.scored)
+            else:
+                await scheduler.put(complete, self.scored)

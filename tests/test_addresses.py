@@ -43,6 +43,10 @@ def test_redact_masks_a_password_whatever_the_shape_of_the_address(address, show
         ["run", "rtsp:/admin:hunter2@127.0.0.1/x"],
         ["run", "admin:hunter2@127.0.0.1/x"],
         ["run", str(TALKING), "--webhook", "user:hunter2@host/hook"],
+        # issue 24, row 6: a Triton address showed its password twice
+        ["run", str(TALKING), "--backend", "triton", "--triton-url", "grpc://u:hunter2@[::1]:1"],
+        ["scan", str(TALKING), "--backend", "triton", "--triton-url", "u:hunter2@127.0.0.1:1"],
+        ["scan", str(TALKING), "--backend", "triton", "--triton-url", "grpcx://u:hunter2@h:1"],
     ],
 )
 def test_no_error_line_shows_a_password(narrow_weights, arguments) -> None:

@@ -4,6 +4,8 @@ a non-zero exit, never a traceback."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -70,6 +72,28 @@ def test_an_unreachable_camera_is_given_up_with_one_warning_and_exit_1(narrow_we
     statuses = [e["status"] for line in events.read_text().splitlines() if (e := json.loads(line))]
     assert statuses[-2:] == ["error", "ended"] and "connected" not in statuses
     assert statuses.count("reconnecting") >= 1
+
+
+def test_every_failed_camera_is_named_with_its_control_characters_escaped(narrow_weights, tmp_path):
+    """Issue 24, rows 9 and 28: 70 unreachable cameras (more than the 64 ended streams a
+    pipeline keeps) are each named at exit, and a camera named with an escape sequence and
+    a newline is printed escaped (it forged a log line)."""
+    port = free_port()
+    evil = "cam\x1b[2J\nerror: forged"
+    names = [evil, *(f"cam{number:02d}" for number in range(69))]
+    lines = [f'{json.dumps(name)} = "rtsp://127.0.0.1:{port}/{n}"' for n, name in enumerate(names)]
+    config = tmp_path / "cameras.toml"
+    config.write_text("[cameras]\n" + "\n".join(lines) + "\n")
+    done = cli(
+        "run", "--config", str(config), "--weights", str(narrow_weights), "--backend", "torch",
+        "--give-up-after", "0.5", "--jsonl", str(tmp_path / "events.jsonl"),
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert "\x1b" not in done.stderr and "Traceback" not in done.stderr
+    assert not any(line.startswith("error: forged") for line in done.stderr.splitlines())
+    warned = [line for line in done.stderr.splitlines() if line.startswith("warning: ")]
+    failed = [line.split(":")[1].strip() for line in warned]
+    assert sorted(failed) == sorted([*names[1:], "cam\\x1b[2J\\nerror"]), done.stderr
 
 
 @pytest.mark.parametrize(
@@ -172,3 +196,31 @@ def test_calibrate_refuses_a_false_alert_target_that_is_not_a_positive_number(
         f"error: --target-false-alerts-per-hour must be a positive finite number, got {rate}\n"
     )
     assert not list(tmp_path.iterdir())
+
+
+def test_calibrate_checks_that_its_thresholds_can_be_written_before_scoring(
+    tmp_path, narrow_weights, capsys
+):
+    """Issue 24, row 14: weights in a read-only folder were scored through, then a
+    PermissionError traceback. A path that cannot be written (here a folder where the
+    thresholds file goes; a read-only folder unless we are root) is one line first: the
+    genuine "video" (a text file) is never read."""
+    from engines.weights import thresholds_path_for
+
+    weights = Path(shutil.copy(narrow_weights, tmp_path / "w.pth"))
+    not_a_video = tmp_path / "genuine.mp4"
+    not_a_video.write_text("not a video")
+    thresholds_path_for(weights).mkdir()
+    argv = ["calibrate", "--weights", str(weights), "--genuine", str(not_a_video)]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (
+        f"error: cannot write the thresholds file {thresholds_path_for(weights)}: it is a folder\n"
+    )
+    if os.geteuid() != 0:  # root writes anywhere
+        thresholds_path_for(weights).rmdir()
+        tmp_path.chmod(0o555)
+        try:
+            assert main(argv) == 2
+        finally:
+            tmp_path.chmod(0o755)
+        assert "Permission denied" in capsys.readouterr().err

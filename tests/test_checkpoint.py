@@ -205,3 +205,29 @@ def test_wrong_shape_is_named(tmp_path, narrow_model):
 def test_unusable_contents_are_explained(tmp_path, payload, expected):
     torch.save(payload, tmp_path / "odd.pth")
     assert expected in error_for(tmp_path / "odd.pth")
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        ({"trunk_widths": [8, 16, 16, 2**20]}, "trunk_widths must hold whole numbers in 1..2048"),
+        ({"trunk_widths": [8, 16, 16, 2000]}, "more than the 108,000,000 allowed"),
+        ({"tcn_hidden": -5}, "tcn_hidden must hold whole numbers in 1..2048, got -5"),
+        ({"tcn_hidden": "16"}, "tcn_hidden must hold whole numbers in 1..2048, got '16'"),
+        ({"frontend_channels": 8.0}, "frontend_channels must hold whole numbers"),
+        ({"tcn_levels": 10**9}, "tcn_levels must hold whole numbers in 1..8"),
+        ({"tcn_kernels": [3, 4]}, "tcn_kernels must be odd"),
+        ({"trunk_widths": 8}, "trunk_widths must be a list of 4..4 numbers, got 8"),
+        ({"dropout": float("nan")}, "dropout must hold numbers in 0..0.99, got nan"),
+        ("wide", "'config' entry: not a dict"),
+    ],
+)
+def test_a_hostile_config_entry_is_refused_in_one_line_before_the_model_is_built(
+    tmp_path, narrow_model, config, expected
+):
+    """Issue 24, row 5: huge widths allocated more than 8 GB before any check; negative or
+    string widths were RuntimeError / TypeError tracebacks."""
+    entry = {**NARROW.to_dict(), **config} if isinstance(config, dict) else config
+    torch.save({"model": narrow_model.state_dict(), "config": entry}, tmp_path / "hostile.pth")
+    message = error_for(tmp_path / "hostile.pth")
+    assert expected in message and "\n" not in message

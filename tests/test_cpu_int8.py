@@ -93,6 +93,20 @@ def test_too_few_calibration_crops_are_refused(narrow_weights, tmp_path, cache, 
         load(narrow_weights, tmp_path / "missing.npy", cache, monkeypatch)
 
 
+def test_a_calibration_file_whose_header_claims_a_billion_crops_is_refused(
+    narrow_weights, tmp_path, cache, monkeypatch
+):
+    """Issue 24, row 21: a .npy header claiming 1e9 x 96 x 96 was "Unable to allocate
+    8.38 TiB"; it is refused as ``scan`` refuses it (the file is shorter than its header)."""
+    huge = tmp_path / "huge.npy"
+    with huge.open("wb") as file:
+        header = {"descr": "|u1", "fortran_order": False, "shape": (10**9, 96, 96)}
+        np.lib.format.write_array_header_1_0(file, header)
+        file.write(bytes(96 * 96 * 30))
+    with pytest.raises(LipForensicsError, match=f"cannot read calibration crops {huge}: "):
+        load(narrow_weights, huge, cache, monkeypatch)
+
+
 def test_int8_needs_onnxruntime_and_a_known_precision(narrow_weights, crops_file):
     with pytest.raises(LipForensicsError, match="--backend torch runs fp32, not --precision int8"):
         Detector.load(

@@ -145,6 +145,59 @@ def test_default_path_is_next_to_the_jsonl_file(tmp_path):
     assert default_outbox_path("-").name == default_outbox_path(None).name
 
 
+def test_an_outbox_for_json_lines_on_a_device_goes_to_the_state_folder(tmp_path, monkeypatch):
+    """Issue 24, row 12: ``--jsonl /dev/null`` made ``/dev/null.outbox.sqlite`` (RAM, and
+    "in use" for the next run); a device, a pipe or a folder is no place for a database."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    fifo = tmp_path / "events.fifo"
+    os.mkfifo(fifo)
+    for jsonl in ("/dev/null", "/dev/stdout", "/dev/new.jsonl", str(fifo), str(tmp_path)):
+        assert default_outbox_path(jsonl) == tmp_path / "state/lipforensics/webhook-outbox.sqlite"
+        mqtt = default_outbox_path(jsonl, "mqtt")
+        assert mqtt == tmp_path / "state/lipforensics/mqtt-outbox.sqlite"
+    (tmp_path / "events.jsonl").write_text("")  # a plain file that exists: next to it
+    assert default_outbox_path(str(tmp_path / "events.jsonl")).parent == tmp_path
+
+
+def test_a_redirect_is_not_followed_and_the_alert_stays_pending(tmp_path):
+    """Issue 24, row 4: a receiver answering 307 to another port had the alert POSTed there
+    and the row marked delivered. A 3xx is a failed delivery: retried, never followed."""
+
+    async def main():
+        elsewhere = Receiver()
+        target = await elsewhere.start()
+        app = web.Application()
+        redirects: list[int] = []
+
+        async def redirect(request: web.Request) -> web.Response:
+            redirects.append(1)
+            raise web.HTTPTemporaryRedirect(target)
+
+        app.router.add_post("/hook", redirect)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        sink = WebhookSink(
+            f"http://127.0.0.1:{port}/hook",
+            backoff=0.01,
+            max_backoff=0.05,
+            outbox=Outbox(tmp_path / "outbox.sqlite"),
+        )
+        sink.send(alert_event(1))
+        await sink.close(grace=1.0)
+        await runner.cleanup()
+        await elsewhere.stop()
+        return elsewhere, sink, len(redirects)
+
+    elsewhere, sink, redirects = asyncio.run(main())
+    assert redirects > 1  # retried
+    assert elsewhere.posts == []
+    assert (sink.delivered, sink.left_pending) == (0, 1)
+    with Outbox(tmp_path / "outbox.sqlite") as outbox:
+        assert outbox.next_pending()[1]["id"] == "alert-1"
+
+
 def test_a_failing_and_slow_receiver_gets_every_alert_later_in_order(tmp_path):
     """500, 503 and 429 answers and slow replies: retried with backoff until a 2xx; a final
     4xx (400) is not retried and does not hold up the events behind it."""

@@ -130,8 +130,13 @@ def test_text_summary_lists_clips_and_the_video_score(capsys, weights, crops_fil
     code, out, err = scan(capsys, crops_file, "--weights", weights, "--backend", "torch")
     assert code == 0 and err.startswith("thresholds: none calibrated for these weights")
     assert "4 clips of 25 frames, stride 25 (100 of 100 frames" in out
-    assert out.count("s  ") >= 4 and "video logit" in out and "fake probability" in out
-    assert "(uncalibrated; logit > 0 leans fake)" in out
+    assert out.count("s  ") >= 4 and "video logit" in out
+    # issue 24, row 29: a sigmoid is not called a fake probability, and the level says
+    # that it is the alert policy's (a high sigmoid over few clips can stay clear)
+    assert "sigmoid " in out and "(not a calibrated fake probability" in out
+    assert "fake probability 0" not in out
+    assert "live alert policy (uncalibrated thresholds) over the 4 clip(s): highest level" in out
+    assert "a level needs 3 clips in a row past its threshold" in out
 
 
 def test_scan_loads_the_thresholds_calibrated_for_its_weights(capsys, tmp_path, model, crops_file):
@@ -145,7 +150,8 @@ def test_scan_loads_the_thresholds_calibrated_for_its_weights(capsys, tmp_path, 
 
     code, out, err = scan(capsys, crops_file, "--weights", weights, "--backend", "torch")
     assert code == 0 and err.startswith(f"thresholds {path}: alert at window logit >= ")
-    assert "(calibrated)" in out
+    # thresholds without fakes have no probability map (issue 24, row 29)
+    assert "(not a calibrated fake probability" in out and "(calibrated thresholds)" in out
     report = scan_json(capsys, crops_file, "--weights", weights, "--backend", "torch")
     assert report["thresholds"] == str(path)
     assert report["level"] != "alert" and report["alerts"] == 0

@@ -126,3 +126,32 @@ def test_progress_bars_draw_only_on_a_terminal_and_only_when_enabled(monkeypatch
     with ProgressBar("scan") as bar:
         bar(1, 2)
     assert piped.getvalue() == ""
+
+
+@pytest.mark.parametrize("where", ["folder", "/proc/report.html", "missing/report.html"])
+def test_a_report_that_cannot_be_written_is_refused_before_the_weights_load(
+    tmp_path, capsys, where
+):
+    """Issue 24, row 13: an unwritable --report was found only after the whole scan. Given
+    weights that do not exist, the report's error comes first: nothing was loaded."""
+    from commands.cli import main
+
+    report = tmp_path if where == "folder" else Path(where)
+    report = tmp_path / where if where.startswith("missing") else report
+    arguments = ["scan", str(TALKING), "--weights", str(tmp_path / "none.pth")]
+    assert main([*arguments, "--report", str(report)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith(f"error: cannot write --report {report}: ")
+    assert err.count("\n") == 1 and not (tmp_path / "missing").exists()
+
+
+def test_the_verdict_is_printed_when_the_report_fails_to_write():
+    """Issue 24, row 13: ``--report /dev/full`` ended with exit 2 and no verdict."""
+    command = [sys.executable, "run_stream.py", "scan", str(TALKING), "--weights", str(WEIGHTS),
+               "--backend", "onnxruntime", "--report", "/dev/full"]  # fmt: skip
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 2
+    assert "video logit" in done.stdout and "highest level" in done.stdout
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == [line for line in done.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1 and "No space left on device" in errors[0], done.stderr

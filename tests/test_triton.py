@@ -95,6 +95,36 @@ def test_export_triton_writes_a_repository_for_a_stock_server(repository, narrow
     assert 'key: "trt_profile_max_shapes" value: "frames:16x1x5x88x88"' in config
 
 
+def test_export_triton_refuses_to_overwrite_a_repository_or_a_file(
+    repository, narrow_weights, tmp_path, capsys
+):
+    """Issue 24, rows 15 and 20: an existing repository was overwritten silently, an
+    existing file was a FileExistsError traceback. Other models in OUT are left alone."""
+    out = tmp_path / "repository"
+    (out / "other_model" / "1").mkdir(parents=True)
+    args = ["export-triton", "--weights", str(narrow_weights), "--out", str(out)]
+    assert main(args) == 0  # beside another model: fine
+    config = out / ENCODER_MODEL / "config.pbtxt"
+    config.write_text("edited by hand")
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"error: --out {out} already holds a model repository "
+        f"({ENCODER_MODEL}, {HEAD_MODEL}, README.md); give --force to replace it\n"
+    )
+    assert config.read_text() == "edited by hand"
+    assert main([*args, "--force"]) == 0 and "max_batch_size" in config.read_text()
+    assert (out / "other_model" / "1").is_dir()
+
+    for target in (tmp_path / "file", tmp_path / "file" / "below"):
+        (tmp_path / "file").write_text("not a folder")
+        assert main([*args[:-1], str(target)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: --out {target}: ") and err.count("\n") == 1
+        assert err.endswith("is a file, not a folder\n")
+
+
 def test_scan_through_triton_equals_local_onnxruntime(capsys, server, narrow_weights, crops):
     local = scan_json(capsys, crops, "--weights", narrow_weights, "--backend", "onnxruntime")
     served = scan_json(

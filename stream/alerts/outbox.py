@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 import sqlite3
+import stat
 import uuid
 from pathlib import Path
 from typing import IO
@@ -29,8 +31,6 @@ from errors import LipForensicsError
 
 #: rows kept in the file by default (finished rows are pruned first).
 MAX_ROWS = 10_000
-#: where the outbox lives when neither a path nor a JSON-lines file is given.
-DEFAULT_DIRECTORY = Path.home() / ".local" / "state" / "lipforensics"
 
 PENDING, DELIVERED, REJECTED = 0, 1, 2
 
@@ -52,14 +52,34 @@ _FILES = {
 }
 
 
+def state_directory() -> Path:
+    """The user's state folder for our files: ``$XDG_STATE_HOME/lipforensics``, by default
+    ``~/.local/state/lipforensics``."""
+    base = os.environ.get("XDG_STATE_HOME")
+    root = Path(base) if base and Path(base).is_absolute() else Path.home() / ".local" / "state"
+    return root / "lipforensics"
+
+
 def default_outbox_path(jsonl: str | None, deliverer: str = "webhook") -> Path:
     """``EVENTS.jsonl.outbox.sqlite`` (``.mqtt-outbox.sqlite`` for MQTT) next to a
-    JSON-lines file, else one in the state directory
-    (``~/.local/state/lipforensics/webhook-outbox.sqlite``, ``mqtt-outbox.sqlite``)."""
+    JSON-lines file, else one in :func:`state_directory` (``webhook-outbox.sqlite``,
+    ``mqtt-outbox.sqlite``): also when the JSON lines go to something that is not a plain
+    file (``/dev/null``, ``/dev/stdout``, a pipe), whose folder is no place for a database."""
     suffix, name = _FILES[deliverer]
-    if jsonl and jsonl != "-":
+    if jsonl and jsonl != "-" and _plain_file_or_none(Path(jsonl)):
         return Path(jsonl).with_name(Path(jsonl).name + suffix)
-    return DEFAULT_DIRECTORY / name
+    return state_directory() / name
+
+
+def _plain_file_or_none(path: Path) -> bool:
+    """Whether ``path`` is a regular file or does not exist yet, outside ``/dev`` and
+    ``/proc`` (``/dev/stdout`` may lead to a plain file: its folder is still no place)."""
+    if path.absolute().parts[1:2] in (("dev",), ("proc",)):
+        return False
+    try:
+        return stat.S_ISREG(path.stat().st_mode)
+    except OSError:
+        return True
 
 
 class Outbox:

@@ -77,8 +77,10 @@ class WebhookSink:
     """POST the JSON form of each event of the chosen ``kinds`` (record types) to ``url``, in
     order, from a bounded queue (the oldest event is dropped and counted when it is full).
 
-    A failed delivery (connection error, timeout, HTTP 5xx or 429) is retried with
-    exponential backoff and jitter, ``attempts`` times in all; other 4xx answers are final.
+    A failed delivery (connection error, timeout, HTTP 5xx or 429, or a redirect: 3xx
+    answers are not followed, so an alert never goes to an address the user did not give)
+    is retried with exponential backoff and jitter, ``attempts`` times in all; other 4xx
+    answers are final.
 
     With an ``outbox``, events go to that file first and are retried (same backoff) until a
     2xx or a final 4xx, however long the receiver is away; ``close`` leaves what is still
@@ -205,9 +207,10 @@ class WebhookSink:
         return False
 
     async def _post(self, session: aiohttp.ClientSession, event: dict[str, object]) -> bool | None:
-        """POST once: True on a 2xx, False on a final 4xx, None when worth retrying."""
+        """POST once: True on a 2xx, False on a final 4xx, None when worth retrying (a 3xx
+        included: the redirect is not followed, and the event stays undelivered)."""
         try:
-            async with session.post(self.url, json=event) as response:
+            async with session.post(self.url, json=event, allow_redirects=False) as response:
                 if 200 <= response.status < 300:
                     return True
                 if 400 <= response.status < 500 and response.status != 429:

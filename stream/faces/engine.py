@@ -93,6 +93,9 @@ class StreamFaces:
         self.search_frames = search_frames
         self._tracks: list[_Track] = []
         self._next_id = 0
+        #: engine ids of the faces that rest this frame (:mod:`stream.faces.turns`): no
+        #: landmarks, their regions and boxes kept as they were
+        self.resting: frozenset[int] = frozenset()
         self._tiles: list[Tile] = []
         self._size = (0, 0)
         self._search_frame = 0  # frames of the search so far
@@ -163,8 +166,9 @@ class StreamFaces:
             boxes = np.array([other[3] for other in present]).reshape(-1, 4)
             if not present or overlaps(box, boxes).max() <= SAME_FACE_IOU:
                 present.append((track, mesh, presence, box))
-        self._tracks = [track for track, *_ in present]
-        alone = len(present) == 1  # MediaPipe smooths only when it tracks a single face
+        self._tracks = [track for track, *_ in present] + self._rested()
+        # MediaPipe smooths only when it tracks a single face
+        alone = len(present) == 1 and not self.resting
         scale = np.array([width, height, width, height], dtype=np.float64)
         faces: list[Face] = []
         for track, mesh, presence, box in present:
@@ -175,6 +179,10 @@ class StreamFaces:
             normal = tuple(float(v) for v in np.clip(box / scale, 0.0, 1.0))
             faces.append(Face(track.id, shown, normal, presence))  # type: ignore[arg-type]
         return sorted(faces, key=_area, reverse=True)
+
+    def _rested(self) -> list[_Track]:
+        """The tracks that rest this frame (kept as they were)."""
+        return [track for track in self._tracks if track.id in self.resting]
 
 
 def _inside(point: np.ndarray, box: np.ndarray) -> bool:
@@ -210,7 +218,12 @@ def track(
     then the detector looks at every stream's regions, in one batch; then the new faces'
     landmarks, in one batch.
     """
-    tracked = [(stream, rgb, t) for stream, rgb, _ in frames for t in stream._tracks]
+    tracked = [
+        (stream, rgb, t)
+        for stream, rgb, _ in frames
+        for t in stream._tracks
+        if t.id not in stream.resting
+    ]
     results = _landmarks(models, [(rgb, t.roi) for _, rgb, t in tracked])
     kept: dict[int, list[tuple[_Track, np.ndarray, float]]] = {id(s): [] for s, _, _ in frames}
     lost: set[int] = set()
@@ -221,7 +234,7 @@ def track(
             lost.add(id(stream))
     searched = []
     for stream, rgb, _ in frames:
-        stream._tracks = [t for t, _, _ in kept[id(stream)]]
+        stream._tracks = [t for t, _, _ in kept[id(stream)]] + stream._rested()
         for t, mesh, _ in kept[id(stream)]:
             t.box = np.concatenate([mesh.min(axis=0), mesh.max(axis=0)])
         searched.append((rgb, stream._regions(rgb, id(stream) in lost)))

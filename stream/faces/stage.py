@@ -76,24 +76,51 @@ class FaceStage:
         self._warp = warp_patch if reference_path else warp_patch_opencv
         self._reference = mean_face()
         self._smoothers: dict[int, tuple[Smoother[None], int]] = {}
+        #: the engine's id of each face (track id) followed or resting
+        self._engine_ids: dict[int, int] = {}
         self._open = threading.Lock()  # held by a call under way, and by close
         self._closed = False
 
-    def process(self, index: int, rgb: np.ndarray, pts: float, restart: bool) -> FaceFrame:
-        """The faces of 25 fps frame ``index``: a crop per face, and the ids that ended."""
+    def process(
+        self,
+        index: int,
+        rgb: np.ndarray,
+        pts: float,
+        restart: bool,
+        resting: frozenset[int] = frozenset(),
+    ) -> FaceFrame:
+        """The faces of 25 fps frame ``index``: a crop per face, and the ids that ended.
+        The faces (track ids) in ``resting`` are not followed on this frame: they keep
+        their ids and places but get no crop (:mod:`stream.faces.turns`)."""
         with self._open:
             if self._closed:
                 return FaceFrame((), ())
-            return self._process(index, rgb, pts, restart)
+            return self._process(index, rgb, pts, restart, resting)
 
-    def _process(self, index: int, rgb: np.ndarray, pts: float, restart: bool) -> FaceFrame:
+    @property
+    def faces(self) -> list[int]:
+        """The track ids of the faces known now (followed or resting)."""
+        return list(self.tracker.tracks)
+
+    def _process(
+        self, index: int, rgb: np.ndarray, pts: float, restart: bool, resting: frozenset[int]
+    ) -> FaceFrame:
         if restart:
             self._faces.reset()
+            self._engine_ids.clear()
+        self._faces.resting = frozenset(
+            self._engine_ids[face] for face in resting if face in self._engine_ids
+        )
         found = self._faces.track(self._models, rgb, pts)
         faces = [to_ibug68(face.mesh) for face in found]
-        ids, ended = self.tracker.update(index, faces)
+        ids, ended = self.tracker.update(index, faces, still=resting)
+        self._engine_ids = {
+            **{face: engine for face, engine in self._engine_ids.items() if face in resting},
+            **{face: seen.track for face, seen in zip(ids, found, strict=True)},
+        }
         for track_id in ended:
             self._smoothers.pop(track_id, None)
+            self._engine_ids.pop(track_id, None)
         crops = []
         for track_id, points, face in zip(ids, faces, found, strict=True):
             smoother, last = self._smoothers.get(track_id, (None, -1))

@@ -7,7 +7,7 @@ matches no track starts a new one; a track unmatched for more than ``forget`` fr
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,8 +44,12 @@ class Tracker:
         self.tracks: dict[int, Track] = {}
         self._next_id = 0
 
-    def update(self, index: int, faces: Sequence[np.ndarray]) -> tuple[list[int], list[int]]:
-        """Match the faces (each (68, 2) landmarks) seen in frame ``index``.
+    def update(
+        self, index: int, faces: Sequence[np.ndarray], still: Iterable[int] = ()
+    ) -> tuple[list[int], list[int]]:
+        """Match the faces (each (68, 2) landmarks) seen in frame ``index``; the tracks in
+        ``still`` were not looked for in this frame (they rest: :mod:`stream.faces.turns`)
+        and count as seen where they were, and no face is matched to them.
 
         Returns:
             The track id of each face, in the order given, and the ids of the tracks that
@@ -53,7 +57,9 @@ class Tracker:
         """
         geometry = [face_geometry(face) for face in faces]
         ids: list[int | None] = [None] * len(faces)
-        taken: set[int] = set()
+        taken: set[int] = {track_id for track_id in still if track_id in self.tracks}
+        for track_id in taken:
+            self.tracks[track_id].last_seen = index
         for face, track_id in self._nearest_pairs(geometry):
             if ids[face] is None and track_id not in taken:
                 ids[face] = track_id

@@ -33,6 +33,9 @@ class StreamView(Protocol):
     @property
     def faces(self) -> int: ...
 
+    @property
+    def faces_at_once(self) -> int | None: ...
+
 
 class Health:
     """Degraded while frames or windows were dropped in the last ``degraded_for`` seconds,
@@ -68,6 +71,7 @@ class Health:
             described[stream_id] = {
                 "status": str(stream.status),
                 "faces": stream.faces,
+                "faces_at_once": stream.faces_at_once,
                 "frames": stream.counts.frames,
                 "frames_dropped": stream.counts.frames_dropped,
                 "windows_scored": stream.counts.windows_scored,

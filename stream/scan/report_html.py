@@ -97,10 +97,17 @@ def render(
     if warning:
         parts.append(f"<p class='warning'>{html.escape(warning)}</p>")
     parts += [
-        f"<p class='verdict level-{level}'>Highest level: <b>{level}</b> "
-        f"({report.alerts} alert(s)); fake probability of the video "
-        f"<b>{report.fake_probability:.3f}</b> (video logit {report.video_logit:+.3f}, "
-        f"{'calibrated' if report.thresholds else 'uncalibrated'})</p>",
+        f"<p class='verdict level-{level}'>Highest level of the live alert policy: "
+        f"<b>{level}</b> ({report.alerts} alert(s); "
+        f"{'calibrated' if report.thresholds else 'uncalibrated'} thresholds, a level needs "
+        f"{report.escalate_windows} clips in a row past its threshold); "
+        + (
+            f"fake probability of the video <b>{report.fake_probability:.3f}</b> (calibrated map"
+            if report.probability_map
+            else f"sigmoid of the video logit <b>{report.fake_probability:.3f}</b> (not a "
+            "calibrated probability: no map fitted on fakes"
+        )
+        + f", video logit {report.video_logit:+.3f})</p>",
         f"<p>{report.clips} clips of {report.clip_frames} frames, every {report.stride} "
         f"frames; {report.frames_with_face} of {report.frames} frames at 25 fps show a face."
         "</p>",

@@ -235,8 +235,11 @@ class ScanReport:
         clip_starts, clip_logits: each clip's start (seconds) and logit.
         video_logit: the mean clip logit (> 0 leans fake).
         fake_probability: the video logit through the calibrated map (else the sigmoid).
+        probability_map: whether ``fake_probability`` came from a map fitted on fakes
+            (``calibrate --fake``); otherwise it is only the sigmoid of the logit.
         thresholds: the thresholds file used, or None (uncalibrated defaults).
         level: the highest level a viewer of this video would have seen.
+        escalate_windows: consecutive clips past a threshold before the level rises.
         alerts: the alerts it would have raised.
         warnings: what the user should know (a cut-short file, a re-initialised head).
         seconds: time spent reading crops and running the network.
@@ -255,8 +258,10 @@ class ScanReport:
     clip_logits: list[float]
     video_logit: float
     fake_probability: float
+    probability_map: bool
     thresholds: str | None
     level: str
+    escalate_windows: int
     alerts: int
     warnings: list[str]
     seconds: dict[str, float]
@@ -299,7 +304,8 @@ def report_scan(
             f"{scanned.crowded} of {scanned.sampled} frames looked at (one a second) show more "
             "than one face; only one was scored (MediaPipe's first); 'run' scores every face"
         )
-    policy = AlertPolicy(thresholds.policy_for(stride) if thresholds else PolicyConfig())
+    config = thresholds.policy_for(stride) if thresholds else PolicyConfig()
+    policy = AlertPolicy(config)
     decisions = [policy.update(float(x)) for x in logits]
     probability = thresholds.probability if thresholds else sigmoid
     return ScanReport(
@@ -316,8 +322,10 @@ def report_scan(
         clip_logits=[float(x) for x in logits],
         video_logit=video_logit,
         fake_probability=float(probability(video_logit)),
+        probability_map=thresholds is not None and (thresholds.scale, thresholds.bias) != (1, 0),
         thresholds=str(thresholds.path) if thresholds else None,
         level=str(max((d.level for d in decisions), default=Level.CLEAR)),
+        escalate_windows=config.escalate_windows,
         alerts=sum(d.alert for d in decisions),
         warnings=warnings,
         seconds=scanned.seconds,

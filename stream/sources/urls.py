@@ -3,18 +3,16 @@ in messages and logs without their passwords. Light to import (no media librarie
 
 from __future__ import annotations
 
-import re
 from urllib.parse import SplitResult, urlsplit
 
 from errors import LipForensicsError
+from errors.text import redact
 
 #: schemes served by :class:`stream.sources.rtsp.RtspSource`.
 RTSP_SCHEMES = ("rtsp", "rtsps")
 #: schemes of a Janus VideoRoom (:mod:`stream.sources.rooms.janus_address`): its HTTP API,
 #: plain or over TLS.
 JANUS_SCHEMES = ("janus", "janus+http", "janus+https")
-#: query options whose values are secrets (a room's PIN, an API secret or token).
-SECRET_OPTIONS = ("pin", "secret", "token")
 
 
 def split_url(url: str) -> SplitResult:
@@ -30,21 +28,3 @@ def split_url(url: str) -> SplitResult:
     except ValueError as error:
         raise LipForensicsError(f"not a valid address: {redact(url)!r} ({error})") from None
     return parts
-
-
-def redact(url: str) -> str:
-    """``url`` without its user name, password and secret query options (safe to log),
-    whatever its shape: a well-formed URL, a malformed one (``rtsp:/u:p@host``,
-    ``u:p@host/path``) or a path. Everything between the scheme (if any) and the last ``@``
-    becomes ``***``, and so does the value of each ``pin=``, ``secret=`` or ``token=``."""
-    if "@" in url:
-        url = _USERINFO.sub(lambda match: f"{match.group(1) or ''}***@", url, count=1)
-    return _SECRET_VALUE.sub(lambda match: f"{match.group(1)}=***", url)
-
-
-#: an optional scheme with its slashes, then anything up to the last "@".
-_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*:/*)?.*@", re.DOTALL)
-#: a secret query option and its value (up to the next option or fragment).
-_SECRET_VALUE = re.compile(
-    rf"(?<=[?&;])({'|'.join(SECRET_OPTIONS)})=[^&;#]*", re.IGNORECASE | re.DOTALL
-)

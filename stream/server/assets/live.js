@@ -100,13 +100,15 @@ function badge(level) {
   return span;
 }
 
-/** What a verdict says about its window, in words: "25 fps · face 113 px", then a badge
- * per caveat (too small, low frame rate, face cut), or nothing for an offline verdict. */
+/** What a verdict says about its window, in words: "25 fps · face 113 px · a verdict every
+ * 0.2 s" (longer while a crowded stream's faces take turns), then a badge per caveat (too
+ * small, low frame rate, face cut), or nothing for an offline verdict. */
 function qualityNote(event) {
   const note = document.createElement("span");
   note.className = "quality";
   if (event.fps === undefined) return note;
-  note.textContent = `${event.fps.toFixed(0)} fps · face ${event.face_px} px`;
+  const every = event.interval ? ` · a verdict every ${event.interval.toFixed(1)} s` : "";
+  note.textContent = `${event.fps.toFixed(0)} fps · face ${event.face_px} px${every}`;
   for (const caveat of event.caveats || []) {
     const mark = document.createElement("span");
     mark.className = "badge caveat";
