@@ -15,9 +15,11 @@ if TYPE_CHECKING:
     from stream.sources.base import Source
     from stream.sources.rooms import Room
 
-HELP = "score video files or RTSP cameras live; print verdicts and alerts as JSON lines"
+HELP = "score video files, RTSP cameras or call rooms live; print verdicts and alerts as JSON lines"
 DESCRIPTION = """\
-Each SOURCE (a video file, file://PATH, rtsp:// or rtsps://) becomes a stream: every face
+Each SOURCE (a video file, file://PATH, rtsp:// or rtsps://) becomes a stream, and each
+participant of a Janus VideoRoom (janus://HOST[:PORT]/ROOM[?pin=...&secret=...], or
+janus+https://; docs/calls.md) a stream ROOM/NAME, the room watched until stopped: every face
 in it gets a verdict every --stride frames (25 fps) for the last 25 frames, and an alert
 when it is fake for a sustained time. Events are JSON lines on stdout (or --jsonl PATH):
 type (verdict, alert, status), stream, face, pts [start, end] in the source's seconds,
@@ -39,7 +41,10 @@ verdicts, status and Home Assistant discovery to a broker (docs/mqtt.md)."""
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of the ``run`` command."""
     parser.add_argument(
-        "sources", nargs="*", metavar="SOURCE", help="video file or rtsp:// URL (or --config)"
+        "sources",
+        nargs="*",
+        metavar="SOURCE",
+        help="video file, rtsp:// URL or janus:// room (or --config)",
     )
     add_live_arguments(parser)
     add_hwaccel_argument(parser)

@@ -100,7 +100,8 @@ class JanusRoom:
                 try:
                     reason = await self._session(http, status)
                     attempt, delays = 0, backoff_delays(FIRST_BACKOFF, self.max_backoff)
-                    status(Connection.DISCONNECTED, reason)
+                    if not self._closed.is_set():
+                        status(Connection.DISCONNECTED, reason)
                 except JanusLost as error:
                     status(
                         Connection.ERROR if attempt == 1 else Connection.DISCONNECTED, str(error)
