@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 
-
 #: query options whose values are secrets (a call room's PIN, an API secret or token).
 SECRET_OPTIONS = ("pin", "secret", "token")
 
