@@ -13,10 +13,13 @@ if TYPE_CHECKING:
     from stream.detector import Detector
     from stream.settings.pipeline import Settings
     from stream.sources.base import Source
+    from stream.sources.rooms import Room
 
-HELP = "score video files or RTSP cameras live; print verdicts and alerts as JSON lines"
+HELP = "score video files, RTSP cameras or call rooms live; print verdicts and alerts as JSON lines"
 DESCRIPTION = """\
-Each SOURCE (a video file, file://PATH, rtsp:// or rtsps://) becomes a stream: every face
+Each SOURCE (a video file, file://PATH, rtsp:// or rtsps://) becomes a stream, and each
+participant of a Janus VideoRoom (janus://HOST[:PORT]/ROOM[?pin=...&secret=...], or
+janus+https://; docs/calls.md) a stream ROOM/NAME, the room watched until stopped: every face
 in it gets a verdict every --stride frames (25 fps) for the last 25 frames, and an alert
 when it is fake for a sustained time. Events are JSON lines on stdout (or --jsonl PATH):
 type (verdict, alert, status), stream, face, pts [start, end] in the source's seconds,
@@ -38,7 +41,10 @@ verdicts, status and Home Assistant discovery to a broker (docs/mqtt.md)."""
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of the ``run`` command."""
     parser.add_argument(
-        "sources", nargs="*", metavar="SOURCE", help="video file or rtsp:// URL (or --config)"
+        "sources",
+        nargs="*",
+        metavar="SOURCE",
+        help="video file, rtsp:// URL or janus:// room (or --config)",
     )
     add_live_arguments(parser)
     add_hwaccel_argument(parser)
@@ -113,13 +119,16 @@ def _cameras(args: argparse.Namespace, shard: str | None) -> dict[str, str]:
 
 
 def _stream_ids(uris: list[str]) -> list[str]:
-    """A unique, readable name per source: the file stem or host/path, numbered if repeated."""
-    from stream.sources.urls import split_url
+    """A unique, readable name per source: the file stem, host/path, or a call room's id,
+    numbered if repeated."""
+    from stream.sources.urls import JANUS_SCHEMES, split_url
 
     names: list[str] = []
     for uri in uris:
         parts = split_url(uri) if "://" in uri else None
         base = f"{parts.hostname}{parts.path}" if parts and parts.hostname else Path(uri).stem
+        if parts and parts.scheme.lower() in JANUS_SCHEMES:
+            base = parts.path.strip("/") or base
         name, copy = base, 1
         while name in names:
             copy += 1
@@ -128,7 +137,7 @@ def _stream_ids(uris: list[str]) -> list[str]:
     return names
 
 
-async def _run(settings: Settings, detector: Detector, sources: list[Source]) -> int:
+async def _run(settings: Settings, detector: Detector, sources: list[Source | Room]) -> int:
     """Run the pipeline; SIGTERM or SIGINT stops the input and drains what is in hand."""
     import asyncio
     import signal
@@ -138,7 +147,7 @@ async def _run(settings: Settings, detector: Detector, sources: list[Source]) ->
 
     sinks, pipeline = start_pipeline(settings, detector)
     for source in sources:
-        pipeline.add_source(source)
+        pipeline.add(source)
     loop = asyncio.get_running_loop()
     stop_on_output_failure(sinks, lambda drain: loop.create_task(pipeline.stop(drain=drain)))
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -261,7 +261,7 @@ class Detector:
         following = asyncio.ensure_future(anext(events, None))  # subscribed from here on
         await asyncio.sleep(0)
         for source in opened:
-            pipeline.add_source(source)
+            pipeline.add(source)
         running = asyncio.ensure_future(pipeline.run_until_sources_end())
         try:
             while (event := await following) is not None:

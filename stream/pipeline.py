@@ -37,6 +37,7 @@ from stream.health.node import Health
 from stream.settings.groups import AlertSettings
 from stream.settings.pipeline import Settings
 from stream.sources.base import Source
+from stream.sources.rooms import Room
 from stream.windows.scheduler import Scheduler
 from stream.worker import ProbabilityMap, Shared, StreamWorker
 
@@ -97,6 +98,8 @@ class Pipeline:
         )
         self.workers: dict[str, StreamWorker] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        #: each call room and the task that watches it
+        self._rooms: list[tuple[Room, asyncio.Task[None]]] = []
         self._scheduler_task: asyncio.Task[None] | None = None
         self._stopping: asyncio.Task[None] | None = None
         self._ended_ids: deque[str] = deque()
@@ -137,6 +140,24 @@ class Pipeline:
         task = self._tasks[stream_id] = loop.create_task(worker.run())
         task.add_done_callback(lambda _: self._ended(stream_id))
         return task
+
+    def add_room(self, room: Room) -> asyncio.Task[None]:
+        """Start watching ``room``: each participant's stream is added with
+        :meth:`add_source` as it comes, the room's own status goes out with :meth:`emit`;
+        the task ends when the room is closed (on :meth:`stop`).
+
+        Raises:
+            RuntimeError: the pipeline was stopped.
+        """
+        if self._stopping is not None:
+            raise RuntimeError("the pipeline was stopped")
+        task = asyncio.get_running_loop().create_task(room.run(self.add_source, self.emit))
+        self._rooms.append((room, task))
+        return task
+
+    def add(self, source: Source | Room) -> asyncio.Task[None]:
+        """:meth:`add_room` for a room, :meth:`add_source` for any other source."""
+        return self.add_room(source) if isinstance(source, Room) else self.add_source(source)
 
     def emit(self, event: Event) -> None:
         """Send an event from outside the workers (the WHIP server's status of a session's
@@ -183,8 +204,13 @@ class Pipeline:
         return len(self.failures) + self._old_failures_left_out
 
     async def run_until_sources_end(self) -> None:
-        """Wait for every added source to end, score what is left, flush the sinks."""
-        while pending := [task for task in self._tasks.values() if not task.done()]:
+        """Wait for every added source and room to end, score what is left, flush the
+        sinks."""
+        while pending := [
+            task
+            for task in [*self._tasks.values(), *(task for _, task in self._rooms)]
+            if not task.done()
+        ]:
             await asyncio.wait(pending)
         await self.stop(drain=True)
 
@@ -197,6 +223,10 @@ class Pipeline:
         await asyncio.shield(self._stopping)
 
     async def _stop(self, drain: bool) -> None:
+        for room, task in self._rooms:
+            await room.close()
+            with suppress(asyncio.CancelledError):
+                await task
         for worker in self.workers.values():
             await worker.source.close()
         tasks = [task for task in self._tasks.values() if not task.done()]

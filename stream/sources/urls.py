@@ -10,6 +10,9 @@ from errors.text import redact
 
 #: schemes served by :class:`stream.sources.rtsp.RtspSource`.
 RTSP_SCHEMES = ("rtsp", "rtsps")
+#: schemes of a Janus VideoRoom (:mod:`stream.sources.rooms.janus_address`): its HTTP API,
+#: plain or over TLS.
+JANUS_SCHEMES = ("janus", "janus+http", "janus+https")
 
 
 def split_url(url: str) -> SplitResult:

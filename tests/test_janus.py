@@ -1,0 +1,247 @@
+"""Watching a Janus VideoRoom: ``janus://`` addresses (secrets masked), and end to end with
+Debian's janus (tests/janus_support.py), aiortc publishers of the demo clips and the demo
+detector: one stream per participant, late joiners, leavers, a camera that is off, Janus
+restarting."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from janus_support import MEDIA_HOST, Janus, Publisher, require_janus
+from live_support import run
+
+from errors import LipForensicsError
+from stream.detector import Detector
+from stream.events import Alert, Connection, Event, StreamStatus, Verdict
+from stream.settings.pipeline import Settings
+from stream.sources.open import open_source
+from stream.sources.rooms import Room
+from stream.sources.rooms.janus_address import parse_janus_url
+from stream.sources.urls import redact
+from training.demo_detector import DEMO_GENUINE, DEMO_MANIPULATED, WEIGHTS
+
+ROOT = Path(__file__).resolve().parents[1]
+ROOM = 1234
+
+
+# ---- addresses ----
+
+
+def test_a_room_address_names_the_api_the_room_and_its_secrets() -> None:
+    plain = parse_janus_url("janus://sfu.example/1234")
+    assert plain.api == "http://sfu.example:8088/janus" and plain.room == 1234
+    assert (plain.pin, plain.secret, plain.token) == (None, None, None)
+    tls = parse_janus_url("janus+https://sfu.example:443/lobby?pin=42&secret=s&token=t&path=/api")
+    assert tls.api == "https://sfu.example:443/api" and tls.room == "lobby"
+    assert (tls.pin, tls.secret, tls.token) == ("42", "s", "t")
+    assert str(tls) == "janus+https://sfu.example:443/lobby?pin=***&secret=***&token=***&path=/api"
+    assert parse_janus_url("janus://[::1]/7").api == "http://[::1]:8088/janus"
+
+
+@pytest.mark.parametrize(
+    ("address", "why"),
+    [
+        ("janus://sfu.example", "no room"),
+        ("janus://sfu.example/a/b", "no room"),
+        ("janus://sfu.example/1?pin=hunter2&colour=red", "unknown option 'colour'"),
+        ("janus://admin:hunter2@sfu.example/1", "?secret="),
+        ("janus:///1?pin=hunter2", "not a Janus room address"),
+    ],
+)
+def test_a_bad_room_address_is_one_line_without_its_secrets(address: str, why: str) -> None:
+    with pytest.raises(LipForensicsError, match=re.escape(why)) as raised:
+        parse_janus_url(address)
+    assert "hunter2" not in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_secrets_in_a_query_are_masked() -> None:
+    shown = redact("janus://h/1?PIN=1&secret=2;token=3&name=x#pin=4")
+    assert shown == "janus://h/1?PIN=***&secret=***;token=***&name=x#pin=4"
+
+
+def test_a_room_address_opens_a_room_named_after_the_room(narrow_weights) -> None:
+    room = open_source("janus://127.0.0.1:1/lobby")
+    assert isinstance(room, Room) and room.name == "lobby"
+    assert open_source("janus://127.0.0.1:1/lobby", "front").name == "front"
+    command = [sys.executable, "run_stream.py", "run", "janus://h/1?pin=hunter2&x=1"]
+    command += ["--weights", str(narrow_weights)]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stderr.startswith("error: unknown option 'x'")
+    assert "hunter2" not in done.stderr and "pin=***" in done.stderr
+
+
+# ---- a real room ----
+
+
+@pytest.fixture(scope="module")
+def detector():
+    require_janus()
+    from stream.server.whip import use_ice_hosts
+
+    use_ice_hosts([MEDIA_HOST])  # the watcher's peers offer the address Janus uses
+    found = Detector.load(WEIGHTS, backend="onnxruntime")
+    yield found
+    found.close()
+
+
+@pytest.fixture
+def janus(tmp_path):
+    require_janus()
+    server = Janus(tmp_path, api_secret="sesame")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def publishers():
+    """Publishers started by a test; all gone at its end."""
+    started: list[Publisher] = []
+    yield started
+    for publisher in started:
+        publisher.kill()
+
+
+class Watching:
+    """A pipeline watching one room, and every event it sent so far."""
+
+    def __init__(self, detector: Detector, address: str) -> None:
+        self.pipeline = detector.pipeline(Settings.of(jsonl=None))
+        self.events: list[Event] = []
+        self._arrived = asyncio.Event()
+        self._reading = asyncio.ensure_future(self._read(self.pipeline.subscribe()))
+        self.room = open_source(address)
+        self.pipeline.add(self.room)
+
+    async def _read(self, events) -> None:
+        async for event in events:
+            self.events.append(event)
+            self._arrived.set()
+
+    async def until(self, done: Callable[[list[Event]], bool]) -> None:
+        """Wait until ``done(events)``."""
+        while not done(self.events):
+            self._arrived.clear()
+            await self._arrived.wait()
+
+    def of(self, kind: type, stream: str) -> list:
+        """The events of ``kind`` of ``stream``."""
+        return [e for e in self.events if isinstance(e, kind) and e.stream == stream]
+
+    def statuses(self, stream: str) -> list[StreamStatus]:
+        return self.of(StreamStatus, stream)
+
+    async def stop(self) -> None:
+        await self.pipeline.stop()
+        self._reading.cancel()
+
+
+def scored(watching: Watching, stream: str, count: int = 1) -> Callable[[list[Event]], bool]:
+    return lambda _: len(watching.of(Verdict, stream)) >= count
+
+
+def ended(watching: Watching, stream: str) -> Callable[[list[Event]], bool]:
+    return lambda _: any(s.status is Connection.ENDED for s in watching.statuses(stream))
+
+
+@pytest.mark.slow
+def test_every_participant_is_scored_late_joiners_too_and_a_leaver_ends(
+    detector, janus, publishers
+) -> None:
+    janus.create_room(ROOM, pin="hunter2")
+    for name, clip in (("alice", DEMO_GENUINE), ("Bob Smith", DEMO_MANIPULATED)):
+        publishers.append(Publisher(janus, ROOM, name, clip, pin="hunter2"))
+    janus.wait_publishing(ROOM, {"alice", "Bob Smith"})
+    alice, bob, carol = f"{ROOM}/alice", f"{ROOM}/Bob-Smith", f"{ROOM}/carol"
+
+    async def main() -> Watching:
+        watching = Watching(detector, janus.address(ROOM, "pin=hunter2&secret=sesame"))
+        await watching.until(lambda _: watching.of(Alert, bob))
+        bob_windows = len(watching.of(Verdict, bob))
+        await watching.until(scored(watching, alice, bob_windows + 5))
+        publishers.append(Publisher(janus, ROOM, "carol", DEMO_GENUINE, pin="hunter2"))
+        await watching.until(scored(watching, carol))
+        publishers[0].leave()  # alice
+        await watching.until(ended(watching, alice))
+        await watching.stop()
+        return watching
+
+    watching = run(main(), timeout=150)
+    assert not watching.of(Alert, alice) and not watching.of(Alert, carol)
+    assert {str(v.level) for v in watching.of(Verdict, alice)} == {"clear"}
+    alice_events = [e for e in watching.events if getattr(e, "stream", None) == alice]
+    assert isinstance(alice_events[-1], StreamStatus) and "left the room" in alice_events[-1].detail
+    assert alice_events[-1].status is Connection.ENDED
+    who = watching.statuses(bob)[0].detail
+    assert who.startswith(f"room {ROOM}, 'Bob Smith' (id {publishers[1].id}): receiving video")
+    assert "400x300" in who
+    room = watching.statuses(str(ROOM))
+    assert room[0].status is Connection.CONNECTED and "2 publisher(s)" in room[0].detail
+    assert room[-1].status is Connection.ENDED
+    text = json.dumps([e.to_dict() for e in watching.events])
+    assert "sesame" not in text and "hunter2" not in text
+
+
+@pytest.mark.slow
+def test_a_participant_without_video_has_a_state_of_its_own(detector, janus, publishers) -> None:
+    janus.create_room(ROOM)
+    publishers.append(Publisher(janus, ROOM, "dave", None))
+    dave = f"{ROOM}/dave"
+
+    async def main() -> Watching:
+        watching = Watching(detector, janus.address(ROOM, "secret=sesame"))
+        await watching.until(lambda _: watching.statuses(dave))
+        publishers[0].leave()
+        await watching.until(ended(watching, dave))
+        await watching.stop()
+        return watching
+
+    watching = run(main(), timeout=60)
+    first, last = watching.statuses(dave)[0], watching.statuses(dave)[-1]
+    assert first.status is Connection.CONNECTED
+    assert "camera off (publishes no video)" in first.detail
+    assert last.status is Connection.ENDED and not watching.of(Verdict, dave)
+
+
+@pytest.mark.slow
+def test_janus_restarting_ends_the_streams_and_the_watcher_joins_again(
+    detector, janus, publishers
+) -> None:
+    janus.create_room(ROOM)
+    publishers.append(Publisher(janus, ROOM, "erin", DEMO_GENUINE))
+    erin = f"{ROOM}/erin"
+
+    async def main() -> Watching:
+        watching = Watching(detector, janus.address(ROOM, "secret=sesame"))
+        await watching.until(scored(watching, erin))
+        janus.kill()
+        publishers.pop().kill()
+        await watching.until(ended(watching, erin))
+        down = len(watching.events)
+        await watching.until(
+            lambda events: any(
+                isinstance(e, StreamStatus) and e.status is Connection.RECONNECTING
+                for e in events[down:]
+            )
+        )
+        janus.start()  # a restart: the room created by the API is gone, and made again
+        janus.create_room(ROOM)
+        publishers.append(Publisher(janus, ROOM, "erin", DEMO_GENUINE))
+        before = len(watching.of(Verdict, erin))
+        await watching.until(scored(watching, erin, before + 1))
+        await watching.stop()
+        return watching
+
+    watching = run(main(), timeout=150)
+    room = [s.status for s in watching.statuses(str(ROOM))]
+    assert room.count(Connection.CONNECTED) == 2 and Connection.RECONNECTING in room
+    assert watching.room.joins == 2
+    erin_statuses = [s.status for s in watching.statuses(erin)]
+    assert erin_statuses.count(Connection.ENDED) == 2  # one stream per join, both ended
