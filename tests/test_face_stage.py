@@ -81,3 +81,16 @@ def test_closing_while_a_frame_is_processed_waits_for_it():
     worker.join(60)
     assert not worker.is_alive() and len(found) == len(ticks)
     assert found[0] == 1 and found[-1] == 0  # faces until closed, none after
+
+
+def test_faces_keep_their_ids_when_the_source_changes_its_resolution():
+    """A browser's encoder sends 640x360, then 800x450, then 1280x720 while its bandwidth
+    estimate ramps up: the two people keep their ids through both changes."""
+    import cv2
+
+    ticks = frames(TWO_FACES, 48)
+    sizes = [(640, 360)] * 16 + [(800, 450)] * 16 + [(1280, 720)] * 16
+    images = [cv2.resize(t.item, size) for t, size in zip(ticks, sizes, strict=True)]
+    found = faces_per_frame(FaceStage(), ticks, images)
+    assert [len(faces) for faces in found[1:]] == [2] * 47
+    assert {face.face for faces in found[1:] for face in faces} == {0, 1}

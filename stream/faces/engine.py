@@ -118,11 +118,6 @@ class StreamFaces:
         the whole frame when a face was lost or none is tracked, and this frame's share
         of the search."""
         height, width = rgb.shape[:2]
-        if (width, height) != self._size:
-            self._size = (width, height)
-            smallest = self.smallest_face or max(width, height)
-            self._tiles = tiles(width, height, smallest)
-            self._search_frame = self._searched = 0
         if self._fresh:  # a new stream (or after a clock break): the whole search at once
             self._fresh = False
             return list(self._tiles)
@@ -138,6 +133,23 @@ class StreamFaces:
             self._search_frame += 1
             regions.extend(tile for tile in chosen if tile not in regions)
         return regions
+
+    def _follow_size(self, rgb: np.ndarray) -> None:
+        """A frame of another size (a browser's encoder changing its resolution): the
+        tracked faces' regions scale with it, so they keep their ids, and the search's
+        tiles are laid out anew."""
+        height, width = rgb.shape[:2]
+        if (width, height) == self._size:
+            return
+        if self._size != (0, 0):
+            sx, sy = width / self._size[0], height / self._size[1]
+            for track in self._tracks:
+                track.roi = track.roi.scaled(sx, sy)
+                track.box = track.box * np.array([sx, sy, sx, sy])
+                track.smoother = OneEuro()
+        self._size = (width, height)
+        self._tiles = tiles(width, height, self.smallest_face or max(width, height))
+        self._search_frame = self._searched = 0
 
     def _new_rois(self, detections: list[Detection]) -> list[Roi]:
         """Regions for the detections that are not a face already tracked, best first, up
@@ -218,6 +230,8 @@ def track(
     then the detector looks at every stream's regions, in one batch; then the new faces'
     landmarks, in one batch.
     """
+    for stream, rgb, _ in frames:
+        stream._follow_size(rgb)
     tracked = [
         (stream, rgb, t)
         for stream, rgb, _ in frames

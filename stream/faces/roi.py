@@ -36,6 +36,11 @@ class Roi:
     side: float
     rotation: float
 
+    def scaled(self, sx: float, sy: float) -> Roi:
+        """The same region in a frame scaled by ``sx`` across and ``sy`` down (a source
+        that changed its resolution)."""
+        return Roi(self.cx * sx, self.cy * sy, self.side * math.sqrt(sx * sy), self.rotation)
+
     def matrix(self) -> np.ndarray:
         """The 2 x 3 affine transform frame -> 256 x 256 input: the inverse of
         :meth:`project` (the square's corners land on the input's corners, as MediaPipe's

@@ -78,6 +78,7 @@ class FaceStage:
         self._smoothers: dict[int, tuple[Smoother[None], int]] = {}
         #: the engine's id of each face (track id) followed or resting
         self._engine_ids: dict[int, int] = {}
+        self._size: tuple[int, int] | None = None  # (width, height) of the last frame
         self._open = threading.Lock()  # held by a call under way, and by close
         self._closed = False
 
@@ -108,6 +109,11 @@ class FaceStage:
         if restart:
             self._faces.reset()
             self._engine_ids.clear()
+        height, width = rgb.shape[:2]
+        if self._size is not None and self._size != (width, height):
+            self.tracker.rescale(width / self._size[0], height / self._size[1])
+            self._smoothers.clear()
+        self._size = (width, height)
         self._faces.resting = frozenset(
             self._engine_ids[face] for face in resting if face in self._engine_ids
         )

@@ -75,6 +75,12 @@ class Tracker:
             del self.tracks[track_id]
         return [i for i in ids if i is not None], ended
 
+    def rescale(self, sx: float, sy: float) -> None:
+        """The frame was scaled by ``sx`` across and ``sy`` down: so are the tracks."""
+        for track in self.tracks.values():
+            track.centre = track.centre * np.array([sx, sy])
+            track.size *= float(np.sqrt(sx * sy))
+
     def _nearest_pairs(self, geometry: list[tuple[np.ndarray, float]]) -> list[tuple[int, int]]:
         """(face, track id) pairs whose centres are at most ``max_shift`` apart (relative
         to the larger size), nearest first (ties: lower face, then lower id first)."""
