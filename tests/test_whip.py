@@ -244,9 +244,18 @@ def test_a_publisher_that_vanishes_is_dropped_when_ice_consent_expires(
     assert "stopped answering" in disconnected["detail"]
 
 
+#: what every media section of an offer needs for ICE and DTLS.
+TRANSPORT = (
+    "a=ice-ufrag:abcd\r\na=ice-pwd:0123456789abcdefghijkl\r\n"
+    "a=fingerprint:sha-256 " + ":".join(["AB"] * 32) + "\r\na=setup:actpass\r\n"
+)
+
+
 def test_parse_offer_accepts_only_offers_that_send_video() -> None:
     video = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n"
-    assert parse_offer((video + "a=sendonly\r\n").encode()).startswith("v=0")
+    video += TRANSPORT
+    offer = parse_offer((video + "a=sendonly\r\n").encode())
+    assert offer.sdp.startswith("v=0") and offer.videos == 1
     for direction in ("recvonly", "inactive"):
         with pytest.raises(Refusal) as refused:
             parse_offer((video + f"a={direction}\r\n").encode())
@@ -326,7 +335,7 @@ def test_mutated_offers_get_an_answer_or_a_4xx_and_leave_nothing_open(
 )
 def test_parse_offer_refuses_anything_else_with_400_or_422(body: bytes) -> None:
     try:
-        assert parse_offer(body).lstrip().startswith("v=0")
+        assert parse_offer(body).sdp.lstrip().startswith("v=0")
     except Refusal as refusal:
         assert refusal.status in (400, 422) and "\n" not in refusal.reason
 
