@@ -151,8 +151,7 @@ class WhipEndpoint:
         add_source: called with each new video source (e.g. ``Pipeline.add_source``).
         on_status: called with every :class:`StreamStatus` of the sessions' streams.
         settings: limits and ICE settings.
-        streams: the node's stream slots, shared with any other kind of stream (default:
-            16 of its own).
+        streams: the node's stream slots, shared with any other kind of stream.
     """
 
     def __init__(
@@ -161,10 +160,10 @@ class WhipEndpoint:
         *,
         on_status: StatusCallback | None = None,
         settings: WhipSettings | None = None,
-        streams: StreamSlots | None = None,
+        streams: StreamSlots,
     ) -> None:
         self.settings = settings or WhipSettings()
-        self.streams = streams or StreamSlots(16)
+        self.streams = streams
         self.sessions: dict[str, WhipSession] = {}
         self._add_source = add_source
         self._on_status = on_status or (lambda event: None)

@@ -1,9 +1,10 @@
 """Is a live picture still moving? A frozen browser tab or a stuck capture keeps sending its
 last picture, re-encoded each time, so the frames that arrive are never quite equal: the
-encoder refines a still picture by a few levels per pixel (up to 23 of 255 in a sample, on a
-loopback WebRTC publisher resending one frame). A picture has moved when enough sampled
-pixels differ by more than that from the last picture that moved; real video of a person
-does so within a fraction of a second, a frozen one never.
+encoder refines a still picture by a few levels per pixel, under :data:`LEVELS`
+(``tests/test_whip_stall.py`` sends one frame again and again over loopback WebRTC). A
+picture has moved when enough sampled pixels differ by more than that from the last picture
+that moved; video of a person talking does so within a second, a frozen one never. A scene
+that stays perfectly still (an empty room) reads as frozen too.
 """
 
 from __future__ import annotations
