@@ -28,12 +28,15 @@ Studio publishes with Service WHIP, Server http://HOST:PORT/whip and the token.
 
 The token comes from --token or the LIPFORENSICS_TOKEN environment variable (better: not
 visible in the process list). A TOML --config may hold any setting (README, Settings),
-the server's in a [server] table (host, port, token, max_sessions, max_body,
-connect_timeout, ice_hosts, stun_servers, cors_origins, protect_metrics, tls_cert,
-tls_key, heartbeat, idle_timeout, max_connections); flags (and LIPFORENSICS_TOKEN) win
-over the file. /healthz without the
-token says only ok or degraded; the reasons and streams need the token. SIGTERM or
-Ctrl-C: stop taking input, score what is in hand, flush the sinks, exit 0."""
+the server's in a [server] table (host, port, token, max_sessions, max_tracks,
+max_streams, max_body, connect_timeout, stall_timeout, ice_hosts, stun_servers,
+cors_origins, protect_metrics, tls_cert, tls_key, heartbeat, idle_timeout,
+max_connections); flags (and LIPFORENSICS_TOKEN) win over the file. /healthz without the
+token says only ok or degraded, and /metrics only the node's totals; the reasons, streams
+and per-stream series need the token. Plain HTTP on an address other than loopback gets
+a warning: the token would cross the network in clear (use --tls-cert and --tls-key, or a
+TLS proxy). SIGTERM, SIGHUP or Ctrl-C: stop taking input, score what is in hand, flush the
+sinks, exit 0; SIGUSR1 and SIGUSR2 are ignored."""
 
 TOKEN_VARIABLE = "LIPFORENSICS_TOKEN"
 
@@ -52,12 +55,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--config", type=Path, help="TOML file of settings, the server's in a [server] table"
     )
     parser.add_argument("--max-sessions", type=int, help="WHIP publishers at once (default 4)")
+    parser.add_argument(
+        "--max-tracks", type=int, help="video tracks one WHIP publisher may send (default 2)"
+    )
+    parser.add_argument(
+        "--max-streams",
+        type=int,
+        help="streams the node watches at once, every kind together (default 16)",
+    )
     parser.add_argument("--max-body", type=int, help="largest WHIP offer, bytes (default 65536)")
     parser.add_argument(
         "--connect-timeout",
         type=float,
         metavar="SECONDS",
         help="seconds a WHIP session has to connect (default 20)",
+    )
+    parser.add_argument(
+        "--stall-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="seconds a connected WHIP publisher may send no new picture before its "
+        "stream is stalled (default 5)",
     )
     parser.add_argument(
         "--max-connections", type=int, help="connections open at once; more get 503 (default 256)"
@@ -105,15 +123,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Build the pipeline and the server, run until SIGTERM or SIGINT, drain, exit 0."""
+    """Build the pipeline and the server, run until SIGTERM, SIGINT or SIGHUP, drain,
+    exit 0."""
     import asyncio
+    import sys
 
     from commands.live import check_before_start, live_settings
 
     settings = live_settings(args, serve=True)
     check_before_start(settings)
     assert settings.server is not None  # serve=True builds it
+    for warning in _warnings(settings.server):
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
     return asyncio.run(_serve(settings, settings.server))
+
+
+def _warnings(server: ServerSettings) -> list[str]:
+    """What an operator should know before the server starts: a weak token, a token that
+    would cross the network in clear."""
+    found = []
+    if server.weak_token:
+        found.append(
+            f"the token has {len(server.token)} character(s), easy to guess; "
+            "use a long random one, e.g. from secrets.token_urlsafe()"
+        )
+    if server.token_in_clear:
+        found.append(
+            f"serving plain HTTP on {server.host}: the bearer token travels in clear to "
+            "anyone on the network; use --tls-cert and --tls-key (or a TLS proxy in front)"
+        )
+    return found
 
 
 async def _serve(settings: Settings, server_settings: ServerSettings) -> int:
@@ -128,19 +167,14 @@ async def _serve(settings: Settings, server_settings: ServerSettings) -> int:
 
     detector = await asyncio.to_thread(load_detector, settings)
     sinks, pipeline = start_pipeline(settings, detector)
-    if server_settings.weak_token:
-        print(
-            f"warning: the token has {len(server_settings.token)} character(s), easy to guess; "
-            "use a long random one, e.g. from secrets.token_urlsafe()",
-            file=sys.stderr,
-            flush=True,
-        )
     server = Server(pipeline, server_settings)
     stop = asyncio.Event()
     stop_on_output_failure(sinks, lambda drain: stop.set())
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # SIGHUP: the terminal left
         loop.add_signal_handler(signum, stop.set)
+    for signum in (signal.SIGUSR1, signal.SIGUSR2):  # their default would kill the node
+        signal.signal(signum, signal.SIG_IGN)
     try:
         await server.start()
         print(

@@ -146,13 +146,21 @@ class Connection(StrEnum):
     CONNECTED = "connected"
     DISCONNECTED = "disconnected"
     RECONNECTING = "reconnecting"
+    #: connected, but no new picture: nothing arrives, or the same picture again (a
+    #: publisher that stopped its video, a frozen tab)
+    STALLED = "stalled"
     ENDED = "ended"
     ERROR = "error"
 
     @property
     def down(self) -> bool:
         """True while the stream is not delivering frames and should come back."""
-        return self in (Connection.DISCONNECTED, Connection.RECONNECTING, Connection.ERROR)
+        return self in (
+            Connection.DISCONNECTED,
+            Connection.RECONNECTING,
+            Connection.STALLED,
+            Connection.ERROR,
+        )
 
 
 class Availability(StrEnum):

@@ -14,6 +14,7 @@ import socket
 import ssl
 import subprocess
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
@@ -96,6 +97,37 @@ def test_metrics_are_prometheus_text_open_or_protected(
     assert content_type.startswith("text/plain; version=0.0.4")
     assert "lipforensics_whip_sessions 0" in text
     assert "# TYPE lipforensics_verdict_latency_seconds histogram" in text
+
+
+def test_metrics_without_the_token_name_no_stream(backend: TorchBackend) -> None:
+    """Issue 24, row 7: ``/metrics`` without the token had 27 series naming the streams.
+    Now it has the node's totals; the token shows each stream's."""
+    from stream.sources.open import open_source
+
+    async def main() -> tuple[str, str, str]:
+        async with served(backend) as (server, pipeline), aiohttp.ClientSession() as http:
+            source = open_source(str(ROOT / "tests" / "data" / "talking.mp4"))
+            await pipeline.add_source(source)  # the whole clip, scored
+            async with http.get(server.url + "/metrics") as reply:
+                anonymous = await reply.text()
+            async with http.get(server.url + "/metrics", headers=AUTH) as reply:
+                return source.stream_id, anonymous, await reply.text()
+
+    stream, anonymous, with_token = run(main(), TEST_TIMEOUT)
+    assert f'stream="{stream}"' in with_token
+    assert stream not in anonymous and "stream=" not in anonymous
+    totals = {
+        line.split()[0]: float(line.split()[1])
+        for line in anonymous.splitlines()
+        if line and not line.startswith("#")
+    }
+    mine = sum(
+        float(line.split()[1])
+        for line in with_token.splitlines()
+        if line.startswith("lipforensics_frames_total{")
+    )
+    assert totals["lipforensics_frames_total"] == mine == 100  # the clip's frames, summed
+    assert totals["lipforensics_windows_scored_total"] >= 1
 
 
 def test_events_stream_pipeline_events_to_token_holders_only(backend: TorchBackend) -> None:
@@ -228,12 +260,11 @@ def test_serve_refuses_to_start_without_a_token_or_weights(
     assert capsys.readouterr().err.strip().endswith(f":{port}: Address already in use")
 
 
-def test_serve_scores_a_whip_publisher_and_drains_on_sigterm(
-    tmp_path: Path, narrow_weights: Path
-) -> None:
-    jsonl = tmp_path / "events.jsonl"
-    command = [sys.executable, "run_stream.py", "serve", "--port", "0"]
-    command += ["--weights", str(narrow_weights)]
+def start_serve(jsonl: Path, weights: Path, *flags: str) -> tuple[subprocess.Popen, str, str]:
+    """``serve`` in a process of its own (port 0, loopback ICE, events to ``jsonl``): the
+    process, its URL (on 127.0.0.1) and what it wrote on stderr until it listened."""
+    command = [sys.executable, "run_stream.py", "serve", "--port", "0", *flags]
+    command += ["--weights", str(weights)]
     command += ["--backend", "torch", "--jsonl", str(jsonl), "--ice-host", "127.0.0.1"]
     process = subprocess.Popen(
         command,
@@ -242,27 +273,45 @@ def test_serve_scores_a_whip_publisher_and_drains_on_sigterm(
         stderr=subprocess.PIPE,
         bufsize=0,  # unbuffered: select() must see every line that readline() has not taken
     )
+    written, line = "", ""
+    while not line.startswith("serving on") and select.select([process.stderr], [], [], 60)[0]:
+        line = process.stderr.readline().decode()
+        written += line
+        if not line:
+            process.kill()
+            raise AssertionError(f"serve exited before listening: {written}")
+    assert line.startswith("serving on http://"), written
+    port = line.split()[2].rsplit(":", 1)[1]
+    return process, f"http://127.0.0.1:{port}", written
+
+
+async def publish_until_a_verdict(
+    url: str, meanwhile: Callable[[], Awaitable[None]] | None = None
+) -> dict:
+    """Publish the talking clip over WHIP until ``/events`` shows a verdict, then await
+    ``meanwhile`` (if any) still publishing; then leave."""
     use_ice_hosts(["127.0.0.1"])  # our publisher, in this process, also stays on loopback
+    async with aiohttp.ClientSession() as http:
+        async with http.get(url + "/events", headers=AUTH) as events:
+            pc, offer = await publishing_peer()
+            async with http.post(url + "/whip", data=offer, headers=SDP_HEADERS) as reply:
+                assert reply.status == 201
+                await accept_answer(pc, await reply.text())
+            while (event := await next_data(events.content))["type"] != "verdict":
+                pass
+        if meanwhile is not None:
+            await meanwhile()
+        await pc.close()
+        return event
 
-    async def publish_until_a_verdict(url: str) -> dict:
-        async with aiohttp.ClientSession() as http:
-            async with http.get(url + "/events", headers=AUTH) as events:
-                pc, offer = await publishing_peer()
-                async with http.post(url + "/whip", data=offer, headers=SDP_HEADERS) as reply:
-                    assert reply.status == 201
-                    await accept_answer(pc, await reply.text())
-                while (event := await next_data(events.content))["type"] != "verdict":
-                    pass
-            await pc.close()
-            return event
 
+def test_serve_scores_a_whip_publisher_and_drains_on_sigterm(
+    tmp_path: Path, narrow_weights: Path
+) -> None:
+    jsonl = tmp_path / "events.jsonl"
+    process, url, _ = start_serve(jsonl, narrow_weights)
     try:
-        line = ""
-        while not line.startswith("serving on") and select.select([process.stderr], [], [], 60)[0]:
-            line = process.stderr.readline().decode()
-            assert line, "serve exited before listening"
-        assert line.startswith("serving on http://127.0.0.1:"), line
-        verdict = run(publish_until_a_verdict(line.split()[2]), TEST_TIMEOUT)
+        verdict = run(publish_until_a_verdict(url), TEST_TIMEOUT)
         process.send_signal(signal.SIGTERM)
         assert process.wait(TEST_TIMEOUT) == 0
     finally:
@@ -271,6 +320,37 @@ def test_serve_scores_a_whip_publisher_and_drains_on_sigterm(
     assert "stopped" in process.stderr.read().decode()
     written = [json.loads(line) for line in jsonl.read_text().splitlines()]
     assert verdict in written  # the sink saw what /events saw, and was flushed
+
+
+def test_serve_on_every_interface_warns_of_the_token_in_clear_and_drains_on_sighup(
+    tmp_path: Path, narrow_weights: Path
+) -> None:
+    """Issue 24, rows 10 and 11: ``serve --host 0.0.0.0`` without TLS said nothing of the
+    token crossing the network in clear; SIGHUP or SIGUSR1 killed it in 0.1 s, with no
+    drain and no ``ended``. Now: a warning, SIGUSR1 ignored, SIGHUP drains as SIGTERM does."""
+    jsonl = tmp_path / "events.jsonl"
+    process, url, started = start_serve(jsonl, narrow_weights, "--host", "0.0.0.0")
+
+    async def signals() -> None:  # while the publisher still sends
+        process.send_signal(signal.SIGUSR1)
+        async with aiohttp.ClientSession() as http, http.get(url + "/healthz") as reply:
+            assert reply.status in (200, 503)  # still there
+        process.send_signal(signal.SIGHUP)
+        assert await asyncio.to_thread(process.wait, TEST_TIMEOUT) == 0
+
+    try:
+        verdict = run(publish_until_a_verdict(url, signals), TEST_TIMEOUT)
+    finally:
+        process.kill()
+        process.wait()
+    warning = next(line for line in started.splitlines() if line.startswith("warning:"))
+    assert warning.startswith("warning: serving plain HTTP on 0.0.0.0: the bearer token travels")
+    assert "stopped" in process.stderr.read().decode()
+    written = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert verdict in written
+    statuses = [e["status"] for e in written if e["type"] == "status"]
+    assert statuses[-2:] == ["disconnected", "ended"]  # the session ended by the drain
+    assert "shutting down" in [e for e in written if e["type"] == "status"][-2]["detail"]
 
 
 def test_a_face_picture_is_served_to_token_holders(backend: TorchBackend) -> None:

@@ -1,6 +1,8 @@
 """What one client may hold of the server, with raw sockets on 127.0.0.1: oversized request
 heads get a quiet 400 (one short log line, none of the sender's text), a client that
-trickles its headers or sits silent is dropped, and connections beyond the cap get 503."""
+trickles its headers or sits silent is dropped, idle sockets without the token make room
+for a token holder, and connections beyond the cap get 503 once every open one carried the
+token."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from live_support import narrow_model, run
-from server_support import served
+from server_support import AUTH, served
 
 from engines.backends import TorchBackend
 
@@ -25,9 +27,13 @@ def backend() -> TorchBackend:
 
 
 @contextlib.asynccontextmanager
-async def connection(url: str) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+async def connection(
+    url: str, source: str | None = None
+) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+    """A raw connection to the server at ``url``, from the local address ``source``."""
     host, port = url.removeprefix("http://").split(":")
-    reader, writer = await asyncio.open_connection(host, int(port))
+    where = (source, 0) if source else None
+    reader, writer = await asyncio.open_connection(host, int(port), local_addr=where)
     try:
         yield reader, writer
     finally:
@@ -102,19 +108,56 @@ def test_a_silent_connection_is_closed_and_an_idle_one_after_its_request(backend
     assert idle.startswith(b"HTTP/1.1 200 ") and idle.endswith(b'"reasons": []}')
 
 
-def test_connections_beyond_the_cap_get_503(backend):
-    async def main() -> tuple[list[bytes], bytes]:
+async def ask(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str) -> bytes:
+    """One keep-alive ``GET path`` with the token on an open connection: the status line."""
+    token = AUTH["Authorization"]
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: {token}\r\n\r\n".encode())
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":")[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    await reader.readexactly(length)
+    return head.split(b"\r\n")[0]
+
+
+def test_connections_beyond_the_cap_get_503_once_every_open_one_carried_the_token(backend):
+    async def main() -> tuple[list[bytes], bytes, list[bytes]]:
         async with served(backend, server={"max_connections": 3}) as (server, _):
             async with contextlib.AsyncExitStack() as stack:
                 held = [await stack.enter_async_context(connection(server.url)) for _ in range(3)]
-                await asyncio.sleep(0.2)  # let the server take the three in
+                first = [await ask(reader, writer, "/state") for reader, writer in held]
                 over = await answer(server.url, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-                replies = []
-                for reader, writer in held:  # the first three are still served
-                    writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                    replies.append(await reader.read())
-            return replies, over
+                again = [await ask(reader, writer, "/state") for reader, writer in held]
+            return first, over, again
 
-    replies, over = run(main(), TEST_TIMEOUT)
+    first, over, again = run(main(), TEST_TIMEOUT)
     assert over.startswith(b"HTTP/1.1 503 ") and over.endswith(b"too many connections\n")
-    assert all(reply.startswith(b"HTTP/1.1 200 ") for reply in replies)
+    assert all(line == b"HTTP/1.1 200 OK" for line in first + again)  # still served
+
+
+@pytest.mark.parametrize("addresses", [1, 130], ids=["one address", "130 addresses"])
+def test_a_token_holder_is_answered_past_260_idle_anonymous_sockets(backend, addresses):
+    """Issue 24, row 3: 260 silent sockets without the token held every one of the 256
+    connections (the token holder got 503, and each socket, dropped after 15 s, was opened
+    again). Now a newcomer closes the oldest connection that never showed the token; from
+    one address (as behind a proxy) or many (127.0.0.0/8 is all loopback)."""
+
+    async def main() -> tuple[bytes, int]:
+        async with served(backend) as (server, _), contextlib.AsyncExitStack() as stack:
+            idle = [
+                await stack.enter_async_context(
+                    connection(server.url, f"127.0.0.{2 + number % addresses}")
+                )
+                for number in range(260)
+            ]
+            await asyncio.sleep(0.2)  # the server has taken in every one
+            reader, writer = await stack.enter_async_context(connection(server.url))
+            status = await ask(reader, writer, "/state")
+            await asyncio.sleep(0.2)  # the closed ones have seen their end
+            return status, sum(r.at_eof() for r, _ in idle)
+
+    status, closed = run(main(), TEST_TIMEOUT)
+    assert status == b"HTTP/1.1 200 OK"
+    assert closed == 5  # the oldest: one for each of the 4 beyond 256, one for the token holder

@@ -42,9 +42,12 @@ SERVER_CASES = [
     ("heartbeat", "5.5", 5.5, ["--heartbeat", "7"], 7.0),
     ("idle_timeout", "5", 5, ["--idle-timeout", "7.5"], 7.5),
     ("max_connections", "10", 10, ["--max-connections", "20"], 20),
+    ("max_streams", "10", 10, ["--max-streams", "20"], 20),
     ("max_sessions", "2", 2, ["--max-sessions", "3"], 3),
+    ("max_tracks", "3", 3, ["--max-tracks", "1"], 1),
     ("max_body", "1000", 1000, ["--max-body", "2000"], 2000),
     ("connect_timeout", "5", 5, ["--connect-timeout", "6"], 6.0),
+    ("stall_timeout", "2", 2, ["--stall-timeout", "3.5"], 3.5),
     ("ice_hosts", '["192.0.2.1"]', ("192.0.2.1",), ["--ice-host", "192.0.2.2"], ("192.0.2.2",)),
     ("stun_servers", '["stun:a.example"]', ("stun:a.example",), ["--stun", "stun:b"], ("stun:b",)),
 ]  # fmt: skip

@@ -7,6 +7,7 @@ import gc
 import os
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -101,6 +102,14 @@ BAD_REQUESTS = [
     (SDP_HEADERS, b"v=0\r\n\xff\xfe", 400, "UTF-8"),
     (SDP_HEADERS, "v=0\r\nm=video notaport UDP/TLS/RTP/SAVPF 96\r\n", 400, "malformed"),
     (SDP_HEADERS, "audio-only", 422, "no video"),
+    (
+        SDP_HEADERS,
+        "offer without a=fingerprint",
+        400,
+        "media section 0 (video) has no a=fingerprint",
+    ),
+    (SDP_HEADERS, "offer without a=setup", 400, "media section 0 (video) has no a=setup"),
+    (SDP_HEADERS, "offer without a=ice-pwd", 400, "has no a=ice-ufrag and a=ice-pwd"),
     (SDP_HEADERS, "v=0\r\n" + "a=x\r\n" * 20_000, 413, "larger"),
 ]
 
@@ -115,6 +124,12 @@ def test_bad_publish_requests_are_refused_with_a_reason(
             pc = None
             if body in ("offer", "audio-only"):
                 pc, data = await make_offer("video" if body == "offer" else "audio")
+            elif isinstance(body, str) and body.startswith("offer without "):
+                pc, data = await make_offer("video")
+                dropped = body.removeprefix("offer without ")
+                data = "\r\n".join(
+                    line for line in data.split("\r\n") if not line.startswith(dropped)
+                )
             async with http.post(server.url + "/whip", data=data, headers=headers) as reply:
                 result = reply.status, await reply.text(), dict(reply.headers)
             if pc is not None:
@@ -155,6 +170,92 @@ def test_session_limit_unknown_sessions_and_options(backend: TorchBackend) -> No
                 await peer.close()
 
     run(main())
+
+
+async def trickled(body: str, seconds: float, pieces: int = 10) -> AsyncIterator[bytes]:
+    """``body`` in ``pieces`` sent over ``seconds`` (a slow or hostile publisher)."""
+    data = body.encode()
+    step = -(-len(data) // pieces)
+    for start in range(0, len(data), step):
+        await asyncio.sleep(seconds / pieces)
+        yield data[start : start + step]
+
+
+def test_concurrent_offers_with_trickled_bodies_cannot_beat_max_sessions(
+    backend: TorchBackend,
+) -> None:
+    """Issue 24, row 1: 20 offers at once, each body trickled over 3 s, against
+    ``max_sessions`` 4 (it was 20 x 201: the limit was checked before any body arrived and
+    counted only after)."""
+
+    async def main() -> tuple[list[int], int]:
+        async with served(backend, max_sessions=4) as (server, _), aiohttp.ClientSession() as http:
+            offers = [await make_offer("video") for _ in range(20)]
+
+            async def post(offer: str) -> int:
+                async with http.post(
+                    server.url + "/whip", data=trickled(offer, 3.0), headers=SDP_HEADERS
+                ) as reply:
+                    return reply.status
+
+            statuses = await asyncio.gather(*(post(offer) for _, offer in offers))
+            sessions = len(server.whip.sessions)
+            for pc, _ in offers:
+                await pc.close()
+            return sorted(statuses), sessions
+
+    statuses, sessions = run(main())
+    assert statuses == [201] * 4 + [429] * 16
+    assert sessions == 4
+
+
+def offer_with_videos(count: int) -> str:
+    """An offer of ``count`` send-only video m-lines (a peer's, with its transport lines)."""
+    return asyncio.run(_offer_with_videos(count))
+
+
+async def _offer_with_videos(count: int) -> str:
+    pc, offer = await make_offer(*["video"] * count)
+    await pc.close()
+    return offer
+
+
+def test_tracks_per_session_and_streams_per_node_are_capped(backend: TorchBackend) -> None:
+    """Issue 24, row 2: an offer with 8 video m-lines was 8 scored streams (RSS 351 -> 983
+    MB). Now at most ``max_tracks`` per session, and ``max_streams`` for the node, counted
+    across sessions and whatever else takes the server's stream slots (a call room)."""
+    eight, two, one = (offer_with_videos(n) for n in (8, 2, 1))
+
+    async def main() -> list[tuple[int, str]]:
+        async with (
+            served(backend, server={"max_streams": 3}, max_tracks=2) as (server, _),
+            aiohttp.ClientSession() as http,
+        ):
+            answers = []
+
+            async def post(offer: str) -> str | None:
+                async with http.post(server.url + "/whip", data=offer, headers=SDP_HEADERS) as r:
+                    answers.append((r.status, await r.text()))
+                    return r.headers.get("Location")
+
+            await post(eight)  # 422: more tracks than a session may send
+            first = await post(two)  # 201: 2 of the node's 3 streams
+            await post(two)  # 503: only one stream left
+            assert server.streams.take(1)  # a call room's participant takes the last one
+            await post(one)  # 503: the node is full
+            server.streams.give_back(1)  # the participant left
+            await post(one)  # 201: 3 of 3
+            async with http.delete(server.url + first, headers=AUTH) as reply:
+                assert reply.status == 200
+            await post(two)  # 201: the first session's two streams were given back
+            answers.append((server.streams.taken, str(len(server.whip.sessions))))
+            return answers
+
+    answers = run(main())
+    assert [status for status, _ in answers[:-1]] == [422, 201, 503, 503, 201, 201]
+    assert answers[0][1].strip() == "the offer publishes 8 video tracks (at most 2 per session)"
+    assert answers[2][1].strip() == "this node already watches its 3 streams at most"
+    assert answers[-1] == (3, "2")
 
 
 def test_a_publisher_that_never_connects_is_dropped(backend: TorchBackend) -> None:
@@ -244,9 +345,18 @@ def test_a_publisher_that_vanishes_is_dropped_when_ice_consent_expires(
     assert "stopped answering" in disconnected["detail"]
 
 
+#: what every media section of an offer needs for ICE and DTLS.
+TRANSPORT = (
+    "a=ice-ufrag:abcd\r\na=ice-pwd:0123456789abcdefghijkl\r\n"
+    "a=fingerprint:sha-256 " + ":".join(["AB"] * 32) + "\r\na=setup:actpass\r\n"
+)
+
+
 def test_parse_offer_accepts_only_offers_that_send_video() -> None:
     video = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n"
-    assert parse_offer((video + "a=sendonly\r\n").encode()).startswith("v=0")
+    video += TRANSPORT
+    offer = parse_offer((video + "a=sendonly\r\n").encode())
+    assert offer.sdp.startswith("v=0") and offer.videos == 1
     for direction in ("recvonly", "inactive"):
         with pytest.raises(Refusal) as refused:
             parse_offer((video + f"a={direction}\r\n").encode())
@@ -326,7 +436,7 @@ def test_mutated_offers_get_an_answer_or_a_4xx_and_leave_nothing_open(
 )
 def test_parse_offer_refuses_anything_else_with_400_or_422(body: bytes) -> None:
     try:
-        assert parse_offer(body).lstrip().startswith("v=0")
+        assert parse_offer(body).sdp.lstrip().startswith("v=0")
     except Refusal as refusal:
         assert refusal.status in (400, 422) and "\n" not in refusal.reason
 

@@ -39,7 +39,7 @@ class StreamView(Protocol):
 
 class Health:
     """Degraded while frames or windows were dropped in the last ``degraded_for`` seconds,
-    while a stream is down (disconnected, reconnecting, failed), or while the inference
+    while a stream is down (disconnected, reconnecting, stalled, failed), or while the inference
     backend is unavailable."""
 
     def __init__(self, degraded_for: float = DEGRADED_FOR) -> None:

@@ -6,6 +6,10 @@ token is required. Tokens are compared in constant time (digests of equal length
 never logged. CORS answers only the origins configured. ``/events`` streams every pipeline
 event as Server-Sent Events (one JSON object per ``data:`` line, a comment line as
 heartbeat); ``/healthz`` answers 200 when the pipeline is ``ok`` and 503 when degraded.
+``/metrics`` is open unless ``protect_metrics``, but only a token holder sees the series of
+each stream; anyone else gets the node's totals (:mod:`stream.server.public_metrics`). A
+connection that carried the token is never closed to make room for another
+(:class:`~stream.server.limits.ConnectionCap`).
 ``/state`` is the JSON snapshot of :class:`~stream.server.state.LiveState` (streams, faces,
 recent alerts), ``/alerts/{id}/crops.png`` the mouth crops of an alert's window and
 ``/thumbnail.png?stream=S&face=N`` a face's latest picture, all behind the token.
@@ -18,6 +22,7 @@ import hashlib
 import hmac
 import json
 import os
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass
@@ -31,8 +36,9 @@ from stream.events import Event, StreamStatus
 from stream.faces.thumbnails import FaceThumbnails
 from stream.health.node import public_report
 from stream.images import crop_strip, png_bytes
-from stream.server.limits import ConnectionCap, handler_options
+from stream.server.limits import ConnectionCap, StreamSlots, handler_options
 from stream.server.pages import page_paths
+from stream.server.public_metrics import public_text
 from stream.server.state import LiveState
 from stream.server.whip import WhipEndpoint
 from stream.settings.server import ServerSettings
@@ -42,6 +48,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 #: where the application keeps its WHIP endpoint.
 WHIP = web.AppKey("whip", WhipEndpoint)
+#: connections (their transports) that carried the token.
+Trusted = weakref.WeakSet[asyncio.BaseTransport]
+TRUSTED = web.AppKey("trusted", Trusted)
 
 
 class ServedPipeline(Protocol):
@@ -97,26 +106,43 @@ def routes(
         Route("OPTIONS", "/alerts/{alert}/crops.png", preflight("OPTIONS, GET"), auth=False),
         Route("GET", "/thumbnail.png", thumbnail(pipeline.thumbnails), auth=True),
         Route("OPTIONS", "/thumbnail.png", preflight("OPTIONS, GET"), auth=False),
-        Route("GET", "/metrics", metrics(pipeline, whip), auth=settings.protect_metrics),
+        Route(
+            "GET",
+            "/metrics",
+            metrics(pipeline, whip, settings.token),
+            auth=settings.protect_metrics,
+        ),
         Route("GET", "/healthz", health(pipeline, settings.token), auth=False),
         *(Route("GET", path, page, auth=False) for path, page in page_paths().items()),
     ]
 
 
-def build_app(pipeline: ServedPipeline, settings: ServerSettings) -> web.Application:
+def build_app(
+    pipeline: ServedPipeline, settings: ServerSettings, streams: StreamSlots | None = None
+) -> web.Application:
     """The aiohttp application: the :func:`routes`, token checks, CORS; event streams and
-    WHIP sessions are ended when the application shuts down."""
-    whip = WhipEndpoint(pipeline.add_source, on_status=pipeline.emit, settings=settings.whip)
+    WHIP sessions are ended when the application shuts down. ``streams``: the node's
+    stream slots (default: ``max_streams`` of its own)."""
+    whip = WhipEndpoint(
+        pipeline.add_source,
+        on_status=pipeline.emit,
+        settings=settings.whip,
+        streams=streams or StreamSlots(settings.max_streams),
+    )
     app = web.Application(
         middlewares=[cors(settings.cors_origins)], client_max_size=settings.whip.max_body
     )
     closing = asyncio.Event()
     state = LiveState(pipeline.thresholds)
     app.cleanup_ctx.append(follow(pipeline, state))
+    trusted: Trusted = weakref.WeakSet()
     for route in routes(pipeline, whip, settings, closing, state):
-        handler = require_token(settings.token, route.handler) if route.auth else route.handler
+        handler = route.handler
+        if route.auth:
+            handler = require_token(settings.token, handler, trusted)
         app.router.add_route(route.method, route.path, handler)
     app[WHIP] = whip
+    app[TRUSTED] = trusted
 
     async def shut_down(_app: web.Application) -> None:
         closing.set()
@@ -126,8 +152,9 @@ def build_app(pipeline: ServedPipeline, settings: ServerSettings) -> web.Applica
     return app
 
 
-def require_token(token: str, handler: Handler) -> Handler:
-    """``handler`` behind ``Authorization: Bearer <token>``; anything else gets 401."""
+def require_token(token: str, handler: Handler, trusted: Trusted | None = None) -> Handler:
+    """``handler`` behind ``Authorization: Bearer <token>``; anything else gets 401. The
+    connection of a request with the token joins ``trusted``."""
     expected = _digest(token)
 
     async def guarded(request: web.Request) -> web.StreamResponse:
@@ -137,6 +164,8 @@ def require_token(token: str, handler: Handler) -> Handler:
                 text="a valid bearer token is required\n",
                 headers={"WWW-Authenticate": 'Bearer realm="lipforensics"'},
             )
+        if trusted is not None and request.transport is not None:
+            trusted.add(request.transport)
         return await handler(request)
 
     return guarded
@@ -298,18 +327,24 @@ def preflight(allow: str) -> Handler:
     return options_handler
 
 
-def metrics(pipeline: ServedPipeline, whip: WhipEndpoint) -> Handler:
-    """``GET /metrics``: the pipeline's Prometheus text plus the open WHIP sessions."""
+def metrics(pipeline: ServedPipeline, whip: WhipEndpoint, token: str) -> Handler:
+    """``GET /metrics``: the pipeline's Prometheus text plus the open WHIP sessions and the
+    node's streams; without the token, summed over the streams (no stream named)."""
+    expected = _digest(token)
 
     async def metrics_handler(request: web.Request) -> web.Response:
-        sessions = (
+        text = pipeline.metrics_text()
+        if not _has_token(request, expected):
+            text = public_text(text)
+        node = (
             "# HELP lipforensics_whip_sessions Open WHIP publishing sessions\n"
             "# TYPE lipforensics_whip_sessions gauge\n"
             f"lipforensics_whip_sessions {len(whip.sessions)}\n"
+            "# HELP lipforensics_streams_open Streams the node watches (of max_streams)\n"
+            "# TYPE lipforensics_streams_open gauge\n"
+            f"lipforensics_streams_open {whip.streams.taken}\n"
         ).encode()
-        return web.Response(
-            body=pipeline.metrics_text() + sessions, headers={"Content-Type": PROMETHEUS_TYPE}
-        )
+        return web.Response(body=text + node, headers={"Content-Type": PROMETHEUS_TYPE})
 
     return metrics_handler
 
@@ -336,7 +371,10 @@ class Server:
 
     def __init__(self, pipeline: ServedPipeline, settings: ServerSettings) -> None:
         self.settings = settings
-        self.app = build_app(pipeline, settings)
+        #: the node's stream slots: WHIP sessions take theirs here, and so must any other
+        #: kind of stream opened under this server (a call room's participants)
+        self.streams = StreamSlots(settings.max_streams)
+        self.app = build_app(pipeline, settings, self.streams)
         self._runner: web.AppRunner | None = None
         self._listener: asyncio.Server | None = None
 
@@ -356,7 +394,7 @@ class Server:
             self.app, access_log=None, **handler_options(self.settings.idle_timeout)
         )
         await runner.setup()
-        cap = ConnectionCap(runner.server, self.settings.max_connections)
+        cap = ConnectionCap(runner.server, self.settings.max_connections, self.app[TRUSTED])
         try:  # listening here rather than in a TCPSite, for the connection cap
             listener = await asyncio.get_running_loop().create_server(
                 cap, self.settings.host, self.settings.port, ssl=context

@@ -5,18 +5,27 @@ them with 400; here that becomes one short log line (the error's kind and the pe
 address, never the sender's text) instead of a traceback. A connection must send a whole
 request head within ``idle_timeout`` seconds of opening, and may then sit idle between
 requests that long again (aiohttp's keep-alive timer, which also runs before the first
-request), so a slowloris client that trickles headers or sits silent is dropped. At most
-``max_connections`` are open at once: the next ones get ``503`` and are closed.
+request), so a slowloris client that trickles headers or sits silent is dropped.
+
+At most ``max_connections`` are open at once. A connection that arrives when they are all
+taken closes the oldest open one that has not yet carried the bearer token (idle sockets
+opened by anyone, from one address or many, cannot lock a token holder out); only when
+every open connection has shown the token does the newcomer get ``503`` and close.
+
+:class:`StreamSlots` counts the streams the node watches, whoever opened them (a WHIP
+session's tracks, a call room's participants), against the node-wide ``max_streams``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestHandler
 
 #: the logger of refused requests (aiohttp's own server logger is left alone).
 LOG = logging.getLogger("lipforensics.server")
@@ -70,18 +79,60 @@ class _Refused(asyncio.Protocol):
 
 class ConnectionCap:
     """The listening socket's protocol factory: ``server``'s handler for each connection
-    while fewer than ``limit`` are open, else :class:`_Refused`.
+    while fewer than ``limit`` are open; at the limit, the oldest open connection that has
+    not shown the token (its transport is not in ``trusted``) is closed to make room, and
+    only when there is none does the newcomer get :class:`_Refused`.
 
     Attributes:
         refused: connections turned away so far.
+        evicted: connections closed to make room so far.
     """
 
-    def __init__(self, server: web.Server, limit: int) -> None:
+    def __init__(
+        self,
+        server: web.Server,
+        limit: int,
+        trusted: weakref.WeakSet[asyncio.BaseTransport] | None = None,
+    ) -> None:
         self.server, self.limit = server, limit
-        self.refused = 0
+        self.trusted = trusted if trusted is not None else weakref.WeakSet()
+        self.refused = self.evicted = 0
 
     def __call__(self) -> asyncio.BaseProtocol:
-        if len(self.server.connections) >= self.limit:
-            self.refused += 1
-            return _Refused()
+        open_now = [handler for handler in self.server.connections if _is_open(handler)]
+        if len(open_now) >= self.limit:
+            stranger = next((h for h in open_now if h.transport not in self.trusted), None)
+            if stranger is None:
+                self.refused += 1
+                return _Refused()
+            self.evicted += 1
+            stranger.force_close()
         return self.server()
+
+
+def _is_open(handler: RequestHandler) -> bool:
+    """The connection of ``handler`` is neither closed nor closing."""
+    return handler.transport is not None and not handler.transport.is_closing()
+
+
+class StreamSlots:
+    """The streams this node watches at once, whoever opens them: at most ``limit``.
+
+    A WHIP session takes one per video track, a call room one per participant it scores;
+    each gives them back when its streams end.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.taken = 0
+
+    def take(self, count: int = 1) -> bool:
+        """Take ``count`` slots if that many are free; False (nothing taken) if not."""
+        if self.taken + count > self.limit:
+            return False
+        self.taken += count
+        return True
+
+    def give_back(self, count: int = 1) -> None:
+        """Free ``count`` slots taken earlier."""
+        self.taken = max(0, self.taken - count)

@@ -8,12 +8,22 @@ candidates. Each published video track becomes a :class:`~stream.sources.webrtc.
 handed to ``add_source`` (the pipeline); audio is declined (answered ``inactive``).
 
 Refusals, each with a one-line reason in the body: 415 not ``application/sdp``, 413 a body
-over ``max_body``, 400 not an SDP offer, 422 an offer without a video track to publish or
-that cannot be negotiated, 429 ``max_sessions`` already open, 404 an unknown session. A
-session ends on ``DELETE``, when ICE fails (a publisher that vanished stops answering ICE
-consent checks), when it does not connect within ``connect_timeout``, or on :meth:`close`;
-its peer connection is closed and its sources end. Bearer-token checks are the server's
-(:mod:`stream.server.app`).
+over ``max_body``, 408 a body not sent within ``connect_timeout``, 400 not an SDP offer (or
+one without the ICE credentials, ``a=fingerprint`` or ``a=setup`` that every media section
+needs), 422 an offer without a video track to publish, with more than ``max_tracks``, or
+that cannot be negotiated, 429 ``max_sessions`` already open or being offered, 503 the
+node already watches ``max_streams`` streams (:class:`~stream.server.limits.StreamSlots`),
+404 an unknown session. A request holds its place among the ``max_sessions`` from the
+moment it arrives, before its body is read, so that publishers racing each other cannot
+overshoot the limit; the node's stream slots are taken once the offer says how many tracks
+it publishes. A session ends on ``DELETE``, when ICE fails (a publisher that vanished
+stops answering ICE consent checks), when it does not connect within ``connect_timeout``,
+or on :meth:`close`; its peer connection is closed, its sources end and its stream slots
+are given back. Bearer-token checks are the server's (:mod:`stream.server.app`).
+
+Once connected, each source watches its video (:class:`~stream.sources.webrtc.WebRtcSource`):
+a publisher that sends no new picture for ``stall_timeout`` seconds, while ICE keeps the
+session alive, makes its streams ``stalled`` until the picture moves again.
 
 ICE uses only the host addresses in ``ice_hosts`` when given (aioice's address discovery
 is replaced process-wide: it has no per-connection setting) and STUN servers only when
@@ -31,9 +41,10 @@ import aioice.ice
 from aiohttp import web
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
-from aiortc.sdp import SessionDescription
+from aiortc.sdp import MediaDescription, SessionDescription
 
 from stream.events import Connection, StreamStatus
+from stream.server.limits import StreamSlots
 from stream.settings.server import WhipSettings
 from stream.sources.base import Source, StatusCallback
 from stream.sources.webrtc import WebRtcSource
@@ -56,11 +67,20 @@ class Refusal(Exception):
         return web.Response(status=self.status, text=self.reason + "\n")
 
 
-def parse_offer(body: bytes) -> str:
-    """The SDP text of ``body`` if it is an offer that publishes video.
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """An SDP offer that publishes video: its text and how many video tracks it sends."""
+
+    sdp: str
+    videos: int
+
+
+def parse_offer(body: bytes) -> Offer:
+    """``body`` as an offer that publishes video.
 
     Raises:
-        Refusal: 400 for text that is not SDP, 422 for SDP without a video track to publish.
+        Refusal: 400 for text that is not SDP or a media section without what a secure
+            connection needs, 422 for SDP without a video track to publish.
     """
     try:
         text = body.decode("utf-8")
@@ -76,12 +96,31 @@ def parse_offer(body: bytes) -> str:
         ) from None
     except Exception as error:  # the parser fails in many ways on malformed SDP
         raise Refusal(400, f"malformed SDP offer ({type(error).__name__})") from None
-    if not any(
+    for number, media in enumerate(session.media):
+        if media.port != 0:
+            _check_transport(number, media)
+    videos = sum(
         media.kind == "video" and media.port != 0 and media.direction in _SENDING
         for media in session.media
-    ):
+    )
+    if not videos:
         raise Refusal(422, "the offer has no video track to publish")
-    return text
+    return Offer(text, videos)
+
+
+def _check_transport(number: int, media: MediaDescription) -> None:
+    """Refuse a media section that lacks what ICE and DTLS need (aiortc would fail on it
+    later, with an assertion or an attribute error)."""
+    missing = []
+    if media.ice is None or not media.ice.usernameFragment or not media.ice.password:
+        missing.append("a=ice-ufrag and a=ice-pwd")
+    if media.dtls is None:  # aiortc reads a=setup into the DTLS parameters
+        missing.append("a=setup")
+    elif not media.dtls.fingerprints:
+        missing.append("a=fingerprint")
+    if missing:
+        what = " and ".join(missing)
+        raise Refusal(400, f"the offer's media section {number} ({media.kind}) has no {what}")
 
 
 def use_ice_hosts(addresses: Sequence[str]) -> None:
@@ -93,11 +132,13 @@ def use_ice_hosts(addresses: Sequence[str]) -> None:
 
 @dataclass(eq=False)
 class WhipSession:
-    """One publisher: its peer connection and the sources its video tracks feed."""
+    """One publisher: its peer connection, the sources its video tracks feed and the
+    node's stream slots it holds."""
 
     id: str
     name: str
     pc: RTCPeerConnection
+    slots: int
     sources: list[WebRtcSource] = field(default_factory=list)
     timer: asyncio.Task[None] | None = None
     ended: bool = False
@@ -110,6 +151,7 @@ class WhipEndpoint:
         add_source: called with each new video source (e.g. ``Pipeline.add_source``).
         on_status: called with every :class:`StreamStatus` of the sessions' streams.
         settings: limits and ICE settings.
+        streams: the node's stream slots, shared with any other kind of stream.
     """
 
     def __init__(
@@ -118,31 +160,31 @@ class WhipEndpoint:
         *,
         on_status: StatusCallback | None = None,
         settings: WhipSettings | None = None,
+        streams: StreamSlots,
     ) -> None:
         self.settings = settings or WhipSettings()
+        self.streams = streams
         self.sessions: dict[str, WhipSession] = {}
         self._add_source = add_source
         self._on_status = on_status or (lambda event: None)
-        self._negotiating = 0
-        if settings.ice_hosts:
-            use_ice_hosts(settings.ice_hosts)
+        #: requests between their arrival and their session (or refusal)
+        self._arriving = 0
+        if self.settings.ice_hosts:
+            use_ice_hosts(self.settings.ice_hosts)
 
     async def publish(self, request: web.Request) -> web.Response:
         """``POST``: an SDP offer in, ``201`` with the answer and the session's ``Location``."""
         try:
-            if len(self.sessions) + self._negotiating >= self.settings.max_sessions:
+            if len(self.sessions) + self._arriving >= self.settings.max_sessions:
                 raise Refusal(429, f"too many sessions (at most {self.settings.max_sessions})")
-            if request.content_type != SDP_TYPE:
-                raise Refusal(415, f"expected Content-Type: {SDP_TYPE}")
-            offer = parse_offer(await _read_body(request, self.settings.max_body))
-            self._negotiating += 1
+            self._arriving += 1  # counted before the body is read: racing offers wait their turn
             try:
-                session, answer = await self._negotiate(offer)
+                session, answer = await self._open(request)
             finally:
-                self._negotiating -= 1
+                self._arriving -= 1
         except Refusal as refusal:
             response = refusal.response()
-            if refusal.status == 429:
+            if refusal.status in (429, 503):
                 response.headers["Retry-After"] = str(int(self.settings.connect_timeout))
             return response
         return web.Response(
@@ -154,6 +196,32 @@ class WhipEndpoint:
                 "X-Stream-Id": ", ".join(source.stream_id for source in session.sources),
             },
         )
+
+    async def _open(self, request: web.Request) -> tuple[WhipSession, str]:
+        """Read and check the offer, take its stream slots, negotiate."""
+        if request.content_type != SDP_TYPE:
+            raise Refusal(415, f"expected Content-Type: {SDP_TYPE}")
+        limit = self.settings.connect_timeout
+        try:
+            body = await asyncio.wait_for(_read_body(request, self.settings.max_body), limit)
+        except TimeoutError:
+            raise Refusal(408, f"the offer did not arrive within {limit:g} s") from None
+        offer = parse_offer(body)
+        if offer.videos > self.settings.max_tracks:
+            raise Refusal(
+                422,
+                f"the offer publishes {offer.videos} video tracks "
+                f"(at most {self.settings.max_tracks} per session)",
+            )
+        if not self.streams.take(offer.videos):
+            raise Refusal(
+                503, f"this node already watches its {self.streams.limit} streams at most"
+            )
+        try:
+            return await self._negotiate(offer)
+        except BaseException:
+            self.streams.give_back(offer.videos)
+            raise
 
     async def end(self, request: web.Request) -> web.Response:
         """``DELETE`` on a session's location: end it (404 if there is no such session)."""
@@ -173,14 +241,14 @@ class WhipEndpoint:
         for session in list(self.sessions.values()):
             await self._end(session, "the server is shutting down")
 
-    async def _negotiate(self, offer: str) -> tuple[WhipSession, str]:
+    async def _negotiate(self, offer: Offer) -> tuple[WhipSession, str]:
         """A peer connection answering ``offer``; its video sources go to the pipeline."""
         ice_servers = [RTCIceServer(url) for url in self.settings.stun_servers]
         pc = RTCPeerConnection(RTCConfiguration(iceServers=ice_servers))
         tracks: list[MediaStreamTrack] = []
         pc.on("track", tracks.append)
         try:
-            await pc.setRemoteDescription(RTCSessionDescription(offer, "offer"))
+            await pc.setRemoteDescription(RTCSessionDescription(offer.sdp, "offer"))
             for transceiver in pc.getTransceivers():
                 if transceiver.kind != "video":
                     transceiver.direction = "inactive"
@@ -194,12 +262,15 @@ class WhipEndpoint:
             await pc.close()
             why = " ".join(str(error).split()) or type(error).__name__
             raise Refusal(422, f"cannot negotiate the offer: {why}") from None
-        session = WhipSession(secrets.token_urlsafe(24), f"whip-{secrets.token_hex(3)}", pc)
+        session = WhipSession(
+            secrets.token_urlsafe(24), f"whip-{secrets.token_hex(3)}", pc, slots=offer.videos
+        )
         self.sessions[session.id] = session
         videos = [track for track in tracks if track.kind == "video"]
         for number, track in enumerate(videos):
             name = session.name if number == 0 else f"{session.name}-{number}"
-            session.sources.append(WebRtcSource(track, name))
+            source = WebRtcSource(track, name, stall_timeout=self.settings.stall_timeout)
+            session.sources.append(source)
         pc.on("connectionstatechange", lambda: self._state_changed(session))
         session.timer = asyncio.create_task(self._connect_deadline(session))
         for source in session.sources:
@@ -212,6 +283,8 @@ class WhipEndpoint:
             if session.timer is not None:
                 session.timer.cancel()
             self._status(session, Connection.CONNECTED, "WebRTC publisher connected")
+            for source in session.sources:
+                source.watch()  # from now on the publisher should be sending
         elif state == "failed":
             await self._end(session, "the publisher stopped answering (ICE failed)")
         elif state == "closed":
@@ -229,12 +302,13 @@ class WhipEndpoint:
             return
         session.ended = True
         self.sessions.pop(session.id, None)
+        self.streams.give_back(session.slots)
         if session.timer is not None and session.timer is not asyncio.current_task():
             session.timer.cancel()
+        for source in session.sources:  # first, so that no stall is reported after this
+            await source.close()
         self._status(session, Connection.DISCONNECTED, reason)
         await session.pc.close()
-        for source in session.sources:
-            await source.close()
 
     def _status(self, session: WhipSession, status: Connection, detail: str) -> None:
         for source in session.sources:

@@ -25,16 +25,23 @@ class WhipSettings:
     """Limits and ICE settings of the WHIP endpoint.
 
     Attributes:
-        max_sessions: publishers at once; more get 429.
+        max_sessions: publishers at once; more get 429 (a request counts from the moment
+            it arrives, before its offer is read).
+        max_tracks: video tracks one offer may publish; more get 422.
         max_body: largest accepted offer, bytes; larger gets 413.
-        connect_timeout: seconds a new session has to connect before it is dropped.
+        connect_timeout: seconds a new session has to connect before it is dropped (and a
+            publisher has to send its whole offer).
+        stall_timeout: seconds a connected publisher may send no new picture (no frame, or
+            the same one again) before its streams are ``stalled``.
         ice_hosts: the only local addresses offered as ICE host candidates (empty: all).
         stun_servers: ``stun:HOST:PORT`` URLs for server-reflexive candidates (none by default).
     """
 
     max_sessions: int = 4
+    max_tracks: int = 2
     max_body: int = 64 * 1024
     connect_timeout: float = 20.0
+    stall_timeout: float = 5.0
     ice_hosts: tuple[str, ...] = ()
     stun_servers: tuple[str, ...] = ()
 
@@ -44,8 +51,10 @@ class WhipSettings:
         Raises:
             LipForensicsError: naming the setting.
         """
-        check_whole(self, {"max_sessions": (1, 1000), "max_body": (1, 16 * 2**20)})
-        check_positive(self, {"connect_timeout": 3600.0})
+        check_whole(
+            self, {"max_sessions": (1, 1000), "max_tracks": (1, 16), "max_body": (1, 16 * 2**20)}
+        )
+        check_positive(self, {"connect_timeout": 3600.0, "stall_timeout": 3600.0})
         for host in self.ice_hosts:
             try:
                 ipaddress.ip_address(host)
@@ -72,7 +81,11 @@ class ServerSettings:
         heartbeat: seconds between SSE keep-alive comments.
         idle_timeout: seconds a connection has to send a request head after it opens, and
             may sit idle between requests (see :mod:`stream.server.limits`).
-        max_connections: connections open at once; more get 503.
+        max_connections: connections open at once; beyond it a new connection closes the
+            oldest one that has not shown the token, and gets 503 only when every open one
+            has.
+        max_streams: streams this node watches at once, from every WHIP session (a video
+            track each) and every call-room participant; more get 503.
         whip: the WHIP endpoint's limits and ICE settings.
     """
 
@@ -86,6 +99,7 @@ class ServerSettings:
     heartbeat: float = 15.0
     idle_timeout: float = 15.0
     max_connections: int = 256
+    max_streams: int = 16
     whip: WhipSettings = field(default_factory=WhipSettings)
 
     def __post_init__(self) -> None:
@@ -99,13 +113,26 @@ class ServerSettings:
                     f"CORS origin {origin!r} is not an exact origin such as "
                     "https://console.example:8443 (no wildcards, no path)"
                 )
-        check_whole(self, {"port": (0, 65535), "max_connections": (1, 65_536)})
+        check_whole(
+            self, {"port": (0, 65535), "max_connections": (1, 65_536), "max_streams": (1, 1000)}
+        )
         check_positive(self, {"heartbeat": 3600.0, "idle_timeout": 3600.0})
 
     @property
     def weak_token(self) -> bool:
         """The token is shorter than :data:`STRONG_TOKEN` characters (easy to guess)."""
         return len(self.token) < STRONG_TOKEN
+
+    @property
+    def token_in_clear(self) -> bool:
+        """Plain HTTP on an address other hosts can reach: the token crosses the network
+        unencrypted."""
+        if self.tls_cert is not None:
+            return False
+        try:
+            return not ipaddress.ip_address(self.host).is_loopback
+        except ValueError:  # a host name
+            return self.host != "localhost"
 
     def ssl_context(self) -> ssl.SSLContext | None:
         """The server's TLS context, or ``None`` for plain HTTP.
