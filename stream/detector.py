@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterable
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,6 +38,7 @@ from stream.alerts.policy import PolicyConfig
 from stream.alerts.sinks import Sink
 from stream.events import Event
 from stream.pipeline import Pipeline
+from stream.scan.faces import scan_every_face
 from stream.scan.scanner import (
     ScanReport,
     open_input,
@@ -223,7 +224,7 @@ class Detector:
         )
         if not scanned.clip_times:
             raise MediaError(why_no_clips(path, scanned))
-        return report_scan(
+        report = report_scan(
             scanned,
             input=path,
             weights=self.weights or f"served by {self.backend.target.url}",
@@ -233,6 +234,16 @@ class Detector:
             thresholds=self.thresholds,
             notes=self.checkpoint.notes if self.checkpoint else (),
         )
+        if not scanned.crowded:
+            return report
+        faces = scan_every_face(
+            path,
+            self.backend,
+            stride,
+            policy=self.policy_for(stride),
+            preprocess=self.preprocessing,
+        )
+        return replace(report, faces=[face.to_dict() for face in faces])
 
     def pipeline(self, settings: Settings | None = None, sinks: Iterable[Sink] = ()) -> Pipeline:
         """A live pipeline on this detector's backend, with its policy and probability map;

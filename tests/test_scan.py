@@ -226,3 +226,31 @@ def test_a_scan_of_two_faces_says_only_one_was_scored(capsys, weights):
     assert len(crowded) == 1
     assert crowded[0].startswith("2 of 2 frames looked at (one a second) show more than one")
     assert err.splitlines() == [f"warning: {crowded[0]}"]
+
+
+def test_a_scan_of_several_people_scores_every_face(tmp_path):
+    """Two people side by side: the top-level fields stay the main face's, and ``faces``
+    holds each face's own clips, one on the left and one on the right; the report shows
+    them. One person: no ``faces``."""
+    from stream.detector import Detector
+    from stream.scan.report_html import write_scan_report
+    from training.demo_detector import WEIGHTS
+
+    detector = Detector.load(WEIGHTS, backend="onnxruntime")
+    try:
+        two = detector.scan(Path(__file__).parent / "data" / "two_faces.mp4")
+        one = detector.scan(TALKING)
+        page = tmp_path / "report.html"
+        write_scan_report(
+            page, two, probability=detector.probability, policy=detector.policy_for(25)
+        )
+    finally:
+        detector.close()
+    assert len(two.faces) == 2 and two.clip_logits
+    centres = sorted((face["box"][0] + face["box"][2]) / 2 for face in two.faces)
+    assert centres[0] < 0.5 < centres[1]
+    for face in two.faces:
+        assert len(face["clip_logits"]) == len(face["clip_starts"]) >= 1
+        assert face["video_logit"] == pytest.approx(np.mean(face["clip_logits"]))
+    assert one.faces == [] and json.loads(json.dumps(two.to_dict()))["faces"] == two.faces
+    assert "Every face (2)" in page.read_text()

@@ -123,8 +123,32 @@ def render(
         parts.append("<p>Frames of that clip, the mouth boxed:</p><div class='frames'>")
         parts += [framed(frame) for frame in evidence.frames]
         parts.append("</div>")
+    if report.faces:
+        parts += [
+            f"<h2>Every face ({len(report.faces)})</h2><p>The file shows several people: each "
+            "face's own clips (the sections above are the main face's). Where: the face's box "
+            "in its first scored frame, as shares of the frame.</p>",
+            faces_table(report.faces, probability),
+        ]
     parts += ["<h2>Settings</h2>", settings_table(report), "</body></html>"]
     return "\n".join(parts)
+
+
+def faces_table(faces: list[dict], probability: Callable[[float], float]) -> str:
+    """One row per face: its id, where it was, its clips, video logit and level."""
+    rows = [
+        "<tr><th>face</th><th>where (x0, y0, x1, y1)</th><th>clips</th>"
+        "<th>video logit</th><th>probability</th><th>level</th><th>alerts</th></tr>"
+    ]
+    for face in faces:
+        where = ", ".join(f"{v:.2f}" for v in face["box"])
+        rows.append(
+            f"<tr><td>{int(face['face'])}</td><td>{html.escape(where)}</td>"
+            f"<td>{len(face['clip_logits'])}</td><td>{float(face['video_logit']):+.3f}</td>"
+            f"<td>{float(probability(float(face['video_logit']))):.3f}</td>"
+            f"<td>{html.escape(str(face['level']))}</td><td>{int(face['alerts'])}</td></tr>"
+        )
+    return f"<table>{''.join(rows)}</table>"
 
 
 def log_odds(p: float) -> float:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
@@ -243,6 +243,8 @@ class ScanReport:
         alerts: the alerts it would have raised.
         warnings: what the user should know (a cut-short file, a re-initialised head).
         seconds: time spent reading crops and running the network.
+        faces: each face's own scan when the file shows several people
+            (:mod:`stream.scan.faces`; the fields above are the main face's), else empty.
     """
 
     input: str
@@ -265,6 +267,7 @@ class ScanReport:
     alerts: int
     warnings: list[str]
     seconds: dict[str, float]
+    faces: list[dict[str, object]] = field(default_factory=list)
 
     @property
     def probability(self) -> float:
@@ -302,7 +305,8 @@ def report_scan(
     if scanned.crowded:
         warnings.append(
             f"{scanned.crowded} of {scanned.sampled} frames looked at (one a second) show more "
-            "than one face; only one was scored (MediaPipe's first); 'run' scores every face"
+            "than one face: the clip logits above are the main face's; every face's own are "
+            "under 'faces'"
         )
     config = thresholds.policy_for(stride) if thresholds else PolicyConfig()
     policy = AlertPolicy(config)
