@@ -32,23 +32,23 @@ COMMAND = [
 PER_RUN = {"wall_time", "latency_ms", "id"}
 CLOSE = {"logit", "probability"}
 
-Event = dict[str, object]
+JsonEvent = dict[str, object]
 
 
-def by_stream(events: list[Event]) -> dict[str, list[Event]]:
+def by_stream(events: list[JsonEvent]) -> dict[str, list[JsonEvent]]:
     """Each stream's events in the order they came (streams interleave freely)."""
-    streams: dict[str, list[Event]] = {}
+    streams: dict[str, list[JsonEvent]] = {}
     for event in events:
         streams.setdefault(str(event["stream"]), []).append(event)
     return streams
 
 
-def read(lines: str) -> list[Event]:
+def read(lines: str) -> list[JsonEvent]:
     return [json.loads(line) for line in lines.splitlines()]
 
 
 @pytest.fixture(scope="module")
-def events(tmp_path_factory) -> list[Event]:
+def events(tmp_path_factory) -> list[JsonEvent]:
     """Today's JSON lines of the fixture's command (a fresh export cache)."""
     env = {**os.environ, "LIPFORENSICS_CACHE": str(tmp_path_factory.mktemp("cache"))}
     done = subprocess.run(COMMAND, cwd=ROOT, env=env, capture_output=True, text=True)
