@@ -27,7 +27,8 @@ from pathlib import Path
 
 import aioice.ice
 import pytest
-from live_support import free_port
+
+from tests.live_support import free_port
 
 JANUS = shutil.which("janus") or "/usr/bin/janus"
 #: where Debian puts Janus's plugins and transports

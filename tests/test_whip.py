@@ -16,8 +16,11 @@ import pytest
 from aiortc import RTCPeerConnection
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from live_support import TALKING, narrow_model, run
-from server_support import (
+
+from engines.backends import TorchBackend
+from stream.server.whip import Refusal, parse_offer
+from tests.live_support import TALKING, narrow_model, run
+from tests.server_support import (
     AUTH,
     SDP_HEADERS,
     TOKEN,
@@ -26,9 +29,6 @@ from server_support import (
     publishing_peer,
     served,
 )
-
-from engines.backends import TorchBackend
-from stream.server.whip import Refusal, parse_offer
 
 
 @pytest.fixture(scope="module")
