@@ -16,7 +16,7 @@ frame-to-frame change relative to the true crops' (1.00 = the mouth moves as muc
 the true video; repeated frames move less), and the shift of the demo network's clip
 logits (mean and largest absolute).
 
-Run: ``python bench/frame_rate.py [--clips N]``.
+Run: ``python -m bench.frame_rate [--clips N]``.
 """
 
 from __future__ import annotations
