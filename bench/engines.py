@@ -168,6 +168,17 @@ def sliding_rows(engine: object, frames: np.ndarray, repeats: int) -> list[list[
     return rows
 
 
+def network(weights: Path | None) -> tuple[LipForensics, str]:
+    """The network of the ``weights`` checkpoint, or the paper-size one with PyTorch's random
+    initialisation (seed it first); and the sha256 that names its exports."""
+    if weights:
+        from engines.checkpoint import load_checkpoint
+
+        return load_checkpoint(weights).model, file_sha256(weights)
+    model = LipForensics().eval()
+    return model, export.state_dict_sha256(model)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", type=Path, help="checkpoint (default: random weights)")
@@ -175,13 +186,7 @@ def main() -> None:
     args = parser.parse_args()
 
     torch.manual_seed(0)
-    if args.weights:
-        from engines.checkpoint import load_checkpoint
-
-        model, source = load_checkpoint(args.weights).model, file_sha256(args.weights)
-    else:
-        model = LipForensics().eval()
-        source = export.state_dict_sha256(model)
+    model, source = network(args.weights)
     eval_crops = crops_of(EVAL_VIDEO, limit=max(EVAL_CLIPS * CLIP_FRAMES, SLIDING_FRAMES))
     calibration_crops = crops_of(CALIBRATION_VIDEO)
     clips = normalise_crops(eval_crops[: EVAL_CLIPS * CLIP_FRAMES]).reshape(-1, 25, 88, 88)

@@ -20,6 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from bench.scan_crops import clip_logits
 from engines.method import FPS
 from stream.detector import Detector
 from stream.faces.stage import FaceStage
@@ -68,13 +69,6 @@ def placed(images: list[np.ndarray], scale: float) -> list[np.ndarray]:
         frame[top : top + small.shape[0], left : left + small.shape[1]] = small
         out.append(frame)
     return out
-
-
-def clip_logits(detector: Detector, crops: np.ndarray, folder: Path) -> np.ndarray:
-    """The demo network's logits of the consecutive 25-frame clips of ``crops``."""
-    path = folder / "crops.npy"
-    np.save(path, crops)
-    return np.asarray(detector.scan(path).clip_logits)
 
 
 def main() -> None:

@@ -47,11 +47,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bench.engines import network
 from engines import export
 from engines.backends import TensorRTBackend, TorchBackend, clip_logits
-from engines.digest import file_sha256
 from engines.method import normalise_crops
-from engines.model import LipForensics
 from engines.tensorrt import import_tensorrt
 from stream.faces.reader import extract_mouth_crops
 
@@ -63,13 +62,7 @@ trt, cuda = import_tensorrt()
 torch.backends.cuda.matmul.allow_tf32 = False  # a true FP32 reference
 torch.backends.cudnn.allow_tf32 = False
 torch.manual_seed(0)
-if args.weights:
-    from engines.checkpoint import load_checkpoint
-
-    model, source = load_checkpoint(args.weights).model, file_sha256(args.weights)
-else:
-    model = LipForensics().eval()
-    source = export.state_dict_sha256(model)
+model, source = network(args.weights)
 cache = export.default_cache_dir()
 exported = export.cached_export(model, cache, source_sha256=source)
 # the reference runs on the GPU when this torch build has CUDA (the CPU build otherwise)

@@ -320,11 +320,13 @@ def test_a_publisher_that_vanishes_is_dropped_when_ice_consent_expires(
             first = asyncio.ensure_future(anext(events))
             publisher = await asyncio.create_subprocess_exec(
                 sys.executable,
-                str(Path(__file__).with_name("whip_publisher.py")),
+                "-m",
+                "tests.whip_publisher",
                 server.url + "/whip",
                 str(TALKING),
                 env={**os.environ, "LIPFORENSICS_TOKEN": TOKEN},
                 stdout=subprocess.PIPE,
+                cwd=Path(__file__).resolve().parents[1],
             )
             try:
                 assert (await publisher.stdout.readline()).startswith(b"publishing /whip/")
