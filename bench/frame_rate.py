@@ -16,7 +16,7 @@ frame-to-frame change relative to the true crops' (1.00 = the mouth moves as muc
 the true video; repeated frames move less), and the shift of the demo network's clip
 logits (mean and largest absolute).
 
-Run: ``python bench/frame_rate.py [--clips N]``.
+Run: ``python -m bench.frame_rate [--clips N]``.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from bench.scan_crops import clip_logits
 from engines.method import FPS
 from stream.detector import Detector
 from stream.faces.reader import extract_mouth_crops
@@ -101,13 +102,6 @@ def lowered_and_restored(crops: np.ndarray, rate: float, fill: Filler) -> np.nda
 def movement(crops: np.ndarray) -> float:
     """Mean absolute change between consecutive crops (gray levels)."""
     return float(np.abs(np.diff(crops.astype(np.float32), axis=0)).mean())
-
-
-def clip_logits(detector: Detector, crops: np.ndarray, folder: Path) -> np.ndarray:
-    """The demo network's logits of the consecutive 25-frame clips of ``crops``."""
-    path = folder / "crops.npy"
-    np.save(path, crops)
-    return np.asarray(detector.scan(path).clip_logits)
 
 
 def main() -> None:

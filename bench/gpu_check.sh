@@ -37,23 +37,22 @@ if ! "$PY" -c "import tensorrt, pycuda.driver" 2>/dev/null; then
     "$PY" -m pip install --quiet --no-index --find-links "$WHEELS" "${wheels[@]}"
 fi
 
+# "$PY -" puts the working folder (the repository root) first on the import path
 timeout 470 "$PY" - "$@" <<'PYTHON'
 """Build, check and time the TensorRT engines; print one markdown table."""
 import argparse
-import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, os.getcwd())
-from engines import export  # noqa: E402
-from engines.backends import TensorRTBackend, TorchBackend, clip_logits  # noqa: E402
-from engines.model import LipForensics  # noqa: E402
-from engines.method import normalise_crops  # noqa: E402
-from engines.tensorrt import import_tensorrt  # noqa: E402
+from bench.engines import network
+from engines import export
+from engines.backends import TensorRTBackend, TorchBackend, clip_logits
+from engines.method import normalise_crops
+from engines.tensorrt import import_tensorrt
+from stream.faces.reader import extract_mouth_crops
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--weights", type=Path)
@@ -63,20 +62,12 @@ trt, cuda = import_tensorrt()
 torch.backends.cuda.matmul.allow_tf32 = False  # a true FP32 reference
 torch.backends.cudnn.allow_tf32 = False
 torch.manual_seed(0)
-if args.weights:
-    from engines.checkpoint import load_checkpoint
-
-    model, source = load_checkpoint(args.weights).model, export.file_sha256(args.weights)
-else:
-    model = LipForensics().eval()
-    source = export.state_dict_sha256(model)
+model, source = network(args.weights)
 cache = export.default_cache_dir()
 exported = export.cached_export(model, cache, source_sha256=source)
 # the reference runs on the GPU when this torch build has CUDA (the CPU build otherwise)
 torch_device = "cuda" if torch.cuda.is_available() else "cpu"
 reference = TorchBackend(model, device=torch_device)
-
-from stream.faces.reader import extract_mouth_crops  # noqa: E402
 
 crops = extract_mouth_crops("tests/data/talking.mp4").crops
 clips = normalise_crops(crops[: len(crops) // 25 * 25]).reshape(-1, 25, 88, 88)

@@ -1,6 +1,6 @@
 """The temporal head in ONNX Runtime: convolutions vs matrix products vs dynamic INT8.
 
-Usage: ``python bench/head.py [--weights W [VIDEO ...]] [--repeats 20]``. The head of the paper-size
+Usage: ``python -m bench.head [--weights W [VIDEO ...]] [--repeats 20]``. The head of the paper-size
 network (random weights unless ``--weights``) exported three ways: as PyTorch's ``Conv1d``
 layers (the export before 2026-12-01), as matrix products (:mod:`engines.matmul_head`, the
 export now) and that file dynamically quantised (INT8 weights, per-call activation ranges:
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,16 +24,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from engines import export
+from engines.backends import ort_session_options
+from engines.checkpoint import load_checkpoint
+from engines.int8_cpu import quantize_head_dynamic
+from engines.matmul_head import MatMulHead
+from engines.method import CLIP_FRAMES
+from engines.model import LipForensics
 
-from engines import export  # noqa: E402
-from engines.backends import ort_session_options  # noqa: E402
-from engines.checkpoint import load_checkpoint  # noqa: E402
-from engines.int8_cpu import quantize_head_dynamic  # noqa: E402
-from engines.matmul_head import MatMulHead  # noqa: E402
-from engines.method import CLIP_FRAMES  # noqa: E402
-from engines.model import LipForensics  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def export_head(module: torch.nn.Module, example: torch.Tensor, path: Path) -> Path:

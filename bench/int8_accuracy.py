@@ -1,6 +1,6 @@
 """Do the FP32 thresholds still hold in INT8? The demo detector in both precisions.
 
-Usage: ``python bench/int8_accuracy.py [--weights W] [--calibration CROPS.npy|VIDEO]``
+Usage: ``python -m bench.int8_accuracy [--weights W] [--calibration CROPS.npy|VIDEO]``
 (default: the demo detector, calibrated on the bundled genuine demo clip, as
 ``--precision int8`` is by default).
 
@@ -15,19 +15,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from calibration.metrics import auc
+from stream.detector import Detector
+from stream.events import Alert
+from stream.settings.pipeline import Settings
+from training.demo_detector import DEMO_GENUINE, DEMO_MANIPULATED, WEIGHTS
 
-from calibration.metrics import auc  # noqa: E402
-from stream.detector import Detector  # noqa: E402
-from stream.events import Alert  # noqa: E402
-from stream.settings.pipeline import Settings  # noqa: E402
-from training.demo_detector import DEMO_GENUINE, DEMO_MANIPULATED, WEIGHTS  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 GENUINE = (*sorted((ROOT / "media").glob("*.mp4")), DEMO_GENUINE)
 

@@ -1,6 +1,6 @@
 """The live face stage against its reference path: CPU per frame, and how far the crops move.
 
-Usage: ``python bench/live_crops.py [VIDEO ...] [--frames N]`` (default: every bundled clip,
+Usage: ``python -m bench.live_crops [VIDEO ...] [--frames N]`` (default: every bundled clip,
 ``tests/data/*.mp4`` and ``media/*.mp4``, whole). Each clip goes through
 :class:`stream.faces.stage.FaceStage` twice: ``reference_path=True`` (the offline
 reference's float64 warp, MediaPipe's public result objects: what the live stage did before)
@@ -19,18 +19,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from stream.faces.stage import FaceStage
+from stream.pacing.clock import resample
+from stream.sources.video_file import VideoFile
 
-from stream.faces.stage import FaceStage  # noqa: E402
-from stream.pacing.clock import resample  # noqa: E402
-from stream.sources.video_file import VideoFile  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def frames_of(video: Path, limit: int | None) -> list:

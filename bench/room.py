@@ -1,6 +1,6 @@
 """A call room watched live: verdicts per participant per second, and the CPU it costs.
 
-Usage: ``python bench/room.py [--participants 2 4] [--seconds 20]``
+Usage: ``python -m bench.room [--participants 2 4] [--seconds 20]``
 
 For each room size, Debian's janus (the test rig, ``tests/janus_support.py``) holds a
 VideoRoom whose participants are aiortc publishers in processes of their own, the demo's
@@ -18,14 +18,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
 ROOM = 1234
 
@@ -75,9 +70,8 @@ async def watch(address: str, names: list[str], seconds: float) -> tuple[list[in
 
 def measure(participants: int, seconds: float) -> tuple[str, ...]:
     """One room of ``participants`` publishers; the table's row."""
-    from janus_support import MEDIA_HOST, Janus, Publisher
-
     from stream.server.whip import use_ice_hosts
+    from tests.janus_support import MEDIA_HOST, Janus, Publisher
     from training.demo_detector import DEMO_GENUINE, DEMO_MANIPULATED
 
     use_ice_hosts([MEDIA_HOST])

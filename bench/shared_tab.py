@@ -12,7 +12,7 @@ wide as a 1280x720 window, so its lower quarter is off screen, chin included) an
 track's content hint (``detail``, a captured surface's default, or ``motion``, which
 ``/publish`` sets).
 
-Run (Debian's Chromium and Playwright, as the page tests): ``python bench/shared_tab.py
+Run (Debian's Chromium and Playwright, as the page tests): ``python -m bench.shared_tab
 [--seconds 30] [--clip manipulated|genuine]``.
 """
 

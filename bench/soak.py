@@ -1,6 +1,6 @@
 """Soak: N RTSP cameras for D minutes with a fault every minute; memory, alerts, reconnects.
 
-Usage: ``python bench/soak.py [--streams 4] [--minutes 10] [--stride 5]``
+Usage: ``python -m bench.soak [--streams 4] [--minutes 10] [--stride 5]``
 
 Each stream is its own test RTSP server on 127.0.0.1 (``tests/rtsp_server.py``, system
 Python with GStreamer) looping a clip built here at one size: talking.mp4, then 2 s of
@@ -28,29 +28,26 @@ import argparse
 import asyncio
 import os
 import signal
-import sys
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 
+import torch
+from aiohttp import web
+
+from engines.backends import TorchBackend
+from stream.alerts.outbox import Outbox
+from stream.alerts.sinks import WebhookSink
+from stream.events import Alert, BackendStatus, Event, StreamStatus, Verdict
+from stream.pipeline import Pipeline
+from stream.settings.pipeline import Settings
+from stream.sources.rtsp import RtspSource
+from tests.clip_builder import decode, looped, write_clip
+from tests.live_support import narrow_model
+from tests.rtsp_support import RtspServer
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
-
-import torch  # noqa: E402
-from aiohttp import web  # noqa: E402
-from clip_builder import decode, looped, write_clip  # noqa: E402
-from live_support import narrow_model  # noqa: E402
-from rtsp_support import RtspServer  # noqa: E402
-
-from engines.backends import TorchBackend  # noqa: E402
-from stream.alerts.outbox import Outbox  # noqa: E402
-from stream.alerts.sinks import WebhookSink  # noqa: E402
-from stream.events import Alert, BackendStatus, Event, StreamStatus, Verdict  # noqa: E402
-from stream.pipeline import Pipeline  # noqa: E402
-from stream.settings.pipeline import Settings  # noqa: E402
-from stream.sources.rtsp import RtspSource  # noqa: E402
 
 DATA = ROOT / "tests" / "data"
 FAULTS = ("kill", "stall", "webhook")

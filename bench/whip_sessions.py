@@ -1,6 +1,6 @@
 """WHIP sessions that never connect: does the server's memory come back once they expire?
 
-Usage: ``python bench/whip_sessions.py [--sessions 1000] [--batch 4] [--connect-timeout 1]``
+Usage: ``python -m bench.whip_sessions [--sessions 1000] [--batch 4] [--connect-timeout 1]``
 
 A real server and pipeline on 127.0.0.1 (the narrow test network, loopback ICE only) take
 one publisher's SDP offer again and again, ``--batch`` at a time (the session limit), and
@@ -16,13 +16,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import sys
 import tracemalloc
 from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
 
 def rss_mb() -> float:
@@ -36,10 +31,10 @@ def rss_mb() -> float:
 async def measure(sessions: int, batch: int, connect_timeout: float) -> list[tuple[str, ...]]:
     """Publish ``sessions`` offers that never connect; the table's rows."""
     import aiohttp
-    from live_support import narrow_model
-    from server_support import SDP_HEADERS, make_offer, served
 
     from engines.backends import TorchBackend
+    from tests.live_support import narrow_model
+    from tests.server_support import SDP_HEADERS, make_offer, served
 
     backend = TorchBackend(narrow_model())
     client, offer = await make_offer("video")

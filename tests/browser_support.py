@@ -10,6 +10,7 @@ the tests' screenshots in DIR (``docs`` refreshes the README's).
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import threading
 import time
@@ -18,13 +19,13 @@ from pathlib import Path
 
 import av
 import pytest
-from server_support import TOKEN
 
 from stream.detector import Detector
 from stream.events import Event
 from stream.server.app import Server
 from stream.settings.pipeline import Settings
 from stream.settings.server import ServerSettings, WhipSettings
+from tests.server_support import TOKEN
 from training.demo_detector import WEIGHTS
 
 #: Debian's Chromium: the binary itself first (the /usr/bin wrapper script warns on some hosts).
@@ -37,11 +38,8 @@ WAIT = 60.0
 
 def chromium() -> str:
     """The Chromium executable, or skip (fail in CI) with how to install it."""
-    try:
-        import playwright  # noqa: F401
-    except ImportError:
-        found = None
-    else:
+    found = None
+    if importlib.util.find_spec("playwright") is not None:
         found = next((path for path in CHROMIUM if os.access(path, os.X_OK)), None)
     if found is None:
         reason = "Chromium and Playwright are needed (apt: chromium; pip: playwright)"
@@ -155,24 +153,6 @@ class ServedInThread:
             self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(60)
         self._loop.close()
-
-
-@pytest.fixture(scope="module")
-def served():
-    """One server for the module."""
-    running = ServedInThread()
-    yield running
-    running.close()
-
-
-@pytest.fixture(scope="module")
-def playwright_driver():
-    """Playwright's driver for the module (it starts no browser of its own)."""
-    chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as driver:
-        yield driver
 
 
 def launch(driver, *flags: str):

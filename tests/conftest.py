@@ -1,9 +1,12 @@
-"""Test-wide settings and the shared fixtures.
+"""Test-wide settings and every shared fixture: a test module names a fixture as an
+argument (or in ``pytestmark = pytest.mark.usefixtures(...)``) and never imports it.
 
-Nothing a test writes lands in the user's home folder. The fixtures wrap
-:mod:`live_support` (which holds the one narrow config ``NARROW``, ``narrow_model()``, the
-clip path ``TALKING`` and the time-limited coroutine runner ``run``): a checkpoint of the
-seeded narrow network and the real talking clip.
+Nothing a test writes lands in the user's home folder. The fixtures wrap the helpers of
+:mod:`tests.live_support` (the one narrow config ``NARROW``, ``narrow_model()``, the clip
+path ``TALKING``, the time-limited coroutine runner ``run``) and
+:mod:`tests.browser_support` (Chromium, the server in a thread): a checkpoint of the seeded
+narrow network, the real talking clip, torch on one thread for a module, a served page and
+Playwright's driver.
 """
 
 from __future__ import annotations
@@ -24,9 +27,8 @@ def narrow_weights(tmp_path_factory) -> Path:
     """``narrow_model()`` (seed 0) saved by ``save_checkpoint``, once per session.
 
     Shared: a test that writes next to it (thresholds, tuned copies) copies it first."""
-    from live_support import narrow_model
-
     from engines.checkpoint import save_checkpoint
+    from tests.live_support import narrow_model
 
     return save_checkpoint(tmp_path_factory.mktemp("weights") / "narrow.pth", narrow_model())
 
@@ -36,9 +38,9 @@ def alerting_weights(tmp_path_factory) -> Path:
     """A narrow network whose output is a constant logit of 10 (p ~ 1): every face alerts
     (deterministic alerts for the sinks' end-to-end tests)."""
     import torch
-    from live_support import narrow_model
 
     from engines.checkpoint import save_checkpoint
+    from tests.live_support import narrow_model
 
     model = narrow_model()
     with torch.no_grad():
@@ -50,6 +52,41 @@ def alerting_weights(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def talking_clip() -> Path:
     """tests/data/talking.mp4: 4.0 s, 100 frames at 25 fps, one face throughout."""
-    from live_support import TALKING
+    from tests.live_support import TALKING
 
     return TALKING
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """The narrow network runs far faster on one thread than on two threads that compete
+    with MediaPipe's; restored after the module. A module that wants it for every test says
+    ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def served():
+    """One server for the module (``serve`` with the demo detector, in a thread of its own)."""
+    from tests.browser_support import ServedInThread
+
+    running = ServedInThread()
+    yield running
+    running.close()
+
+
+@pytest.fixture(scope="module")
+def playwright_driver():
+    """Playwright's driver for the module (it starts no browser of its own)."""
+    from tests.browser_support import chromium
+
+    chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as driver:
+        yield driver

@@ -1,14 +1,14 @@
 """A VideoRoom publisher in a process of its own: joins a room through Janus's HTTP API and
 publishes a clip's video (looped) from an aiortc peer until it is told to leave.
 
-    python tests/janus_publisher.py http://127.0.0.1:8088/janus 1234 alice clip.mp4
+    python -m tests.janus_publisher http://127.0.0.1:8088/janus 1234 alice clip.mp4
 
-Create a session, attach the VideoRoom plugin, ``join`` as a publisher under the display
-name, ``configure`` with the SDP offer, take the answer; keep-alives are the session's.
-``--audio-only`` publishes silence instead (a participant whose camera is off). Prints
-``publishing ID`` (the participant's Janus id) once the answer is in. SIGTERM: say
-``leave`` and end; SIGKILL: vanish. The API secret comes from ``JANUS_API_SECRET``. ICE
-uses only ``--ice-host`` (no STUN).
+Run from the repository root. Create a session, attach the VideoRoom plugin, ``join`` as a
+publisher under the display name, ``configure`` with the SDP offer, take the answer;
+keep-alives are the session's. ``--audio-only`` publishes silence instead (a participant
+whose camera is off). Prints ``publishing ID`` (the participant's Janus id) once the answer
+is in. SIGTERM: say ``leave`` and end; SIGKILL: vanish. The API secret comes from
+``JANUS_API_SECRET``. ICE uses only ``--ice-host`` (no STUN).
 """
 
 from __future__ import annotations
@@ -17,19 +17,16 @@ import argparse
 import asyncio
 import os
 import signal
-import sys
 import time
 from fractions import Fraction
-from pathlib import Path
 
 import aiohttp
 import av
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from stream.server.whip import use_ice_hosts  # noqa: E402
-from stream.sources.rooms.janus_api import JanusSession  # noqa: E402
+from stream.server.whip import use_ice_hosts
+from stream.sources.rooms.janus_api import JanusSession
 
 #: the clips' frame rate, and the RTP clock of video
 FPS, CLOCK = 25, 90_000

@@ -27,12 +27,14 @@ from pathlib import Path
 
 import aioice.ice
 import pytest
-from live_support import free_port
+
+from tests.live_support import free_port
 
 JANUS = shutil.which("janus") or "/usr/bin/janus"
 #: where Debian puts Janus's plugins and transports
 JANUS_LIB = Path("/usr/lib/x86_64-linux-gnu/janus")
-PUBLISHER = Path(__file__).parent / "janus_publisher.py"
+#: the repository root: publishers run there as ``python -m tests.janus_publisher``.
+ROOT = Path(__file__).resolve().parents[1]
 #: the address ICE uses on both sides: the machine's first non-loopback IPv4 address
 MEDIA_HOST = next(iter(aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=False)), "")
 
@@ -211,14 +213,15 @@ class Publisher:
         pin: str = "",
     ) -> None:
         """``clip`` None: publish audio only (the camera is off)."""
-        command = [sys.executable, str(PUBLISHER), janus.url, str(room), name, str(clip or "-")]
+        command = [sys.executable, "-m", "tests.janus_publisher", janus.url, str(room), name]
+        command += [str(clip or "-")]
         command += ["--ice-host", MEDIA_HOST, "--pin", pin]
         if clip is None:
             command.append("--audio-only")
         env = {**os.environ, "JANUS_API_SECRET": janus.api_secret or ""}
         self.name = name
         self.process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True, cwd=ROOT
         )
         line = self.process.stdout.readline()
         if not line.startswith("publishing"):

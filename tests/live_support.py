@@ -58,16 +58,6 @@ def run(
         pytest.fail(f"timed out after {timeout:g} s; status events: {story or 'none'}")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """The narrow network runs far faster on one thread than on two threads that compete
-    with MediaPipe's; restored after the module. Import it into a test module to use it."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def narrow_model(seed: int = 0) -> LipForensics:
     """The LipForensics network at narrow widths with seeded random weights, eval mode."""
     torch.manual_seed(seed)

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import aiomqtt
 import pytest
-from live_support import free_port
+
+from tests.live_support import free_port
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"

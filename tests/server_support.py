@@ -9,13 +9,13 @@ from pathlib import Path
 
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.media import MediaPlayer
-from live_support import TALKING
 
 from engines.backends import TorchBackend
 from stream.pipeline import Pipeline
 from stream.server.app import Server
 from stream.settings.pipeline import Settings
 from stream.settings.server import ServerSettings, WhipSettings
+from tests.live_support import TALKING
 
 TOKEN = "s3cret-token-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

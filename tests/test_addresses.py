@@ -9,12 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from live_support import TALKING
 
 from stream.sources.files import FileSource
 from stream.sources.open import open_source
 from stream.sources.rtsp import RtspSource
 from stream.sources.urls import redact
+from tests.live_support import TALKING
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -10,8 +10,6 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from live_support import NARROW, TALKING
-from test_model import randomise
 
 from engines import backends, export, registry
 from engines.checkpoint import save_checkpoint
@@ -23,6 +21,8 @@ from engines.quantize import calibration_windows, load_crops, quantize_model
 from engines.tensorrt import tensorrt_unavailable_reason
 from errors import CheckpointError, LipForensicsError, MediaError
 from stream.detector import Detector
+from tests.live_support import NARROW, TALKING
+from tests.test_model import randomise
 
 DATA = Path(__file__).parent / "data"
 TENSORRT_MISSING = tensorrt_unavailable_reason()

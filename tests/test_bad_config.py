@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from live_support import TALKING, free_port
 from PIL import Image
 
 from commands.cli import main
+from tests.live_support import TALKING, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -9,21 +9,19 @@ import re
 
 import numpy as np
 import pytest
-from browser_support import (
+from PIL import Image
+
+from stream.alerts.policy import Level
+from stream.events import Connection, StreamStatus, Verdict
+from tests.browser_support import (
     WAIT,
     camera_flags,
     demo_clip_y4m,
     launch,
-    playwright_driver,  # noqa: F401  (a fixture)
     screenshot,
-    served,  # noqa: F401  (a fixture)
     wait_until,
 )
-from PIL import Image
-from server_support import TOKEN
-
-from stream.alerts.policy import Level
-from stream.events import Connection, StreamStatus, Verdict
+from tests.server_support import TOKEN
 
 pytestmark = pytest.mark.slow
 #: a stream name a publisher could choose, meant to run script in the viewer's browser.
@@ -44,14 +42,14 @@ def clips(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def camera(playwright_driver, clips):  # noqa: F811
+def camera(playwright_driver, clips):
     """A browser whose camera plays the demo's manipulated clip."""
     browser = launch(playwright_driver, *camera_flags(clips["manipulated"]))
     yield browser
     browser.close()
 
 
-def start_publishing(browser, served):  # noqa: F811
+def start_publishing(browser, served):
     """A page of ``browser`` publishing its camera from /publish (the token in the
     fragment); the page and its stream's name."""
     page = browser.new_page()
@@ -60,7 +58,7 @@ def start_publishing(browser, served):  # noqa: F811
     return page, stream
 
 
-def stop_publishing(page, served, stream) -> str:  # noqa: F811
+def stop_publishing(page, served, stream) -> str:
     """Press Stop; the page's last words once the session has ended."""
     from playwright.sync_api import expect
 
@@ -72,7 +70,7 @@ def stop_publishing(page, served, stream) -> str:  # noqa: F811
 
 def test_the_manipulated_clip_from_a_browser_camera_reaches_alert_and_stop_ends_it(
     camera,
-    served,  # noqa: F811
+    served,
 ):
     from playwright.sync_api import expect
 
@@ -90,7 +88,7 @@ def test_the_manipulated_clip_from_a_browser_camera_reaches_alert_and_stop_ends_
     page.close()
 
 
-def test_the_genuine_clip_from_a_browser_camera_stays_clear(playwright_driver, clips, served):  # noqa: F811
+def test_the_genuine_clip_from_a_browser_camera_stays_clear(playwright_driver, clips, served):
     browser = launch(playwright_driver, *camera_flags(clips["genuine"]))
     try:
         page, stream = start_publishing(browser, served)
@@ -128,7 +126,7 @@ def call_page(folder, videos: dict[str, bytes], columns: int):
     return page
 
 
-def share_call(playwright_driver, served, call):  # noqa: F811
+def share_call(playwright_driver, served, call):
     """A browser showing ``call`` in a 1280x720 window and, in front of it, /publish sharing
     the call's tab (Chromium picks it by title): the browser, the page and its stream."""
     pick = "--auto-select-tab-capture-source-by-title=the call"
@@ -142,9 +140,9 @@ def share_call(playwright_driver, served, call):  # noqa: F811
 
 
 def test_a_shared_tab_playing_the_manipulated_clip_reaches_alert(
-    playwright_driver,  # noqa: F811
+    playwright_driver,
     tmp_path,
-    served,  # noqa: F811
+    served,
 ):
     """source=screen: the call's tab (behind /publish) plays the manipulated clip; the face
     in it reaches ALERT, with the clip's own window logits (a page that cut the face at the
@@ -167,9 +165,9 @@ def test_a_shared_tab_playing_the_manipulated_clip_reaches_alert(
 
 
 def test_a_shared_tab_playing_the_genuine_clip_stays_clear(
-    playwright_driver,  # noqa: F811
+    playwright_driver,
     tmp_path,
-    served,  # noqa: F811
+    served,
 ):
     from training.demo_detector import DEMO_GENUINE
 
@@ -185,9 +183,9 @@ def test_a_shared_tab_playing_the_genuine_clip_stays_clear(
 
 
 def test_a_shared_tab_showing_a_gallery_gives_every_face_and_the_manipulated_one_alerts(
-    playwright_driver,  # noqa: F811
+    playwright_driver,
     tmp_path,
-    served,  # noqa: F811
+    served,
 ):
     """A 2x2 call gallery in the shared tab: the manipulated clip top left, the genuine one
     in the other three tiles (from other moments). Four faces get verdicts, each in its own
@@ -223,7 +221,7 @@ def test_a_shared_tab_showing_a_gallery_gives_every_face_and_the_manipulated_one
 
 def test_the_dashboard_shows_a_late_viewer_every_face_alert_crop_and_stream(
     camera,
-    served,  # noqa: F811
+    served,
     tmp_path,
 ):
     """Opened after the stream alerted: the snapshot shows the stream, its face and the
@@ -296,7 +294,7 @@ def test_the_dashboard_shows_a_late_viewer_every_face_alert_crop_and_stream(
     stop_publishing(publisher, served, stream)
 
 
-def test_the_pages_parse_events_split_anywhere(camera, served):  # noqa: F811
+def test_the_pages_parse_events_split_anywhere(camera, served):
     """live.js's parser in the browser: SSE text cut at every byte gives the same events."""
     page = camera.new_page()
     page.goto(f"{served.url}/dashboard")

@@ -10,14 +10,14 @@ import sys
 import zipfile
 from pathlib import Path
 
-import live_support
 import pytest
 import torch
-from live_support import NARROW, TALKING
 
 from engines.checkpoint import TRUST_VARIABLE, load_checkpoint, save_checkpoint
 from engines.model import LipForensics, ModelConfig
 from errors import CheckpointError
+from tests import live_support
+from tests.live_support import NARROW, TALKING
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from clip_builder import decode
 
 from stream.faces.reader import extract_mouth_crops
 from stream.sources.video_file import VideoFile
+from tests.clip_builder import decode
 
 SIZE = (320, 240)
 FRAMES = 30

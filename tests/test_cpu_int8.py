@@ -7,7 +7,6 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from live_support import TALKING
 
 from commands.cli import main
 from engines import int8_cpu
@@ -16,6 +15,7 @@ from engines.method import normalise_crops
 from errors import LipForensicsError
 from stream.detector import Detector
 from stream.settings.pipeline import Settings
+from tests.live_support import TALKING
 
 
 @pytest.fixture(scope="module")

@@ -8,11 +8,11 @@ import re
 
 import aiohttp
 import pytest
-from live_support import narrow_model, run
-from server_support import TOKEN, served
 
 from engines.backends import TorchBackend
 from stream.server.pages import FILES
+from tests.live_support import narrow_model, run
+from tests.server_support import TOKEN, served
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from live_support import TALKING
 
 from calibration.metrics import (
     accuracy_at,
@@ -25,6 +24,7 @@ from commands.cli import main
 from engines.method import sigmoid
 from stream.alerts.policy import count_alerts
 from stream.sources.video_file import VideoFile
+from tests.live_support import TALKING
 from training.evaluate import FaceLogits, perturbed_copy, video_seed
 from training.perturbations import perturb
 

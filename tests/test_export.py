@@ -11,14 +11,14 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from live_support import NARROW, TALKING
-from test_model import randomise
 
 from engines import export, method
 from engines.backends import OnnxRuntimeBackend, clip_logits
 from engines.frames import five_frame_inputs, window_keys
 from engines.method import normalise_crops
 from engines.model import LipForensics, ModelConfig
+from tests.live_support import NARROW, TALKING
+from tests.test_model import randomise
 
 DATA = Path(__file__).parent / "data"
 

@@ -8,19 +8,20 @@ import os
 from pathlib import Path
 
 import pytest
-from clip_builder import decode, looped, write_clip
-from live_support import (
-    TALKING,
-    CountingBackend,
-    ListSink,
-    narrow_model,
-    one_torch_thread,  # noqa: F401 (autouse fixture)
-)
 
 from stream.events import Connection, FaceEnded, StreamStatus, Verdict
 from stream.pipeline import Pipeline
 from stream.settings.pipeline import Settings
 from stream.sources.files import FileSource
+from tests.clip_builder import decode, looped, write_clip
+from tests.live_support import (
+    TALKING,
+    CountingBackend,
+    ListSink,
+    narrow_model,
+)
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 DATA = Path(__file__).parent / "data"
 GAP_FRAMES = 25 * 120  # two minutes without a face

@@ -7,12 +7,12 @@ from itertools import islice
 from pathlib import Path
 
 import numpy as np
-from live_support import TALKING
 
 from engines.method import FPS
 from stream.faces.stage import FaceStage
 from stream.pacing.clock import resample
 from stream.sources.video_file import VideoFile
+from tests.live_support import TALKING
 
 TWO_FACES = Path(__file__).parent / "data" / "two_faces.mp4"
 

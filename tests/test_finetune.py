@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from live_support import NARROW, TALKING, narrow_model
 
 from calibration.metrics import auc
 from engines.checkpoint import load_checkpoint, save_checkpoint
 from engines.clips import clip_starts
 from engines.method import normalise_crops
 from engines.model import LipForensics, ModelConfig, TemporalHead
+from tests.live_support import NARROW, TALKING, narrow_model
 from training.features import (
     GRID,
     VideoFeatures,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from live_support import run
 
 from stream.pacing.frame_queue import FrameQueue
+from tests.live_support import run
 
 
 def test_the_byte_bound_holds_and_an_empty_queue_takes_any_one_item():

@@ -7,20 +7,21 @@ import asyncio
 
 import aiohttp
 import pytest
-from live_support import (
-    TALKING,
-    SlowBackend,
-    narrow_model,
-    one_torch_thread,  # noqa: F401 (autouse fixture)
-    run,
-)
-from server_support import AUTH, TOKEN
 
 from stream.pipeline import Pipeline
 from stream.server.app import Server
 from stream.settings.pipeline import Settings
 from stream.settings.server import ServerSettings
 from stream.sources.files import FileSource
+from tests.live_support import (
+    TALKING,
+    SlowBackend,
+    narrow_model,
+    run,
+)
+from tests.server_support import AUTH, TOKEN
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 #: seconds the 4 s camera-paced clip may take to be read through (it drops, so it keeps pace).
 CLIP_DEADLINE = 30.0

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from live_support import TALKING
 
 from commands.cli import main
 from errors import LipForensicsError, MediaError
 from stream.settings.pipeline import Settings
 from stream.sources.hwaccel import available_hwaccels
 from stream.sources.video_file import VideoFile
+from tests.live_support import TALKING
 
 KNOWN = available_hwaccels()
 

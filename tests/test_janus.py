@@ -14,8 +14,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from janus_support import MEDIA_HOST, Janus, Publisher, require_janus
-from live_support import run
 
 from errors import LipForensicsError
 from stream.detector import Detector
@@ -25,6 +23,8 @@ from stream.sources.open import open_source
 from stream.sources.rooms import Room
 from stream.sources.rooms.janus_address import parse_janus_url
 from stream.sources.urls import redact
+from tests.janus_support import MEDIA_HOST, Janus, Publisher, require_janus
+from tests.live_support import run
 from training.demo_detector import DEMO_GENUINE, DEMO_MANIPULATED, WEIGHTS
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,7 +10,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from live_support import TALKING
 
 from engines.method import FPS
 from errors import LipForensicsError
@@ -22,6 +21,7 @@ from stream.faces.roi import network_inputs, roi_from_mesh
 from stream.faces.stage import FaceStage
 from stream.pacing.clock import resample
 from stream.sources.video_file import VideoFile
+from tests.live_support import TALKING
 
 DATA = Path(__file__).parent / "data"
 #: docs/crops.md: the live crops may move this far (mean absolute difference, gray levels)

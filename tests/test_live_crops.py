@@ -7,7 +7,6 @@ from itertools import islice
 
 import numpy as np
 import pytest
-from live_support import TALKING
 
 from stream.faces.align import mean_face, mouth_crop
 from stream.faces.landmarks import FaceLandmarks
@@ -16,6 +15,7 @@ from stream.faces.mediapipe_results import mesh_reader
 from stream.faces.stage import FaceStage
 from stream.pacing.clock import resample
 from stream.sources.video_file import VideoFile
+from tests.live_support import TALKING
 
 #: docs/crops.md: the live crops may move this far (mean absolute difference, gray levels)
 BOUND = 0.5

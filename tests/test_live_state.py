@@ -9,9 +9,7 @@ import io
 import aiohttp
 import numpy as np
 import pytest
-from live_support import TALKING, narrow_model, run
 from PIL import Image
-from server_support import AUTH, TOKEN
 
 from engines.backends import TorchBackend
 from engines.method import normalise_crops
@@ -32,6 +30,8 @@ from stream.server.state import HISTORY_SECONDS, MAX_FACES, LiveState
 from stream.settings.pipeline import Settings
 from stream.settings.server import ServerSettings
 from stream.sources.open import open_source
+from tests.live_support import TALKING, narrow_model, run
+from tests.server_support import AUTH, TOKEN
 
 #: every window alerts: the crops of real alert windows without a trained detector.
 ALWAYS_ALERT = PolicyConfig(suspicious_logit=-1e9, alert_logit=-1e9, escalate_windows=1)

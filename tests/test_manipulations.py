@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from live_support import TALKING
 
 from stream.faces.align import mean_face
+from tests.live_support import TALKING
 from training.manipulations import (
     MANIPULATIONS,
     Footage,

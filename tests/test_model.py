@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from live_support import NARROW
 
 from engines.frames import five_frame_inputs, window_keys
 from engines.method import normalise_crops
 from engines.model import LipForensics, ModelConfig
+from tests.live_support import NARROW
 
 DATA = Path(__file__).parent / "data"
 

@@ -10,7 +10,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from live_support import TALKING
 from PIL import Image
 
 from commands.cli import main
@@ -28,6 +27,7 @@ from stream.faces.landmarks import IBUG68_FROM_MEDIAPIPE, FaceLandmarks, to_ibug
 from stream.faces.reader import MouthCrops, extract_mouth_crops
 from stream.faces.smoothing import Smoother, Smoothing, smooth
 from stream.sources.video_file import VideoFile
+from tests.live_support import TALKING
 
 DATA = Path(__file__).parent / "data"
 

@@ -14,8 +14,6 @@ from pathlib import Path
 
 import aiomqtt
 import pytest
-from live_support import TALKING, free_port, run
-from mqtt_support import Mosquitto, Watcher, require_mosquitto
 
 from errors import LipForensicsError
 from stream.alerts.alert_states import AlertStates
@@ -35,6 +33,8 @@ from stream.events import (
     Verdict,
 )
 from stream.health.metrics import PipelineMetrics
+from tests.live_support import TALKING, free_port, run
+from tests.mqtt_support import Mosquitto, Watcher, require_mosquitto
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -13,11 +13,11 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender
 from aiortc.contrib.media import MediaPlayer
 from aiortc.mediastreams import AudioStreamTrack
 from aiortc.sdp import SessionDescription
-from live_support import TALKING, narrow_model, run
-from server_support import AUTH, SDP_HEADERS, accept_answer, served
 
 from engines.backends import TorchBackend
 from engines.method import sigmoid
+from tests.live_support import TALKING, narrow_model, run
+from tests.server_support import AUTH, SDP_HEADERS, accept_answer, served
 
 
 @pytest.fixture(scope="module")

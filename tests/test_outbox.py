@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
-from live_support import TALKING, free_port
 
 from errors import LipForensicsError
 from stream.alerts.outbox import DELIVERED, REJECTED, Outbox, default_outbox_path
 from stream.alerts.policy import Level
 from stream.alerts.sinks import WebhookSink
 from stream.events import Alert, Verdict
+from tests.live_support import TALKING, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from live_support import TALKING, free_port, narrow_model
 
 from engines.checkpoint import save_checkpoint
 from stream.alerts.outbox import Outbox
+from tests.live_support import TALKING, free_port, narrow_model
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -11,17 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from live_support import (
-    TALKING,
-    CountingBackend,
-    ListSink,
-    SlowBackend,
-    clip_logit,
-    narrow_model,
-    one_torch_thread,  # noqa: F401 (autouse fixture)
-    record_batch_streams,
-)
-from live_support import run as run_async
 
 from engines.method import normalise_crops
 from stream.alerts.policy import Level, PolicyConfig
@@ -30,6 +19,18 @@ from stream.faces.reader import extract_mouth_crops
 from stream.pipeline import Pipeline
 from stream.settings.pipeline import Settings
 from stream.sources.files import FileSource
+from tests.live_support import (
+    TALKING,
+    CountingBackend,
+    ListSink,
+    SlowBackend,
+    clip_logit,
+    narrow_model,
+    record_batch_streams,
+)
+from tests.live_support import run as run_async
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 DATA = Path(__file__).parent / "data"
 #: the narrow random network's logits are about 0.149 on every window: alert on them

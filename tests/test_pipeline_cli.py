@@ -11,14 +11,15 @@ import sys
 from pathlib import Path
 
 import pytest
-from live_support import (
-    TALKING,
-    one_torch_thread,  # noqa: F401 (autouse fixture)
-)
 
 from commands import cli as run_stream
 from errors import LipForensicsError
 from stream.settings.pipeline import load_settings
+from tests.live_support import (
+    TALKING,
+)
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data"

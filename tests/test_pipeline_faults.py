@@ -6,14 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from live_support import (
-    TALKING,
-    CountingBackend,
-    ListSink,
-    MemorySource,
-    narrow_model,
-    one_torch_thread,  # noqa: F401 (autouse fixture)
-)
+import pytest
 
 from errors import MediaError
 from stream.events import Connection, Frame, StreamStatus, Verdict
@@ -21,6 +14,15 @@ from stream.pipeline import Pipeline
 from stream.settings.pipeline import Settings
 from stream.sources.base import StatusCallback, ignore_status
 from stream.sources.files import FileSource
+from tests.live_support import (
+    TALKING,
+    CountingBackend,
+    ListSink,
+    MemorySource,
+    narrow_model,
+)
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 DATA = Path(__file__).parent / "data"
 

@@ -7,15 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from live_support import (
-    TALKING,
-    CountingBackend,
-    ListSink,
-    MemorySource,
-    SlowBackend,
-    narrow_model,
-    one_torch_thread,  # noqa: F401 (autouse fixture)
-)
 
 from stream import pipeline as pipeline_module
 from stream.events import Verdict
@@ -23,6 +14,16 @@ from stream.pipeline import Pipeline
 from stream.settings.pipeline import Settings
 from stream.sources.base import Source
 from stream.sources.files import FileSource
+from tests.live_support import (
+    TALKING,
+    CountingBackend,
+    ListSink,
+    MemorySource,
+    SlowBackend,
+    narrow_model,
+)
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 NO_FACE = Path(__file__).parent / "data" / "no_face.mp4"
 

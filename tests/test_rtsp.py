@@ -10,9 +10,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from clip_builder import decode, write_clip
-from live_support import TALKING, free_port, narrow_model, run
-from rtsp_support import RtspServer, require_rtsp_server
 
 from engines.backends import TorchBackend
 from errors import LipForensicsError
@@ -24,6 +21,9 @@ from stream.sources.base import ignore_status
 from stream.sources.open import open_source
 from stream.sources.rtsp import RtspSource, Timeline
 from stream.sources.urls import redact
+from tests.clip_builder import decode, write_clip
+from tests.live_support import TALKING, free_port, narrow_model, run
+from tests.rtsp_support import RtspServer, require_rtsp_server
 
 NO_FACE = Path(__file__).parent / "data" / "no_face.mp4"  # 480 x 270
 

@@ -10,8 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from live_support import NARROW, TALKING
-from test_model import randomise
 
 from calibration.thresholds import calibrate, save_thresholds
 from commands.cli import main
@@ -23,6 +21,8 @@ from engines.frames import frame_requests
 from engines.method import normalise_crops
 from engines.model import LipForensics
 from stream.scan.scanner import read_input
+from tests.live_support import NARROW, TALKING
+from tests.test_model import randomise
 
 DATA = Path(__file__).parent / "data"
 

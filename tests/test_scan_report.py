@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from browser_support import launch, playwright_driver, screenshot  # noqa: F401
-from live_support import TALKING
 from PIL import Image
 
 from commands.progress import ProgressBar
+from tests.browser_support import launch, screenshot
+from tests.live_support import TALKING
 from training.demo_detector import DISCLAIMER, WEIGHTS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,7 +81,7 @@ def test_the_report_is_one_file_that_requests_nothing(scanned):
 
 def test_chromium_renders_the_report_with_one_timeline_point_per_clip(
     scanned,
-    playwright_driver,  # noqa: F811
+    playwright_driver,
     tmp_path,
 ):
     result, report, _ = scanned

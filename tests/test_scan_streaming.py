@@ -7,13 +7,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from clip_builder import decode, write_clip
-from live_support import TALKING, narrow_model, one_torch_thread  # noqa: F401 (autouse fixture)
 
 from engines.backends import TorchBackend
 from engines.clips import StreamScorer, clip_starts, score_clips
 from engines.method import CLIP_FRAMES
 from stream.scan.scanner import CropsFile, ScanInput, open_input, read_input, scan_source
+from tests.clip_builder import decode, write_clip
+from tests.live_support import TALKING, narrow_model
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 DATA = Path(__file__).parent / "data"
 SIZE = (320, 240)

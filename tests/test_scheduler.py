@@ -7,17 +7,18 @@ import time
 
 import numpy as np
 import pytest
-from live_support import (
-    CountingBackend,
-    SlowBackend,
-    clip_logit,
-    narrow_model,
-    one_torch_thread,  # noqa: F401 (autouse fixture)
-)
 
 from engines.method import normalise_crops
 from stream.windows.face_window import FaceWindow
 from stream.windows.scheduler import Reply, Scheduler
+from tests.live_support import (
+    CountingBackend,
+    SlowBackend,
+    clip_logit,
+    narrow_model,
+)
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

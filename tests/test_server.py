@@ -23,8 +23,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from live_support import narrow_model, run
-from server_support import AUTH, SDP_HEADERS, TOKEN, accept_answer, publishing_peer, served
 
 from commands import cli as run_stream
 from engines.backends import TorchBackend
@@ -32,6 +30,8 @@ from stream.events import Connection, StreamStatus
 from stream.health.node import ASK_WITH_TOKEN
 from stream.server.whip import use_ice_hosts
 from stream.sources.rtsp import RtspSource
+from tests.live_support import narrow_model, run
+from tests.server_support import AUTH, SDP_HEADERS, TOKEN, accept_answer, publishing_peer, served
 
 ROOT = Path(__file__).resolve().parents[1]
 #: bounds every test's waiting, so a broken server fails the test instead of hanging it.

@@ -12,10 +12,10 @@ import logging
 from collections.abc import AsyncIterator
 
 import pytest
-from live_support import narrow_model, run
-from server_support import AUTH, served
 
 from engines.backends import TorchBackend
+from tests.live_support import narrow_model, run
+from tests.server_support import AUTH, served
 
 #: bounds every test's waiting, so a server that never drops a client fails instead of hanging.
 TEST_TIMEOUT = 60.0

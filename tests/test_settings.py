@@ -12,7 +12,6 @@ from dataclasses import fields
 from pathlib import Path
 
 import pytest
-from live_support import free_port
 
 from commands.cli import build_parser
 from commands.live import live_settings
@@ -20,6 +19,7 @@ from errors import LipForensicsError
 from stream.settings.layout import GROUPS
 from stream.settings.pipeline import Settings, load_settings
 from stream.settings.server import ServerSettings, WhipSettings
+from tests.live_support import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "a-long-enough-test-token"

@@ -11,12 +11,12 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-from live_support import NARROW
-from test_model import randomise
 
 from engines import export, tensorrt
 from engines.model import LipForensics
 from errors import LipForensicsError
+from tests.live_support import NARROW
+from tests.test_model import randomise
 
 TENSORRT_MISSING = tensorrt.tensorrt_unavailable_reason()
 needs_gpu = pytest.mark.skipif(TENSORRT_MISSING is not None, reason=str(TENSORRT_MISSING))

@@ -17,8 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from live_support import TALKING, ListSink, free_port, narrow_model, one_torch_thread, run
-from triton_support import TritonServer, python_repository, require_triton_server
 
 from calibration.thresholds import calibrate, save_thresholds
 from commands.cli import main
@@ -30,8 +28,11 @@ from stream.events import Availability, BackendStatus, Frame, Verdict
 from stream.settings.pipeline import Settings
 from stream.sources.base import StatusCallback, ignore_status
 from stream.sources.video_file import VideoFile
+from tests.live_support import TALKING, ListSink, free_port, narrow_model, run
+from tests.triton_support import TritonServer, python_repository, require_triton_server
 
-__all__ = ["one_torch_thread"]  # the fixture, used by every test of this module
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 ROOT = Path(__file__).resolve().parent.parent
 #: the settings of the live tests: no JSON lines, one face, files as fast as possible.

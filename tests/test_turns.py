@@ -8,12 +8,12 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
-from clip_builder import decode, write_clip
 
 from stream.detector import Detector
 from stream.events import Verdict
 from stream.faces.turns import CALM_FRAMES, Turns
 from stream.settings.pipeline import Settings
+from tests.clip_builder import decode, write_clip
 from training.demo_detector import WEIGHTS
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,10 +7,10 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from live_support import TALKING
 
 from errors import MediaError
 from stream.sources.video_file import VideoFile
+from tests.live_support import TALKING
 
 DATA = Path(__file__).parent / "data"
 

@@ -16,8 +16,11 @@ import pytest
 from aiortc import RTCPeerConnection
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from live_support import TALKING, narrow_model, run
-from server_support import (
+
+from engines.backends import TorchBackend
+from stream.server.whip import Refusal, parse_offer
+from tests.live_support import TALKING, narrow_model, run
+from tests.server_support import (
     AUTH,
     SDP_HEADERS,
     TOKEN,
@@ -26,9 +29,6 @@ from server_support import (
     publishing_peer,
     served,
 )
-
-from engines.backends import TorchBackend
-from stream.server.whip import Refusal, parse_offer
 
 
 @pytest.fixture(scope="module")
@@ -320,11 +320,13 @@ def test_a_publisher_that_vanishes_is_dropped_when_ice_consent_expires(
             first = asyncio.ensure_future(anext(events))
             publisher = await asyncio.create_subprocess_exec(
                 sys.executable,
-                str(Path(__file__).with_name("whip_publisher.py")),
+                "-m",
+                "tests.whip_publisher",
                 server.url + "/whip",
                 str(TALKING),
                 env={**os.environ, "LIPFORENSICS_TOKEN": TOKEN},
                 stdout=subprocess.PIPE,
+                cwd=Path(__file__).resolve().parents[1],
             )
             try:
                 assert (await publisher.stdout.readline()).startswith(b"publishing /whip/")

@@ -14,11 +14,11 @@ import av
 import numpy as np
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, VideoStreamTrack
-from live_support import TALKING, narrow_model, run
-from server_support import AUTH, SDP_HEADERS, accept_answer, served
 
 from engines.backends import TorchBackend
 from stream.events import StreamStatus
+from tests.live_support import TALKING, narrow_model, run
+from tests.server_support import AUTH, SDP_HEADERS, accept_answer, served
 
 #: seconds without a new picture before a stall, in these tests.
 STALL = 1.0

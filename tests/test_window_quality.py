@@ -9,7 +9,6 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from clip_builder import decode, write_clip
 
 from stream.alerts.policy import AlertPolicy, Level, PolicyConfig
 from stream.detector import Detector
@@ -17,6 +16,7 @@ from stream.events import Alert, Caveat, Verdict
 from stream.faces.framing import cut_by_frame
 from stream.settings.pipeline import Settings
 from stream.windows.quality import FACE_FLOOR_PX, FPS_FLOOR, Sighting, window_quality
+from tests.clip_builder import decode, write_clip
 from training.demo_detector import DEMO_MANIPULATED, WEIGHTS
 
 BOX = (0.4, 0.3, 0.6, 0.7)

@@ -21,7 +21,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from live_support import free_port
+
+from tests.live_support import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv-triton"

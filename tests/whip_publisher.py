@@ -1,10 +1,11 @@
 """A WHIP publisher in a process of its own: sends a clip's video until it is killed.
 
-    python tests/whip_publisher.py http://127.0.0.1:8080/whip tests/data/talking.mp4
+    python -m tests.whip_publisher http://127.0.0.1:8080/whip tests/data/talking.mp4
 
-The bearer token comes from ``LIPFORENSICS_TOKEN``. ICE stays on 127.0.0.1, without STUN.
-Prints ``publishing LOCATION`` once the endpoint has answered, then loops the clip. Tests
-kill it (SIGKILL) to play a publisher that vanishes without ``DELETE``.
+Run from the repository root. The bearer token comes from ``LIPFORENSICS_TOKEN``. ICE stays
+on 127.0.0.1, without STUN. Prints ``publishing LOCATION`` once the endpoint has answered,
+then loops the clip. Tests kill it (SIGKILL) to play a publisher that vanishes without
+``DELETE``.
 """
 
 from __future__ import annotations
@@ -12,15 +13,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import sys
-from pathlib import Path
 
 import aiohttp
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.media import MediaPlayer
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from stream.server.whip import use_ice_hosts  # noqa: E402
+from stream.server.whip import use_ice_hosts
 
 
 async def publish(url: str, clip: str, token: str) -> None:
