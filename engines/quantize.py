@@ -10,21 +10,33 @@ From them come the inputs each stage sees in use:
 :func:`quantize_model` turns an exported FP32 model into Q/DQ ONNX files with ONNX Runtime's
 static quantisation. Two flavours from the same data:
 
-- ``target="cpu"``: unsigned 8-bit activations, signed per-channel weights, the layout ONNX
-  Runtime's x86 kernels run fastest;
+- ``target="cpu"``: unsigned 8-bit activations and per-channel weights of the kind the CPU's
+  instruction-set class (:func:`cpu_class`) sums exactly: signed where ONNX Runtime's x86
+  kernels use VNNI (their fastest layout), unsigned elsewhere;
 - ``target="tensorrt"``: signed, symmetric 8-bit activations and weights (zero point 0) and
   float biases, the Q/DQ form TensorRT accepts; ``build-engine --int8 CROPS`` builds a
   strongly typed engine from it.
+
+Why the CPU class matters: without VNNI (AVX2, and AVX-512 without VNNI) ONNX Runtime's
+unsigned x signed kernels add pairs of 8-bit products into 16-bit sums, which saturate
+(255 x 127 x 2 > 32767); with VNNI the sums are 32-bit. Unsigned x unsigned kernels widen to
+16 bits first and never saturate. Measured on an AVX2 CPU (docs/benchmarks.md, "INT8 on
+every x86-64 CPU"), signed weights moved a narrow test network's logits by 0.37 and
+unsigned ones by 0.04; 7-bit signed weights (ONNX Runtime's ``reduce_range``) also stay
+exact but were less accurate than unsigned ones on every network measured.
 """
 
 from __future__ import annotations
 
 import contextlib
+import platform
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 from onnxruntime.quantization import (
     CalibrationDataReader,
@@ -35,14 +47,59 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from engines import export
 from engines.frames import five_frame_inputs, window_keys
 from engines.method import CLIP_FRAMES, normalise_crops
 from errors import MediaError
 
+if TYPE_CHECKING:
+    from engines.export import ExportedModel
+
 #: quantisation flavours :func:`quantize_model` writes.
 TARGETS = ("cpu", "tensorrt")
+#: the CPU class whose ONNX Runtime INT8 kernels sum u8 x s8 products exactly (32-bit).
+VNNI = "x86-64-vnni"
+#: the CPU class whose u8 x s8 kernels add product pairs in 16 bits, which can saturate.
+AVX2 = "x86-64-avx2"
 _BATCH = 16
+
+
+def cpu_class(features: dict[str, bool] | None = None, machine: str | None = None) -> str:
+    """The CPU's instruction-set class as ONNX Runtime's INT8 kernels see it: :data:`VNNI`,
+    :data:`AVX2`, or the machine's name (``aarch64``, ``x86_64`` before AVX2).
+
+    Read from CPUID (numpy's run-time CPU features, as ONNX Runtime reads it), not from
+    ``/proc/cpuinfo``: an emulator such as ``qemu-x86_64 -cpu Haswell`` reports its own CPU
+    through CPUID but passes the host's ``/proc/cpuinfo`` through. A CPU with AVX-VNNI but no
+    AVX-512 VNNI (numpy does not report the former) counts as :data:`AVX2`: its recipe is exact
+    everywhere, only slower there. ``features`` and ``machine`` default to this machine's.
+    """
+    machine = (machine or platform.machine()).lower()
+    if machine not in ("x86_64", "amd64"):
+        return machine
+    flags = _cpuid_features() if features is None else features
+    if flags.get("AVX512VNNI"):
+        return VNNI
+    return AVX2 if flags.get("AVX2") else "x86_64"
+
+
+def _cpuid_features() -> dict[str, bool]:
+    """numpy's CPUID-based feature table of this CPU (its home moved in numpy 2)."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__
+    except ImportError:  # numpy 1.x
+        from numpy.core._multiarray_umath import __cpu_features__
+    return dict(__cpu_features__)
+
+
+def cpu_weight_type(cpu: str) -> QuantType:
+    """The INT8 weight type that is exact and fastest on CPU class ``cpu``: signed with
+    VNNI, unsigned elsewhere (no 16-bit saturation)."""
+    return QuantType.QInt8 if cpu == VNNI else QuantType.QUInt8
+
+
+def input_name(model: Path) -> str:
+    """The name of an ONNX model's first input."""
+    return onnx.load(str(model), load_external_data=False).graph.input[0].name
 
 
 def load_crops(paths: list[Path]) -> np.ndarray:
@@ -116,13 +173,20 @@ class _Batches(CalibrationDataReader):
 
 
 def quantize_stage(
-    source: Path, target: Path, input_name: str, samples: np.ndarray, flavour: str = "cpu"
+    source: Path,
+    target: Path,
+    samples: np.ndarray,
+    flavour: str = "cpu",
+    cpu: str | None = None,
 ) -> Path:
-    """Static INT8 (Q/DQ, per-channel weights) of one exported stage, calibrated on ``samples``."""
+    """Static INT8 (Q/DQ, per-channel weights) of one exported stage, calibrated on
+    ``samples``; ``flavour="cpu"`` picks the weight type for CPU class ``cpu`` (default:
+    this CPU's, :func:`cpu_class`)."""
     if flavour not in TARGETS:
         raise ValueError(f"unknown INT8 target {flavour!r}: expected one of {TARGETS}")
     symmetric = flavour == "tensorrt"
-    reader = _Batches(input_name, samples)
+    weights = QuantType.QInt8 if symmetric else cpu_weight_type(cpu or cpu_class())
+    reader = _Batches(input_name(source), samples)
     with prepared_for_quantization(source, target) as prepared:
         quantize_static(
             str(prepared),
@@ -131,11 +195,11 @@ def quantize_stage(
             quant_format=QuantFormat.QDQ,
             per_channel=True,
             activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
+            weight_type=weights,
             calibrate_method=CalibrationMethod.MinMax,
             extra_options={
                 "ActivationSymmetric": symmetric,
-                "WeightSymmetric": True,
+                "WeightSymmetric": weights == QuantType.QInt8,
                 "QuantizeBias": not symmetric,  # TensorRT takes float biases, not int32 ones
             },
         )
@@ -157,23 +221,28 @@ def prepared_for_quantization(source: Path, target: Path) -> Iterator[Path]:
 
 
 def quantize_model(
-    exported: export.ExportedModel, crops: np.ndarray, out_dir: Path, target: str = "cpu"
-) -> export.ExportedModel:
+    exported: ExportedModel,
+    crops: np.ndarray,
+    out_dir: Path,
+    target: str = "cpu",
+    cpu: str | None = None,
+) -> ExportedModel:
     """INT8 copies of both stages of an :class:`engines.export.ExportedModel`, calibrated on
-    genuine ``crops``; returns an ``ExportedModel`` naming the INT8 files."""
+    genuine ``crops`` (for CPU class ``cpu`` with ``target="cpu"``, default this CPU's);
+    returns an ``ExportedModel`` naming the INT8 files."""
     out_dir = Path(out_dir)
     encoder = quantize_stage(
         exported.encoder,
         out_dir / f"frame_encoder.int8-{target}.onnx",
-        export.ENCODER_INPUT,
         calibration_windows(crops),
         target,
+        cpu,
     )
     head = quantize_stage(
         exported.head,
         out_dir / f"temporal_head.int8-{target}.onnx",
-        export.HEAD_INPUT,
         head_inputs(exported.encoder, crops),
         target,
+        cpu,
     )
     return replace(exported, encoder=encoder, head=head)
