@@ -158,18 +158,24 @@ def make_backend(args: argparse.Namespace, weights: Path, precision: str, thread
     from engines.checkpoint import load_checkpoint
     from engines.digest import file_sha256
     from engines.precision import int8_backend
+    from stream.faces.reader import extract_mouth_crops
     from training.demo_detector import DEMO_GENUINE
 
     model = load_checkpoint(weights).model
     backend, check = int8_backend(
-        model, source_sha256=file_sha256(weights), calibration=DEMO_GENUINE, threads=threads
+        model,
+        source_sha256=file_sha256(weights),
+        calibration=DEMO_GENUINE,
+        crops=lambda: extract_mouth_crops(DEMO_GENUINE).crops,
+        threads=threads,
     )
     print(f"# {check.summary()}")
     return backend
 
 
-def print_summary(held: dict[tuple[str, int], int], cpus: int, host_ms: float) -> None:
-    """Streams per core beside FakeCatcher's, and the 16-core GPU box estimate."""
+def print_summary(held: dict[tuple[str, int], int], cpus: int, host_ms: float | None) -> None:
+    """Streams per core beside FakeCatcher's, and the 16-core GPU box estimate (``host_ms``:
+    None when no one-stream row measured a stream's host cost)."""
     print()
     print("| precision | stride | streams held (p99 target) | streams per core |")
     print("|---|---|---|---|")
@@ -177,6 +183,9 @@ def print_summary(held: dict[tuple[str, int], int], cpus: int, host_ms: float) -
         target = P99_TARGET.get(stride, 500.0)
         print(f"| {precision} | {stride} | {streams} (<= {target:.0f} ms) | {streams / cpus:.2f} |")
     print("| Intel FakeCatcher (published) | - | 72 on one Xeon server | about 0.9 |")
+    if host_ms is None:
+        print("| 16-core GPU box (estimate needs a one-stream row: --streams 1,..) | any | - | - |")
+        return
     estimate = int(16 * 1000.0 * USABLE_SHARE // host_ms)
     print(
         f"| 16-core GPU box (estimate: {USABLE_SHARE:.0%} of 16 cores / {host_ms:.0f} CPU ms "
@@ -239,7 +248,7 @@ def main() -> None:
         f"# load average after: {os.getloadavg()[0]:.1f} (other programs' CPU makes the live "
         "columns pessimistic; the four cost columns are this process's CPU time)"
     )
-    print_summary(held_most, cpus, max(host_ms) if host_ms else float("nan"))
+    print_summary(held_most, cpus, max(host_ms) if host_ms else None)
 
 
 if __name__ == "__main__":
