@@ -5,14 +5,16 @@ Usage::
 
     python tests/int8_cpu_check.py prepare DIR      # needs torch and MediaPipe
     python tests/int8_cpu_check.py check DIR [--as-class CLASS]
-    qemu-x86_64 -cpu Haswell .venv/bin/python tests/int8_cpu_check.py check DIR
+    qemu-x86_64 -cpu Haswell .venv/bin/python tests/int8_cpu_check.py check DIR \
+        --expect-class x86-64-avx2
 
 ``prepare`` exports the narrow test network with seeded random weights (seed 11, logits of
 a few units, as ``tests/test_backends.py`` uses it) and saves the genuine mouth crops of
 ``tests/data/talking.mp4``. ``check`` imports neither torch nor MediaPipe: it quantises the
 network for this CPU's instruction-set class (or for ``--as-class``, to show what another
 class's recipe does here) exactly as ``--precision int8`` does, compares INT8 and FP32
-logits on the held-back genuine clips, prints one table and exits 1 past the bound.
+logits on the held-back genuine clips, prints one table and exits 1 past the bound (or
+when this CPU is not of the ``--expect-class``: an emulator that did not hide VNNI).
 """
 
 from __future__ import annotations
@@ -75,7 +77,10 @@ def main() -> None:
     parser.add_argument("step", choices=("prepare", "check"))
     parser.add_argument("folder", type=Path)
     parser.add_argument("--as-class", help="quantise with this CPU class's recipe")
+    parser.add_argument("--expect-class", help="exit 1 unless this CPU is of this class")
     args = parser.parse_args()
+    if args.expect_class and cpu_class() != args.expect_class:
+        sys.exit(f"this CPU is {cpu_class()}, not {args.expect_class}")
     if args.step == "prepare":
         args.folder.mkdir(parents=True, exist_ok=True)
         prepare(args.folder)
