@@ -202,17 +202,18 @@ def build_cpu_int8(
 
 def quantize_head_dynamic(source: Path, target: Path, cpu: str | None = None) -> Path:
     """Dynamic INT8 of the exported temporal head: per-channel INT8 weights in every
-    ``MatMul`` (:mod:`engines.matmul_head`) of the type CPU class ``cpu`` sums exactly
+    ``MatMul`` (:mod:`engines.matmul_head`), of the bits CPU class ``cpu`` sums exactly
     (default: this CPU's, :func:`engines.quantize.cpu_class`), activations quantised per call."""
-    from onnxruntime.quantization import quantize_dynamic
+    from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    from engines.quantize import cpu_class, cpu_weight_type, prepared_for_quantization
+    from engines.quantize import cpu_class, prepared_for_quantization, seven_bit_weights
 
     with prepared_for_quantization(source, target) as prepared:
         quantize_dynamic(
             str(prepared),
             str(target),
-            weight_type=cpu_weight_type(cpu or cpu_class()),
+            weight_type=QuantType.QInt8,
+            reduce_range=seven_bit_weights(cpu or cpu_class()),
             op_types_to_quantize=["MatMul"],
             per_channel=True,
         )

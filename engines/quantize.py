@@ -10,20 +10,20 @@ From them come the inputs each stage sees in use:
 :func:`quantize_model` turns an exported FP32 model into Q/DQ ONNX files with ONNX Runtime's
 static quantisation. Two flavours from the same data:
 
-- ``target="cpu"``: unsigned 8-bit activations and per-channel weights of the kind the CPU's
-  instruction-set class (:func:`cpu_class`) sums exactly: signed where ONNX Runtime's x86
-  kernels use VNNI (their fastest layout), unsigned elsewhere;
+- ``target="cpu"``: unsigned 8-bit activations, signed per-channel weights, the layout ONNX
+  Runtime's x86 kernels run fastest; the weights 8-bit where the CPU's instruction-set class
+  (:func:`cpu_class`) has VNNI, 7-bit elsewhere (:func:`seven_bit_weights`);
 - ``target="tensorrt"``: signed, symmetric 8-bit activations and weights (zero point 0) and
   float biases, the Q/DQ form TensorRT accepts; ``build-engine --int8 CROPS`` builds a
   strongly typed engine from it.
 
 Why the CPU class matters: without VNNI (AVX2, and AVX-512 without VNNI) ONNX Runtime's
 unsigned x signed kernels add pairs of 8-bit products into 16-bit sums, which saturate
-(255 x 127 x 2 > 32767); with VNNI the sums are 32-bit. Unsigned x unsigned kernels widen to
-16 bits first and never saturate. Measured on an AVX2 CPU (docs/benchmarks.md, "INT8 on
-every x86-64 CPU"), signed weights moved a narrow test network's logits by 0.37 and
-unsigned ones by 0.04; 7-bit signed weights (ONNX Runtime's ``reduce_range``) also stay
-exact but were less accurate than unsigned ones on every network measured.
+(255 x 127 x 2 > 32767); with VNNI the sums are 32-bit. Weights of 7 bits (ONNX Runtime's
+``reduce_range``, at most 64: 255 x 64 x 2 < 32768) keep the same fast kernels exact.
+Unsigned weights (unsigned x unsigned kernels, also exact) were as accurate or more, but
+their kernels ran the encoder at about FP32's speed; docs/benchmarks.md, "INT8 on every
+x86-64 CPU", has the figures.
 """
 
 from __future__ import annotations
@@ -91,10 +91,10 @@ def _cpuid_features() -> dict[str, bool]:
     return dict(__cpu_features__)
 
 
-def cpu_weight_type(cpu: str) -> QuantType:
-    """The INT8 weight type that is exact and fastest on CPU class ``cpu``: signed with
-    VNNI, unsigned elsewhere (no 16-bit saturation)."""
-    return QuantType.QInt8 if cpu == VNNI else QuantType.QUInt8
+def seven_bit_weights(cpu: str) -> bool:
+    """Whether CPU class ``cpu`` needs 7-bit INT8 weights for exact sums: everywhere but
+    :data:`VNNI` (whose kernels sum 8-bit ones exactly)."""
+    return cpu != VNNI
 
 
 def input_name(model: Path) -> str:
@@ -180,12 +180,11 @@ def quantize_stage(
     cpu: str | None = None,
 ) -> Path:
     """Static INT8 (Q/DQ, per-channel weights) of one exported stage, calibrated on
-    ``samples``; ``flavour="cpu"`` picks the weight type for CPU class ``cpu`` (default:
+    ``samples``; ``flavour="cpu"`` picks the weights' bits for CPU class ``cpu`` (default:
     this CPU's, :func:`cpu_class`)."""
     if flavour not in TARGETS:
         raise ValueError(f"unknown INT8 target {flavour!r}: expected one of {TARGETS}")
     symmetric = flavour == "tensorrt"
-    weights = QuantType.QInt8 if symmetric else cpu_weight_type(cpu or cpu_class())
     reader = _Batches(input_name(source), samples)
     with prepared_for_quantization(source, target) as prepared:
         quantize_static(
@@ -195,11 +194,12 @@ def quantize_stage(
             quant_format=QuantFormat.QDQ,
             per_channel=True,
             activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
-            weight_type=weights,
+            weight_type=QuantType.QInt8,
+            reduce_range=not symmetric and seven_bit_weights(cpu or cpu_class()),
             calibrate_method=CalibrationMethod.MinMax,
             extra_options={
                 "ActivationSymmetric": symmetric,
-                "WeightSymmetric": weights == QuantType.QInt8,
+                "WeightSymmetric": True,
                 "QuantizeBias": not symmetric,  # TensorRT takes float biases, not int32 ones
             },
         )

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from engines.int8_cpu import MAX_LOGIT_ERROR, build_cpu_int8  # noqa: E402
-from engines.quantize import cpu_class, cpu_weight_type  # noqa: E402
+from engines.quantize import cpu_class, seven_bit_weights  # noqa: E402
 
 ENCODER, HEAD, CROPS = "frame_encoder.onnx", "temporal_head.onnx", "genuine.npy"
 
@@ -64,8 +64,9 @@ def check(folder: Path, cpu: str) -> bool:
     columns += ("mean error", "bound", "holds")
     print("| " + " | ".join(columns) + " |")
     print("|---" * len(columns) + "|")
+    bits = 7 if seven_bit_weights(cpu) else 8
     print(
-        f"| {cpu_class()} | {cpu} | {cpu_weight_type(cpu).name} | {result.held_back_clips} | "
+        f"| {cpu_class()} | {cpu} | {bits}-bit | {result.held_back_clips} | "
         f"{result.max_error:.4f} | {result.mean_error:.4f} | {MAX_LOGIT_ERROR} | "
         f"{'yes' if holds else 'no'} |"
     )

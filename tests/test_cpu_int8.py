@@ -95,9 +95,11 @@ def test_the_cache_and_its_check_belong_to_one_cpu_class(
         for path in cache.glob("int8-cpu/*/int8_check.json")
     }
     assert {cpu_class(), "aarch64"} <= set(stored)
-    encoder = onnx.load(str(stored["aarch64"] / "frame_encoder.int8-cpu.onnx")).graph
-    types = {t.data_type for t in encoder.initializer if len(t.dims) == 4}
-    assert types == {onnx.TensorProto.UINT8}  # exact without VNNI
+    for name, ndim in (("frame_encoder.int8-cpu.onnx", 4), ("temporal_head.int8-dynamic.onnx", 2)):
+        graph = onnx.load(str(stored["aarch64"] / name)).graph
+        arrays = [onnx.numpy_helper.to_array(t) for t in graph.initializer if len(t.dims) == ndim]
+        weights = [w.astype(int) for w in arrays if w.dtype == np.int8]
+        assert weights and max(int(np.abs(w).max()) for w in weights) == 64  # 7 bits, not 127
 
 
 def test_the_cpu_class_comes_from_cpuid():
