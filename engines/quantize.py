@@ -22,8 +22,8 @@ unsigned x signed kernels add pairs of 8-bit products into 16-bit sums, which sa
 (255 x 127 x 2 > 32767); with VNNI the sums are 32-bit. Weights of 7 bits (ONNX Runtime's
 ``reduce_range``, at most 64: 255 x 64 x 2 < 32768) keep the same fast kernels exact.
 Unsigned weights (unsigned x unsigned kernels, also exact) were as accurate or more, but
-their kernels ran the encoder at about FP32's speed; docs/benchmarks.md, "INT8 on every
-x86-64 CPU", has the figures.
+their kernels ran the encoder at about FP32's speed here (docs/benchmarks.md, "INT8 on
+every x86-64 CPU").
 """
 
 from __future__ import annotations
