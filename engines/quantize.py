@@ -70,8 +70,9 @@ def cpu_class(features: dict[str, bool] | None = None, machine: str | None = Non
     Read from CPUID (numpy's run-time CPU features, as ONNX Runtime reads it), not from
     ``/proc/cpuinfo``: an emulator such as ``qemu-x86_64 -cpu Haswell`` reports its own CPU
     through CPUID but passes the host's ``/proc/cpuinfo`` through. A CPU with AVX-VNNI but no
-    AVX-512 VNNI (numpy does not report the former) counts as :data:`AVX2`: its recipe is exact
-    everywhere, only slower there. ``features`` and ``machine`` default to this machine's.
+    AVX-512 VNNI (numpy does not report the former) counts as :data:`AVX2`: its 7-bit recipe
+    is exact everywhere, only a little less accurate. ``features`` and ``machine`` default to
+    this machine's.
     """
     machine = (machine or platform.machine()).lower()
     if machine not in ("x86_64", "amd64"):
