@@ -16,8 +16,10 @@ crops both networks score every window at stride 5; the largest logit difference
 INT8 error, and a model whose error is past :data:`MAX_LOGIT_ERROR` is refused (its
 thresholds, calibrated in FP32, could no longer be trusted). The INT8 files and the check are cached
 under ``CACHE/int8-cpu/<key>``, the key made of the FP32 export (weights' hash, model
-config, opset) and the calibration data's hash, so a second start neither calibrates nor
-checks again.
+config, opset), the calibration data's hash and the CPU's instruction-set class
+(:func:`engines.quantize.cpu_class`: the INT8 weights and the kernels that sum them depend
+on it, so a check passed on a VNNI CPU says nothing about an AVX2 one sharing the cache);
+a second start on the same class neither calibrates nor checks again.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ HOLD_BACK_SHARE = 0.25
 #: frames between the held-back windows that are compared.
 CHECK_STRIDE = 5
 #: bump when the quantisation recipe changes, so cached INT8 files are redone.
-INT8_FORMAT = 2
+INT8_FORMAT = 3
 _CHECK_FILE = "int8_check.json"
 _ENCODER_FILE = "frame_encoder.int8-cpu.onnx"
 _HEAD_FILE = "temporal_head.int8-dynamic.onnx"
@@ -64,6 +66,7 @@ class Int8Check:
         max_error, mean_error: largest and mean |INT8 - FP32| clip logit.
         held_back_clips: clips compared (none of them calibrated the network).
         calibration_crops: crops the network was calibrated on.
+        cpu_class: the instruction-set class the network was quantised for and checked on.
         build_seconds: time the calibration took (0.0: loaded from the cache).
     """
 
@@ -71,6 +74,7 @@ class Int8Check:
     mean_error: float
     held_back_clips: int
     calibration_crops: int
+    cpu_class: str
     build_seconds: float = 0.0
 
     def summary(self) -> str:
@@ -81,7 +85,8 @@ class Int8Check:
             else f"cached, calibrated on {self.calibration_crops} genuine crops"
         )
         return (
-            f"INT8 (ONNX Runtime) {how}; logit error against FP32 on {self.held_back_clips} "
+            f"INT8 (ONNX Runtime, {self.cpu_class}) {how}; logit error against FP32 on "
+            f"{self.held_back_clips} "
             f"held-back genuine clips: max {self.max_error:.3g}, mean {self.mean_error:.3g} "
             f"(bound {MAX_LOGIT_ERROR})"
         )
@@ -129,13 +134,16 @@ def cached_cpu_int8(
     Raises:
         LipForensicsError: too few crops, or an INT8 error past :data:`MAX_LOGIT_ERROR`.
     """
-    key = _cache_key(exported, calibration_sha256)
+    from engines.quantize import cpu_class
+
+    cpu = cpu_class()
+    key = _cache_key(exported, calibration_sha256, cpu)
     folder = Path(cache_dir) / "int8-cpu" / key
     check_file = folder / _CHECK_FILE
     if check_file.exists():  # written last: the INT8 files are complete
         check = Int8Check(**{**json.loads(check_file.read_text()), "build_seconds": 0.0})
     else:
-        check = _build(exported, folder, crops(), threads)
+        check = build_cpu_int8(exported.encoder, exported.head, folder, crops(), cpu, threads)
     if check.max_error > MAX_LOGIT_ERROR:
         raise LipForensicsError(
             f"INT8 refused: its logits differ from FP32 by up to {check.max_error:.3g} on "
@@ -145,23 +153,32 @@ def cached_cpu_int8(
     return backend, check
 
 
-def _build(
-    exported: ExportedModel, folder: Path, crops: np.ndarray, threads: int | None
+def build_cpu_int8(
+    encoder: Path,
+    head: Path,
+    folder: Path,
+    crops: np.ndarray,
+    cpu: str,
+    threads: int | None = None,
 ) -> Int8Check:
-    """Calibrate, check on the held-back clips, and write the check file last."""
-    from engines.export import ENCODER_INPUT
+    """INT8 of the FP32 ``encoder`` and ``head`` files for CPU class ``cpu`` in ``folder``:
+    calibrate on the crops, check on the held-back clips, and write the check file last.
+
+    Raises:
+        LipForensicsError: fewer than two clips' worth of crops.
+    """
     from engines.quantize import calibration_windows, quantize_stage
 
     started = time.perf_counter()
     calibration, held_back = split_clips(crops)
     partial = folder.with_name(f"{folder.name}.{os.getpid()}.partial")
-    encoder = quantize_stage(
-        exported.encoder, partial / _ENCODER_FILE, ENCODER_INPUT, calibration_windows(calibration)
+    int8_encoder = quantize_stage(
+        encoder, partial / _ENCODER_FILE, calibration_windows(calibration), cpu=cpu
     )
-    head = quantize_head_dynamic(exported.head, partial / _HEAD_FILE)
+    int8_head = quantize_head_dynamic(head, partial / _HEAD_FILE, cpu)
     errors = logit_error(
-        OnnxRuntimeBackend(exported.encoder, exported.head, threads=threads),
         OnnxRuntimeBackend(encoder, head, threads=threads),
+        OnnxRuntimeBackend(int8_encoder, int8_head, threads=threads),
         held_back,
     )
     check = Int8Check(
@@ -169,6 +186,7 @@ def _build(
         mean_error=float(errors.mean()),
         held_back_clips=len(held_back),
         calibration_crops=len(calibration),
+        cpu_class=cpu,
         build_seconds=time.perf_counter() - started,
     )
     stored = {**asdict(check), "build_seconds": round(check.build_seconds, 1)}
@@ -182,29 +200,33 @@ def _build(
     return check
 
 
-def quantize_head_dynamic(source: Path, target: Path) -> Path:
+def quantize_head_dynamic(source: Path, target: Path, cpu: str | None = None) -> Path:
     """Dynamic INT8 of the exported temporal head: per-channel INT8 weights in every
-    ``MatMul`` (:mod:`engines.matmul_head`), activations quantised per call."""
+    ``MatMul`` (:mod:`engines.matmul_head`), of the bits CPU class ``cpu`` sums exactly
+    (default: this CPU's, :func:`engines.quantize.cpu_class`), activations quantised per call."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    from engines.quantize import prepared_for_quantization
+    from engines.quantize import cpu_class, prepared_for_quantization, seven_bit_weights
 
     with prepared_for_quantization(source, target) as prepared:
         quantize_dynamic(
             str(prepared),
             str(target),
             weight_type=QuantType.QInt8,
+            reduce_range=seven_bit_weights(cpu or cpu_class()),
             op_types_to_quantize=["MatMul"],
             per_channel=True,
         )
     return target
 
 
-def _cache_key(exported: ExportedModel, calibration_sha256: str) -> str:
-    """The cache folder of the INT8 copy of this export calibrated on this data."""
+def _cache_key(exported: ExportedModel, calibration_sha256: str, cpu: str) -> str:
+    """The cache folder of the INT8 copy of this export calibrated on this data for CPU
+    class ``cpu``."""
     identity = {
         **exported.metadata,
         "calibration_sha256": calibration_sha256,
+        "cpu_class": cpu,
         "int8_format": INT8_FORMAT,
     }
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]

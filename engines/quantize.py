@@ -11,20 +11,32 @@ From them come the inputs each stage sees in use:
 static quantisation. Two flavours from the same data:
 
 - ``target="cpu"``: unsigned 8-bit activations, signed per-channel weights, the layout ONNX
-  Runtime's x86 kernels run fastest;
+  Runtime's x86 kernels run fastest; the weights 8-bit where the CPU's instruction-set class
+  (:func:`cpu_class`) has VNNI, 7-bit elsewhere (:func:`seven_bit_weights`);
 - ``target="tensorrt"``: signed, symmetric 8-bit activations and weights (zero point 0) and
   float biases, the Q/DQ form TensorRT accepts; ``build-engine --int8 CROPS`` builds a
   strongly typed engine from it.
+
+Why the CPU class matters: without VNNI (AVX2, and AVX-512 without VNNI) ONNX Runtime's
+unsigned x signed kernels add pairs of 8-bit products into 16-bit sums, which saturate
+(255 x 127 x 2 > 32767); with VNNI the sums are 32-bit. Weights of 7 bits (ONNX Runtime's
+``reduce_range``, at most 64: 255 x 64 x 2 < 32768) keep the same fast kernels exact.
+Unsigned weights (unsigned x unsigned kernels, also exact) were as accurate or more, but
+their kernels ran the encoder at about FP32's speed here (docs/benchmarks.md, "INT8 on
+every x86-64 CPU").
 """
 
 from __future__ import annotations
 
 import contextlib
+import platform
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 from onnxruntime.quantization import (
     CalibrationDataReader,
@@ -35,14 +47,60 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from engines import export
 from engines.frames import five_frame_inputs, window_keys
 from engines.method import CLIP_FRAMES, normalise_crops
 from errors import MediaError
 
+if TYPE_CHECKING:
+    from engines.export import ExportedModel
+
 #: quantisation flavours :func:`quantize_model` writes.
 TARGETS = ("cpu", "tensorrt")
+#: the CPU class whose ONNX Runtime INT8 kernels sum u8 x s8 products exactly (32-bit).
+VNNI = "x86-64-vnni"
+#: the CPU class whose u8 x s8 kernels add product pairs in 16 bits, which can saturate.
+AVX2 = "x86-64-avx2"
 _BATCH = 16
+
+
+def cpu_class(features: dict[str, bool] | None = None, machine: str | None = None) -> str:
+    """The CPU's instruction-set class as ONNX Runtime's INT8 kernels see it: :data:`VNNI`,
+    :data:`AVX2`, or the machine's name (``aarch64``, ``x86_64`` before AVX2).
+
+    Read from CPUID (numpy's run-time CPU features, as ONNX Runtime reads it), not from
+    ``/proc/cpuinfo``: an emulator such as ``qemu-x86_64 -cpu Haswell`` reports its own CPU
+    through CPUID but passes the host's ``/proc/cpuinfo`` through. A CPU with AVX-VNNI but no
+    AVX-512 VNNI (numpy does not report the former) counts as :data:`AVX2`: its 7-bit recipe
+    is exact everywhere, only a little less accurate. ``features`` and ``machine`` default to
+    this machine's.
+    """
+    machine = (machine or platform.machine()).lower()
+    if machine not in ("x86_64", "amd64"):
+        return machine
+    flags = _cpuid_features() if features is None else features
+    if flags.get("AVX512VNNI"):
+        return VNNI
+    return AVX2 if flags.get("AVX2") else "x86_64"
+
+
+def _cpuid_features() -> dict[str, bool]:
+    """numpy's CPUID-based feature table of this CPU (its home moved in numpy 2)."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__
+    except ImportError:  # numpy 1.x
+        from numpy.core._multiarray_umath import __cpu_features__
+    return dict(__cpu_features__)
+
+
+def seven_bit_weights(cpu: str) -> bool:
+    """Whether CPU class ``cpu`` needs 7-bit INT8 weights for exact sums: everywhere but
+    :data:`VNNI` (whose kernels sum 8-bit ones exactly)."""
+    return cpu != VNNI
+
+
+def input_name(model: Path) -> str:
+    """The name of an ONNX model's first input."""
+    return onnx.load(str(model), load_external_data=False).graph.input[0].name
 
 
 def load_crops(paths: list[Path]) -> np.ndarray:
@@ -116,13 +174,19 @@ class _Batches(CalibrationDataReader):
 
 
 def quantize_stage(
-    source: Path, target: Path, input_name: str, samples: np.ndarray, flavour: str = "cpu"
+    source: Path,
+    target: Path,
+    samples: np.ndarray,
+    flavour: str = "cpu",
+    cpu: str | None = None,
 ) -> Path:
-    """Static INT8 (Q/DQ, per-channel weights) of one exported stage, calibrated on ``samples``."""
+    """Static INT8 (Q/DQ, per-channel weights) of one exported stage, calibrated on
+    ``samples``; ``flavour="cpu"`` picks the weights' bits for CPU class ``cpu`` (default:
+    this CPU's, :func:`cpu_class`)."""
     if flavour not in TARGETS:
         raise ValueError(f"unknown INT8 target {flavour!r}: expected one of {TARGETS}")
     symmetric = flavour == "tensorrt"
-    reader = _Batches(input_name, samples)
+    reader = _Batches(input_name(source), samples)
     with prepared_for_quantization(source, target) as prepared:
         quantize_static(
             str(prepared),
@@ -132,6 +196,7 @@ def quantize_stage(
             per_channel=True,
             activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
             weight_type=QuantType.QInt8,
+            reduce_range=not symmetric and seven_bit_weights(cpu or cpu_class()),
             calibrate_method=CalibrationMethod.MinMax,
             extra_options={
                 "ActivationSymmetric": symmetric,
@@ -157,23 +222,28 @@ def prepared_for_quantization(source: Path, target: Path) -> Iterator[Path]:
 
 
 def quantize_model(
-    exported: export.ExportedModel, crops: np.ndarray, out_dir: Path, target: str = "cpu"
-) -> export.ExportedModel:
+    exported: ExportedModel,
+    crops: np.ndarray,
+    out_dir: Path,
+    target: str = "cpu",
+    cpu: str | None = None,
+) -> ExportedModel:
     """INT8 copies of both stages of an :class:`engines.export.ExportedModel`, calibrated on
-    genuine ``crops``; returns an ``ExportedModel`` naming the INT8 files."""
+    genuine ``crops`` (for CPU class ``cpu`` with ``target="cpu"``, default this CPU's);
+    returns an ``ExportedModel`` naming the INT8 files."""
     out_dir = Path(out_dir)
     encoder = quantize_stage(
         exported.encoder,
         out_dir / f"frame_encoder.int8-{target}.onnx",
-        export.ENCODER_INPUT,
         calibration_windows(crops),
         target,
+        cpu,
     )
     head = quantize_stage(
         exported.head,
         out_dir / f"temporal_head.int8-{target}.onnx",
-        export.HEAD_INPUT,
         head_inputs(exported.encoder, crops),
         target,
+        cpu,
     )
     return replace(exported, encoder=encoder, head=head)

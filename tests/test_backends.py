@@ -17,7 +17,14 @@ from engines.digest import file_sha256
 from engines.export import read_metadata
 from engines.method import normalise_crops
 from engines.model import LipForensics
-from engines.quantize import calibration_windows, load_crops, quantize_model
+from engines.quantize import (
+    AVX2,
+    VNNI,
+    calibration_windows,
+    cpu_class,
+    load_crops,
+    quantize_model,
+)
 from engines.tensorrt import tensorrt_unavailable_reason
 from errors import CheckpointError, LipForensicsError, MediaError
 from stream.detector import Detector
@@ -197,8 +204,12 @@ def narrow_export(narrow_model, tmp_path_factory):
     return export.export_model(narrow_model, folder, source_sha256="e" * 64)
 
 
-def test_int8_for_the_cpu_stays_close_to_fp32_on_genuine_crops(narrow_export, genuine_crops):
-    int8 = quantize_model(narrow_export, genuine_crops, narrow_export.encoder.parent, "cpu")
+@pytest.mark.parametrize("cpu", [None, AVX2], ids=["this-cpu", "avx2-recipe"])
+def test_int8_for_the_cpu_stays_close_to_fp32_on_genuine_crops(
+    narrow_export, genuine_crops, cpu, tmp_path
+):
+    """The recipe for this CPU's class, and the AVX2 one (exact on every CPU), hold."""
+    int8 = quantize_model(narrow_export, genuine_crops, tmp_path, "cpu", cpu)
     clips = normalise_crops(genuine_crops[:100]).reshape(4, 25, 88, 88)
     fp32 = backends.OnnxRuntimeBackend(narrow_export.encoder, narrow_export.head)
     quantized = backends.OnnxRuntimeBackend(int8.encoder, int8.head)
@@ -207,8 +218,12 @@ def test_int8_for_the_cpu_stays_close_to_fp32_on_genuine_crops(narrow_export, ge
     assert features.shape == (25, NARROW.feature_dim)
     assert np.abs(logits - expected).max() <= 0.05 * np.abs(expected).max()
     assert not np.array_equal(logits, expected)  # it really is another network
-    ops = {node.op_type for node in onnx.load(str(int8.encoder)).graph.node}
-    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    graph = onnx.load(str(int8.encoder)).graph
+    assert {"QuantizeLinear", "DequantizeLinear"} <= {node.op_type for node in graph.node}
+    weights = [onnx.numpy_helper.to_array(t) for t in graph.initializer if len(t.dims) == 4]
+    assert {w.dtype for w in weights} == {np.dtype(np.int8)}
+    top = max(int(np.abs(w.astype(int)).max()) for w in weights)
+    assert top == (127 if (cpu or cpu_class()) == VNNI else 64)  # 7 bits: no 16-bit saturation
 
 
 def test_int8_for_tensorrt_is_signed_symmetric_qdq(narrow_export, genuine_crops):

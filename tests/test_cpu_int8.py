@@ -4,14 +4,19 @@ the error against FP32, and refuses a model past the bound."""
 
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
+
 import numpy as np
 import onnx
 import pytest
 
 from commands.cli import main
-from engines import int8_cpu
+from engines import int8_cpu, quantize
 from engines.backends import clip_logits
 from engines.method import normalise_crops
+from engines.quantize import AVX2, VNNI, cpu_class
 from errors import LipForensicsError
 from stream.detector import Detector
 from stream.settings.pipeline import Settings
@@ -75,6 +80,40 @@ def test_other_calibration_data_is_another_cache_entry(
     assert len(list(cache.glob("int8-cpu/*/int8_check.json"))) == 2
 
 
+def test_the_cache_and_its_check_belong_to_one_cpu_class(
+    narrow_weights, crops_file, cache, monkeypatch
+):
+    """A check passed on one instruction-set class is not trusted on another: another class
+    quantises, checks and stores again, with its own weight type."""
+    here = load(narrow_weights, crops_file, cache, monkeypatch).int8
+    assert here is not None and here.cpu_class == cpu_class()
+    monkeypatch.setattr(quantize, "cpu_class", lambda: "aarch64")
+    other = load(narrow_weights, crops_file, cache, monkeypatch).int8
+    assert other is not None and other.build_seconds > 0 and other.cpu_class == "aarch64"
+    stored = {
+        json.loads(path.read_text())["cpu_class"]: path.parent
+        for path in cache.glob("int8-cpu/*/int8_check.json")
+    }
+    assert {cpu_class(), "aarch64"} <= set(stored)
+    for name, ndim in (("frame_encoder.int8-cpu.onnx", 4), ("temporal_head.int8-dynamic.onnx", 2)):
+        graph = onnx.load(str(stored["aarch64"] / name)).graph
+        arrays = [onnx.numpy_helper.to_array(t) for t in graph.initializer if len(t.dims) == ndim]
+        weights = [w.astype(int) for w in arrays if w.dtype == np.int8]
+        assert weights and max(int(np.abs(w).max()) for w in weights) == 64  # 7 bits, not 127
+
+
+def test_the_cpu_class_comes_from_cpuid():
+    assert cpu_class({"AVX2": True, "AVX512F": True, "AVX512VNNI": True}, "x86_64") == VNNI
+    assert cpu_class({"AVX2": True, "AVX512F": True, "AVX512VNNI": False}, "x86_64") == AVX2
+    assert cpu_class({"AVX2": True}, "AMD64") == AVX2
+    assert cpu_class({"SSE42": True}, "x86_64") == "x86_64"
+    assert cpu_class({"AVX512VNNI": True}, "aarch64") == "aarch64"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpu_class() in (VNNI, AVX2) and cpuinfo.exists():  # the kernel read the same CPUID
+        flags = set(re.search(r"^flags\s*:(.*)$", cpuinfo.read_text(), re.M).group(1).split())
+        assert (cpu_class() == VNNI) == ("avx512_vnni" in flags)
+
+
 def test_an_int8_model_past_the_bound_is_refused_in_one_line(
     narrow_weights, crops_file, cache, monkeypatch
 ):
@@ -123,7 +162,7 @@ def test_scan_with_int8_prints_the_error_against_fp32(
     argv = ["scan", str(crops_file), "--weights", str(narrow_weights), "--backend", "onnxruntime"]
     assert main([*argv, "--precision", "int8", "--int8-calibration", str(crops_file)]) == 0
     err = capsys.readouterr().err
-    assert "INT8 (ONNX Runtime) cached" in err and "logit error against FP32" in err
+    assert f"INT8 (ONNX Runtime, {cpu_class()}) cached" in err and "against FP32" in err
     assert main([*argv[:4], "--backend", "torch", "--precision", "int8"]) == 2
     assert capsys.readouterr().err.strip().count("\n") == 0
 
