@@ -110,10 +110,15 @@ def save_checkpoint(path: str | Path, model: LipForensics) -> Path:
     return path
 
 
-def _read(path: Path) -> tuple[object, list[str]]:
-    """Unpickle the file, tensors and plain data only (see the module doc)."""
+def require_file(path: Path) -> None:
+    """Raise CheckpointError, in one line, unless a weight file is at ``path``."""
     if not path.exists():
         raise CheckpointError(f"weights file not found: {path} (expected {EXPECTED})")
+
+
+def _read(path: Path) -> tuple[object, list[str]]:
+    """Unpickle the file, tensors and plain data only (see the module doc)."""
+    require_file(path)
     if not path.is_file():
         raise CheckpointError(f"{path} is not a file (expected {EXPECTED})")
     try:

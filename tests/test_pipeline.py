@@ -19,6 +19,7 @@ from stream.faces.reader import extract_mouth_crops
 from stream.pipeline import Pipeline
 from stream.settings.pipeline import Settings
 from stream.sources.files import FileSource
+from tests.clip_builder import decode, write_clip
 from tests.live_support import (
     TALKING,
     CountingBackend,
@@ -44,15 +45,20 @@ STREAMS = {
 
 
 @pytest.fixture(scope="module")
-def run():
-    """Run all four streams through one pipeline at stride 5; return the sink and pipeline."""
+def run(tmp_path_factory):
+    """Run all four streams through one pipeline at stride 5; return the sink and pipeline.
+    The two-face clip plays at twice its size: its 74 px faces are below the size floor,
+    whose windows cannot alert (tests/test_window_quality.py)."""
     sink = ListSink()
     backend = CountingBackend(narrow_model())
     pipeline = Pipeline(Settings.of(stride=5), backend, sinks=[sink], policy=EASY_ALERTS)
+    pair = tmp_path_factory.mktemp("pair") / "two_faces_x2.mp4"
+    write_clip(pair, decode(DATA / STREAMS["pair"], (960, 360)), (960, 360))
+    paths = {**{name: DATA / file for name, file in STREAMS.items()}, "pair": pair}
 
     async def main():
-        for name, file in STREAMS.items():
-            pipeline.add_source(FileSource(DATA / file, name))
+        for name, path in paths.items():
+            pipeline.add_source(FileSource(path, name))
         await pipeline.run_until_sources_end()
 
     asyncio.run(main())

@@ -24,8 +24,11 @@ Two runtimes (``runtime=`` of :class:`FaceModels`):
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
 
@@ -41,6 +44,28 @@ def scale_into(images: np.ndarray, network: Network, out: np.ndarray) -> None:
     np.multiply(images, np.float32(network.scale), out=out, casting="unsafe")
     if network.offset:
         out += np.float32(network.offset)
+
+
+#: one interpreter is made at a time: the standard error is the whole process's
+_STDERR = threading.Lock()
+
+
+@contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Standard error closed for the moment LiteRT makes an interpreter: its C++ runtime
+    announces its XNNPACK delegate there ("INFO: Created TensorFlow Lite XNNPACK delegate
+    for CPU.") with no setting to turn it off, which would land between the one-line
+    messages the commands promise."""
+    with _STDERR:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        try:
+            with open(os.devnull, "w") as null:
+                os.dup2(null.fileno(), 2)
+                yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 class Model(Protocol):
@@ -66,8 +91,9 @@ class TfliteModel:
         from ai_edge_litert.interpreter import Interpreter
 
         self.network = network
-        self._interpreter = Interpreter(model_content=content, num_threads=threads)
-        self._interpreter.allocate_tensors()
+        with _quiet_stderr():
+            self._interpreter = Interpreter(model_content=content, num_threads=threads)
+            self._interpreter.allocate_tensors()
         self._input = self._interpreter.get_input_details()[0]["index"]
         self._outputs = [d["index"] for d in self._interpreter.get_output_details()]
         self._lock = threading.Lock()
