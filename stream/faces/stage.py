@@ -79,6 +79,7 @@ class FaceStage:
         #: the engine's id of each face (track id) followed or resting
         self._engine_ids: dict[int, int] = {}
         self._size: tuple[int, int] | None = None  # (width, height) of the last frame
+        self._looked = 0  # frames this stage has looked at (a face's age, for its id)
         self._open = threading.Lock()  # held by a call under way, and by close
         self._closed = False
 
@@ -119,7 +120,8 @@ class FaceStage:
         )
         found = self._faces.track(self._models, rgb, pts)
         faces = [to_ibug68(face.mesh) for face in found]
-        ids, ended = self.tracker.update(index, faces, still=resting)
+        self._looked += 1  # frames dropped unseen (a backlog wiped) do not age a face
+        ids, ended = self.tracker.update(self._looked, faces, still=resting)
         self._engine_ids = {
             **{face: engine for face, engine in self._engine_ids.items() if face in resting},
             **{face: seen.track for face, seen in zip(ids, found, strict=True)},

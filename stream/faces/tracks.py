@@ -49,7 +49,7 @@ class Tracker:
     ) -> tuple[list[int], list[int]]:
         """Match the faces (each (68, 2) landmarks) seen in frame ``index``; the tracks in
         ``still`` were not looked for in this frame (they rest: :mod:`stream.faces.turns`)
-        and count as seen where they were, and no face is matched to them.
+        and count as seen where they were (a face found there all the same is theirs).
 
         Returns:
             The track id of each face, in the order given, and the ids of the tracks that
@@ -57,9 +57,10 @@ class Tracker:
         """
         geometry = [face_geometry(face) for face in faces]
         ids: list[int | None] = [None] * len(faces)
-        taken: set[int] = {track_id for track_id in still if track_id in self.tracks}
-        for track_id in taken:
-            self.tracks[track_id].last_seen = index
+        for track_id in still:
+            if track_id in self.tracks:
+                self.tracks[track_id].last_seen = index
+        taken: set[int] = set()
         for face, track_id in self._nearest_pairs(geometry):
             if ids[face] is None and track_id not in taken:
                 ids[face] = track_id
