@@ -132,6 +132,10 @@ def run(args: argparse.Namespace) -> int:
 
     settings = live_settings(args, serve=True)
     check_before_start(settings)
+    if settings.engine.weights is not None:  # a bad input is one line, before any warning
+        from engines.checkpoint import require_file
+
+        require_file(Path(settings.engine.weights))
     assert settings.server is not None  # serve=True builds it
     for warning in _warnings(settings.server):
         print(f"warning: {warning}", file=sys.stderr, flush=True)

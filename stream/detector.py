@@ -59,18 +59,13 @@ if TYPE_CHECKING:
 
 
 def require_weights(weights: str | Path | None, backend: str) -> None:
-    """Every backend but ``triton`` (whose server holds the network) needs a weight file,
-    and a weight file named must be there (checked before anything slow starts).
+    """Every backend but ``triton`` (whose server holds the network) needs a weight file.
 
     Raises:
-        LipForensicsError: no weights where they are needed, or a missing weight file.
+        LipForensicsError: no weights where they are needed.
     """
     if weights is None and backend != REMOTE:
         raise LipForensicsError("--weights is required (or weights in the config file)")
-    if weights is not None:
-        from engines.checkpoint import require_file
-
-        require_file(Path(weights))
 
 
 @dataclass(frozen=True)
