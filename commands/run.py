@@ -26,7 +26,7 @@ type (verdict, alert, status), stream, face, pts [start, end] in the source's se
 wall_time, logit, probability, level; alerts also carry a unique id.
 Ends when every source has ended: exit 0, or 1 when a source failed on the way (a warning
 says which). A camera is retried for ever unless --give-up-after.
-SIGTERM or Ctrl-C: stop reading, score what is in hand, flush, exit 0. A closed standard
+SIGTERM, SIGHUP or Ctrl-C: stop reading, score what is in hand, flush, exit 0. A closed standard
 output (| head -1) stops the run quietly (exit 141); an output that cannot be written
 (a full disk) in one error line (exit 1). Webhook alerts still undelivered at the end are
 named in a warning: the next run on the same outbox sends them.
@@ -138,7 +138,8 @@ def _stream_ids(uris: list[str]) -> list[str]:
 
 
 async def _run(settings: Settings, detector: Detector, sources: list[Source | Room]) -> int:
-    """Run the pipeline; SIGTERM or SIGINT stops the input and drains what is in hand."""
+    """Run the pipeline; SIGTERM, SIGINT or SIGHUP stops the input and drains what is in
+    hand."""
     import asyncio
     import signal
 
@@ -150,7 +151,7 @@ async def _run(settings: Settings, detector: Detector, sources: list[Source | Ro
         pipeline.add(source)
     loop = asyncio.get_running_loop()
     stop_on_output_failure(sinks, lambda drain: loop.create_task(pipeline.stop(drain=drain)))
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # SIGHUP: the terminal left
         loop.add_signal_handler(signum, lambda: loop.create_task(pipeline.stop(drain=True)))
     await pipeline.run_until_sources_end()
     warn_failures(pipeline.failures, pipeline.failed_streams)

@@ -112,9 +112,11 @@ def test_a_bad_config_is_one_clear_error(tmp_path, text, message):
         load_settings(config)
 
 
-def test_sigterm_stops_the_input_flushes_the_events_and_exits_0(narrow_weights, env):
-    """A camera-paced run stopped after its first verdict: the source reports "ended", the
-    windows in hand are scored, and the process exits 0."""
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_stops_the_input_flushes_the_events_and_exits_0(narrow_weights, env, stop):
+    """A camera-paced run stopped after its first verdict (SIGTERM, or SIGHUP: the terminal
+    went away): the source reports "ended", the windows in hand are scored, and the process
+    exits 0."""
     clip = ROOT / "media" / "cap13_edit2.mp4"  # 30 s: still playing when the signal comes
     command = [sys.executable, "run_stream.py", "run", str(clip), "--realtime"]
     command += ["--weights", str(narrow_weights), "--backend", "onnxruntime", "--stride", "5"]
@@ -123,7 +125,7 @@ def test_sigterm_stops_the_input_flushes_the_events_and_exits_0(narrow_weights, 
     for line in process.stdout:
         lines.append(json.loads(line))
         if lines[-1]["type"] == "verdict":
-            process.send_signal(signal.SIGTERM)
+            process.send_signal(stop)
             break
     lines += [json.loads(line) for line in process.stdout]
     assert process.wait(timeout=60) == 0
