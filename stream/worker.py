@@ -115,6 +115,8 @@ class StreamWorker:
         self._windows_dropped = 0
         self._followed = 0  # faces the face stage followed on its last frame
         self._last_verdict: dict[int, float] = {}  # face -> stream time of its last verdict
+        #: face -> seconds between its last two verdicts (for the health report)
+        self.intervals: dict[int, float] = {}
         #: the source's ``ended``, sent once the stream's last verdicts are out
         self._ended: StreamStatus | None = None
         #: per face, its windows at the scheduler (queued or being scored)
@@ -232,7 +234,10 @@ class StreamWorker:
         """Seconds of stream time since the face's previous verdict (None: its first)."""
         previous = self._last_verdict.get(window.face)
         self._last_verdict[window.face] = window.pts[1]
-        return None if previous is None else window.pts[1] - previous
+        if previous is None:
+            return None
+        self.intervals[window.face] = window.pts[1] - previous
+        return self.intervals[window.face]
 
     def _leave(self, face: int, pts: float) -> None:
         """A face's track ended at ``pts``: its window closes; it is said to have left once
@@ -241,6 +246,7 @@ class StreamWorker:
             return
         self.policies.pop(face, None)
         self._last_verdict.pop(face, None)
+        self.intervals.pop(face, None)
         self.shared.scheduler.forget(self.stream_id, face)
         if self.shared.thumbnails is not None:
             self.shared.thumbnails.forget(self.stream_id, face)

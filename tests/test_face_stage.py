@@ -94,3 +94,55 @@ def test_faces_keep_their_ids_when_the_source_changes_its_resolution():
     found = faces_per_frame(FaceStage(), ticks, images)
     assert [len(faces) for faces in found[1:]] == [2] * 47
     assert {face.face for faces in found[1:] for face in faces} == {0, 1}
+
+
+def test_a_hand_over_the_mouth_for_a_second_keeps_the_face_and_its_id():
+    """A skin-coloured block over the lower half of the face for 25 frames (a hand over the
+    mouth): the face is the same face, under the same id, before, during and after."""
+    ticks = frames(TALKING, 100)
+    stage = FaceStage()
+    first = stage.process(0, ticks[0].item, ticks[0].pts, True).crops[0]
+    x0, y0, x1, y1 = first.box
+    height, width = ticks[0].item.shape[:2]
+    hand = (
+        slice(int((y0 + y1) / 2 * height), int(y1 * height)),
+        slice(int(x0 * width), int(x1 * width)),
+    )
+    images = []
+    for index, tick in enumerate(ticks):
+        image = tick.item.copy()
+        if 40 <= index < 65:
+            image[hand] = (205, 160, 130)
+        images.append(image)
+    found = faces_per_frame(stage, ticks[1:], images[1:])
+    ids = {face.face for faces in found for face in faces}
+    assert ids == {first.face}
+    assert sum(1 for faces in found[70:] if faces) == len(found[70:])  # seen again after
+
+
+def test_a_layout_change_ends_old_ids_within_a_second_and_never_shows_a_face_twice():
+    """A call app re-lays out its gallery: the person on the right moves to a tile further
+    right. The id of the old place ends within a second, the face in the new place is
+    followed under a new id, and no frame reports more faces than there are people."""
+    ticks = frames(TWO_FACES, 50)
+    half = ticks[0].item.shape[1] // 2
+    images = []
+    for index in range(100):
+        image = ticks[index % 50].item
+        canvas = np.zeros((image.shape[0], 4 * half, 3), np.uint8)
+        canvas[:, :half] = image[:, :half]
+        place = 1 if index < 25 else 3  # the right-hand person's tile, before and after
+        canvas[:, place * half : (place + 1) * half] = image[:, half:]
+        images.append(canvas)
+    stage = FaceStage()
+    seen, ids, ended_at = [], [], {}
+    for index, image in enumerate(images):
+        found = stage.process(index, image, index / FPS, index == 0)
+        seen.append(len(found.crops))
+        ids.append({face.face: face.box[0] for face in found.crops})
+        ended_at.update((face, index) for face in found.ended)
+    stage.close()
+    assert max(seen) <= 2 and all(count == 2 for count in seen[60:])
+    (moved,) = [face for face, x0 in ids[24].items() if x0 > 0.2]  # the right-hand one
+    assert moved in ended_at and ended_at[moved] - 25 <= FPS + 2  # gone within about 1 s
+    assert moved not in ids[-1] and len(ids[-1]) == 2  # the new place has a new id

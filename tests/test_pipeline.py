@@ -180,3 +180,16 @@ def test_each_face_alerts_once_with_a_unique_id_after_sustained_windows(run):
         assert third.level is Level.ALERT and third.pts == pytest.approx((0.4, 1.4))
     changes = pipeline.metrics.value("lipforensics_alerts_total", stream="pair", level="alert")
     assert changes == 2
+
+
+def test_the_health_report_gives_each_faces_verdict_interval(run):
+    """The interval between a face's verdicts, per stream, as /healthz shows it (0.2 s at
+    stride 5; longer while a crowded stream's faces take turns), and no turns here."""
+    _, pipeline = run
+    streams = pipeline.health()["streams"]
+    assert streams["talking"]["verdict_intervals"] == {"0": pytest.approx(0.2)}
+    assert streams["pair"]["verdict_intervals"] == {
+        "0": pytest.approx(0.2),
+        "1": pytest.approx(0.2),
+    }
+    assert all(stream["faces_at_once"] is None for stream in streams.values())

@@ -36,6 +36,8 @@ class StreamView(Protocol):
     @property
     def faces_at_once(self) -> int | None: ...
 
+    intervals: Mapping[int, float]
+
 
 class Health:
     """Degraded while frames or windows were dropped in the last ``degraded_for`` seconds,
@@ -72,6 +74,9 @@ class Health:
                 "status": str(stream.status),
                 "faces": stream.faces,
                 "faces_at_once": stream.faces_at_once,
+                "verdict_intervals": {
+                    str(face): round(seconds, 3) for face, seconds in stream.intervals.items()
+                },
                 "frames": stream.counts.frames,
                 "frames_dropped": stream.counts.frames_dropped,
                 "windows_scored": stream.counts.windows_scored,
