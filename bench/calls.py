@@ -7,7 +7,7 @@ per gallery: faces found, ids per tile (1 = every face kept its id), each tile's
 the windows it could have had (worst and median), the longest interval between a face's
 verdicts, and the run's wall time against the video's length.
 
-Run: ``python -m bench.calls [--seconds 10] [--realtime]
+Run: ``python -m bench.calls [--seconds 10] [--realtime] [--stride 5]
 [--galleries 2x2@30,2x2@15,3x3@30,3x3@15]``.
 """
 
@@ -32,7 +32,6 @@ from training.demo_detector import WEIGHTS
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = (1280, 720)
-STRIDE = 5  # run's default
 
 
 def clip_frames(path: Path, size: tuple[int, int]) -> list[np.ndarray]:
@@ -72,18 +71,21 @@ def gallery(path: Path, side: int, faces: int, fps: int, seconds: float) -> Path
     return path
 
 
-def run(video: Path, realtime: bool) -> tuple[list[dict], float]:
-    """``run``'s events on ``video`` (default settings) and its wall time."""
+def run(video: Path, realtime: bool, stride: int) -> tuple[list[dict], float]:
+    """``run``'s events on ``video`` (default settings but the stride) and its wall time."""
     command = [sys.executable, str(ROOT / "run_stream.py"), "run", str(video)]
-    command += ["--weights", str(WEIGHTS), "--jsonl", "-"] + (["--realtime"] if realtime else [])
+    command += ["--weights", str(WEIGHTS), "--jsonl", "-", "--stride", str(stride)]
+    command += ["--realtime"] if realtime else []
     began = time.monotonic()
     done = subprocess.run(command, capture_output=True, text=True, check=True)
     return [json.loads(line) for line in done.stdout.splitlines()], time.monotonic() - began
 
 
-def coverage(events: list[dict], side: int, faces: int, seconds: float) -> dict[str, object]:
+def coverage(
+    events: list[dict], side: int, faces: int, seconds: float, stride: int
+) -> dict[str, object]:
     """Per tile: ids seen, verdicts against the windows it could have had, longest gap."""
-    possible = int((seconds - 1.0) * FPS // STRIDE) + 1
+    possible = int((seconds - 1.0) * FPS // stride) + 1
     tiles: dict[int, dict[str, list]] = {}
     for event in events:
         if event["type"] != "verdict":
@@ -111,6 +113,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--realtime", action="store_true", help="pace the file like a call")
     parser.add_argument("--galleries", default="2x2@30,2x2@15,3x3@30,3x3@15")
+    parser.add_argument("--stride", type=int, default=5, help="frames between windows")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as folder:
@@ -119,10 +122,14 @@ def main() -> None:
             side = int(layout.split("x")[0])
             faces = 4 if side == 2 else side * side - 1
             video = gallery(Path(folder) / f"{spec}.mp4", side, faces, int(fps), args.seconds)
-            events, wall = run(video, args.realtime)
-            rows.append((spec, faces, coverage(events, side, faces, args.seconds), wall))
+            events, wall = run(video, args.realtime, args.stride)
+            found = coverage(events, side, faces, args.seconds, args.stride)
+            rows.append((spec, faces, found, wall))
     pace = "paced like a call (--realtime)" if args.realtime else "as fast as possible"
-    print(f"{args.seconds:.0f} s galleries of the bundled clips at 1280x720, run {pace}")
+    print(
+        f"{args.seconds:.0f} s galleries of the bundled clips at 1280x720, run {pace}, "
+        f"stride {args.stride}"
+    )
     print(
         "| gallery @ fps | faces | found | ids per tile (most) | windows covered, worst | "
         "median | longest interval (s) | wall time (s) |"

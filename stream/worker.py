@@ -17,7 +17,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import Executor
 from contextlib import aclosing, suppress
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engines.method import normalise_crops
+from engines.method import FPS, normalise_crops
 from errors import LipForensicsError
 from stream.alerts.policy import AlertPolicy, PolicyConfig
 from stream.events import (
@@ -117,6 +117,7 @@ class StreamWorker:
         self._last_verdict: dict[int, float] = {}  # face -> stream time of its last verdict
         #: face -> seconds between its last two verdicts (for the health report)
         self.intervals: dict[int, float] = {}
+        self._recent_pts: deque[float] = deque(maxlen=2 * FPS)  # the source's latest frames
         #: the source's ``ended``, sent once the stream's last verdicts are out
         self._ended: StreamStatus | None = None
         #: per face, its windows at the scheduler (queued or being scored)
@@ -128,6 +129,15 @@ class StreamWorker:
     def stream_id(self) -> str:
         """The stream's name in events."""
         return self.source.stream_id
+
+    @property
+    def input_fps(self) -> float | None:
+        """The rate at which the source delivered frames lately (its last 2 s or so, in
+        its own time), or None before two frames."""
+        recent = self._recent_pts
+        if len(recent) < 2 or recent[-1] <= recent[0]:
+            return None
+        return (len(recent) - 1) / (recent[-1] - recent[0])
 
     @property
     def faces_at_once(self) -> int | None:
@@ -267,6 +277,7 @@ class StreamWorker:
             async for frame in frames:
                 frames_in.inc()
                 self.counts.frames += 1
+                self._recent_pts.append(frame.pts)
                 for tick in clock.push(frame.pts, frame):
                     await self._enqueue(Numbered(index, tick))
                     index += 1

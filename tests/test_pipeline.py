@@ -184,7 +184,8 @@ def test_each_face_alerts_once_with_a_unique_id_after_sustained_windows(run):
 
 def test_the_health_report_gives_each_faces_verdict_interval(run):
     """The interval between a face's verdicts, per stream, as /healthz shows it (0.2 s at
-    stride 5; longer while a crowded stream's faces take turns), and no turns here."""
+    stride 5; longer while a crowded stream's faces take turns), no turns here, and the
+    frame rate each source delivered."""
     _, pipeline = run
     streams = pipeline.health()["streams"]
     assert streams["talking"]["verdict_intervals"] == {"0": pytest.approx(0.2)}
@@ -193,3 +194,6 @@ def test_the_health_report_gives_each_faces_verdict_interval(run):
         "1": pytest.approx(0.2),
     }
     assert all(stream["faces_at_once"] is None for stream in streams.values())
+    # the rate the source delivered, before the 25 fps clock
+    assert streams["fps24"]["input_fps"] == pytest.approx(24.0, abs=0.2)
+    assert streams["fps30"]["input_fps"] == pytest.approx(30.0, abs=0.2)

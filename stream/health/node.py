@@ -38,6 +38,9 @@ class StreamView(Protocol):
 
     intervals: Mapping[int, float]
 
+    @property
+    def input_fps(self) -> float | None: ...
+
 
 class Health:
     """Degraded while frames or windows were dropped in the last ``degraded_for`` seconds,
@@ -73,6 +76,7 @@ class Health:
             described[stream_id] = {
                 "status": str(stream.status),
                 "faces": stream.faces,
+                "input_fps": None if stream.input_fps is None else round(stream.input_fps, 1),
                 "faces_at_once": stream.faces_at_once,
                 "verdict_intervals": {
                     str(face): round(seconds, 3) for face, seconds in stream.intervals.items()
