@@ -136,7 +136,14 @@ class AlertPolicy:
         return pick(islice(reversed(self._recent), count))
 
 
+def replay(logits: Iterable[float], config: PolicyConfig) -> tuple[Level, int]:
+    """One face's window logits through a fresh policy: the highest level it reached (CLEAR
+    for none) and how many alert events it emitted."""
+    policy = AlertPolicy(config)
+    decisions = [policy.update(float(logit)) for logit in logits]
+    return max((d.level for d in decisions), default=Level.CLEAR), sum(d.alert for d in decisions)
+
+
 def count_alerts(logits: Iterable[float], config: PolicyConfig) -> int:
     """How many alert events a fresh policy emits over one face's window logits."""
-    policy = AlertPolicy(config)
-    return sum(policy.update(float(logit)).alert for logit in logits)
+    return replay(logits, config)[1]

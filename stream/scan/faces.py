@@ -19,7 +19,7 @@ import numpy as np
 
 from engines.backends import Backend
 from engines.clips import StreamScorer
-from stream.alerts.policy import AlertPolicy, Level, PolicyConfig
+from stream.alerts.policy import Level, PolicyConfig, replay
 from stream.faces.stage import FaceStage
 from stream.pacing.clock import resample
 from stream.sources.video_file import VideoFile
@@ -89,8 +89,7 @@ def scan_every_face(
         logits = scorer.finish()
         if not len(logits):
             continue
-        replay = AlertPolicy(policy)
-        decisions = [replay.update(float(x)) for x in logits]
+        level, alerts = replay(logits, policy)
         scans.append(
             FaceScan(
                 face=face,
@@ -98,8 +97,8 @@ def scan_every_face(
                 clip_starts=[round(float(t), 3) for t in scorer.clip_times],
                 clip_logits=[float(x) for x in logits],
                 video_logit=float(np.mean(logits)),
-                level=str(max(d.level for d in decisions)),
-                alerts=sum(d.alert for d in decisions),
+                level=str(level),
+                alerts=alerts,
             )
         )
     return scans

@@ -20,7 +20,7 @@ import numpy as np
 from engines.clips import StreamScorer
 from engines.method import CLIP_FRAMES, CROP_SIZE, FPS, normalise_crops, sigmoid
 from errors import MediaError
-from stream.alerts.policy import AlertPolicy, Level, PolicyConfig
+from stream.alerts.policy import PolicyConfig, replay
 
 if TYPE_CHECKING:
     from calibration.thresholds import Thresholds
@@ -309,8 +309,7 @@ def report_scan(
             "under 'faces'"
         )
     config = thresholds.policy_for(stride) if thresholds else PolicyConfig()
-    policy = AlertPolicy(config)
-    decisions = [policy.update(float(x)) for x in logits]
+    level, alerts = replay(logits, config)
     probability = thresholds.probability if thresholds else sigmoid
     return ScanReport(
         input=str(input),
@@ -328,9 +327,9 @@ def report_scan(
         fake_probability=float(probability(video_logit)),
         probability_map=thresholds is not None and (thresholds.scale, thresholds.bias) != (1, 0),
         thresholds=str(thresholds.path) if thresholds else None,
-        level=str(max((d.level for d in decisions), default=Level.CLEAR)),
+        level=str(level),
         escalate_windows=config.escalate_windows,
-        alerts=sum(d.alert for d in decisions),
+        alerts=alerts,
         warnings=warnings,
         seconds=scanned.seconds,
     )
