@@ -43,6 +43,23 @@ def test_groups_follow_each_other_round_robin_a_whole_span_each():
     assert len(groups) == 9  # a new group every span of 10 frames
 
 
+def test_a_face_that_appears_or_ends_changes_nobody_elses_place_in_the_turns():
+    turns = Turns(span=10)
+    turns.behind(followed=6)  # 4 at once
+    turns.capacity = 2
+    faces = [1, 2, 3, 4, 5, 6]
+    first_turn: dict[int, int] = {}
+    for frame in range(60):
+        if frame == 12:
+            faces = [0, *faces[1:]]  # face 1 ends, a new face 0 (a lower id) arrives
+        followed = set(faces) - turns.resting(faces)
+        for face in followed:
+            first_turn.setdefault(face, frame)
+    # faces 2..6 each wait for those that came before them, and the newcomer waits its turn
+    assert [first_turn[f] for f in (2, 3, 4, 5, 6)] == [0, 10, 10, 20, 20]
+    assert first_turn[0] == 40  # after 5, 6 (frame 20) and 2, 3 (frame 30): with 4
+
+
 def test_the_group_grows_back_when_the_stream_keeps_up():
     turns = Turns(span=10)
     turns.behind(followed=4)

@@ -3,9 +3,10 @@
 A 5x5 call gallery on two cores cannot have every face's landmarks and encodings on every
 frame. Rather than every face losing frames (no window would ever hold 25 consecutive
 ones), the faces of a stream take turns: a group of as many faces as the machine keeps up
-with is followed for ``span`` consecutive frames (a whole window), then the next group,
-round robin, so that every face gets verdicts and their intervals stay within one turn of
-each other. The faces that rest keep their ids and places
+with is followed for ``span`` consecutive frames (a whole window), then the next group, round
+robin in a queue where a face that appears waits at the back and one that ends leaves
+nobody else's place changed, so that every face gets verdicts and their
+intervals stay within one turn of each other. The faces that rest keep their ids and places
 (:class:`stream.faces.stage.FaceStage` is told which; the search does not take them for
 new faces).
 
@@ -44,9 +45,9 @@ class Turns:
         self.span = span
         #: faces followed at once (None: every face, nothing fell behind so far)
         self.capacity: int | None = None
-        self._group: tuple[int, ...] = ()
+        self._group: frozenset[int] = frozenset()
         self._left = 0  # frames left in the current group's turn
-        self._next = 0  # where the round robin goes on (an index into the sorted faces)
+        self._queue: list[int] = []  # the faces in the order of their next turns
         self._calm = 0  # frames since the last sign of falling behind
         self._pace = 0.0  # seconds the face stage took per followed face, recently
 
@@ -73,24 +74,23 @@ class Turns:
 
     def resting(self, faces: Iterable[int]) -> frozenset[int]:
         """The faces (track ids) that rest on this frame: none while every face fits."""
-        known = sorted(faces)
+        known = frozenset(faces)
         self._calm += 1
+        self._queue = [face for face in self._queue if face in known]
+        self._queue += sorted(known - set(self._queue))  # newcomers wait at the back
         if self.capacity is not None and self._calm >= CALM_FRAMES:
             self._calm = 0
             self.capacity += 1
             if self.capacity >= len(known):
                 self.capacity = None
         if self.capacity is None or self.capacity >= len(known):
-            self._group, self._left = tuple(known), 0
-            return frozenset()
-        if self._left <= 0 or not set(self._group) <= set(known):
-            start = self._next % len(known)
-            order = known[start:] + known[:start]
-            self._group = tuple(order[: self.capacity])
-            self._next = start + self.capacity
-            self._left = self.span
+            self._group, self._left = known, 0
+        elif self._left <= 0 or not self._group & known:
+            turn, self._queue = self._queue[: self.capacity], self._queue[self.capacity :]
+            self._queue += turn
+            self._group, self._left = frozenset(turn), self.span
         self._left -= 1
-        return frozenset(known) - set(self._group)
+        return known - self._group
 
     @property
     def at_once(self) -> int | None:
