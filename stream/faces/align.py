@@ -115,12 +115,23 @@ def warp_patch(
     return patch
 
 
+#: PIL's fixed-point luma weights (/ 65536) and its rounding term
+_LUMA = np.array([19595, 38470, 7471], dtype=np.float32)
+_HALF = np.float32(0x8000)
+
+
 def to_gray(rgb: np.ndarray) -> np.ndarray:
     """ITU-R 601 luma exactly as PIL's ``Image.convert("L")``: fixed-point weights
-    19595, 38470, 7471 (/ 65536), rounded."""
-    channels = np.asarray(rgb, dtype=np.uint32)
-    luma = channels[..., 0] * 19595 + channels[..., 1] * 38470 + channels[..., 2] * 7471
-    return ((luma + 0x8000) >> 16).astype(np.uint8)
+    19595, 38470, 7471 (/ 65536), rounded.
+
+    Computed in float32, bit for bit the integer formula: every product, partial sum and
+    the rounding term is an integer below 2**24 (at most 255 x 65536 + 32768), which
+    float32 holds exactly, and the division by 65536 is exact; about a third of the
+    integer version's time."""
+    luma = np.asarray(rgb, dtype=np.float32) @ _LUMA
+    luma += _HALF
+    luma *= np.float32(1.0 / 65536)
+    return luma.astype(np.uint8)  # non-negative: truncation is the integer shift
 
 
 #: (rgb, matrix, top, left) -> uint8 (96, 96, 3): :func:`warp_patch` or a faster stand-in
