@@ -305,3 +305,62 @@ def test_a_participant_over_the_cap_says_so_and_is_scored_when_another_leaves(
     back = watching.statuses(second)[watching.statuses(second).index(waiting) + 1]
     assert back.status is Connection.CONNECTED and "receiving video" in back.detail
     assert watching.pipeline.participant_slots.taken == 0  # every slot given back
+
+
+@pytest.mark.slow
+def test_serve_watches_a_room_added_over_http_within_the_nodes_stream_cap(
+    janus, publishers
+) -> None:
+    """``serve`` with ``max_streams`` = 1: a room added by ``POST /rooms`` scores one of
+    its two publishers and lists the other as waiting; that one slot is the node's, so a
+    WHIP offer gets 503; ``DELETE /rooms/NAME`` leaves the room and frees the slot."""
+    import aiohttp
+
+    from engines.backends import TorchBackend
+    from stream.server.whip import use_ice_hosts
+    from tests.live_support import narrow_model
+    from tests.server_support import AUTH, SDP_HEADERS, make_offer, served
+
+    janus.create_room(ROOM)
+    for name in ("alice", "bob"):
+        publishers.append(Publisher(janus, ROOM, name, DEMO_GENUINE))
+    janus.wait_publishing(ROOM, {"alice", "bob"})
+    room = {"name": "lobby", "address": janus.address(ROOM, "secret=sesame")}
+
+    async def main() -> tuple[dict, int, int, dict]:
+        backend = TorchBackend(narrow_model())
+        async with (
+            served(backend, server={"max_streams": 1}) as (server, _),
+            aiohttp.ClientSession() as http,
+        ):
+            use_ice_hosts([MEDIA_HOST])  # the room's peers offer the address Janus uses
+            async with http.post(server.url + "/rooms", json=room, headers=AUTH) as reply:
+                assert reply.status == 201, await reply.text()
+            while True:
+                async with http.get(server.url + "/rooms", headers=AUTH) as reply:
+                    listing = await reply.json()
+                standing = sorted(p["standing"] for p in listing["rooms"][0]["participants"])
+                if standing == ["scored", "waiting for a stream slot"]:
+                    break
+                await asyncio.sleep(0.2)
+            pc, offer = await make_offer("video")
+            async with http.post(server.url + "/whip", data=offer, headers=SDP_HEADERS) as reply:
+                whip = reply.status
+            await pc.close()
+            async with http.delete(server.url + "/rooms/lobby", headers=AUTH) as reply:
+                removed = reply.status
+            async with http.get(server.url + "/rooms", headers=AUTH) as reply:
+                after = await reply.json()
+        return listing, whip, removed, after
+
+    listing, whip, removed, after = run(main(), timeout=90)
+    entry = listing["rooms"][0]
+    assert entry["name"] == "lobby" and entry["status"] == "connected"
+    assert entry["address"].endswith(f"/{ROOM}?secret=***")
+    ids = {p.name: p.id for p in publishers}
+    assert sorted((p["stream"], p["room"], p["feed"]) for p in entry["participants"]) == [
+        (f"lobby/{name}", "lobby", ids[name]) for name in ("alice", "bob")
+    ]
+    assert listing["streams"] == {"taken": 1, "limit": 1, "waiting": 1}
+    assert whip == 503 and removed == 200
+    assert after == {"rooms": [], "streams": {"taken": 0, "limit": 1, "waiting": 0}}
