@@ -124,7 +124,7 @@ def _cameras(args: argparse.Namespace, shard: str | None) -> dict[str, str]:
             raise LipForensicsError(f"{name!r} is named twice (SOURCE, [cameras], [rooms])")
         cameras[name] = uri
     if not cameras:
-        raise LipForensicsError("no sources: give SOURCE arguments or a [cameras] table")
+        raise LipForensicsError("no sources: give SOURCE arguments or a [cameras] or [rooms] table")
     if shard is None:
         return cameras
     mine = parse_shard(shard).pick(cameras)
