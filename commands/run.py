@@ -30,8 +30,11 @@ SIGTERM, SIGHUP or Ctrl-C: stop reading, score what is in hand, flush, exit 0. A
 output (| head -1) stops the run quietly (exit 141); an output that cannot be written
 (a full disk) in one error line (exit 1). Webhook alerts still undelivered at the end are
 named in a warning: the next run on the same outbox sends them.
+A room scores at most --max-participants participants at once (default 16): one more
+waits, with an error status that says so, until another leaves.
 A TOML --config may hold any setting (README, Settings); flags win over the file. Its
-[cameras] table (name = "rtsp://...") adds cameras; with --shard K/N this node runs only
+[cameras] table (name = "rtsp://...") adds cameras, its [rooms] table (name =
+"janus://...") rooms, named so in their stream ids; with --shard K/N this node runs only
 the cameras (of the table and the SOURCEs) that rendezvous hashing gives to node K of N,
 counting from 0, so N nodes with the same list split it between them (docs/mqtt.md).
 --mqtt publishes alerts (through a durable outbox, like the webhook's), per-stream state,
@@ -60,6 +63,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="end a camera's stream (with an error) after this long without a connection "
         "(default: retry for ever)",
+    )
+    parser.add_argument(
+        "--max-participants",
+        type=int,
+        help="call-room participants scored at once; more wait their turn (default 16)",
     )
     parser.add_argument(
         "--shard",
@@ -95,21 +103,28 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _cameras(args: argparse.Namespace, shard: str | None) -> dict[str, str]:
-    """Stream id -> address of every camera to run: the SOURCEs, the config's [cameras],
-    and with a ``shard`` (K/N) only those of this node (said on stderr)."""
+    """Stream id -> address of every camera to run: the SOURCEs, the config's [cameras]
+    and [rooms] (janus:// only), and with a ``shard`` (K/N) only those of this node (said
+    on stderr)."""
     import sys
 
     from errors import LipForensicsError
     from errors.text import printable
     from stream.settings.shard import parse_shard, read_cameras
+    from stream.sources.rooms.janus_address import parse_janus_url
 
     cameras = dict(zip(_stream_ids(args.sources), args.sources, strict=True))
-    for name, uri in (read_cameras(args.config) if args.config else {}).items():
+    tables = {"cameras": {}, "rooms": {}}
+    if args.config:
+        tables = {table: read_cameras(args.config, table) for table in tables}
+    for uri in tables["rooms"].values():
+        parse_janus_url(uri)
+    for name, uri in (*tables["cameras"].items(), *tables["rooms"].items()):
         if name in cameras:
-            raise LipForensicsError(f"camera {name!r} is both a SOURCE and in {args.config}")
+            raise LipForensicsError(f"{name!r} is named twice (SOURCE, [cameras], [rooms])")
         cameras[name] = uri
     if not cameras:
-        raise LipForensicsError("no sources: give SOURCE arguments or a [cameras] table")
+        raise LipForensicsError("no sources: give SOURCE arguments or a [cameras] or [rooms] table")
     if shard is None:
         return cameras
     mine = parse_shard(shard).pick(cameras)

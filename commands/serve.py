@@ -31,7 +31,12 @@ visible in the process list). A TOML --config may hold any setting (README, Sett
 the server's in a [server] table (host, port, token, max_sessions, max_tracks,
 max_streams, max_body, connect_timeout, stall_timeout, ice_hosts, stun_servers,
 cors_origins, protect_metrics, tls_cert, tls_key, heartbeat, idle_timeout,
-max_connections); flags (and LIPFORENSICS_TOKEN) win over the file. /healthz without the
+max_connections); flags (and LIPFORENSICS_TOKEN) win over the file. Its [rooms] table
+(name = "janus://HOST[:PORT]/ROOM[?pin=...]") names Janus VideoRooms to watch, one
+stream per participant (docs/calls.md); POST /rooms, DELETE /rooms/NAME and GET /rooms
+add, remove and list them while the node runs (behind the token). A room's participants
+count in --max-streams with the WHIP tracks: one over it waits, with an error status that
+says so, until a stream ends. /healthz without the
 token says only ok or degraded, and /metrics only the node's totals; the reasons, streams
 and per-stream series need the token. Plain HTTP on an address other than loopback gets
 a warning: the token would cross the network in clear (use --tls-cert and --tls-key, or a
@@ -132,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
 
     settings = live_settings(args, serve=True)
     check_before_start(settings)
+    rooms = _rooms(args.config)
     if settings.engine.weights is not None:  # a bad input is one line, before any warning
         from engines.checkpoint import require_file
 
@@ -139,7 +145,22 @@ def run(args: argparse.Namespace) -> int:
     assert settings.server is not None  # serve=True builds it
     for warning in _warnings(settings.server):
         print(f"warning: {warning}", file=sys.stderr, flush=True)
-    return asyncio.run(_serve(settings, settings.server))
+    return asyncio.run(_serve(settings, settings.server, rooms))
+
+
+def _rooms(config: Path | None) -> dict[str, str]:
+    """The ``[rooms]`` table of ``config`` (name -> address), each room checked.
+
+    Raises:
+        LipForensicsError: a bad table, name or address, in one line.
+    """
+    from stream.server.rooms import check_room
+    from stream.settings.shard import read_cameras
+
+    rooms = read_cameras(config, "rooms") if config is not None else {}
+    for name, address in rooms.items():
+        check_room(name, address)
+    return rooms
 
 
 def _warnings(server: ServerSettings) -> list[str]:
@@ -159,8 +180,9 @@ def _warnings(server: ServerSettings) -> list[str]:
     return found
 
 
-async def _serve(settings: Settings, server_settings: ServerSettings) -> int:
-    """Run the server and the pipeline until a stop signal; then drain."""
+async def _serve(settings: Settings, server_settings: ServerSettings, rooms: dict[str, str]) -> int:
+    """Run the server and the pipeline (watching ``rooms``: name -> address) until a stop
+    signal; then drain."""
     import asyncio
     import signal
     import sys
@@ -187,6 +209,9 @@ async def _serve(settings: Settings, server_settings: ServerSettings) -> int:
             file=sys.stderr,
             flush=True,
         )
+        for name, address in rooms.items():
+            room = server.rooms.add(name, address)
+            print(f"watching room {name} at {room.shown}", file=sys.stderr, flush=True)
         await stop.wait()
     finally:
         await server.stop()

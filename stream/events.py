@@ -196,22 +196,52 @@ def _seconds(pts: tuple[float, ...]) -> list[float]:
 
 
 @dataclass(frozen=True, slots=True)
+class CallParticipant:
+    """Who a call room's stream is (JSON ``participant``: ``room``, ``name``, ``feed``): on
+    every event of a participant's stream, absent from every other stream's.
+
+    Attributes:
+        room: the room's name on this node (its id unless a ``[cameras]`` or ``[rooms]``
+            name is given): the prefix of its participants' stream ids.
+        name: the participant's display name as the room gives it ("" when none).
+        feed: the participant's id in the room (Janus's feed id).
+    """
+
+    room: str
+    name: str
+    feed: int | str
+
+    def to_dict(self) -> dict[str, object]:
+        """The JSON form (``room, name, feed``)."""
+        return {"room": self.room, "name": self.name, "feed": self.feed}
+
+
+def _who(participant: CallParticipant | None) -> dict[str, object]:
+    """``{"participant": {...}}`` for a participant's stream, nothing for any other."""
+    return {} if participant is None else {"participant": participant.to_dict()}
+
+
+@dataclass(frozen=True, slots=True)
 class StreamStatus:
     """A change in a stream's connection; ``detail`` says why in one line (JSON ``type``
-    ``status``)."""
+    ``status``); ``participant``: the call participant whose stream it is (None: not a call
+    room's)."""
 
     stream: str
     status: Connection
     detail: str = ""
     wall_time: float = field(default_factory=time.time)
     node: str | None = None
+    participant: CallParticipant | None = None
 
     def __post_init__(self) -> None:
         _check(self.status, Connection, "a stream's status")
 
     def to_dict(self) -> dict[str, object]:
-        """The JSON form (``stream, status, detail, wall_time, type, node``)."""
+        """The JSON form (``stream, status, detail[, participant], wall_time, type,
+        node``)."""
         fields = {"stream": self.stream, "status": str(self.status), "detail": self.detail}
+        fields.update(_who(self.participant))
         return _stamped(fields, self.wall_time, "status", node=self.node)
 
 
@@ -231,6 +261,7 @@ class Verdict:
             verdicts not made from a live window).
         interval: seconds of stream time since this face's previous verdict (None for its
             first): 0.2 at stride 5, longer while the faces of a crowded stream take turns.
+        participant: the call participant whose stream it is (None: not a call room's).
     """
 
     stream: str
@@ -244,6 +275,7 @@ class Verdict:
     node: str | None = None
     quality: WindowQuality | None = None
     interval: float | None = None
+    participant: CallParticipant | None = None
 
     def __post_init__(self) -> None:
         _check(self.level, Level, "a verdict's level")
@@ -260,6 +292,7 @@ class Verdict:
             "latency_ms": self.latency_ms,
             **(self.quality.fields() if self.quality is not None else {}),
             **({"interval": _interval(self.interval)} if self.quality is not None else {}),
+            **_who(self.participant),
         }
 
     def to_dict(self) -> dict[str, object]:
@@ -292,17 +325,20 @@ class FaceEnded:
     """A face left the picture: its track ended (missing for longer than the face stage
     holds a track), after its last verdict. Not sent for the faces of a stream that ends
     or reconnects: its status says that every face is gone. JSON ``type`` ``face_ended``;
-    ``pts`` is the stream time (seconds) at which the face was found gone."""
+    ``pts`` is the stream time (seconds) at which the face was found gone; ``participant``
+    as in :class:`StreamStatus`."""
 
     stream: str
     face: int
     pts: float
     wall_time: float = field(default_factory=time.time)
     node: str | None = None
+    participant: CallParticipant | None = None
 
     def to_dict(self) -> dict[str, object]:
-        """The JSON form (``stream, face, pts, wall_time, type, node``)."""
+        """The JSON form (``stream, face, pts[, participant], wall_time, type, node``)."""
         fields = {"stream": self.stream, "face": self.face, "pts": round(self.pts, 6)}
+        fields.update(_who(self.participant))
         return _stamped(fields, self.wall_time, "face_ended", node=self.node)
 
 

@@ -38,6 +38,7 @@ from stream.settings.groups import AlertSettings
 from stream.settings.pipeline import Settings
 from stream.sources.base import Source
 from stream.sources.rooms import Room
+from stream.sources.slots import StreamSlots
 from stream.windows.scheduler import Scheduler
 from stream.worker import ProbabilityMap, Shared, StreamWorker
 
@@ -100,6 +101,8 @@ class Pipeline:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         #: each call room and the task that watches it
         self._rooms: list[tuple[Room, asyncio.Task[None]]] = []
+        #: the stream slots of rooms added without the caller's own (``run``'s rooms)
+        self.participant_slots = StreamSlots(settings.sources.max_participants)
         self._scheduler_task: asyncio.Task[None] | None = None
         self._stopping: asyncio.Task[None] | None = None
         self._ended_ids: deque[str] = deque()
@@ -141,17 +144,21 @@ class Pipeline:
         task.add_done_callback(lambda _: self._ended(stream_id))
         return task
 
-    def add_room(self, room: Room) -> asyncio.Task[None]:
+    def add_room(self, room: Room, streams: StreamSlots | None = None) -> asyncio.Task[None]:
         """Start watching ``room``: each participant's stream is added with
-        :meth:`add_source` as it comes, the room's own status goes out with :meth:`emit`;
-        the task ends when the room is closed (on :meth:`stop`).
+        :meth:`add_source` as it comes and scored while it holds one of ``streams`` (the
+        server's node-wide slots; default :attr:`participant_slots`), the room's own status
+        goes out with :meth:`emit`; the task ends when the room is closed (by its owner, or
+        on :meth:`stop`).
 
         Raises:
             RuntimeError: the pipeline was stopped.
         """
         if self._stopping is not None:
             raise RuntimeError("the pipeline was stopped")
-        task = asyncio.get_running_loop().create_task(room.run(self.add_source, self.emit))
+        slots = streams if streams is not None else self.participant_slots
+        task = asyncio.get_running_loop().create_task(room.run(self.add_source, self.emit, slots))
+        self._rooms = [(known, done) for known, done in self._rooms if not done.done()]
         self._rooms.append((room, task))
         return task
 

@@ -21,7 +21,7 @@ from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import Executor
 from contextlib import aclosing, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -30,6 +30,7 @@ from errors import LipForensicsError
 from stream.alerts.policy import AlertPolicy, PolicyConfig
 from stream.events import (
     Alert,
+    CallParticipant,
     Connection,
     Event,
     FaceCrop,
@@ -95,6 +96,8 @@ class StreamWorker:
     def __init__(self, source: Source, shared: Shared) -> None:
         settings = shared.settings
         self.source, self.shared = source, shared
+        #: who the stream is when it is a call room's participant (on each of its events)
+        self.participant: CallParticipant | None = getattr(source, "participant", None)
         self.status = Connection.STARTING
         self.counts = StreamCounts()
         size = settings.sources.frame_queue if source.live else 2 * settings.faces.window
@@ -161,6 +164,8 @@ class StreamWorker:
 
     def _set_status(self, event: StreamStatus) -> None:
         """Take the stream's new status (and its failure if it did not recover); send it."""
+        if event.participant is None and self.participant is not None:
+            event = replace(event, participant=self.participant)
         self.status = event.status
         if event.status is Connection.ERROR:
             self.failure = event.detail
@@ -227,6 +232,7 @@ class StreamWorker:
             latency_ms=round(latency * 1000.0, 1),
             quality=quality,
             interval=self._interval(window),
+            participant=self.participant,
         )
         self.counts.windows_scored += 1
         shared.metrics.windows_scored.labels(window.stream_id).inc()
@@ -266,7 +272,7 @@ class StreamWorker:
 
     def _face_ended(self, face: int) -> None:
         pts = self._leaving.pop(face)
-        self.shared.emit(FaceEnded(self.stream_id, face, pts))
+        self.shared.emit(FaceEnded(self.stream_id, face, pts, participant=self.participant))
 
     async def _read(self) -> None:
         """Source -> 25 fps clock -> the stream's queue."""

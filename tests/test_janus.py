@@ -17,7 +17,7 @@ import pytest
 
 from errors import LipForensicsError
 from stream.detector import Detector
-from stream.events import Alert, Connection, Event, StreamStatus, Verdict
+from stream.events import Alert, CallParticipant, Connection, Event, StreamStatus, Verdict
 from stream.settings.pipeline import Settings
 from stream.sources.open import open_source
 from stream.sources.rooms import Room
@@ -112,8 +112,8 @@ def publishers():
 class Watching:
     """A pipeline watching one room, and every event it sent so far."""
 
-    def __init__(self, detector: Detector, address: str) -> None:
-        self.pipeline = detector.pipeline(Settings.of(jsonl=None))
+    def __init__(self, detector: Detector, address: str, **settings: object) -> None:
+        self.pipeline = detector.pipeline(Settings.of(jsonl=None, **settings))
         self.events: list[Event] = []
         self._arrived = asyncio.Event()
         self._reading = asyncio.ensure_future(self._read(self.pipeline.subscribe()))
@@ -182,6 +182,18 @@ def test_every_participant_is_scored_late_joiners_too_and_a_leaver_ends(
     who = watching.statuses(bob)[0].detail
     assert who.startswith(f"room {ROOM}, 'Bob Smith' (id {publishers[1].id}): receiving video")
     assert "400x300" in who
+    # every event of a participant's stream says who it is, as typed fields
+    bob_is = CallParticipant(str(ROOM), "Bob Smith", publishers[1].id)
+    bob_events = [e for e in watching.events if getattr(e, "stream", None) == bob]
+    assert {
+        e.verdict.participant if isinstance(e, Alert) else e.participant for e in bob_events
+    } == {bob_is}
+    assert watching.of(Alert, bob)[0].to_dict()["participant"] == {
+        "room": str(ROOM),
+        "name": "Bob Smith",
+        "feed": publishers[1].id,
+    }
+    assert all("participant" not in s.to_dict() for s in watching.statuses(str(ROOM)))
     room = watching.statuses(str(ROOM))
     assert room[0].status is Connection.CONNECTED and "2 publisher(s)" in room[0].detail
     assert room[-1].status is Connection.ENDED
@@ -245,3 +257,110 @@ def test_janus_restarting_ends_the_streams_and_the_watcher_joins_again(
     assert watching.room.joins == 2
     erin_statuses = [s.status for s in watching.statuses(erin)]
     assert erin_statuses.count(Connection.ENDED) == 2  # one stream per join, both ended
+
+
+@pytest.mark.slow
+def test_a_participant_over_the_cap_says_so_and_is_scored_when_another_leaves(
+    detector, janus, publishers
+) -> None:
+    """``max_participants`` = 1, two publishers: one is scored, the other's stream is an
+    ``error`` that says the node is full; the scored one leaves, the other is scored."""
+    janus.create_room(ROOM)
+    for name in ("alice", "bob"):
+        publishers.append(Publisher(janus, ROOM, name, DEMO_GENUINE))
+    janus.wait_publishing(ROOM, {"alice", "bob"})
+    streams = {f"{ROOM}/alice": publishers[0], f"{ROOM}/bob": publishers[1]}
+
+    def full(watching: Watching, stream: str) -> bool:
+        return any(
+            s.status is Connection.ERROR and "the node is full" in s.detail
+            for s in watching.statuses(stream)
+        )
+
+    async def main() -> tuple[Watching, str, str]:
+        watching = Watching(detector, janus.address(ROOM, "secret=sesame"), max_participants=1)
+        await watching.until(lambda _: any(watching.of(Verdict, s) for s in streams))
+        first = next(s for s in streams if watching.of(Verdict, s))
+        second = next(s for s in streams if s != first)
+        await watching.until(lambda _: full(watching, second))
+        await asyncio.sleep(2.0)  # the waiting one stays unscored while the first is
+        assert not watching.of(Verdict, second)
+        assert watching.pipeline.participant_slots.waiting == 1
+        streams[first].leave()
+        await watching.until(ended(watching, first))
+        await watching.until(scored(watching, second))
+        await watching.stop()
+        return watching, first, second
+
+    watching, first, second = run(main(), timeout=150)
+    waiting = next(s for s in watching.statuses(second) if s.status is Connection.ERROR)
+    assert waiting.detail == (
+        f"room {ROOM}, {second.split('/')[1]!r} (id {streams[second].id}): not scored: the node "
+        "is full (it scores 1 stream(s) at most); scored as soon as one ends"
+    )
+    assert waiting.participant == CallParticipant(
+        str(ROOM), second.split("/")[1], streams[second].id
+    )
+    assert not any(s.status is Connection.ERROR for s in watching.statuses(first))
+    back = watching.statuses(second)[watching.statuses(second).index(waiting) + 1]
+    assert back.status is Connection.CONNECTED and "receiving video" in back.detail
+    assert watching.pipeline.participant_slots.taken == 0  # every slot given back
+
+
+@pytest.mark.slow
+def test_serve_watches_a_room_added_over_http_within_the_nodes_stream_cap(
+    janus, publishers
+) -> None:
+    """``serve`` with ``max_streams`` = 1: a room added by ``POST /rooms`` scores one of
+    its two publishers and lists the other as waiting; that one slot is the node's, so a
+    WHIP offer gets 503; ``DELETE /rooms/NAME`` leaves the room and frees the slot."""
+    import aiohttp
+
+    from engines.backends import TorchBackend
+    from stream.server.whip import use_ice_hosts
+    from tests.live_support import narrow_model
+    from tests.server_support import AUTH, SDP_HEADERS, make_offer, served
+
+    janus.create_room(ROOM)
+    for name in ("alice", "bob"):
+        publishers.append(Publisher(janus, ROOM, name, DEMO_GENUINE))
+    janus.wait_publishing(ROOM, {"alice", "bob"})
+    room = {"name": "lobby", "address": janus.address(ROOM, "secret=sesame")}
+
+    async def main() -> tuple[dict, int, int, dict]:
+        backend = TorchBackend(narrow_model())
+        async with (
+            served(backend, server={"max_streams": 1}) as (server, _),
+            aiohttp.ClientSession() as http,
+        ):
+            use_ice_hosts([MEDIA_HOST])  # the room's peers offer the address Janus uses
+            async with http.post(server.url + "/rooms", json=room, headers=AUTH) as reply:
+                assert reply.status == 201, await reply.text()
+            while True:
+                async with http.get(server.url + "/rooms", headers=AUTH) as reply:
+                    listing = await reply.json()
+                standing = sorted(p["standing"] for p in listing["rooms"][0]["participants"])
+                if standing == ["scored", "waiting for a stream slot"]:
+                    break
+                await asyncio.sleep(0.2)
+            pc, offer = await make_offer("video")
+            async with http.post(server.url + "/whip", data=offer, headers=SDP_HEADERS) as reply:
+                whip = reply.status
+            await pc.close()
+            async with http.delete(server.url + "/rooms/lobby", headers=AUTH) as reply:
+                removed = reply.status
+            async with http.get(server.url + "/rooms", headers=AUTH) as reply:
+                after = await reply.json()
+        return listing, whip, removed, after
+
+    listing, whip, removed, after = run(main(), timeout=90)
+    entry = listing["rooms"][0]
+    assert entry["name"] == "lobby" and entry["status"] == "connected"
+    assert entry["address"].endswith(f"/{ROOM}?secret=***")
+    ids = {p.name: p.id for p in publishers}
+    assert sorted((p["stream"], p["room"], p["feed"]) for p in entry["participants"]) == [
+        (f"lobby/{name}", "lobby", ids[name]) for name in ("alice", "bob")
+    ]
+    assert listing["streams"] == {"taken": 1, "limit": 1, "waiting": 1}
+    assert whip == 503 and removed == 200
+    assert after == {"rooms": [], "streams": {"taken": 0, "limit": 1, "waiting": 0}}

@@ -102,4 +102,5 @@ def test_run_with_a_shard_runs_only_its_cameras(narrow_weights, tmp_path):
 
 def test_run_without_any_source_is_one_line_and_exit_2(tmp_path, capsys):
     assert run_stream.main(["run", "--weights", str(tmp_path / "w.pth")]) == 2
-    assert "no sources: give SOURCE arguments or a [cameras] table" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert "no sources: give SOURCE arguments or a [cameras] or [rooms] table" in error

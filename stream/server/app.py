@@ -13,6 +13,8 @@ connection that carried the token is never closed to make room for another
 ``/state`` is the JSON snapshot of :class:`~stream.server.state.LiveState` (streams, faces,
 recent alerts), ``/alerts/{id}/crops.png`` the mouth crops of an alert's window and
 ``/thumbnail.png?stream=S&face=N`` a face's latest picture, all behind the token.
+``/rooms`` lists, adds and removes the call rooms watched (:mod:`stream.server.rooms`),
+behind the token; their participants take the same stream slots as WHIP sessions.
 """
 
 from __future__ import annotations
@@ -36,18 +38,23 @@ from stream.events import Event, StreamStatus
 from stream.faces.thumbnails import FaceThumbnails
 from stream.health.node import public_report
 from stream.images import crop_strip, png_bytes
-from stream.server.limits import ConnectionCap, StreamSlots, handler_options
+from stream.server.limits import ConnectionCap, handler_options
 from stream.server.pages import page_paths
 from stream.server.public_metrics import public_text
+from stream.server.rooms import WatchedRooms
 from stream.server.state import LiveState
 from stream.server.whip import WhipEndpoint
 from stream.settings.server import ServerSettings
 from stream.sources.base import Source
+from stream.sources.rooms import Room
+from stream.sources.slots import StreamSlots
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 #: where the application keeps its WHIP endpoint.
 WHIP = web.AppKey("whip", WhipEndpoint)
+#: where the application keeps the call rooms it watches.
+ROOMS = web.AppKey("rooms", WatchedRooms)
 #: connections (their transports) that carried the token.
 Trusted = weakref.WeakSet[asyncio.BaseTransport]
 TRUSTED = web.AppKey("trusted", Trusted)
@@ -63,6 +70,8 @@ class ServedPipeline(Protocol):
     def thresholds(self) -> dict[str, float]: ...
 
     def add_source(self, source: Source) -> object: ...
+
+    def add_room(self, room: Room, streams: StreamSlots | None = None) -> asyncio.Task[None]: ...
 
     def emit(self, event: StreamStatus) -> None: ...
 
@@ -90,6 +99,7 @@ def routes(
     settings: ServerSettings,
     closing: asyncio.Event,
     state: LiveState,
+    rooms: WatchedRooms,
 ) -> list[Route]:
     """The whole HTTP surface, at a glance (``closing`` is set when the server shuts down;
     ``state`` follows the pipeline's events)."""
@@ -106,6 +116,11 @@ def routes(
         Route("OPTIONS", "/alerts/{alert}/crops.png", preflight("OPTIONS, GET"), auth=False),
         Route("GET", "/thumbnail.png", thumbnail(pipeline.thumbnails), auth=True),
         Route("OPTIONS", "/thumbnail.png", preflight("OPTIONS, GET"), auth=False),
+        Route("GET", "/rooms", rooms.get, auth=True),
+        Route("POST", "/rooms", rooms.post, auth=True),
+        Route("OPTIONS", "/rooms", preflight("OPTIONS, GET, POST"), auth=False),
+        Route("DELETE", "/rooms/{name}", rooms.delete, auth=True),
+        Route("OPTIONS", "/rooms/{name}", preflight("OPTIONS, DELETE"), auth=False),
         Route(
             "GET",
             "/metrics",
@@ -122,13 +137,12 @@ def build_app(
 ) -> web.Application:
     """The aiohttp application: the :func:`routes`, token checks, CORS; event streams and
     WHIP sessions are ended when the application shuts down. ``streams``: the node's
-    stream slots (default: ``max_streams`` of its own)."""
+    stream slots, for WHIP sessions and call rooms (default: ``max_streams`` of its own)."""
+    streams = streams or StreamSlots(settings.max_streams)
     whip = WhipEndpoint(
-        pipeline.add_source,
-        on_status=pipeline.emit,
-        settings=settings.whip,
-        streams=streams or StreamSlots(settings.max_streams),
+        pipeline.add_source, on_status=pipeline.emit, settings=settings.whip, streams=streams
     )
+    rooms = WatchedRooms(pipeline.add_room, streams)
     app = web.Application(
         middlewares=[cors(settings.cors_origins)], client_max_size=settings.whip.max_body
     )
@@ -136,12 +150,13 @@ def build_app(
     state = LiveState(pipeline.thresholds)
     app.cleanup_ctx.append(follow(pipeline, state))
     trusted: Trusted = weakref.WeakSet()
-    for route in routes(pipeline, whip, settings, closing, state):
+    for route in routes(pipeline, whip, settings, closing, state, rooms):
         handler = route.handler
         if route.auth:
             handler = require_token(settings.token, handler, trusted)
         app.router.add_route(route.method, route.path, handler)
     app[WHIP] = whip
+    app[ROOMS] = rooms
     app[TRUSTED] = trusted
 
     async def shut_down(_app: web.Application) -> None:
@@ -371,8 +386,8 @@ class Server:
 
     def __init__(self, pipeline: ServedPipeline, settings: ServerSettings) -> None:
         self.settings = settings
-        #: the node's stream slots: WHIP sessions take theirs here, and so must any other
-        #: kind of stream opened under this server (a call room's participants)
+        #: the node's stream slots: WHIP sessions and call rooms' participants take theirs
+        #: here
         self.streams = StreamSlots(settings.max_streams)
         self.app = build_app(pipeline, settings, self.streams)
         self._runner: web.AppRunner | None = None
@@ -382,6 +397,11 @@ class Server:
     def whip(self) -> WhipEndpoint:
         """The WHIP endpoint (its open sessions)."""
         return self.app[WHIP]
+
+    @property
+    def rooms(self) -> WatchedRooms:
+        """The call rooms watched (``[rooms]``, ``/rooms``)."""
+        return self.app[ROOMS]
 
     async def start(self) -> None:
         """Listen on the configured address.

@@ -12,8 +12,7 @@ taken closes the oldest open one that has not yet carried the bearer token (idle
 opened by anyone, from one address or many, cannot lock a token holder out); only when
 every open connection has shown the token does the newcomer get ``503`` and close.
 
-:class:`StreamSlots` counts the streams the node watches, whoever opened them (a WHIP
-session's tracks, a call room's participants), against the node-wide ``max_streams``.
+The streams the node watches are counted by :class:`~stream.sources.slots.StreamSlots`.
 """
 
 from __future__ import annotations
@@ -113,26 +112,3 @@ class ConnectionCap:
 def _is_open(handler: RequestHandler) -> bool:
     """The connection of ``handler`` is neither closed nor closing."""
     return handler.transport is not None and not handler.transport.is_closing()
-
-
-class StreamSlots:
-    """The streams this node watches at once, whoever opens them: at most ``limit``.
-
-    A WHIP session takes one per video track, a call room one per participant it scores;
-    each gives them back when its streams end.
-    """
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.taken = 0
-
-    def take(self, count: int = 1) -> bool:
-        """Take ``count`` slots if that many are free; False (nothing taken) if not."""
-        if self.taken + count > self.limit:
-            return False
-        self.taken += count
-        return True
-
-    def give_back(self, count: int = 1) -> None:
-        """Free ``count`` slots taken earlier."""
-        self.taken = max(0, self.taken - count)

@@ -1,7 +1,8 @@
 """What a page opened late needs to see at once: the live state, kept from the events.
 
 :class:`LiveState` follows every pipeline event record and keeps, bounded in memory: each
-stream's latest status with its reconnect count, each face's latest verdict and its window
+stream's latest status with its reconnect count (and, for a call room's participant, who it
+is), each face's latest verdict and its window
 probabilities over the last :data:`HISTORY_SECONDS` (until the face leaves or its stream
 ends), the most recent alerts, and the inference backend's latest status.
 :meth:`LiveState.snapshot` is the JSON of ``GET /state``; the page then follows ``/events``
@@ -86,6 +87,8 @@ class LiveState:
             wall_time=data["wall_time"],
             reconnects=reconnects,
         )
+        if event.participant is not None:
+            known["participant"] = data["participant"]
         self.streams[event.stream] = known
         _trim(self.streams, MAX_STREAMS)
         if event.status is Connection.ENDED:

@@ -12,7 +12,7 @@ over ``max_body``, 408 a body not sent within ``connect_timeout``, 400 not an SD
 one without the ICE credentials, ``a=fingerprint`` or ``a=setup`` that every media section
 needs), 422 an offer without a video track to publish, with more than ``max_tracks``, or
 that cannot be negotiated, 429 ``max_sessions`` already open or being offered, 503 the
-node already watches ``max_streams`` streams (:class:`~stream.server.limits.StreamSlots`),
+node already watches ``max_streams`` streams (:class:`~stream.sources.slots.StreamSlots`),
 404 an unknown session. A request holds its place among the ``max_sessions`` from the
 moment it arrives, before its body is read, so that publishers racing each other cannot
 overshoot the limit; the node's stream slots are taken once the offer says how many tracks
@@ -44,9 +44,9 @@ from aiortc.mediastreams import MediaStreamTrack
 from aiortc.sdp import MediaDescription, SessionDescription
 
 from stream.events import Connection, StreamStatus
-from stream.server.limits import StreamSlots
 from stream.settings.server import WhipSettings
 from stream.sources.base import Source, StatusCallback
+from stream.sources.slots import StreamSlots
 from stream.sources.webrtc import WebRtcSource
 
 SDP_TYPE = "application/sdp"

@@ -33,6 +33,9 @@ class SourceSettings:
         frame_queue: 25 fps frames buffered per live stream before the oldest are dropped.
         frame_queue_mb: the same buffer's limit in MB of decoded RGB frames (a 1080p frame is
             6 MB: 128 MB hold 21 of them), for files too (they wait instead of dropping).
+        max_participants: call-room participants ``run`` scores at once (those beyond wait,
+            with an ``error`` status that says so, until one leaves); ``serve`` counts them
+            in its ``max_streams`` with every other stream instead.
     """
 
     realtime: bool = False
@@ -40,9 +43,10 @@ class SourceSettings:
     hwaccel: str | None = None
     frame_queue: int = 50
     frame_queue_mb: float = 128.0
+    max_participants: int = 16
 
     def __post_init__(self) -> None:
-        check_whole(self, {"frame_queue": (1, 10_000)})
+        check_whole(self, {"frame_queue": (1, 10_000), "max_participants": (1, 1000)})
         check_positive(self, {"give_up_after": YEAR, "frame_queue_mb": 65_536.0})
         check_hwaccel(self.hwaccel)
 

@@ -16,7 +16,8 @@ working in any of the layouts it was written for::
     max_sessions = 4               # the WHIP endpoint's limits sit in [server]
 
 A name under another group's table, a name set twice, an unknown name or table is one error
-line that says which. ``[cameras]`` (name = address) is read by :mod:`stream.settings.shard`.
+line that says which. ``[cameras]`` and ``[rooms]`` (name = address) are read by
+:mod:`stream.settings.shard`.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ HOME: dict[str, str] = {
 #: tables of earlier layouts that hold names of any group.
 FLAT_TABLES = ("pipeline",)
 #: tables read elsewhere.
-OTHER_TABLES = ("cameras",)
+OTHER_TABLES = ("cameras", "rooms")
 
 Grouped = dict[str, dict[str, Any]]
 

@@ -69,18 +69,20 @@ def owner(camera: str, count: int) -> int:
     return max(range(count), key=lambda node: score(camera, node))
 
 
-def read_cameras(config: str | Path) -> dict[str, str]:
-    """The ``[cameras]`` table of the TOML file ``config``: camera name -> address.
+def read_cameras(config: str | Path, table: str = "cameras") -> dict[str, str]:
+    """The ``[cameras]`` table (or ``table``: ``[rooms]`` for ``serve``) of the TOML file
+    ``config``: name -> address.
 
     Raises:
-        LipForensicsError: an unreadable file, a ``cameras`` that is not a table, or an
+        LipForensicsError: an unreadable file, a ``table`` that is not a table, or an
             address that is not a string.
     """
-    cameras = read_toml(config).get("cameras", {})
-    if not isinstance(cameras, dict):
-        raise LipForensicsError(f"[cameras] in {config} must be a table")
-    for name, address in cameras.items():
+    found = read_toml(config).get(table, {})
+    if not isinstance(found, dict):
+        raise LipForensicsError(f"[{table}] in {config} must be a table")
+    for name, address in found.items():
         if not isinstance(address, str) or not address:
             shown = redact(address) if isinstance(address, str) else repr(address)
-            raise LipForensicsError(f"camera {name!r} in {config} needs an address, got {shown}")
-    return cameras
+            what = "room" if table == "rooms" else "camera"
+            raise LipForensicsError(f"{what} {name!r} in {config} needs an address, got {shown}")
+    return found

@@ -5,7 +5,9 @@ reports connection changes (:class:`~stream.events.Connection`) to the ``on_stat
 callback its reader passes to :meth:`Source.frames`, and is closed with
 ``await source.close()``. ``live`` says whether the source runs at its own pace (a camera, a
 call: the pipeline drops the oldest frames when it falls behind) or waits for the pipeline (a
-file read as fast as possible: nothing is dropped).
+file read as fast as possible: nothing is dropped). A call room's participant
+(:mod:`stream.sources.rooms.participant`) also has ``participant``, a
+:class:`~stream.events.CallParticipant` that its worker puts on every event of the stream.
 """
 
 from __future__ import annotations

@@ -87,6 +87,13 @@ function clock(wallTime) {
   return new Date(wallTime * 1000).toLocaleTimeString();
 }
 
+/** "Bob Smith · room 1234" for a call room's participant (its events' `participant`), "" for
+ * any other stream. */
+function participantLabel(event) {
+  const who = event.participant;
+  return who ? `${who.name || "no name"} · room ${who.room}` : "";
+}
+
 function renderFaces(state) {
   const now = state.serverNow();
   const shown = state.currentFaces(now);
@@ -102,8 +109,15 @@ function renderFaces(state) {
     probability.textContent = `p = ${event.probability.toFixed(3)} (${streamTime(event.pts)})`;
     title.append(name, badge(event.level), probability);
     const history = state.histories.get(`${event.stream}/${event.face}`) || new History();
-    const who = session ? [faceThumbnail(event.stream, event.face, session.token)] : [];
-    card.append(title, ...who, qualityNote(event), probabilityChart(history.points, state.thresholds, now));
+    const picture = session ? [faceThumbnail(event.stream, event.face, session.token)] : [];
+    const who = [];
+    if (event.participant) {
+      const line = document.createElement("span");
+      line.className = "participant";
+      line.textContent = participantLabel(event);
+      who.push(line);
+    }
+    card.append(title, ...who, ...picture, qualityNote(event), probabilityChart(history.points, state.thresholds, now));
     return card;
   });
   document.getElementById("faces").replaceChildren(...cards);
@@ -156,6 +170,7 @@ function renderStreams(state) {
   for (const event of sorted) {
     const row = streams.insertRow();
     cell(row, event.stream);
+    cell(row, participantLabel(event), "participant");
     cell(row, event.status, `status status-${event.status}`);
     cell(row, String(event.reconnects));
     cell(row, clock(event.wall_time));

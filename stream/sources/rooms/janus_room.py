@@ -11,8 +11,12 @@ runs that name), added to the pipeline with ``add_source``; its video comes from
 subscriber handle of its own (one peer connection per feed), at the participant's own
 resolution and frame rate, the top layer when it sends simulcast. A publisher without
 video, or with a codec aiortc cannot decode, gets its stream all the same, with a status
-that says so. One who unpublishes or leaves ends its stream (its last verdicts, then
-``ended``).
+that says so. A participant's video is subscribed only while it holds one of the node's
+stream slots (:class:`~stream.sources.slots.StreamSlots`): one that finds the node full
+has an ``error`` status saying so and waits in line, subscribed as soon as a slot is
+given back. One who unpublishes or leaves ends its stream (its last verdicts, then
+``ended``) and gives its slot back. Every event of a participant's stream carries who it
+is (:class:`~stream.events.CallParticipant`).
 
 The room's own status (joined, lost, reconnecting) goes out as the status of the stream
 named after the room. Janus going away (a restart, the session lost) or the room being
@@ -34,11 +38,12 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 
 from stream.backoff import backoff_delays
-from stream.events import Connection, StreamStatus
+from stream.events import CallParticipant, Connection, StreamStatus
 from stream.sources.base import Source, StatusCallback
 from stream.sources.rooms.janus_address import JanusAddress
 from stream.sources.rooms.janus_api import JanusLost, JanusRefused, JanusSession
 from stream.sources.rooms.participant import Participant
+from stream.sources.slots import StreamSlots
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +66,8 @@ class _Feed:
     handle: int = 0
     pc: RTCPeerConnection | None = None
     task: asyncio.Task[None] | None = None
+    slot: bool = False  # holds one of the node's stream slots
+    standing: str = "no video"  # where it stands (JanusRoom.participants)
 
 
 class JanusRoom:
@@ -78,19 +85,29 @@ class JanusRoom:
     ) -> None:
         self.address = address
         self.name = name or str(address.room)
+        self.shown = str(address)
         self.max_backoff = max_backoff
         self.joins = 0
+        self.state: StreamStatus | None = None
         self._feeds: dict[int, _Feed] = {}
         self._closed = asyncio.Event()
         self._add_source: Callable[[Source], object] = lambda source: None
+        self._streams = StreamSlots(0)
 
-    async def run(self, add_source: Callable[[Source], object], on_status: StatusCallback) -> None:
+    async def run(
+        self,
+        add_source: Callable[[Source], object],
+        on_status: StatusCallback,
+        streams: StreamSlots,
+    ) -> None:
         """Watch the room until :meth:`close`: each participant's stream goes to
-        ``add_source``, the room's own status to ``on_status``."""
-        self._add_source = add_source
+        ``add_source`` and is scored while it holds one of ``streams``; the room's own
+        status goes to ``on_status``."""
+        self._add_source, self._streams = add_source, streams
 
         def status(state: Connection, detail: str) -> None:
-            on_status(StreamStatus(self.name, state, f"{self.address}: {detail}"))
+            self.state = StreamStatus(self.name, state, f"{self.address}: {detail}")
+            on_status(self.state)
 
         delays = backoff_delays(FIRST_BACKOFF, self.max_backoff)
         attempt = 0
@@ -119,6 +136,14 @@ class JanusRoom:
     async def close(self) -> None:
         """Leave the room: every participant's stream ends. Idempotent."""
         self._closed.set()
+
+    def participants(self) -> list[tuple[str, CallParticipant, str]]:
+        """Each participant now: stream id, who, and ``scored``, ``waiting for a stream
+        slot``, ``no video`` or ``cannot decode its video``."""
+        return [
+            (feed.source.stream_id, feed.source.participant, feed.standing)
+            for feed in self._feeds.values()
+        ]
 
     async def _session(self, http: aiohttp.ClientSession, status: Callable) -> str:
         """Join the room on a new session and follow it until the session is lost, the
@@ -186,8 +211,7 @@ class JanusRoom:
         feed = self._feeds.get(feed_id)
         if feed is None:
             display = str(publisher.get("display") or "")
-            who = f"room {self.address.room}, {display or 'no name'!r} (id {feed_id})"
-            feed = self._feeds[feed_id] = _Feed(feed_id, self._new_stream(display, feed_id, who))
+            feed = self._feeds[feed_id] = _Feed(feed_id, self._new_stream(display, feed_id))
         video = next(
             (
                 stream
@@ -203,14 +227,18 @@ class JanusRoom:
         if feed.task is not None:
             feed.task.cancel()
         if video is None:
+            feed.standing = "no video"
             feed.source.without_video("camera off (publishes no video)")
+            self._release(feed)
             feed.task = asyncio.get_running_loop().create_task(self._unsubscribe(session, feed))
             return
         codec = str(video.get("codec", "")).lower()
         if codec not in DECODABLE:
+            feed.standing = "cannot decode its video"
             feed.source.without_video(
                 f"cannot decode its {codec or 'unknown'} video (VP8 or H.264 only)", error=True
             )
+            self._release(feed)
             feed.task = asyncio.get_running_loop().create_task(self._unsubscribe(session, feed))
             return
         simulcast = bool(video.get("simulcast"))
@@ -218,13 +246,15 @@ class JanusRoom:
             self._subscribe(session, feed, mid, simulcast, private_id)
         )
 
-    def _new_stream(self, display: str, feed_id: int, who: str) -> Participant:
+    def _new_stream(self, display: str, feed_id: int) -> Participant:
         """The participant's stream, added under the first free ``ROOM/NAME[-k]``."""
         safe = re.sub(r"[^A-Za-z0-9._-]+", "-", display).strip("-.")[:NAME_CHARS]
         base = f"{self.name}/{safe or f'id{feed_id}'}"
+        who = f"room {self.address.room}, {display or 'no name'!r} (id {feed_id})"
+        participant = CallParticipant(self.name, display, feed_id)
         copy = 1
         while True:
-            source = Participant(base if copy == 1 else f"{base}-{copy}", who)
+            source = Participant(base if copy == 1 else f"{base}-{copy}", who, participant)
             try:
                 self._add_source(source)
             except ValueError:  # the node already runs that stream
@@ -241,7 +271,10 @@ class JanusRoom:
         private_id: object,
     ) -> None:
         """Subscribe to ``feed``'s video stream ``mid`` on a handle and peer connection
-        of its own (replacing any earlier one); its track goes to the feed's stream."""
+        of its own (replacing any earlier one), once it holds a stream slot; its track goes
+        to the feed's stream."""
+        await self._take_slot(feed)
+        feed.standing = "scored"
         await self._unsubscribe(session, feed)
         wanted: dict = {"feed": feed.id, "mid": mid}
         if simulcast:
@@ -266,10 +299,33 @@ class JanusRoom:
             await session.message(feed.handle, {"request": "start"}, answer)
         except (JanusLost, JanusRefused, ValueError) as error:
             layer = ", top simulcast layer" if simulcast else ""
+            feed.standing = "cannot subscribe to its video"
             feed.source.without_video(f"cannot subscribe to its video{layer}: {error}", error=True)
+            self._release(feed)
             return
         if simulcast:
             log.info("%s: subscribed to the top simulcast layer", feed.source.stream_id)
+
+    async def _take_slot(self, feed: _Feed) -> None:
+        """Hold one of the node's stream slots: at once if one is free; otherwise say so
+        (an ``error`` status of the participant's stream) and wait in line."""
+        if feed.slot:
+            return
+        if not self._streams.take():
+            feed.standing = "waiting for a stream slot"
+            feed.source.without_video(
+                f"not scored: the node is full (it scores {self._streams.limit} stream(s) at "
+                "most); scored as soon as one ends",
+                error=True,
+            )
+            await self._streams.wait()
+        feed.slot = True
+
+    def _release(self, feed: _Feed) -> None:
+        """Give the feed's stream slot back, if it holds one."""
+        if feed.slot:
+            feed.slot = False
+            self._streams.give_back()
 
     async def _unsubscribe(self, session: JanusSession, feed: _Feed) -> None:
         """Drop the feed's subscription (peer connection and handle), if any."""
@@ -288,6 +344,7 @@ class JanusRoom:
                 await feed.task
         await feed.source.close(reason)
         await self._unsubscribe(session, feed)
+        self._release(feed)
 
     async def _end_feeds(self, session: JanusSession, reason: str) -> None:
         """End every participant's stream."""

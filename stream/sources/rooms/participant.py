@@ -23,7 +23,7 @@ from contextlib import suppress
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from engines.method import FRAME_PERIOD
-from stream.events import Connection, Frame, StreamStatus
+from stream.events import CallParticipant, Connection, Frame, StreamStatus
 from stream.sources.base import StatusCallback, ignore_status
 from stream.sources.video_file import upright_rgb
 
@@ -39,15 +39,20 @@ class Participant:
     Args:
         stream_id: the stream's name in events (``ROOM/NAME``).
         who: the participant in words, at the start of every status detail.
+        participant: who it is as a record (its worker puts it on every event).
         camera_off_after: seconds without a frame that make the camera count as off.
     """
 
     live = True
 
     def __init__(
-        self, stream_id: str, who: str, camera_off_after: float = CAMERA_OFF_AFTER
+        self,
+        stream_id: str,
+        who: str,
+        participant: CallParticipant,
+        camera_off_after: float = CAMERA_OFF_AFTER,
     ) -> None:
-        self.stream_id, self.who = stream_id, who
+        self.stream_id, self.who, self.participant = stream_id, who, participant
         self.camera_off_after = camera_off_after
         self.frames_received = 0
         self._track: MediaStreamTrack | None = None
