@@ -18,7 +18,7 @@ import asyncio
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import suppress
+from contextlib import aclosing, suppress
 
 from engines.backends import Backend
 from engines.method import sigmoid
@@ -29,7 +29,7 @@ from stream.alerts.mqtt_address import parse_mqtt_url
 from stream.alerts.outbox import Outbox, default_outbox_path
 from stream.alerts.policy import PolicyConfig
 from stream.alerts.sinks import JsonlSink, Sink, WebhookSink
-from stream.events import KEEP_ENDED, Event, StreamStatus
+from stream.events import KEEP_ENDED, Alert, Event, StreamStatus
 from stream.faces.thumbnails import FaceThumbnails
 from stream.health.backend import Outage
 from stream.health.metrics import PipelineMetrics
@@ -157,10 +157,20 @@ class Pipeline:
         if self._stopping is not None:
             raise RuntimeError("the pipeline was stopped")
         slots = streams if streams is not None else self.participant_slots
-        task = asyncio.get_running_loop().create_task(room.run(self.add_source, self.emit, slots))
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(room.run(self.add_source, self.emit, slots))
+        hearing = loop.create_task(self._tell(room))
+        task.add_done_callback(lambda _: hearing.cancel())
         self._rooms = [(known, done) for known, done in self._rooms if not done.done()]
         self._rooms.append((room, task))
         return task
+
+    async def _tell(self, room: Room) -> None:
+        """Hand ``room`` every alert while it is watched (it may announce its own)."""
+        async with aclosing(self.subscribe()) as events:
+            async for event in events:
+                if isinstance(event, Alert):
+                    room.on_alert(event)
 
     def add(self, source: Source | Room) -> asyncio.Task[None]:
         """:meth:`add_room` for a room, :meth:`add_source` for any other source."""

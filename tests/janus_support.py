@@ -14,6 +14,7 @@ killed.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import secrets
@@ -25,9 +26,12 @@ import time
 import urllib.request
 from pathlib import Path
 
+import aiohttp
 import aioice.ice
 import pytest
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
+from stream.sources.rooms.janus_api import JanusSession
 from tests.live_support import free_port
 
 JANUS = shutil.which("janus") or "/usr/bin/janus"
@@ -241,3 +245,56 @@ class Publisher:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+
+
+class DataSubscriber:
+    """A room participant's subscription to a feed's data channel, from an aiortc peer of
+    the test, through Janus's API: every text message goes to :attr:`heard`. Its peer
+    opens a data channel of its own, as ``janus.js`` does: Janus relays a publisher's data
+    only to subscribers whose peer opened one."""
+
+    def __init__(self, janus: Janus, room: int, feed: int) -> None:
+        self.janus, self.room, self.feed = janus, room, feed
+        #: the messages received, in order
+        self.heard: list[str] = []
+        #: set when the peer's own channel is open (Janus then relays to it)
+        self.ready = asyncio.Event()
+
+    async def __aenter__(self) -> DataSubscriber:
+        self._http = aiohttp.ClientSession()
+        self._pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        try:
+            self._session = await JanusSession.create(
+                self._http, self.janus.url, secret=self.janus.api_secret
+            )
+            await self._subscribe()
+        except BaseException:
+            await self._pc.close()
+            await self._http.close()
+            raise
+        return self
+
+    async def _subscribe(self) -> None:
+        """Join as the feed's subscriber, answer with a data channel of the peer's own."""
+        handle = await self._session.attach("janus.plugin.videoroom")
+        join = {"request": "join", "ptype": "subscriber", "room": self.room}
+        offer = (
+            await self._session.message(handle, {**join, "streams": [{"feed": self.feed}]})
+        ).jsep
+        pc = self._pc
+
+        @pc.on("datachannel")
+        def on_channel(channel) -> None:  # Janus's, labelled with the feed's id
+            channel.on("message", self.heard.append)
+
+        await pc.setRemoteDescription(RTCSessionDescription(offer["sdp"], offer["type"]))
+        own = pc.createDataChannel("JanusDataChannel")
+        own.on("open", self.ready.set)
+        await pc.setLocalDescription(await pc.createAnswer())
+        answer = {"type": "answer", "sdp": pc.localDescription.sdp}
+        await self._session.message(handle, {"request": "start"}, answer)
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._pc.close()
+        await self._session.close()
+        await self._http.close()

@@ -23,7 +23,7 @@ from stream.sources.open import open_source
 from stream.sources.rooms import Room
 from stream.sources.rooms.janus_address import parse_janus_url
 from stream.sources.urls import redact
-from tests.janus_support import MEDIA_HOST, Janus, Publisher, require_janus
+from tests.janus_support import MEDIA_HOST, DataSubscriber, Janus, Publisher, require_janus
 from tests.live_support import run
 from training.demo_detector import DEMO_GENUINE, DEMO_MANIPULATED, WEIGHTS
 
@@ -364,3 +364,45 @@ def test_serve_watches_a_room_added_over_http_within_the_nodes_stream_cap(
     assert listing["streams"] == {"taken": 1, "limit": 1, "waiting": 1}
     assert whip == 503 and removed == 200
     assert after == {"rooms": [], "streams": {"taken": 0, "limit": 1, "waiting": 0}}
+
+
+@pytest.mark.slow
+def test_the_room_hears_each_alert_from_a_data_only_publisher_when_asked(
+    detector, janus, publishers
+) -> None:
+    """``announce=NAME``: the watcher also publishes a data channel as NAME (nothing
+    else), and each alert of a participant goes out on it as one JSON message; a room
+    participant subscribed to it (an aiortc peer of the test) receives Bob's."""
+    janus.create_room(ROOM)
+    bob = f"{ROOM}/Bob-Smith"
+
+    async def main() -> tuple[Watching, list[str], list[str], list[str]]:
+        address = janus.address(ROOM, "secret=sesame&announce=Deepfake%20alerts")
+        watching = Watching(detector, address)
+        await watching.until(lambda _: watching.room.announcer is not None)
+        feed = watching.room.announcer.id
+        await asyncio.to_thread(janus.wait_publishing, ROOM, {"Deepfake alerts"})
+        async with DataSubscriber(janus, ROOM, feed) as subscriber:
+            await subscriber.ready.wait()
+            publishers.append(Publisher(janus, ROOM, "Bob Smith", DEMO_MANIPULATED))
+            await watching.until(lambda _: watching.of(Alert, bob))
+            while not subscriber.heard:
+                await asyncio.sleep(0.05)
+            listed = janus.videoroom({"request": "listparticipants", "room": ROOM})
+        await watching.stop()
+        publishing = [p["display"] for p in listed["participants"] if p.get("publisher")]
+        return watching, publishing, subscriber.heard
+
+    watching, publishing, heard = run(main(), timeout=90)
+    assert sorted(publishing) == ["Bob Smith", "Deepfake alerts"]
+    alert = watching.of(Alert, bob)[0]
+    assert json.loads(heard[0]) == {
+        "level": "alert",
+        "participant": {"room": str(ROOM), "name": "Bob Smith", "feed": publishers[0].id},
+        "time": alert.verdict.wall_time,
+        "id": alert.id,
+    }
+    assert not watching.statuses(f"{ROOM}/Deepfake-alerts")  # not watched as a participant
+    joined = watching.statuses(str(ROOM))[0]
+    assert joined.status is Connection.CONNECTED
+    assert "announcing alerts as 'Deepfake alerts'" in joined.detail

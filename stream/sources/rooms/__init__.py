@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
-from stream.events import CallParticipant, StreamStatus
+from stream.events import Alert, CallParticipant, StreamStatus
 from stream.sources.base import Source, StatusCallback
 from stream.sources.slots import StreamSlots
 
@@ -41,6 +41,12 @@ class Room(Protocol):
         another), score it while it holds one of ``streams``, end it when the participant
         leaves, and report the room's own status (as the status of the stream named
         :attr:`name`) to ``on_status``."""
+        ...
+
+    def on_alert(self, alert: Alert) -> None:
+        """Every alert of the node (the pipeline hands each over while the room is
+        watched): a room that announces alerts tells its participants of theirs; never
+        blocks."""
         ...
 
     def participants(self) -> list[tuple[str, CallParticipant, str]]:

@@ -4,8 +4,10 @@
 ``janus+https://`` over TLS (default port 8089). ``ROOM`` is the room's id: a number, or a
 string for a Janus set to ``string_ids``. Query options: ``pin`` (the room's PIN),
 ``secret`` (the API secret of a Janus with ``api_secret``), ``token`` (a token of a Janus
-with ``token_auth``), ``path`` (the API's path, default ``/janus``) and ``name`` (the
-watcher's display name, default ``lipforensics``). PIN, secret and token never appear
+with ``token_auth``), ``path`` (the API's path, default ``/janus``), ``name`` (the
+watcher's display name, default ``lipforensics``) and ``announce`` (the display name of a
+data-only publisher that tells the room of each alert, :mod:`.announcer`; default: none,
+nothing is published). PIN, secret and token never appear
 in what is printed (:func:`stream.sources.urls.redact`).
 """
 
@@ -20,7 +22,7 @@ from stream.sources.urls import JANUS_SCHEMES, redact, split_url
 #: the HTTP API's default port per scheme (Janus's own defaults).
 DEFAULT_PORTS = {"janus": 8088, "janus+http": 8088, "janus+https": 8089}
 #: the query options an address may carry.
-OPTIONS = ("pin", "secret", "token", "path", "name")
+OPTIONS = ("pin", "secret", "token", "path", "name", "announce")
 #: the watcher's display name in the room unless ``name=`` says otherwise.
 WATCHER_NAME = "lipforensics"
 
@@ -34,6 +36,8 @@ class JanusAddress:
         room: the room's id (an int unless it is not a number).
         pin, secret, token: the room's PIN, the API secret and token (None: not needed).
         name: the watcher's display name in the room.
+        announce: the display name of the publisher that tells the room of alerts (None:
+            nothing is published).
         shown: the address as given, with its secrets masked (for messages).
     """
 
@@ -43,6 +47,7 @@ class JanusAddress:
     secret: str | None = None
     token: str | None = None
     name: str = WATCHER_NAME
+    announce: str | None = None
     shown: str = ""
 
     def __str__(self) -> str:
@@ -83,5 +88,6 @@ def parse_janus_url(url: str) -> JanusAddress:
         secret=options.get("secret") or None,
         token=options.get("token") or None,
         name=options.get("name") or WATCHER_NAME,
+        announce=options.get("announce") or None,
         shown=shown,
     )

@@ -22,6 +22,9 @@ The room's own status (joined, lost, reconnecting) goes out as the status of the
 named after the room. Janus going away (a restart, the session lost) or the room being
 destroyed ends every participant's stream and the watcher joins again with the usual
 backoff (:mod:`stream.backoff`), then resumes with whoever publishes then.
+
+With ``announce=NAME`` in the address, the room also hears of its participants' alerts:
+a data-only publisher of that name sends each as a JSON message (:mod:`.announcer`).
 """
 
 from __future__ import annotations
@@ -38,8 +41,9 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 
 from stream.backoff import backoff_delays
-from stream.events import CallParticipant, Connection, StreamStatus
+from stream.events import Alert, CallParticipant, Connection, StreamStatus
 from stream.sources.base import Source, StatusCallback
+from stream.sources.rooms.announcer import Announcer
 from stream.sources.rooms.janus_address import JanusAddress
 from stream.sources.rooms.janus_api import JanusLost, JanusRefused, JanusSession
 from stream.sources.rooms.participant import Participant
@@ -93,6 +97,9 @@ class JanusRoom:
         self._closed = asyncio.Event()
         self._add_source: Callable[[Source], object] = lambda source: None
         self._streams = StreamSlots(0)
+        #: the publisher that tells the room of alerts (None: none, or not yet)
+        self.announcer: Announcer | None = None
+        self._own_feed = 0  # the announcer's feed id in the room (0: none)
 
     async def run(
         self,
@@ -137,6 +144,32 @@ class JanusRoom:
         """Leave the room: every participant's stream ends. Idempotent."""
         self._closed.set()
 
+    def on_alert(self, alert: Alert) -> None:
+        """Tell the room of ``alert`` when it is one of its participants' and the room
+        announces alerts (``announce=``); otherwise nothing."""
+        who = alert.verdict.participant
+        if self.announcer is not None and who is not None and who.room == self.name:
+            self.announcer.send(alert)
+
+    async def _announce(self, session: JanusSession) -> str:
+        """Publish the data channel that tells the room of alerts (``announce=``); what
+        the room's status says of it. A refusal is said there, and the room is watched
+        all the same."""
+        name = str(self.address.announce)
+        announcer = Announcer(session, self.address.room, name, self._pin())
+        try:
+            await announcer.start()
+        except (JanusRefused, ValueError) as error:
+            self._own_feed = announcer.id
+            await announcer.close()
+            log.warning("%s: cannot announce alerts as %r: %s", self.shown, name, error)
+            return f"cannot announce alerts as {name!r}: {error}"
+        except BaseException:  # the session lost, or the watcher cancelled
+            await announcer.close()
+            raise
+        self.announcer, self._own_feed = announcer, announcer.id
+        return f"announcing alerts as {name!r} (id {announcer.id}, a data channel only)"
+
     def participants(self) -> list[tuple[str, CallParticipant, str]]:
         """Each participant now: stream id, who, and ``scored``, ``waiting for a stream
         slot``, ``no video`` or ``cannot decode its video``."""
@@ -159,11 +192,10 @@ class JanusRoom:
             joined = await session.message(handle, {**join, **self._pin(), "display": address.name})
             self.joins += 1
             publishers = joined.data.get("publishers") or []
-            status(
-                Connection.CONNECTED,
-                f"joined as {address.name!r} (id {joined.data.get('id')}, publishing nothing); "
-                f"{len(publishers)} publisher(s)",
-            )
+            watcher = f"joined as {address.name!r} (id {joined.data.get('id')}, publishing nothing)"
+            if address.announce:
+                watcher += f", {await self._announce(session)}"
+            status(Connection.CONNECTED, f"{watcher}; {len(publishers)} publisher(s)")
             private_id = joined.data.get("private_id")
             for publisher in publishers:
                 self._publisher(session, publisher, private_id)
@@ -172,6 +204,9 @@ class JanusRoom:
             await self._end_feeds(
                 session, reason if self._closed.is_set() else f"watcher: {reason}"
             )
+            if self.announcer is not None:
+                announcer, self.announcer = self.announcer, None
+                await announcer.close()
             await session.close()
         return reason
 
@@ -208,6 +243,8 @@ class JanusRoom:
     def _publisher(self, session: JanusSession, publisher: dict, private_id: object) -> None:
         """A publisher, new or changed: its stream, and a subscription to its video."""
         feed_id = int(publisher["id"])
+        if feed_id == self._own_feed:
+            return  # the watcher's own announcer
         feed = self._feeds.get(feed_id)
         if feed is None:
             display = str(publisher.get("display") or "")
