@@ -161,19 +161,27 @@ def test_every_participant_is_scored_late_joiners_too_and_a_leaver_ends(
     janus.wait_publishing(ROOM, {"alice", "Bob Smith"})
     alice, bob, carol = f"{ROOM}/alice", f"{ROOM}/Bob-Smith", f"{ROOM}/carol"
 
-    async def main() -> Watching:
+    async def main() -> tuple[Watching, list[dict]]:
         watching = Watching(detector, janus.address(ROOM, "pin=hunter2&secret=sesame"))
         await watching.until(lambda _: watching.of(Alert, bob))
         bob_windows = len(watching.of(Verdict, bob))
         await watching.until(scored(watching, alice, bob_windows + 5))
         publishers.append(Publisher(janus, ROOM, "carol", DEMO_GENUINE, pin="hunter2"))
         await watching.until(scored(watching, carol))
+        listed = janus.videoroom({"request": "listparticipants", "room": ROOM})["participants"]
         publishers[0].leave()  # alice
         await watching.until(ended(watching, alice))
         await watching.stop()
-        return watching
+        return watching, listed
 
-    watching = run(main(), timeout=150)
+    watching, listed = run(main(), timeout=150)
+    # without announce=, the watcher is in the room but publishes nothing
+    assert sorted((p["display"], p["publisher"]) for p in listed) == [
+        ("Bob Smith", True),
+        ("alice", True),
+        ("carol", True),
+        ("lipforensics", False),
+    ]
     assert not watching.of(Alert, alice) and not watching.of(Alert, carol)
     assert {str(v.level) for v in watching.of(Verdict, alice)} == {"clear"}
     alice_events = [e for e in watching.events if getattr(e, "stream", None) == alice]
