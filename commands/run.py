@@ -174,7 +174,9 @@ async def _run(settings: Settings, detector: Detector, sources: list[Source | Ro
     if status is not None:
         return status
     for stream_id, worker in pipeline.workers.items():
-        if not worker.counts.windows_scored and not worker.failure:
+        if worker.held_back:  # waited for capacity to the end: a limit, not a failure
+            warn(f"{stream_id}: never scored: {worker.held_back} (--max-participants)")
+        elif not worker.counts.windows_scored and not worker.failure:
             warn(
                 f"{stream_id}: no verdict ({worker.counts.frames} frame(s) at 25 fps); "
                 "a verdict needs 25 consecutive frames with a face"

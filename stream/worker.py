@@ -106,7 +106,8 @@ class StreamWorker:
         )
         self.windows: dict[int, FaceWindow] = {}
         self.policies: dict[int, AlertPolicy] = {}
-        #: the last error not followed by a connection (None: the stream is fine)
+        #: the last error not followed by a connection (None: the stream is fine, or only
+        #: waits for capacity: :attr:`held_back`)
         self.failure: str | None = None
         #: built at the first frame: a stream that never sends one (a WHIP publisher that
         #: never connects) costs no landmarker
@@ -143,6 +144,13 @@ class StreamWorker:
         return (len(recent) - 1) / (recent[-1] - recent[0])
 
     @property
+    def held_back(self) -> str | None:
+        """Why the node does not score this stream now, when it waits for capacity (a call
+        participant waiting for a stream slot): its ``error`` status then is no failure.
+        None: it is not held back."""
+        return getattr(self.source, "held_back", None)
+
+    @property
     def faces_at_once(self) -> int | None:
         """Faces followed at once while this stream's faces take turns (None: every face,
         every frame)."""
@@ -168,7 +176,7 @@ class StreamWorker:
             event = replace(event, participant=self.participant)
         self.status = event.status
         if event.status is Connection.ERROR:
-            self.failure = event.detail
+            self.failure = None if self.held_back else event.detail
         elif event.status is Connection.CONNECTED:
             self.failure = None
         self.shared.emit(event)

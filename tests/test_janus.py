@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -294,6 +296,11 @@ def test_a_participant_over_the_cap_says_so_and_is_scored_when_another_leaves(
         await asyncio.sleep(2.0)  # the waiting one stays unscored while the first is
         assert not watching.of(Verdict, second)
         assert watching.pipeline.participant_slots.waiting == 1
+        # waiting for capacity is the node's limit, no failure of the participant's stream
+        assert watching.pipeline.failures == []
+        assert watching.pipeline.workers[second].held_back == (
+            "the node is full (it scores 1 stream(s) at most)"
+        )
         streams[first].leave()
         await watching.until(ended(watching, first))
         await watching.until(scored(watching, second))
@@ -414,3 +421,40 @@ def test_the_room_hears_each_alert_from_a_data_only_publisher_when_asked(
     joined = watching.statuses(str(ROOM))[0]
     assert joined.status is Connection.CONNECTED
     assert "announcing alerts as 'Deepfake alerts'" in joined.detail
+
+
+@pytest.mark.slow
+def test_run_exits_0_when_a_participant_only_waited_for_a_stream_slot(
+    janus, publishers, narrow_weights, tmp_path
+) -> None:
+    """``run janus://... --max-participants 1`` on a room of two, stopped by SIGTERM while
+    one participant still waits: the node's limit is no failure (exit 0), and one
+    ``warning:`` line names the participant that was never scored and why."""
+    janus.create_room(ROOM)
+    for name in ("alice", "bob"):
+        publishers.append(Publisher(janus, ROOM, name, DEMO_GENUINE))
+    janus.wait_publishing(ROOM, {"alice", "bob"})
+    command = [sys.executable, "run_stream.py", "run", janus.address(ROOM, "secret=sesame")]
+    command += ["--weights", str(narrow_weights), "--backend", "onnxruntime"]
+    command += ["--max-participants", "1"]
+    env = {**os.environ, "LIPFORENSICS_CACHE": str(tmp_path / "cache")}
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    events: list[dict] = []
+    for line in process.stdout:
+        events.append(json.loads(line))
+        kinds = {(e["type"], e.get("status")) for e in events}
+        if ("verdict", None) in kinds and ("status", "error") in kinds:
+            process.send_signal(signal.SIGTERM)
+            break
+    events += [json.loads(line) for line in process.stdout]
+    assert process.wait(timeout=60) == 0
+    waiting = next(e for e in events if e.get("status") == "error")
+    assert "the node is full" in waiting["detail"]
+    assert not any(e["type"] == "verdict" for e in events if e["stream"] == waiting["stream"])
+    warnings = [line for line in process.stderr.read().splitlines() if "warning:" in line]
+    assert warnings == [
+        f"warning: {waiting['stream']}: never scored: the node is full (it scores 1 stream(s) "
+        "at most) (--max-participants)"
+    ]

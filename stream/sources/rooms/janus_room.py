@@ -345,15 +345,14 @@ class JanusRoom:
 
     async def _take_slot(self, feed: _Feed) -> None:
         """Hold one of the node's stream slots: at once if one is free; otherwise say so
-        (an ``error`` status of the participant's stream) and wait in line."""
+        (an ``error`` status of the participant's stream, no failure of it) and wait in
+        line."""
         if feed.slot:
             return
         if not self._streams.take():
             feed.standing = "waiting for a stream slot"
-            feed.source.without_video(
-                f"not scored: the node is full (it scores {self._streams.limit} stream(s) at "
-                "most); scored as soon as one ends",
-                error=True,
+            feed.source.wait_for_slot(
+                f"the node is full (it scores {self._streams.limit} stream(s) at most)"
             )
             await self._streams.wait()
         feed.slot = True

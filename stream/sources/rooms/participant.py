@@ -55,6 +55,9 @@ class Participant:
         self.stream_id, self.who, self.participant = stream_id, who, participant
         self.camera_off_after = camera_off_after
         self.frames_received = 0
+        #: why the node does not score it now, while it waits for a stream slot (None:
+        #: it is not waiting); its ``error`` status then is no failure of the stream
+        self.held_back: str | None = None
         self._track: MediaStreamTrack | None = None
         #: why there is no track to watch, and whether that is an error (None: said)
         self._no_video: tuple[str, bool] | None = None
@@ -63,14 +66,21 @@ class Participant:
 
     def watch(self, track: MediaStreamTrack) -> None:
         """Read ``track`` (a received video track) from now on."""
-        self._track = track
+        self._track, self.held_back = track, None
         self._changed.set()
 
     def without_video(self, reason: str, *, error: bool = False) -> None:
         """There is no video to read: ``reason`` says why (an ``error`` status when it is
         one, e.g. a codec that cannot be decoded; otherwise ``connected``)."""
-        self._track, self._no_video = None, (reason, error)
+        self._track, self._no_video, self.held_back = None, (reason, error), None
         self._changed.set()
+
+    def wait_for_slot(self, reason: str) -> None:
+        """Not scored while the node is full (``reason``, e.g. "the node is full (it
+        scores 16 stream(s) at most)"): an ``error`` status that says so, for the node
+        needs attention, but no failure of this stream (:attr:`held_back`)."""
+        self.without_video(f"not scored: {reason}; scored as soon as one ends", error=True)
+        self.held_back = reason
 
     async def close(self, reason: str = "closed") -> None:
         """End the stream: the frame iterator ends, then ``ended`` with ``reason``."""
