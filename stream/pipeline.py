@@ -148,8 +148,8 @@ class Pipeline:
         """Start watching ``room``: each participant's stream is added with
         :meth:`add_source` as it comes and scored while it holds one of ``streams`` (the
         server's node-wide slots; default :attr:`participant_slots`), the room's own status
-        goes out with :meth:`emit`; the task ends when the room is closed (by its owner, or
-        on :meth:`stop`).
+        goes out with :meth:`emit`, and a room that announces alerts is handed each alert;
+        the task ends when the room is closed (by its owner, or on :meth:`stop`).
 
         Raises:
             RuntimeError: the pipeline was stopped.
@@ -159,8 +159,9 @@ class Pipeline:
         slots = streams if streams is not None else self.participant_slots
         loop = asyncio.get_running_loop()
         task = loop.create_task(room.run(self.add_source, self.emit, slots))
-        hearing = loop.create_task(self._tell(room))
-        task.add_done_callback(lambda _: hearing.cancel())
+        if room.announces:
+            hearing = loop.create_task(self._tell(room))
+            task.add_done_callback(lambda _: hearing.cancel())
         self._rooms = [(known, done) for known, done in self._rooms if not done.done()]
         self._rooms.append((room, task))
         return task

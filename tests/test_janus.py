@@ -45,6 +45,8 @@ def test_a_room_address_names_the_api_the_room_and_its_secrets() -> None:
     assert (tls.pin, tls.secret, tls.token) == ("42", "s", "t")
     assert str(tls) == "janus+https://sfu.example:443/lobby?pin=***&secret=***&token=***&path=/api"
     assert parse_janus_url("janus://[::1]/7").api == "http://[::1]:8088/janus"
+    assert plain.announce is None  # silent unless asked
+    assert parse_janus_url("janus://h/7?announce=Deepfake%20alerts").announce == "Deepfake alerts"
 
 
 @pytest.mark.parametrize(

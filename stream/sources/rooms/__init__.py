@@ -29,6 +29,8 @@ class Room(Protocol):
     shown: str
     #: the room's own latest status (None: none yet)
     state: StreamStatus | None
+    #: whether it tells its participants of their alerts (:meth:`on_alert`)
+    announces: bool
 
     async def run(
         self,
@@ -44,9 +46,8 @@ class Room(Protocol):
         ...
 
     def on_alert(self, alert: Alert) -> None:
-        """Every alert of the node (the pipeline hands each over while the room is
-        watched): a room that announces alerts tells its participants of theirs; never
-        blocks."""
+        """Every alert of the node, handed over while the room is watched when it
+        :attr:`announces`: it tells its participants of theirs; never blocks."""
         ...
 
     def participants(self) -> list[tuple[str, CallParticipant, str]]:

@@ -90,6 +90,7 @@ class JanusRoom:
         self.address = address
         self.name = name or str(address.room)
         self.shown = str(address)
+        self.announces = address.announce is not None
         self.max_backoff = max_backoff
         self.joins = 0
         self.state: StreamStatus | None = None
