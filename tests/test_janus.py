@@ -444,14 +444,17 @@ def test_run_exits_0_when_a_participant_only_waited_for_a_stream_slot(
         command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     events: list[dict] = []
-    for line in process.stdout:
-        events.append(json.loads(line))
-        kinds = {(e["type"], e.get("status")) for e in events}
-        if ("verdict", None) in kinds and ("status", "error") in kinds:
-            process.send_signal(signal.SIGTERM)
-            break
-    events += [json.loads(line) for line in process.stdout]
-    assert process.wait(timeout=60) == 0
+    try:
+        for line in process.stdout:
+            events.append(json.loads(line))
+            kinds = {(e["type"], e.get("status")) for e in events}
+            if ("verdict", None) in kinds and ("status", "error") in kinds:
+                process.send_signal(signal.SIGTERM)
+                break
+        events += [json.loads(line) for line in process.stdout]
+        assert process.wait(timeout=60) == 0
+    finally:
+        process.kill()
     waiting = next(e for e in events if e.get("status") == "error")
     assert "the node is full" in waiting["detail"]
     assert not any(e["type"] == "verdict" for e in events if e["stream"] == waiting["stream"])

@@ -7,8 +7,8 @@ string for a Janus set to ``string_ids``. Query options: ``pin`` (the room's PIN
 with ``token_auth``), ``path`` (the API's path, default ``/janus``), ``name`` (the
 watcher's display name, default ``lipforensics``) and ``announce`` (the display name of a
 data-only publisher that tells the room of each alert, :mod:`.announcer`; default: none,
-nothing is published). PIN, secret and token never appear
-in what is printed (:func:`stream.sources.urls.redact`).
+nothing is published). PIN, secret and token never appear in what is printed
+(:func:`stream.sources.urls.redact`).
 """
 
 from __future__ import annotations
