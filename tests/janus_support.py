@@ -215,13 +215,18 @@ class Publisher:
         name: str,
         clip: Path | None,
         pin: str = "",
+        *,
+        encrypted: bool = False,
     ) -> None:
-        """``clip`` None: publish audio only (the camera is off)."""
+        """``clip`` None: publish audio only (the camera is off); ``encrypted``: its VP8
+        frames scrambled past their clear header, as end-to-end encryption leaves them."""
         command = [sys.executable, "-m", "tests.janus_publisher", janus.url, str(room), name]
         command += [str(clip or "-")]
         command += ["--ice-host", MEDIA_HOST, "--pin", pin]
         if clip is None:
             command.append("--audio-only")
+        if encrypted:
+            command.append("--encrypted")
         env = {**os.environ, "JANUS_API_SECRET": janus.api_secret or ""}
         self.name = name
         self.process = subprocess.Popen(

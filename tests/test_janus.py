@@ -24,6 +24,7 @@ from stream.settings.pipeline import Settings
 from stream.sources.open import open_source
 from stream.sources.rooms import Room
 from stream.sources.rooms.janus_address import parse_janus_url
+from stream.sources.rooms.participant import UNDECODABLE
 from stream.sources.urls import redact
 from tests.janus_support import MEDIA_HOST, DataSubscriber, Janus, Publisher, require_janus
 from tests.live_support import run
@@ -155,6 +156,10 @@ def ended(watching: Watching, stream: str) -> Callable[[list[Event]], bool]:
     return lambda _: any(s.status is Connection.ENDED for s in watching.statuses(stream))
 
 
+def said(watching: Watching, stream: str, words: str) -> Callable[[list[Event]], bool]:
+    return lambda _: any(words in s.detail for s in watching.statuses(stream))
+
+
 @pytest.mark.slow
 def test_every_participant_is_scored_late_joiners_too_and_a_leaver_ends(
     detector, janus, publishers
@@ -232,6 +237,45 @@ def test_a_participant_without_video_has_a_state_of_its_own(detector, janus, pub
     assert first.status is Connection.CONNECTED
     assert "camera off (publishes no video)" in first.detail
     assert last.status is Connection.ENDED and not watching.of(Verdict, dave)
+
+
+@pytest.mark.slow
+def test_encrypted_video_is_told_from_a_camera_that_stopped(detector, janus, publishers) -> None:
+    """Eve publishes VP8 scrambled past its clear header (end-to-end encrypted): packets
+    arrive, nothing decodes, an ``error`` of its own. Frank is scored; stopped (SIGSTOP: no
+    more packets), his camera is off, and back when he goes on."""
+    janus.create_room(ROOM)
+    for name, encrypted in (("eve", True), ("frank", False)):
+        publishers.append(Publisher(janus, ROOM, name, DEMO_GENUINE, encrypted=encrypted))
+    janus.wait_publishing(ROOM, {"eve", "frank"})
+    eve, frank = f"{ROOM}/eve", f"{ROOM}/frank"
+
+    async def main() -> tuple[Watching, list[tuple[str, CallParticipant, str]]]:
+        watching = Watching(detector, janus.address(ROOM, "secret=sesame"))
+        await watching.until(said(watching, eve, "cannot be decoded"))
+        await watching.until(scored(watching, frank))
+        listed = watching.room.participants()
+        publishers[1].process.send_signal(signal.SIGSTOP)
+        await watching.until(said(watching, frank, "camera off"))
+        publishers[1].process.send_signal(signal.SIGCONT)
+        await watching.until(said(watching, frank, "video back"))
+        await watching.stop()
+        return watching, listed
+
+    watching, listed = run(main(), timeout=90)
+    assert {stream: standing for stream, _, standing in listed} == {
+        eve: "cannot decode its video",
+        frank: "scored",
+    }
+    [eve_said] = [s for s in watching.statuses(eve) if s.status is not Connection.ENDED]
+    assert eve_said.status is Connection.ERROR and not watching.of(Verdict, eve)
+    who = f"room {ROOM}, 'eve' (id {publishers[0].id})"
+    assert eve_said.detail == f"{who}: {UNDECODABLE.format(seconds=2)}"
+    frank_said = [(s.status, s.detail.split(": ")[1]) for s in watching.statuses(frank)]
+    assert frank_said[1:3] == [
+        (Connection.CONNECTED, "camera off (no video for 2 s)"),
+        (Connection.CONNECTED, "video back, 400x300"),
+    ]
 
 
 @pytest.mark.slow

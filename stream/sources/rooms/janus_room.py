@@ -10,13 +10,14 @@ stream, ``ROOM/NAME`` (the display name made safe; ``-2``, ``-3``... when the no
 runs that name), added to the pipeline with ``add_source``; its video comes from a
 subscriber handle of its own (one peer connection per feed), at the participant's own
 resolution and frame rate, the top layer when it sends simulcast. A publisher without
-video, or with a codec aiortc cannot decode, gets its stream all the same, with a status
-that says so. A participant's video is subscribed only while it holds one of the node's
-stream slots (:class:`~stream.sources.slots.StreamSlots`): one that finds the node full
-has an ``error`` status saying so and waits in line, subscribed as soon as a slot is
-given back. One who unpublishes or leaves ends its stream (its last verdicts, then
-``ended``) and gives its slot back. Every event of a participant's stream carries who it
-is (:class:`~stream.events.CallParticipant`).
+video, with a codec aiortc cannot decode, or whose video arrives but does not decode
+(end-to-end encrypted), gets its stream all the same, with a status that says so. A
+participant's video is subscribed only while it holds one of the node's stream slots
+(:class:`~stream.sources.slots.StreamSlots`): one that finds the node full has an
+``error`` status saying so and waits in line, subscribed as soon as a slot is given back.
+One who unpublishes or leaves ends its stream (its last verdicts, then ``ended``) and
+gives its slot back. Every event of a participant's stream carries who it is
+(:class:`~stream.events.CallParticipant`).
 
 The room's own status (joined, lost, reconnecting) goes out as the status of the stream
 named after the room. Janus going away (a restart, the session lost) or the room being
@@ -173,9 +174,14 @@ class JanusRoom:
 
     def participants(self) -> list[tuple[str, CallParticipant, str]]:
         """Each participant now: stream id, who, and ``scored``, ``waiting for a stream
-        slot``, ``no video`` or ``cannot decode its video``."""
+        slot``, ``no video`` or ``cannot decode its video`` (its codec, or video that
+        arrives but does not decode: end-to-end encrypted)."""
         return [
-            (feed.source.stream_id, feed.source.participant, feed.standing)
+            (
+                feed.source.stream_id,
+                feed.source.participant,
+                "cannot decode its video" if feed.source.undecodable else feed.standing,
+            )
             for feed in self._feeds.values()
         ]
 
@@ -329,7 +335,8 @@ class JanusRoom:
             @pc.on("track")
             def on_track(track: MediaStreamTrack) -> None:
                 if track.kind == "video":
-                    feed.source.watch(track)
+                    receivers = (t.receiver for t in pc.getTransceivers())
+                    feed.source.watch(track, next(r for r in receivers if r.track is track))
 
             await pc.setRemoteDescription(RTCSessionDescription(**_sdp(attached.jsep)))
             await pc.setLocalDescription(await pc.createAnswer())

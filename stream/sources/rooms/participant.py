@@ -6,8 +6,12 @@ when there is none to watch (the camera is off, a codec we cannot decode), and
 :meth:`Participant.close` when the participant leaves. Nothing goes silent: every change is
 a status of the participant's stream, and so is a camera that stops sending frames for
 :data:`CAMERA_OFF_AFTER` seconds (``connected``, "camera off": a state, not a fault) and
-its return. Every status detail starts with who the participant is (room, display name,
-id in the room).
+its return. When frames stop but RTP packets still arrive (the receiver's last packet is
+younger than half of :data:`CAMERA_OFF_AFTER`), the media cannot be decoded (end-to-end
+encrypted, insertable streams or SFrame, or a broken encoder): an ``error`` status of its
+own, :data:`UNDECODABLE`, until frames decode again or the packets stop too (then "camera
+off"). Every status detail starts with who the participant is (room, display name, id in
+the room).
 
 Presentation times are the track's (seconds since its first frame); a later track goes on
 one second after the last frame of the previous one, so that times never go back.
@@ -16,10 +20,12 @@ one second after the last frame of the previous one, so that times never go back
 from __future__ import annotations
 
 import asyncio
+import datetime
 import time
 from collections.abc import AsyncIterator
 from contextlib import suppress
 
+from aiortc import RTCRtpReceiver
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from engines.method import FRAME_PERIOD
@@ -29,6 +35,11 @@ from stream.sources.video_file import upright_rgb
 
 #: seconds without a frame after which a participant's camera counts as off.
 CAMERA_OFF_AFTER = 2.0
+#: what an ``error`` status says of video whose packets arrive but whose frames do not decode
+UNDECODABLE = (
+    "video arrives but cannot be decoded (RTP packets, no frame for {seconds:g} s): "
+    "end-to-end encrypted, or a broken encoder; not scored"
+)
 #: the gap, in the stream's time, between the last frame of one track and the next track.
 TRACK_GAP = 1.0
 
@@ -58,15 +69,20 @@ class Participant:
         #: why the node does not score it now, while it waits for a stream slot (None:
         #: it is not waiting); its ``error`` status then is no failure of the stream
         self.held_back: str | None = None
+        #: whether its video arrives but does not decode now (:data:`UNDECODABLE`)
+        self.undecodable = False
         self._track: MediaStreamTrack | None = None
+        self._receiver: RTCRtpReceiver | None = None
         #: why there is no track to watch, and whether that is an error (None: said)
         self._no_video: tuple[str, bool] | None = None
         self._ended: str | None = None
         self._changed = asyncio.Event()
 
-    def watch(self, track: MediaStreamTrack) -> None:
-        """Read ``track`` (a received video track) from now on."""
-        self._track, self.held_back = track, None
+    def watch(self, track: MediaStreamTrack, receiver: RTCRtpReceiver | None = None) -> None:
+        """Read ``track`` (a received video track) from now on; ``receiver``, the track's
+        RTP receiver, tells a camera that is off from video that does not decode (None:
+        every silence is a camera that is off)."""
+        self._track, self._receiver, self.held_back = track, receiver, None
         self._changed.set()
 
     def without_video(self, reason: str, *, error: bool = False) -> None:
@@ -99,13 +115,14 @@ class Participant:
         last_pts = -FRAME_PERIOD
         track: MediaStreamTrack | None = None
         receiving: asyncio.Future | None = None
-        camera_off = False
+        silence: str | None = None  # what the last status said of frames that stopped
         try:
             while self._ended is None:
                 if track is None or self._track is not track:  # a new track, or none
                     if receiving is not None:
                         receiving.cancel()
-                    track, receiving, camera_off = self._track, None, False
+                    track, receiving, silence = self._track, None, None
+                    self.undecodable = False
                     if track is None:
                         if self._no_video is not None:
                             reason, error = self._no_video
@@ -118,12 +135,13 @@ class Participant:
                     receiving = asyncio.ensure_future(track.recv())
                 outcome = await self._wait(receiving)
                 if outcome != "frame":
-                    if outcome == "timeout" and not camera_off:
-                        camera_off = True
-                        status(
-                            Connection.CONNECTED,
-                            f"camera off (no video for {self.camera_off_after:g} s)",
-                        )
+                    if outcome == "timeout":
+                        undecodable, said = self._silence()
+                        if said != silence:
+                            silence, self.undecodable = said, undecodable
+                            status(
+                                Connection.ERROR if self.undecodable else Connection.CONNECTED, said
+                            )
                     continue
                 try:
                     frame = receiving.result()
@@ -141,10 +159,10 @@ class Participant:
                 pts = seconds + offset
                 if pts <= last_pts:  # a late or repeated frame: keep time going forward
                     continue
-                if camera_off or self.frames_received == 0:
-                    back = "video back" if camera_off else "receiving video"
+                if silence is not None or self.frames_received == 0:
+                    back = "video back" if silence is not None else "receiving video"
                     status(Connection.CONNECTED, f"{back}, {frame.width}x{frame.height}")
-                    camera_off = False
+                    silence, self.undecodable = None, False
                 last_pts = pts
                 self.frames_received += 1
                 yield Frame(self.stream_id, pts, rgb, arrival)
@@ -155,6 +173,19 @@ class Participant:
                     await receiving
             detail = f"{self._ended or 'closed'}; {self.frames_received} frames received"
             on_status(StreamStatus(self.stream_id, Connection.ENDED, f"{self.who}: {detail}"))
+
+    def _silence(self) -> tuple[bool, str]:
+        """Whether a track without frames for :attr:`camera_off_after` seconds cannot be
+        decoded (its receiver still gets RTP packets, the last one younger than half that
+        time; otherwise its camera is off), and what its status says."""
+        seconds = self.camera_off_after
+        sources = [] if self._receiver is None else self._receiver.getSynchronizationSources()
+        if sources:
+            now = datetime.datetime.now(datetime.UTC)
+            age = min((now - source.timestamp).total_seconds() for source in sources)
+            if age < seconds / 2:
+                return True, UNDECODABLE.format(seconds=seconds)
+        return False, f"camera off (no video for {seconds:g} s)"
 
     async def _wait(self, receiving: asyncio.Future | None) -> str:
         """Wait for ``receiving`` (a frame), a change (a new track, none, the end) or, while
