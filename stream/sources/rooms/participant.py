@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import suppress
@@ -40,8 +41,32 @@ UNDECODABLE = (
     "video arrives but cannot be decoded (RTP packets, no frame for {seconds:g} s): "
     "end-to-end encrypted, or a broken encoder; not scored"
 )
+#: seconds between two of aiortc's "failed to decode" warnings that get through
+DECODE_WARNING_EVERY = 60.0
 #: the gap, in the stream's time, between the last frame of one track and the next track.
 TRACK_GAP = 1.0
+
+
+class _DecodeFailures(logging.Filter):
+    """Lets aiortc's "failed to decode" warnings through once in
+    :data:`DECODE_WARNING_EVERY` seconds: video that never decodes would log one per frame,
+    and its stream's status says so already."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._next = 0.0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "failed to decode" not in record.getMessage():
+            return True
+        now = time.monotonic()
+        if now < self._next:
+            return False
+        self._next = now + DECODE_WARNING_EVERY
+        return True
+
+
+_DECODE_FAILURES = _DecodeFailures()
 
 
 class Participant:
@@ -83,6 +108,7 @@ class Participant:
         RTP receiver, tells a camera that is off from video that does not decode (None:
         every silence is a camera that is off)."""
         self._track, self._receiver, self.held_back = track, receiver, None
+        logging.getLogger("aiortc.rtcrtpreceiver").addFilter(_DECODE_FAILURES)  # once only
         self._changed.set()
 
     def without_video(self, reason: str, *, error: bool = False) -> None:
