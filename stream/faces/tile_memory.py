@@ -12,8 +12,8 @@ A face the detector can find fills at least a fifth of its input's side (about 2
 :data:`stream.faces.detection.SMALLEST_SHARE`), so it covers at least four whole blocks,
 and one coming into view moves their means by far more than :data:`CHANGE`; a codec's
 flicker over a still background, averaged over a block's 64 pixels, stays below it (at
-most 4 to 8 gray levels over the 1280 x 720 still background of ``bench/face_tracking.py``'s
-galleries, against 12 to 30 where a face talks).
+most 4 to 8 gray levels over the still background of ``bench/face_tracking.py``'s
+one-face gallery in 60 frames, against 12 to 30 where the face talks).
 The comparison is with the input of the detector's last run, not of the frame before, so a
 slow change (a face sliding in, the light changing) adds up until the region is run again.
 """
