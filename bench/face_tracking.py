@@ -30,7 +30,8 @@ tile of a 1280 x 720 frame, each tile from another moment, every second one mirr
 faces about 110 px tall) through the face stage: faces found, ids given, and process CPU
 ms per face per frame (landmarks, search, crops; the first frame's full search left out),
 split into the landmark network's calls, the detector's calls (each with its input
-scaling) and the rest (input warps, crops, tracking, glue).
+scaling) and the rest (input warps, crops, tracking, glue); and the detector's inputs
+(search tiles, the whole frame) per frame.
 
 ``--networks``: instead, the two networks alone on each runtime of
 :class:`stream.faces.models.FaceModels` (LiteRT, ONNX Runtime on the converted models):
@@ -179,14 +180,16 @@ def gallery(side: int, count: int) -> list[np.ndarray]:
 
 
 class Timed:
-    """A face model whose calls' CPU time (the calling thread's) is counted."""
+    """A face model whose calls' CPU time (the calling thread's) and images are counted."""
 
     def __init__(self, model) -> None:
         self.model = model
         self.seconds = 0.0
+        self.images = 0
 
     def run(self, images: np.ndarray) -> list[np.ndarray]:
         """The model's outputs, timed."""
+        self.images += len(images)
         began = time.thread_time()
         try:
             return self.model.run(images)
@@ -198,9 +201,10 @@ def galleries(sides: list[int], count: int) -> None:
     """One table row per gallery: faces, ids, CPU ms per face per frame and its parts."""
     print(
         "| faces in view | frames | faces found (last frame) | ids given | CPU ms/frame "
-        "| CPU ms per face per frame | landmark network | detector | rest |"
+        "| CPU ms per face per frame | landmark network | detector | rest "
+        "| detector inputs per frame |"
     )
-    print("|---" * 9 + "|")
+    print("|---" * 10 + "|")
     for side in sides:
         frames = gallery(side, count)
         models = FaceModels()
@@ -215,6 +219,7 @@ def galleries(sides: list[int], count: int) -> None:
             if index == 1:
                 began = time.process_time()
                 landmarks.seconds = detector.seconds = 0.0
+                detector.images = 0
             found = stage.process(index, frame, index / 25, index == 0).crops
             ids.update(face.face for face in found)
             faces += len(found) if index else 0
@@ -225,7 +230,7 @@ def galleries(sides: list[int], count: int) -> None:
         print(
             f"| {side * side} | {count} | {len(found)} | {len(ids)} | {cpu / (count - 1):.1f} | "
             + " | ".join(f"{value:.2f}" for value in per_face)
-            + " |",
+            + f" | {detector.images / (count - 1):.2f} |",
             flush=True,
         )
 

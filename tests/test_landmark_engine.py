@@ -19,6 +19,7 @@ from stream.faces.models import FaceModels
 from stream.faces.reader import MouthCropReader
 from stream.faces.roi import network_inputs, roi_from_mesh
 from stream.faces.stage import FaceStage
+from stream.faces.tile_memory import CHANGE, TileMemory
 from stream.pacing.clock import resample
 from stream.sources.video_file import VideoFile
 from tests.live_support import TALKING
@@ -207,3 +208,43 @@ def test_the_detector_has_mediapipes_anchors_and_the_tiles_cover_the_frame():
         if t.side == smallest:
             grid[max(int(t.y), 0) : int(t.y + t.side), max(int(t.x), 0) : int(t.x + t.side)] = True
     assert grid.all()
+
+
+def test_a_still_scene_is_not_searched_again_and_a_face_coming_in_is_found_within_a_second():
+    """The detector's regions that have not changed keep what it found there
+    (stream/faces/tile_memory.py): a still picture costs no detector call after its first
+    search, and a person appearing in it is still followed within a second."""
+    still = frames(DATA / "two_faces.mp4", 1)[0].item
+    alone = still.copy()
+    alone[:, still.shape[1] // 2 :] = 0
+    arrives = 30
+    models = FaceModels()
+    models.detector = Counted(models.detector)
+    stage = FaceStage(models=models)
+    counts, calls = [], []
+    for index in range(arrives + FPS + 5):
+        image = still if index >= arrives else alone
+        counts.append(len(stage.process(index, image, index / FPS, index == 0).crops))
+        calls.append(models.detector.images)
+    stage.close()
+    assert counts[:arrives] == [1] * arrives
+    assert calls[arrives - 1] == calls[0]  # nothing changed: no tile run again
+    assert counts.index(2) <= arrives + FPS
+    assert counts[-5:] == [2] * 5
+
+
+def test_a_region_is_run_again_once_a_block_of_it_changes():
+    image = np.full((128, 128, 3), 90, np.uint8)
+    found = (np.zeros((0, 16)), np.zeros(0))
+    memory = TileMemory()
+    assert memory.recall("tile", image) is None  # never run there
+    memory.keep("tile", image, found)
+    assert memory.recall("tile", image) is found
+    noisy = image + np.random.default_rng(0).integers(0, 2 * CHANGE, image.shape, np.uint8)
+    noisy -= CHANGE
+    assert memory.recall("tile", noisy) is found  # noise averages out over a block
+    patched = image.copy()
+    patched[40:48, 72:80] += CHANGE + 1  # one 8 x 8 block
+    assert memory.recall("tile", patched) is None
+    memory.clear()
+    assert memory.recall("tile", image) is None

@@ -24,6 +24,7 @@ import numpy as np
 
 from stream.faces.models import Model
 from stream.faces.networks import DETECTOR_SIZE
+from stream.faces.tile_memory import Found, TileMemory
 
 #: MediaPipe's thresholds for this detector: score, and IoU of the boxes merged by NMS
 MIN_SCORE = 0.5
@@ -172,34 +173,46 @@ def detect(model: Model, rgb: np.ndarray, regions: list[Tile]) -> list[Detection
 
 
 def detect_frames(
-    model: Model, frames: Sequence[tuple[np.ndarray, list[Tile]]]
+    model: Model,
+    frames: Sequence[tuple[np.ndarray, list[Tile]]],
+    memories: Sequence[TileMemory] = (),
 ) -> list[list[Detection]]:
     """The faces the detector finds in the regions of each (RGB frame, regions), all in
     one batch: per frame, in frame pixels, best first; each region decoded and suppressed
     as MediaPipe does, then the frame's regions' faces suppressed together (a face seen by
-    two tiles or two scales is kept once)."""
-    batches = [tile_inputs(rgb, regions) for rgb, regions in frames if regions]
-    if not batches:
-        return [[] for _ in frames]
-    boxes, scores = model.run(np.concatenate(batches))
-    found, start = [], 0
-    for _, regions in frames:
-        stop = start + len(regions)
-        found.append(_faces(regions, boxes[start:stop], scores[start:stop]))
-        start = stop
-    return found
+    two tiles or two scales is kept once). With ``memories`` (one per frame), a region
+    whose input has not changed since the detector last ran on it keeps what it found
+    then, without a call (:mod:`stream.faces.tile_memory`)."""
+    inputs = [tile_inputs(rgb, regions) for rgb, regions in frames]
+    remembered: list[TileMemory | None] = list(memories) or [None] * len(frames)
+    found: list[list[Found | None]] = []
+    pending: list[tuple[int, int]] = []  # (frame, region) the network runs on
+    for number, ((_, regions), images, memory) in enumerate(
+        zip(frames, inputs, remembered, strict=True)
+    ):
+        recalled = [
+            memory.recall(tile, image) if memory is not None else None
+            for tile, image in zip(regions, images, strict=True)
+        ]
+        pending.extend((number, index) for index, seen in enumerate(recalled) if seen is None)
+        found.append(recalled)
+    if pending:
+        boxes, scores = model.run(np.stack([inputs[f][i] for f, i in pending]))
+        for (number, index), raw_boxes, raw_scores in zip(pending, boxes, scores, strict=True):
+            tile, memory = frames[number][1][index], remembered[number]
+            values, best = weighted_nms(*decode(raw_boxes, raw_scores))
+            found[number][index] = (values * tile.side + np.tile([tile.x, tile.y], 8), best)
+            if memory is not None:
+                memory.keep(tile, inputs[number][index], found[number][index])
+    return [_faces(regions) for regions in found]  # type: ignore[arg-type]
 
 
-def _faces(regions: list[Tile], boxes: np.ndarray, scores: np.ndarray) -> list[Detection]:
-    """One frame's detections from the detector's outputs for its regions."""
+def _faces(regions: list[Found]) -> list[Detection]:
+    """One frame's detections from its regions' own (frame pixels, suppressed)."""
     if not regions:
         return []
-    found, confidence = [], []
-    for tile, raw_boxes, raw_scores in zip(regions, boxes, scores, strict=True):
-        values, best = weighted_nms(*decode(raw_boxes, raw_scores))
-        found.append(values * tile.side + np.tile([tile.x, tile.y], 8))
-        confidence.append(best)
-    values, best = np.concatenate(found), np.concatenate(confidence)
+    values = np.concatenate([values for values, _ in regions])
+    best = np.concatenate([scores for _, scores in regions])
     kept: list[int] = []
     for index in np.argsort(-best, kind="stable"):
         if not kept or overlaps(values[index], values[kept]).max() <= NMS_IOU:

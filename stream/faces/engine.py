@@ -6,7 +6,9 @@ needed: on a frame where a tracked face is lost or none is tracked (the whole fr
 MediaPipe's ``FaceLandmarker`` does), and to look for new faces, a share of the search
 tiles (:func:`stream.faces.detection.tiles`) on every frame so that the whole search
 takes ``search_frames`` frames (25: a new face is found within a second; 32 tiles for
-1280 x 720 are 1 or 2 a frame). A detection
+1280 x 720 are 1 or 2 a frame). A region whose picture has not changed since the detector
+last looked at it keeps what the detector found then, without running it again
+(:mod:`stream.faces.tile_memory`: a still background costs no detector calls). A detection
 over a face already tracked is ignored (its landmarks keep coming from tracking, as a
 one-face ``FaceLandmarker`` tracks it), a face whose presence score falls below 0.5 is
 dropped, and of two tracks that come to cover the same face the older one stays.
@@ -29,6 +31,7 @@ from stream.faces.detection import Detection, Tile, detect_frames, overlaps, til
 from stream.faces.models import FaceModels
 from stream.faces.one_euro import OneEuro
 from stream.faces.roi import Roi, network_inputs, roi_from_box, roi_from_mesh
+from stream.faces.tile_memory import TileMemory
 
 #: MediaPipe's face-presence threshold (the landmark network's sigmoid score)
 MIN_PRESENCE = 0.5
@@ -101,12 +104,15 @@ class StreamFaces:
         self._search_frame = 0  # frames of the search so far
         self._searched = 0  # the next tile to look at
         self._fresh = True
+        #: what the detector found in each region, reused while the region stays still
+        self._memory = TileMemory()
 
     def reset(self) -> None:
         """Forget every face (a clock break: the next frame is searched afresh)."""
         self._tracks.clear()
         self._search_frame = self._searched = 0
         self._fresh = True
+        self._memory.clear()
 
     def track(self, models: FaceModels, rgb: np.ndarray, pts: float) -> list[Face]:
         """The faces of the next RGB uint8 (H, W, 3) frame (time ``pts``, seconds),
@@ -150,6 +156,7 @@ class StreamFaces:
         self._size = (width, height)
         self._tiles = tiles(width, height, self.smallest_face or max(width, height))
         self._search_frame = self._searched = 0
+        self._memory.clear()
 
     def _new_rois(self, detections: list[Detection]) -> list[Roi]:
         """Regions for the detections that are not a face already tracked, best first, up
@@ -254,7 +261,9 @@ def track(
         searched.append((rgb, stream._regions(rgb, id(stream) in lost)))
     new_jobs: list[tuple[StreamFaces, np.ndarray, Roi]] = []
     for (stream, rgb, _), detections in zip(
-        frames, detect_frames(models.detector, searched), strict=True
+        frames,
+        detect_frames(models.detector, searched, [stream._memory for stream, _, _ in frames]),
+        strict=True,
     ):
         new_jobs.extend((stream, rgb, roi) for roi in stream._new_rois(detections))
     results = _landmarks(models, [(rgb, roi) for _, rgb, roi in new_jobs])

@@ -18,8 +18,9 @@ Two runtimes (``runtime=`` of :class:`FaceModels`):
   (:mod:`stream.faces.tflite_onnx`, cached beside the LipForensics exports) and run by ONNX
   Runtime, the whole batch in one call, on the execution providers asked for (CUDA or
   TensorRT where the network runs on a GPU; the same ONNX files serve a Triton server).
-  On the CPU it is about 3x slower than LiteRT for the landmark network (ONNX Runtime's
-  per-channel PReLU and layout changes), so the CPU keeps LiteRT.
+  On the CPU it is 2.4x slower than LiteRT for the landmark network (ONNX Runtime's
+  per-channel PReLU and layout changes), and still 9% slower with PReLU rewritten as 1 x 1
+  convolutions (paired, ``bench/landmark_runtimes.py``), so the CPU keeps LiteRT.
 """
 
 from __future__ import annotations
