@@ -32,3 +32,25 @@ def write_clip(path: Path, images: Iterable[np.ndarray], size: tuple[int, int]) 
             out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
         out.mux(stream.encode(None))
     return path
+
+
+def remuxed(source: Path, target: Path, **options: str) -> Path:
+    """``source``'s video packets in another container (chosen by ``target``'s suffix)."""
+    with av.open(str(source)) as original, av.open(str(target), "w", options=options) as copy:
+        stream = copy.add_stream_from_template(original.streams.video[0])
+        for packet in original.demux(original.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                copy.mux(packet)
+    return target
+
+
+def garbled(source: Path, target: Path, start: int = 30_000, length: int = 10_000) -> Path:
+    """A copy of ``source`` with ``length`` bytes from ``start`` replaced by noise (a file
+    corrupted mid-way: it opens, then decoding stops)."""
+    data = bytearray(source.read_bytes())
+    data[start : start + length] = (
+        np.random.default_rng(0).integers(0, 256, length, np.uint8).tobytes()
+    )
+    target.write_bytes(bytes(data))
+    return target

@@ -10,27 +10,10 @@ import pytest
 
 from errors import MediaError
 from stream.sources.video_file import VideoFile
+from tests.clip_builder import garbled, remuxed
 from tests.live_support import TALKING
 
 DATA = Path(__file__).parent / "data"
-
-
-def remuxed(source: Path, target: Path, **options: str) -> Path:
-    """``source``'s video packets in another container (chosen by ``target``'s suffix)."""
-    with av.open(str(source)) as original, av.open(str(target), "w", options=options) as copy:
-        stream = copy.add_stream_from_template(original.streams.video[0])
-        for packet in original.demux(original.streams.video[0]):
-            if packet.dts is not None:
-                packet.stream = stream
-                copy.mux(packet)
-    return target
-
-
-@pytest.fixture(scope="module")
-def faststart(tmp_path_factory) -> Path:
-    """talking.mp4 remuxed with its index first, so that a cut file still opens."""
-    path = tmp_path_factory.mktemp("video") / "faststart.mp4"
-    return remuxed(TALKING, path, movflags="faststart")
 
 
 def test_frames_come_with_their_timestamps():
@@ -102,11 +85,7 @@ def test_truncated_file_stops_cleanly_and_says_so(tmp_path, faststart):
 
 
 def test_corrupt_middle_stops_cleanly_and_says_so(tmp_path, faststart):
-    data = bytearray(faststart.read_bytes())
-    data[30_000:40_000] = np.random.default_rng(0).integers(0, 256, 10_000, np.uint8).tobytes()
-    path = tmp_path / "garbled.mp4"
-    path.write_bytes(bytes(data))
-    with VideoFile(path) as video:
+    with VideoFile(garbled(faststart, tmp_path / "garbled.mp4")) as video:
         frames = list(video.frames())
     assert 0 < len(frames) < 100
     assert video.problem and "corrupt or truncated" in video.problem
