@@ -23,11 +23,19 @@ def looped(frames: list[np.ndarray], count: int) -> list[np.ndarray]:
     return [frames[k % len(frames)] for k in range(count)]
 
 
-def write_clip(path: Path, images: Iterable[np.ndarray], size: tuple[int, int]) -> Path:
-    """Encode RGB ``images`` of ``size`` as a 25 fps H.264 MP4 at ``path``."""
+def write_clip(
+    path: Path, images: Iterable[np.ndarray], size: tuple[int, int], *, mjpeg: bool = False
+) -> Path:
+    """Encode RGB ``images`` of ``size`` as a 25 fps H.264 MP4 at ``path`` (or MJPEG, in
+    the container ``path``'s suffix names: cheap to encode at any size)."""
     with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=25, options={"preset": "ultrafast"})
-        stream.width, stream.height, stream.pix_fmt = *size, "yuv420p"
+        if mjpeg:
+            stream = out.add_stream("mjpeg", rate=25)
+            stream.pix_fmt = "yuvj420p"
+        else:
+            stream = out.add_stream("libx264", rate=25, options={"preset": "ultrafast"})
+            stream.pix_fmt = "yuv420p"
+        stream.width, stream.height = size
         for image in images:
             out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
         out.mux(stream.encode(None))
