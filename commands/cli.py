@@ -10,9 +10,11 @@ import argparse
 import importlib
 import signal
 import sys
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 
-from errors import LipForensicsError
+from errors import LipForensicsError, LipForensicsWarning
 from errors.text import printable
 
 #: sub-command name -> module under ``commands/``; the order is the order of ``--help``.
@@ -58,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     """Parse ``argv``, run the command, turn user errors into one line and exit code 2."""
     args = build_parser().parse_args(argv)
     previous = signal.signal(signal.SIGTERM, _terminated)  # run and serve drain instead
+    show_warning = warnings.showwarning
+    warnings.showwarning = _one_line_warnings(show_warning)
     try:
         return int(args._run(args) or 0)
     except LipForensicsError as error:
@@ -71,6 +75,22 @@ def main(argv: list[str] | None = None) -> int:
         return 128 + signal.SIGTERM
     finally:
         signal.signal(signal.SIGTERM, previous)
+        warnings.showwarning = show_warning
+
+
+def _one_line_warnings(show: Callable[..., None]) -> Callable[..., None]:
+    """``warnings.showwarning`` that prints a :class:`LipForensicsWarning` as one
+    ``warning:`` line on stderr and hands any other warning to ``show``."""
+
+    def show_warning(
+        message: Warning | str, category: type[Warning], *args: object, **kwargs: object
+    ) -> None:
+        if issubclass(category, LipForensicsWarning):
+            print(f"warning: {printable(str(message))}", file=sys.stderr, flush=True)
+        else:
+            show(message, category, *args, **kwargs)
+
+    return show_warning
 
 
 class Terminated(Exception):

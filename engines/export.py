@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from engines import method
+from engines.cache import readable_onnx, usable_cache_dir, warn_rebuilt, written_in_place
 from engines.matmul_head import MatMulHead
 from engines.model import LipForensics
 from errors import LipForensicsError
@@ -113,7 +114,6 @@ def export_model(model: LipForensics, out_dir: Path, *, source_sha256: str) -> E
     flags are left exactly as they were.
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     config = model.config
     meta = metadata_for(model, source_sha256)
     size = method.INPUT_SIZE
@@ -140,26 +140,26 @@ def _export(
     module: nn.Module, example: Tensor, path: Path, names: tuple[str, str], meta: dict[str, str]
 ) -> Path:
     """Trace ``module`` in eval mode with a dynamic first axis, add ``meta``, check, and
-    only then move the file to ``path`` (so a file at ``path`` is always complete)."""
+    only then move the file to ``path`` (so a file at ``path`` is always complete; a write
+    that fails leaves nothing and is one :class:`~engines.cache.CacheError` line)."""
     input_name, output_name = names
-    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
-    with _exporting(module), torch.no_grad(), warnings.catch_warnings():
-        # the TorchScript exporter warns that it is legacy; it needs no extra package and
-        # folds BatchNorm into the convolutions, which is what we want here
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            module,
-            (example,),
-            str(partial),
-            dynamo=False,
-            input_names=[input_name],
-            output_names=[output_name],
-            dynamic_axes={input_name: {0: "batch"}, output_name: {0: "batch"}},
-            opset_version=OPSET,
-            do_constant_folding=True,
-        )
-    _finish(partial, meta)
-    partial.replace(path)
+    with written_in_place(path) as partial:
+        with _exporting(module), torch.no_grad(), warnings.catch_warnings():
+            # the TorchScript exporter warns that it is legacy; it needs no extra package
+            # and folds BatchNorm into the convolutions, which is what we want here
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                module,
+                (example,),
+                str(partial),
+                dynamo=False,
+                input_names=[input_name],
+                output_names=[output_name],
+                dynamic_axes={input_name: {0: "batch"}, output_name: {0: "batch"}},
+                opset_version=OPSET,
+                do_constant_folding=True,
+            )
+        _finish(partial, meta)
     return path
 
 
@@ -211,24 +211,38 @@ def state_dict_sha256(model: nn.Module) -> str:
 
 
 def default_cache_dir() -> Path:
-    """Where exports and engines are cached: ``$LIPFORENSICS_CACHE`` or the user cache."""
+    """Where exports and engines are cached: ``$LIPFORENSICS_CACHE`` or the user cache; a
+    temporary folder, with a warning, when that one cannot be written
+    (:func:`engines.cache.usable_cache_dir`)."""
     root = os.environ.get("LIPFORENSICS_CACHE")
-    return Path(root) if root else Path.home() / ".cache" / "lipforensics-live"
+    return usable_cache_dir(Path(root) if root else Path.home() / ".cache" / "lipforensics-live")
 
 
 def cached_export(model: LipForensics, cache_dir: Path, *, source_sha256: str) -> ExportedModel:
     """Like :func:`export_model`, but reuses an earlier export of the same weights.
 
     The cache folder is keyed by the weights' hash, the model config, the opset and
-    :data:`EXPORT_FORMAT`, so a second start does not export again.
+    :data:`EXPORT_FORMAT`, so a second start does not export again. A cached file that
+    does not parse or does not carry this metadata (corrupted on disk) is exported again,
+    with a warning.
     """
     meta = metadata_for(model, source_sha256)
     key = hashlib.sha256(json.dumps(meta, sort_keys=True).encode()).hexdigest()[:20]
     folder = Path(cache_dir) / "onnx" / key
     encoder, head = folder / ENCODER_FILE, folder / HEAD_FILE
-    if encoder.exists() and head.exists():  # complete when present (see _export)
-        return ExportedModel(encoder=encoder, head=head, metadata=meta)
+    if encoder.exists() and head.exists():  # complete when written (see _export)
+        expected = {META_PREFIX + k: v for k, v in meta.items()}
+        corrupt = [p for p in (encoder, head) if not _carries(readable_onnx(p), expected)]
+        if not corrupt:
+            return ExportedModel(encoder=encoder, head=head, metadata=meta)
+        for path in corrupt:
+            warn_rebuilt(path)
     return export_model(model, folder, source_sha256=source_sha256)
+
+
+def _carries(found: dict[str, str] | None, expected: dict[str, str]) -> bool:
+    """Whether an ONNX file's metadata (None: unreadable) holds every ``expected`` entry."""
+    return found is not None and all(found.get(k) == v for k, v in expected.items())
 
 
 def to_fp16(source: Path, target: Path) -> Path:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from engines.backends import OnnxRuntimeBackend, clip_logits
+from engines.cache import readable_onnx, warn_rebuilt, written_in_place
 from engines.method import CLIP_FRAMES, normalise_crops
 from errors import LipForensicsError
 
@@ -140,9 +141,13 @@ def cached_cpu_int8(
     key = _cache_key(exported, calibration_sha256, cpu)
     folder = Path(cache_dir) / "int8-cpu" / key
     check_file = folder / _CHECK_FILE
-    if check_file.exists():  # written last: the INT8 files are complete
+    int8_files = (folder / _ENCODER_FILE, folder / _HEAD_FILE)
+    if check_file.exists() and all(readable_onnx(path) is not None for path in int8_files):
         check = Int8Check(**{**json.loads(check_file.read_text()), "build_seconds": 0.0})
     else:
+        if check_file.exists():  # complete once, corrupted since
+            warn_rebuilt(folder)
+            shutil.rmtree(folder, ignore_errors=True)
         check = build_cpu_int8(exported.encoder, exported.head, folder, crops(), cpu, threads)
     if check.max_error > MAX_LOGIT_ERROR:
         raise LipForensicsError(
@@ -171,32 +176,26 @@ def build_cpu_int8(
 
     started = time.perf_counter()
     calibration, held_back = split_clips(crops)
-    partial = folder.with_name(f"{folder.name}.{os.getpid()}.partial")
-    int8_encoder = quantize_stage(
-        encoder, partial / _ENCODER_FILE, calibration_windows(calibration), cpu=cpu
-    )
-    int8_head = quantize_head_dynamic(head, partial / _HEAD_FILE, cpu)
-    errors = logit_error(
-        OnnxRuntimeBackend(encoder, head, threads=threads),
-        OnnxRuntimeBackend(int8_encoder, int8_head, threads=threads),
-        held_back,
-    )
-    check = Int8Check(
-        max_error=float(errors.max()),
-        mean_error=float(errors.mean()),
-        held_back_clips=len(held_back),
-        calibration_crops=len(calibration),
-        cpu_class=cpu,
-        build_seconds=time.perf_counter() - started,
-    )
-    stored = {**asdict(check), "build_seconds": round(check.build_seconds, 1)}
-    (partial / _CHECK_FILE).write_text(json.dumps(stored, indent=2) + "\n")
-    if folder.exists():  # another process finished the same build first: keep its files
-        for leftover in partial.iterdir():
-            leftover.unlink()
-        partial.rmdir()
-    else:
-        partial.replace(folder)
+    with written_in_place(folder) as partial:  # another process's finished build is kept
+        int8_encoder = quantize_stage(
+            encoder, partial / _ENCODER_FILE, calibration_windows(calibration), cpu=cpu
+        )
+        int8_head = quantize_head_dynamic(head, partial / _HEAD_FILE, cpu)
+        errors = logit_error(
+            OnnxRuntimeBackend(encoder, head, threads=threads),
+            OnnxRuntimeBackend(int8_encoder, int8_head, threads=threads),
+            held_back,
+        )
+        check = Int8Check(
+            max_error=float(errors.max()),
+            mean_error=float(errors.mean()),
+            held_back_clips=len(held_back),
+            calibration_crops=len(calibration),
+            cpu_class=cpu,
+            build_seconds=time.perf_counter() - started,
+        )
+        stored = {**asdict(check), "build_seconds": round(check.build_seconds, 1)}
+        (partial / _CHECK_FILE).write_text(json.dumps(stored, indent=2) + "\n")
     return check
 
 

@@ -19,3 +19,9 @@ class MediaError(LipForensicsError):
 
 class BackendUnavailable(LipForensicsError):
     """A remote inference server cannot be reached or did not answer in time."""
+
+
+class LipForensicsWarning(UserWarning):
+    """Something the user should know that does not stop the work (a cache folder that
+    cannot be used, a corrupt cache entry rebuilt). The command line prints it as one
+    ``warning: <message>`` line."""

@@ -183,7 +183,8 @@ class StreamWorker:
 
     async def run(self) -> None:
         """Read and process the source until it ends; a failure ends this stream only, with
-        an ``error`` status."""
+        an ``error`` status. ``ended`` is always the stream's last event (the source's own,
+        or ``stopped`` when the source never sent one)."""
         shared = self.shared
         loop = asyncio.get_running_loop()
         processing = loop.create_task(self._process())
@@ -208,8 +209,8 @@ class StreamWorker:
             for face in self.windows:
                 shared.scheduler.forget(self.stream_id, face)
             self.windows.clear()
-            if self._ended is not None:
-                self._set_status(self._ended)
+            ended = self._ended or StreamStatus(self.stream_id, Connection.ENDED, "stopped")
+            self._set_status(ended)
 
     def scored(self, window: MouthWindow, logit: float | None) -> None:
         """The scheduler's reply: a window's logit -> the face's level -> verdict (and

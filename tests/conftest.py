@@ -57,6 +57,17 @@ def talking_clip() -> Path:
     return TALKING
 
 
+@pytest.fixture(scope="session")
+def faststart(tmp_path_factory) -> Path:
+    """talking.mp4 remuxed with its index first, so that a cut or garbled copy still opens."""
+    from tests.clip_builder import remuxed
+    from tests.live_support import TALKING
+
+    return remuxed(
+        TALKING, tmp_path_factory.mktemp("video") / "faststart.mp4", movflags="faststart"
+    )
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """The narrow network runs far faster on one thread than on two threads that compete

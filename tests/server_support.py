@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import fractions
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+import av
+import numpy as np
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
 from aiortc.contrib.media import MediaPlayer
 
 from engines.backends import TorchBackend
@@ -41,6 +45,40 @@ async def served(
     finally:
         await http.stop()
         await pipeline.stop(drain=True)
+
+
+class Publisher(VideoStreamTrack):
+    """Sends ``pictures`` at 25 fps, over and over; after ``moving`` of them (None: never
+    until :meth:`hold`), on ``mode``: ``"stop"`` sends nothing more (ICE stays up),
+    ``"freeze"`` sends the last one again and again; until :attr:`resume` is set, then the
+    pictures go on."""
+
+    def __init__(
+        self, pictures: list[np.ndarray], moving: int | None = None, mode: str = "stop"
+    ) -> None:
+        super().__init__()
+        self.pictures, self.moving, self.mode = pictures, moving, mode
+        self.resume = asyncio.Event()
+        self.sent = 0
+
+    def hold(self) -> None:
+        """Stop the picture from the next frame on, until :attr:`resume` is set again."""
+        self.moving = self.sent
+        self.resume.clear()
+
+    async def recv(self) -> av.VideoFrame:
+        held = self.moving is not None and self.sent >= self.moving
+        if held and not self.resume.is_set():
+            if self.mode == "stop":
+                await self.resume.wait()
+            index = (self.moving - 1) % len(self.pictures)
+        else:
+            index = self.sent % len(self.pictures)
+        await asyncio.sleep(0.04)
+        self.sent += 1
+        frame = av.VideoFrame.from_ndarray(self.pictures[index], format="rgb24")
+        frame.pts, frame.time_base = self.sent * 3600, fractions.Fraction(1, 90000)
+        return frame
 
 
 async def make_offer(*kinds: str) -> tuple[RTCPeerConnection, str]:

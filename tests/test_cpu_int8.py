@@ -17,7 +17,7 @@ from engines import int8_cpu, quantize
 from engines.backends import clip_logits
 from engines.method import normalise_crops
 from engines.quantize import AVX2, VNNI, cpu_class
-from errors import LipForensicsError
+from errors import LipForensicsError, LipForensicsWarning
 from stream.detector import Detector
 from stream.settings.pipeline import Settings
 from tests.live_support import TALKING
@@ -187,3 +187,15 @@ def _windows(clip: np.ndarray) -> np.ndarray:
     from engines.frames import five_frame_inputs, window_keys
 
     return five_frame_inputs(clip, window_keys(0, len(clip)))
+
+
+def test_a_corrupt_cached_int8_model_is_built_again_with_a_warning(
+    narrow_weights, crops_file, tmp_path, monkeypatch
+):
+    load(narrow_weights, crops_file, tmp_path, monkeypatch)
+    (encoder,) = tmp_path.glob("int8-cpu/*/frame_encoder.int8-cpu.onnx")
+    encoder.write_bytes(encoder.read_bytes()[:1000])  # cut short on disk
+    with pytest.warns(LipForensicsWarning, match="is corrupt; building it again"):
+        again = load(narrow_weights, crops_file, tmp_path, monkeypatch)
+    assert again.int8 is not None and again.int8.build_seconds > 0
+    assert not [p for p in tmp_path.rglob("*") if ".partial" in p.name]

@@ -14,6 +14,7 @@ from stream.pipeline import Pipeline
 from stream.settings.pipeline import Settings
 from stream.sources.base import StatusCallback, ignore_status
 from stream.sources.files import FileSource
+from tests.clip_builder import garbled
 from tests.live_support import (
     TALKING,
     CountingBackend,
@@ -53,9 +54,31 @@ def test_a_failing_source_ends_its_stream_with_an_error_and_the_others_go_on():
         await pipeline.run_until_sources_end()
 
     asyncio.run(main())
-    (bug,) = sink.of(StreamStatus, "bug")
+    bug, ended = sink.of(StreamStatus, "bug")
     assert bug.status is Connection.ERROR and bug.detail == "internal error: RuntimeError: boom"
-    (bad,) = sink.of(StreamStatus, "bad")
+    bad, ended = sink.of(StreamStatus, "bad")
     assert bad.status is Connection.ERROR and bad.detail == "stream went away"
+    assert ended.status is Connection.ENDED
     assert len(sink.of(Verdict, "good")) == 4
     assert pipeline.health()["status"] == "degraded"
+
+
+def test_a_file_corrupted_mid_way_ends_its_stream_with_ended_after_its_last_verdict(
+    tmp_path, faststart
+):
+    sink = ListSink()
+    pipeline = Pipeline(Settings.of(stride=5), CountingBackend(narrow_model()), sinks=[sink])
+    clip = garbled(faststart, tmp_path / "garbled.mp4", start=60_000)  # 48 frames decode
+
+    async def main():
+        pipeline.add_source(FileSource(clip, "garbled"))
+        pipeline.add_source(BrokenSource("bug", RuntimeError("boom")))
+        await pipeline.run_until_sources_end()
+
+    asyncio.run(main())
+    for stream in ("garbled", "bug"):
+        events = [e for e in sink.events if getattr(e, "stream", None) == stream]
+        statuses = [e.status for e in events if isinstance(e, StreamStatus)]
+        assert Connection.ERROR in statuses and statuses.count(Connection.ENDED) == 1
+        assert isinstance(events[-1], StreamStatus) and events[-1].status is Connection.ENDED
+    assert sink.of(Verdict, "garbled") and pipeline.failed_streams == 2

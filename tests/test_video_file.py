@@ -2,35 +2,19 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 
-from errors import MediaError
+from errors import LipForensicsWarning, MediaError
 from stream.sources.video_file import VideoFile
+from tests.clip_builder import garbled, remuxed, write_clip
 from tests.live_support import TALKING
 
 DATA = Path(__file__).parent / "data"
-
-
-def remuxed(source: Path, target: Path, **options: str) -> Path:
-    """``source``'s video packets in another container (chosen by ``target``'s suffix)."""
-    with av.open(str(source)) as original, av.open(str(target), "w", options=options) as copy:
-        stream = copy.add_stream_from_template(original.streams.video[0])
-        for packet in original.demux(original.streams.video[0]):
-            if packet.dts is not None:
-                packet.stream = stream
-                copy.mux(packet)
-    return target
-
-
-@pytest.fixture(scope="module")
-def faststart(tmp_path_factory) -> Path:
-    """talking.mp4 remuxed with its index first, so that a cut file still opens."""
-    path = tmp_path_factory.mktemp("video") / "faststart.mp4"
-    return remuxed(TALKING, path, movflags="faststart")
 
 
 def test_frames_come_with_their_timestamps():
@@ -102,11 +86,7 @@ def test_truncated_file_stops_cleanly_and_says_so(tmp_path, faststart):
 
 
 def test_corrupt_middle_stops_cleanly_and_says_so(tmp_path, faststart):
-    data = bytearray(faststart.read_bytes())
-    data[30_000:40_000] = np.random.default_rng(0).integers(0, 256, 10_000, np.uint8).tobytes()
-    path = tmp_path / "garbled.mp4"
-    path.write_bytes(bytes(data))
-    with VideoFile(path) as video:
+    with VideoFile(garbled(faststart, tmp_path / "garbled.mp4")) as video:
         frames = list(video.frames())
     assert 0 < len(frames) < 100
     assert video.problem and "corrupt or truncated" in video.problem
@@ -147,3 +127,30 @@ def test_a_display_rotation_is_applied_as_a_player_would(tmp_path, degrees):
     assert [rgb.shape for rgb in shown] == [(300, 400, 3)] * 10
     error = np.abs(np.stack(shown).astype(float) - np.stack(upright)).mean()
     assert error < 3.0, error
+
+
+@pytest.mark.parametrize(
+    ("size", "expected"),
+    [((4000, 2400), (3718, 2230)), ((2400, 4000), (2230, 3718)), ((3840, 2160), (3840, 2160))],
+    ids=["above-4k", "above-4k-portrait", "4k"],
+)
+def test_frames_above_4k_are_scaled_down_once_and_4k_is_untouched(tmp_path, size, expected):
+    width, height = size
+    ramp = np.linspace(0, 255, width, dtype=np.uint8)  # a picture with detail to keep
+    image = np.repeat(np.broadcast_to(ramp, (height, width))[..., None], 3, axis=2)
+    clip = write_clip(tmp_path / "big.mkv", [image] * 3, size, mjpeg=True)
+    with warnings.catch_warnings(record=True) as warned, VideoFile(clip) as video:
+        warnings.simplefilter("default")
+        frames = [rgb for _, rgb in video.frames()]
+    assert [f.shape for f in frames] == [(expected[1], expected[0], 3)] * 3
+    assert expected[0] * expected[1] <= 3840 * 2160
+    said = [str(w.message) for w in warned if issubclass(w.category, LipForensicsWarning)]
+    middle_row = frames[0][expected[1] // 2, :, 0].astype(float)
+    assert np.abs(middle_row - np.linspace(0, 255, expected[0])).max() < 4  # aspect kept
+    if expected == size:
+        assert not said
+    else:
+        assert said == [
+            f"frames of {width}x{height} are above 4K (3840x2160 pixels): "
+            f"scaled down to {expected[0]}x{expected[1]} before buffering"
+        ]

@@ -7,18 +7,17 @@ publishers on 127.0.0.1."""
 from __future__ import annotations
 
 import asyncio
-import fractions
 
 import aiohttp
 import av
 import numpy as np
 import pytest
-from aiortc import RTCConfiguration, RTCPeerConnection, VideoStreamTrack
+from aiortc import RTCConfiguration, RTCPeerConnection
 
 from engines.backends import TorchBackend
 from stream.events import StreamStatus
 from tests.live_support import TALKING, narrow_model, run
-from tests.server_support import AUTH, SDP_HEADERS, accept_answer, served
+from tests.server_support import AUTH, SDP_HEADERS, Publisher, accept_answer, served
 
 #: seconds without a new picture before a stall, in these tests.
 STALL = 1.0
@@ -34,31 +33,6 @@ def pictures() -> list[np.ndarray]:
     """The talking clip's frames, RGB."""
     with av.open(str(TALKING)) as container:
         return [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
-
-
-class Publisher(VideoStreamTrack):
-    """Sends ``pictures`` at 25 fps; after ``moving`` of them, on ``mode``: ``"stop"`` sends
-    nothing more (ICE stays up), ``"freeze"`` sends the last one again and again; until
-    :attr:`resume` is set, then the clip goes on."""
-
-    def __init__(self, pictures: list[np.ndarray], moving: int, mode: str) -> None:
-        super().__init__()
-        self.pictures, self.moving, self.mode = pictures, moving, mode
-        self.resume = asyncio.Event()
-        self.sent = 0
-
-    async def recv(self) -> av.VideoFrame:
-        if self.sent >= self.moving and not self.resume.is_set():
-            if self.mode == "stop":
-                await self.resume.wait()
-            index = self.moving - 1
-        else:
-            index = self.sent % len(self.pictures)
-        await asyncio.sleep(0.04)
-        self.sent += 1
-        frame = av.VideoFrame.from_ndarray(self.pictures[index], format="rgb24")
-        frame.pts, frame.time_base = self.sent * 3600, fractions.Fraction(1, 90000)
-        return frame
 
 
 @pytest.mark.parametrize("mode", ["stop", "freeze"])

@@ -28,6 +28,8 @@ class StreamView(Protocol):
     """What health reads of a stream worker."""
 
     status: Connection
+    #: the last error not followed by a connection (None: the stream is fine)
+    failure: str | None
     counts: StreamCounts
 
     @property
@@ -44,8 +46,8 @@ class StreamView(Protocol):
 
 class Health:
     """Degraded while frames or windows were dropped in the last ``degraded_for`` seconds,
-    while a stream is down (disconnected, reconnecting, stalled, failed), or while the inference
-    backend is unavailable."""
+    while a stream is down (disconnected, reconnecting, stalled, failed) or ended after an
+    error, or while the inference backend is unavailable."""
 
     def __init__(self, degraded_for: float = DEGRADED_FOR) -> None:
         self.degraded_for = degraded_for
@@ -73,6 +75,8 @@ class Health:
         for stream_id, stream in streams.items():
             if stream.status.down:
                 reasons.append(f"stream {stream_id} is {stream.status}")
+            elif stream.failure:
+                reasons.append(f"stream {stream_id} {stream.status} after an error")
             described[stream_id] = {
                 "status": str(stream.status),
                 "faces": stream.faces,

@@ -65,9 +65,9 @@ class FileSource:
             decoded.close()
             self._reading = False
             self._video.close()
-            problem = self._video.problem
-            status = Connection.ERROR if problem else Connection.ENDED
-            on_status(StreamStatus(self.stream_id, status, problem or str(self.path)))
+            if self._video.problem:
+                on_status(StreamStatus(self.stream_id, Connection.ERROR, self._video.problem))
+            on_status(StreamStatus(self.stream_id, Connection.ENDED, str(self.path)))
 
     async def close(self) -> None:
         """Stop after the current frame; the file is released when reading stops."""

@@ -8,11 +8,14 @@ decoded and tell the user. A file is also called truncated when its frames stop 
 before the duration its header announces (Matroska and WebM carry no frame count).
 
 Frames come upright: a display rotation in the file (phones record portrait video as
-landscape frames plus a rotation) is applied, as a player would (:func:`upright_rgb`).
+landscape frames plus a rotation) is applied, as a player would (:func:`upright_rgb`), and
+no larger than 4K (:data:`MAX_FRAME_PIXELS`).
 """
 
 from __future__ import annotations
 
+import math
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,12 +23,17 @@ from pathlib import Path
 import av
 import numpy as np
 
-from errors import MediaError
+from errors import LipForensicsWarning, MediaError
 from stream.sources.hwaccel import hwaccel_failure, hwaccel_options
 from stream.sources.urls import redact
 
 #: file suffixes taken for videos when a folder is scanned (``.npy``: saved mouth crops).
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".npy")
+#: the most pixels a frame keeps: 4K UHD (3840 x 2160, either orientation). Larger frames
+#: are scaled down (aspect kept) as they are converted, so that a huge picture (a
+#: 16000 x 16000 MJPEG is 768 MB of RGB) cannot blow the frame buffers' byte budget; 4K and
+#: below are untouched (the faces of a gallery need the pixels).
+MAX_FRAME_PIXELS = 3840 * 2160
 #: fewer decoded frames than this share of the container's frame count = truncated.
 _TRUNCATED_SHARE = 0.98
 #: frames ending more than this many seconds before the announced duration = truncated (the
@@ -33,10 +41,34 @@ _TRUNCATED_SHARE = 0.98
 _TRUNCATED_SECONDS = 1.0
 
 
+def fitted_size(width: int, height: int) -> tuple[int, int]:
+    """``(width, height)`` scaled down, aspect kept, to at most :data:`MAX_FRAME_PIXELS`
+    pixels; unchanged when it has no more."""
+    if width * height <= MAX_FRAME_PIXELS:
+        return width, height
+    scale = math.sqrt(MAX_FRAME_PIXELS / (width * height))
+    return max(1, math.floor(width * scale)), max(1, math.floor(height * scale))
+
+
 def upright_rgb(frame: av.VideoFrame) -> np.ndarray:
     """``frame`` as RGB uint8 (H, W, 3), turned by its display rotation (a multiple of 90
-    degrees counter-clockwise, as a player shows it). Mirroring flags are not applied."""
-    rgb = frame.to_ndarray(format="rgb24")
+    degrees counter-clockwise, as a player shows it). Mirroring flags are not applied.
+
+    Every source converts its frames here: a frame above 4K (:data:`MAX_FRAME_PIXELS`) is
+    scaled down to fit as it is converted, before anything buffers it, with a warning (once
+    per size)."""
+    width, height = fitted_size(frame.width, frame.height)
+    if (width, height) == (frame.width, frame.height):
+        rgb = frame.to_ndarray(format="rgb24")
+    else:
+        rgb = frame.to_ndarray(format="rgb24", width=width, height=height, interpolation="AREA")
+        warnings.warn(
+            LipForensicsWarning(
+                f"frames of {frame.width}x{frame.height} are above 4K (3840x2160 pixels): "
+                f"scaled down to {width}x{height} before buffering"
+            ),
+            stacklevel=2,
+        )
     quarter_turns = round((frame.rotation or 0) / 90) % 4
     return np.ascontiguousarray(np.rot90(rgb, quarter_turns)) if quarter_turns else rgb
 
