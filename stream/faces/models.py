@@ -11,9 +11,10 @@ written straight into the runtime's input buffer), so callers never build float 
 
 Two runtimes (``runtime=`` of :class:`FaceModels`):
 
-- ``"litert"`` (the default): LiteRT (``ai-edge-litert``, XNNPACK) on one thread per model,
-  one image per call. Timed alone on our 2-core machine it ran the landmark network in
-  about 4.7 ms per face (docs/benchmarks.md).
+- ``"litert"`` (the default): LiteRT (``ai-edge-litert``, XNNPACK) on one thread per
+  interpreter, one image per invoke, a batch split over up to one interpreter per core.
+  Timed alone on our 2-core machine it ran the landmark network in about 4.7 ms per face
+  (docs/benchmarks.md).
 - ``"onnxruntime"``: the same networks converted to ONNX once
   (:mod:`stream.faces.tflite_onnx`, cached beside the LipForensics exports) and run by ONNX
   Runtime, the whole batch in one call, on the execution providers asked for (CUDA or
@@ -26,9 +27,11 @@ Two runtimes (``runtime=`` of :class:`FaceModels`):
 from __future__ import annotations
 
 import os
+import queue
 import sys
 import threading
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
@@ -46,6 +49,12 @@ def scale_into(images: np.ndarray, network: Network, out: np.ndarray) -> None:
     if network.offset:
         out += np.float32(network.offset)
 
+
+#: the most interpreters of one network a batch is split over (one per core up to this)
+MAX_COPIES = 4
+#: the threads that run the split parts of batches (:class:`TfliteModel`), shared by every
+#: model of the process
+SPLIT_POOL = ThreadPoolExecutor(MAX_COPIES, thread_name_prefix="face-model")
 
 #: one interpreter is made at a time: the standard error is the whole process's
 _STDERR = threading.Lock()
@@ -82,28 +91,54 @@ class Model(Protocol):
 class TfliteModel:
     """One TFLite network on LiteRT's CPU interpreter (XNNPACK), one image per invoke.
 
-    A batch is run item by item: on our 2-core machine XNNPACK took about 10% more CPU per
-    face for the landmark network batched 4 or 8 than one face at a time (docs/benchmarks.md),
-    and a batch-1 interpreter never reallocates. :meth:`run` is safe to call from several
-    threads (one call at a time).
+    Items are run one at a time: on our 2-core machine XNNPACK took about 10% more CPU per
+    face for the landmark network batched 4 or 8 than one face at a time
+    (docs/benchmarks.md), and a batch-1 interpreter never reallocates. A batch of several
+    images (the faces of a call gallery, the detector's regions) is split over up to
+    ``copies`` interpreters that run at once on the shared :data:`SPLIT_POOL` (LiteRT lets go
+    of the GIL while it runs), so one crowded stream is not held to one core; the copies
+    beyond the first are made when a batch first needs them. :meth:`run` is safe to call
+    from several threads.
     """
 
-    def __init__(self, content: bytes, network: Network, threads: int = 1) -> None:
+    def __init__(
+        self, content: bytes, network: Network, threads: int = 1, copies: int | None = None
+    ) -> None:
+        self.network = network
+        self._content, self._threads = content, threads
+        self._copies = copies or min(MAX_COPIES, len(os.sched_getaffinity(0)))
+        self._idle: queue.SimpleQueue = queue.SimpleQueue()
+        self._made = 0
+        self._making = threading.Lock()
+        interpreter = self._new_interpreter()
+        self._input = interpreter.get_input_details()[0]["index"]
+        self._outputs = [d["index"] for d in interpreter.get_output_details()]
+        self._idle.put(interpreter)
+
+    def _new_interpreter(self):
         from ai_edge_litert.interpreter import Interpreter
 
-        self.network = network
         with _quiet_stderr():
-            self._interpreter = Interpreter(model_content=content, num_threads=threads)
-            self._interpreter.allocate_tensors()
-        self._input = self._interpreter.get_input_details()[0]["index"]
-        self._outputs = [d["index"] for d in self._interpreter.get_output_details()]
-        self._lock = threading.Lock()
+            interpreter = Interpreter(model_content=self._content, num_threads=self._threads)
+            interpreter.allocate_tensors()
+        self._made += 1
+        return interpreter
 
     def run(self, images: np.ndarray) -> list[np.ndarray]:
         """The network's outputs for a uint8 (N, H, W, 3) batch of RGB images (N >= 1):
         each output (N, ...) with item i's values at index i."""
-        with self._lock:
-            interpreter = self._interpreter
+        parts = min(len(images), self._copies)
+        if parts == 1:
+            return self._run_one_by_one(images)
+        first, *rest = np.array_split(images, parts)
+        pending = [SPLIT_POOL.submit(self._run_one_by_one, chunk) for chunk in rest]
+        found = [self._run_one_by_one(first), *(future.result() for future in pending)]
+        return [np.concatenate(output) for output in zip(*found, strict=True)]
+
+    def _run_one_by_one(self, images: np.ndarray) -> list[np.ndarray]:
+        """``images`` through one interpreter (an idle one, or a new copy), item by item."""
+        interpreter = self._take()
+        try:
             found: list[list[np.ndarray]] = [[] for _ in self._outputs]
             for image in images:
                 scale_into(image[None], self.network, interpreter.tensor(self._input)())
@@ -111,6 +146,19 @@ class TfliteModel:
                 for values, index in zip(found, self._outputs, strict=True):
                     values.append(interpreter.get_tensor(index)[0])
             return [np.stack(values) for values in found]
+        finally:
+            self._idle.put(interpreter)
+
+    def _take(self):
+        """An idle interpreter; a new copy while fewer than ``copies`` exist; else the next
+        one given back."""
+        try:
+            return self._idle.get_nowait()
+        except queue.Empty:
+            with self._making:
+                if self._made < self._copies:
+                    return self._new_interpreter()
+            return self._idle.get()
 
 
 class OnnxModel:
