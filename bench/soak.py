@@ -66,6 +66,7 @@ from stream.events import (
     StreamStatus,
     Verdict,
 )
+from stream.health.memory import limit_malloc_arenas
 from stream.pipeline import Pipeline
 from stream.server.app import Server
 from stream.settings.pipeline import Settings
@@ -371,6 +372,7 @@ def main() -> None:
         "--no-triton", action="store_true", help="score in this process, no Triton fault"
     )
     args = parser.parse_args()
+    limit_malloc_arenas()  # as the commands do
     if args.streams < 2:
         parser.error("--streams must be at least 2 (one WHIP publisher and a camera)")
     torch.set_num_threads(1)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from errors import LipForensicsError, LipForensicsWarning
 from errors.text import printable
+from stream.health.memory import limit_malloc_arenas
 
 #: sub-command name -> module under ``commands/``; the order is the order of ``--help``.
 COMMANDS: dict[str, str] = {
@@ -59,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv``, run the command, turn user errors into one line and exit code 2."""
     args = build_parser().parse_args(argv)
+    limit_malloc_arenas()
     previous = signal.signal(signal.SIGTERM, _terminated)  # run and serve drain instead
     show_warning = warnings.showwarning
     warnings.showwarning = _one_line_warnings(show_warning)
