@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "features": "features",
     "finetune": "finetune",
     "build-demo": "build_demo",
+    "people-cv": "people_cv",
 }
 
 
