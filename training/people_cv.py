@@ -110,7 +110,9 @@ def _genuine_footage(folder: Path, key: str) -> Footage:
 
 def run_fold(folder: Path, recipe: Recipe, fold: Fold, seed: int, log: Log) -> FoldResult:
     """Train and calibrate ``recipe`` on ``fold`` from the cached crops in ``folder`` and
-    score its held-out person (torch on one thread: the same seed gives the same result)."""
+    score its held-out person (torch and OpenCV on one thread: the same seed gives the same
+    result, and ``jobs`` folds use ``jobs`` cores)."""
+    import cv2
     import torch
 
     from calibration.thresholds import calibrate
@@ -121,6 +123,7 @@ def run_fold(folder: Path, recipe: Recipe, fold: Fold, seed: int, log: Log) -> F
 
     started = time.perf_counter()
     torch.set_num_threads(1)
+    cv2.setNumThreads(1)  # the augmentation's resizes: one core per fold
     torch.manual_seed(seed)
     versions = {p.key: cv_versions(p) for p in PEOPLE}
     training = [
