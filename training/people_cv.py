@@ -206,7 +206,8 @@ def cross_validate(
 ) -> list[FoldResult]:
     """Every recipe on the fold of every person in ``held_out``, from crops cached once
     under ``work_dir``; folds saved by an earlier run with the same recipe and seed are
-    reused, the others run in ``jobs`` processes. Results in fold order, recipes side by side."""
+    reused, the others run in ``jobs`` processes (a fresh one per fold). Results in fold
+    order, recipes side by side."""
     log("crops of every person's genuine, manipulated and perturbed versions (cached)")
     folder = cache_crops(work_dir, seed, log)
     (folder / RESULTS).mkdir(exist_ok=True)
@@ -221,7 +222,7 @@ def cross_validate(
     pending = [(r, f) for r, f in tasks if (r.name, f.held_out) not in found]
     log(f"{len(pending)} folds to train, {jobs} at a time")
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+    with ProcessPoolExecutor(jobs, mp_context=context, max_tasks_per_child=1) as pool:
         futures = {
             (r.name, f.held_out): pool.submit(_fold_task, folder, r, f, seed) for r, f in pending
         }
