@@ -168,6 +168,12 @@ def run_fold(folder: Path, recipe: Recipe, fold: Fold, seed: int, log: Log) -> F
     )
 
 
+def result_path(folder: Path, recipe: Recipe, held_out: str) -> Path:
+    """Where the fold holding out ``held_out`` keeps ``recipe``'s result (one file per
+    encoder step count, so runs with other ``--encoder-steps`` keep theirs)."""
+    return folder / RESULTS / f"{recipe.name}_{recipe.encoder.steps}steps_{held_out}.json"
+
+
 def saved_result(path: Path, recipe: Recipe, seed: int) -> FoldResult | None:
     """The fold result saved at ``path`` if it was made by this ``recipe`` and ``seed``."""
     try:
@@ -191,8 +197,7 @@ def _fold_task(folder: Path, recipe: Recipe, fold: Fold, seed: int) -> FoldResul
     """One fold in a worker process, its log lines prefixed with recipe and person."""
     prefix = f"[{recipe.name} without {fold.held_out}]"
     result = run_fold(folder, recipe, fold, seed, lambda line: print(prefix, line, flush=True))
-    path = folder / RESULTS / f"{recipe.name}_{fold.held_out}.json"
-    save_result(path, recipe, seed, result)
+    save_result(result_path(folder, recipe, fold.held_out), recipe, seed, result)
     return result
 
 
@@ -215,7 +220,7 @@ def cross_validate(
     tasks = [(r, fold_for(p, everyone, r.calibrators)) for p in held_out for r in recipes]
     found: dict[tuple[str, str], FoldResult] = {}
     for recipe, fold in tasks:
-        saved = saved_result(folder / RESULTS / f"{recipe.name}_{fold.held_out}.json", recipe, seed)
+        saved = saved_result(result_path(folder, recipe, fold.held_out), recipe, seed)
         if saved is not None:
             found[recipe.name, fold.held_out] = saved
             log(f"{recipe.name} without {fold.held_out}: saved result reused")
