@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "features": "features",
     "finetune": "finetune",
     "build-demo": "build_demo",
+    "people-cv": "people_cv",
 }
 
 

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from engines.method import FRAME_CONTEXT, INPUT_OFFSET, INPUT_SIZE, MEAN, STD
 from engines.model import FrameEncoder
+from training.crop_augment import Augmentation
 
 Log = Callable[[str], None]
 
@@ -28,6 +29,8 @@ class EncoderConfig:
     batch_size: int = 32
     learning_rate: float = 3e-3
     weight_decay: float = 1e-4
+    #: camera, codec, lighting and frame-rate changes (:mod:`training.crop_augment`)
+    augmentation: Augmentation = Augmentation()
 
 
 @dataclass(frozen=True, eq=False)
@@ -61,7 +64,9 @@ def pretrain_encoder(
     encoder.train()
     running = []
     for step in range(1, config.steps + 1):
-        windows, labels = _window_batch(videos, centres, config.batch_size, rng)
+        windows, labels = _window_batch(
+            videos, centres, config.batch_size, config.augmentation, rng
+        )
         logits = probe(encoder.encode_frames(windows)).squeeze(1)
         loss = F.binary_cross_entropy_with_logits(logits, labels)
         optimiser.zero_grad()
@@ -94,9 +99,11 @@ def _window_batch(
     videos: Sequence[Crops],
     centres: dict[int, list[list[tuple[int, int]]]],
     size: int,
+    augmentation: Augmentation,
     rng: np.random.Generator,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """A balanced, augmented batch of (size, 1, 5, 88, 88) windows and their labels."""
+    """A balanced, augmented batch of (size, 1, 5, 88, 88) windows and their labels (the
+    extra ``augmentation`` draws nothing unless it is active)."""
     width = 2 * FRAME_CONTEXT + 1
     windows = np.empty((size, 1, width, INPUT_SIZE, INPUT_SIZE), np.float32)
     labels = np.arange(size) % 2
@@ -105,6 +112,8 @@ def _window_batch(
         index, frame = video[rng.integers(len(video))]
         top, left = rng.integers(0, 2 * INPUT_OFFSET + 1, size=2)
         crops = videos[index].crops[frame - FRAME_CONTEXT : frame + FRAME_CONTEXT + 1]
+        if augmentation.active:
+            crops = augmentation.window(videos[index].crops, frame, rng)
         patch = crops[:, top : top + INPUT_SIZE, left : left + INPUT_SIZE] / np.float32(255)
         if rng.random() < 0.5:
             patch = patch[:, :, ::-1]

@@ -1,0 +1,170 @@
+"""The people cross-validation without training: its folds never let a held-out person into
+training or calibration, it shares build-demo's cached versions, its report counts alerts
+and AUCs right on known logits, its saved folds are reused only for the same recipe, the
+encoder's camera augmentation does what it says, and the command refuses bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from commands.cli import main
+from stream.alerts.policy import PolicyConfig
+from training.crop_augment import Augmentation, jpeg, relit, repeated_frames, rescaled
+from training.cv_folds import CALIBRATION_ORDER, fold_for
+from training.cv_recipes import AUGMENTED, RECIPES, TODAY
+from training.cv_results import KINDS, FoldResult, held_out_result, markdown_table
+from training.demo_detector import DEMO_CONFIG, TRAIN_KINDS, versions_of
+from training.demo_encoder import EncoderConfig
+from training.demo_people import PEOPLE
+from training.demo_results import GENUINE, ScoredVideo
+from training.finetune_config import FinetuneConfig
+from training.people_cv import cv_versions, save_result, saved_result, swap_donor
+
+EVERYONE = [p.key for p in PEOPLE]
+POLICY = PolicyConfig(suspicious_logit=5.0, alert_logit=10.0, escalate_windows=3)
+
+
+@pytest.mark.parametrize("calibrators", [1, 2])
+def test_each_person_is_held_out_from_training_and_calibration(calibrators) -> None:
+    for person in EVERYONE:
+        fold = fold_for(person, EVERYONE, calibrators)
+        assert fold.held_out == person
+        assert person not in fold.train and person not in fold.calibrate
+        assert len(fold.calibrate) == calibrators
+        assert not set(fold.train) & set(fold.calibrate)
+        assert {person, *fold.train, *fold.calibrate} == set(EVERYONE)
+        assert set(fold.calibrate) <= set(CALIBRATION_ORDER)
+
+
+def test_p5_calibrates_unless_held_out() -> None:
+    assert fold_for("P1", EVERYONE).calibrate == ("P5",)
+    assert fold_for("P5", EVERYONE).calibrate == ("P6",)
+    assert fold_for("P6", EVERYONE, 2).calibrate == ("P5", "P7")
+
+
+def test_a_fold_that_cannot_be_made_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown person"):
+        fold_for("P9", EVERYONE)
+    with pytest.raises(ValueError, match="calibrators"):
+        fold_for("P5", EVERYONE, len(CALIBRATION_ORDER))
+    with pytest.raises(ValueError, match="no one to train"):
+        fold_for("P5", ["P5", "P6"])
+
+
+def test_every_person_gets_every_manipulation_and_build_demos_files_are_shared() -> None:
+    for person in PEOPLE:
+        versions = cv_versions(person)
+        fakes = {v.kind for v in versions if v.label == 1}
+        assert fakes == set(KINDS)
+        perturbed = {v.kind for v in versions if v.label == 0} - {GENUINE}
+        assert bool(perturbed) == (person.key in CALIBRATION_ORDER)
+        # the same names (hence files, seeds) as build-demo's versions
+        assert {v.name for v in versions_of(person)} <= {v.name for v in versions}
+        assert swap_donor(person.key) != person.key
+
+
+def test_today_is_build_demos_recipe_and_the_candidate_changes_the_augmentation() -> None:
+    assert TODAY.train_kinds == TRAIN_KINDS and TODAY.model == DEMO_CONFIG
+    assert TODAY.encoder == EncoderConfig() and TODAY.finetune == FinetuneConfig()
+    assert TODAY.calibrators == 1 and not TODAY.encoder.augmentation.active
+    assert AUGMENTED.encoder.augmentation.active
+    assert list(RECIPES) == ["today", "augmented"]
+    assert TODAY.with_steps(7).encoder.steps == 7
+
+
+def scored(kind: str, windows: list[float], recording: str = "a") -> ScoredVideo:
+    logits = np.asarray(windows, np.float32)
+    return ScoredVideo(
+        "P7", recording, kind, int(kind != GENUINE), 25 * len(logits), logits, logits
+    )
+
+
+def held_out_videos(genuine: list[float]) -> list[ScoredVideo]:
+    """One recording: ``genuine`` window logits, every manipulation far above them except
+    ``swap``, which is indistinguishable."""
+    fakes = [scored(kind, [20.0] * 6) for kind in KINDS if kind != "swap"]
+    return [scored(GENUINE, genuine), *fakes, scored("swap", genuine)]
+
+
+def fold_result(genuine: list[float], recipe: str = "today") -> FoldResult:
+    fold = fold_for("P7", EVERYONE)
+    return held_out_result(
+        recipe, fold, held_out_videos(genuine), POLICY, TRAIN_KINDS, (8.0, 0.7), 1
+    )
+
+
+def test_a_fold_reports_the_held_out_persons_logits_alerts_and_aucs() -> None:
+    quiet = fold_result([-3.0, -1.0, 2.0, 0.0, -2.0, 1.0])
+    assert quiet.max_genuine_logit == 2.0 and quiet.genuine_alerts == 0
+    assert quiet.margin == pytest.approx(8.0)
+    assert quiet.auc == {"freeze": 1.0, "shift": 1.0, "stutter": 1.0, "flicker": 1.0, "swap": 0.5}
+    assert quiet.alerted == {"freeze": 1, "shift": 1, "stutter": 1, "flicker": 1, "swap": 0}
+    assert quiet.calibrated_on == ["P5"] and "P7" not in quiet.trained_on
+    loud = fold_result([-3.0, 12.0, 12.0, 12.0, -2.0, 1.0])
+    assert loud.genuine_alerts == 1 and loud.margin == pytest.approx(-2.0)
+    assert loud.alerted["swap"] == 1
+
+
+def test_the_table_puts_recipes_side_by_side_and_sums_them_up() -> None:
+    results = [fold_result([0.0] * 6), fold_result([12.0] * 6, "augmented")]
+    table = markdown_table(results, ["today", "augmented"]).splitlines()
+    assert len(table) == 2 + 2 + 2
+    assert "| P7 | today | P5 | +10.00 | +0.00 | 0 |" in table[2]
+    assert table[3].startswith("| P7 | augmented |")
+    assert "1 of 1 folds" in table[5] and "smallest margin -2.00" in table[5]
+    assert "4 of 5" in table[4]  # manipulated recordings alerted
+
+
+def test_a_saved_fold_is_reused_only_for_the_same_recipe_and_seed(tmp_path) -> None:
+    result = fold_result([0.0] * 6)
+    path = tmp_path / "today_P7.json"
+    save_result(path, TODAY, 0, result)
+    assert saved_result(path, TODAY, 0) == result
+    assert saved_result(path, TODAY, 1) is None
+    assert saved_result(path, TODAY.with_steps(5), 0) is None
+    path.write_text("{not json")
+    assert saved_result(path, TODAY, 0) is None
+
+
+def test_15_fps_repeats_show_the_latest_capture() -> None:
+    frames = np.arange(10, 60)
+    for phase in (0.0, 0.7, 1.6):
+        shown = repeated_frames(frames, phase)
+        assert np.all((shown <= frames) & (shown >= frames - 1))
+        assert np.all(np.diff(shown) >= 0)
+        # 15 of every 25 frames are new captures
+        assert len(np.unique(shown[:25])) in (14, 15, 16)
+
+
+def test_camera_augmentations_change_the_crops_and_stay_uint8() -> None:
+    rng = np.random.default_rng(0)
+    crops = np.clip(rng.normal(120, 40, (12, 96, 96)), 0, 255).astype(np.uint8)
+    window = crops[3:8]
+    assert np.array_equal(relit(window, 1.0, np.zeros(2)), window)
+    assert np.array_equal(rescaled(window, 1.0), window)
+    assert relit(window, 1.5, np.zeros(2)).mean() < window.mean()
+    blurred = rescaled(window, 0.4).astype(float)
+    assert blurred.std() < window.astype(float).std()
+    coded = jpeg(window, 30)
+    assert coded.dtype == np.uint8 and not np.array_equal(coded, window)
+    assert np.abs(coded.astype(float) - window).mean() < 25
+    plain = Augmentation().window(crops, 5, np.random.default_rng(1))
+    assert np.array_equal(plain, window)
+    every = Augmentation(1.0, 1.0, 1.0, 1.0).window(crops, 5, np.random.default_rng(1))
+    assert every.shape == window.shape and every.dtype == np.uint8
+    assert not np.array_equal(every, window)
+
+
+def test_the_command_explains_itself_and_refuses_bad_input(capsys) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["people-cv", "--help"])
+    assert done.value.code == 0
+    assert "not a deepfake detector" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as done:
+        main(["people-cv", "--people", "P1,P9"])
+    assert done.value.code == 2
+    assert "'P1,P9': expected names from P1" in capsys.readouterr().err
+    assert main(["people-cv", "--recipes", "today,best"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("error: --recipes 'today,best'") and "\n" not in error

@@ -1,0 +1,57 @@
+"""The recipes the people cross-validation compares (``run_stream.py people-cv``).
+
+A recipe is everything a fold trains and calibrates with: the manipulations it trains on,
+how many people calibrate it, the encoder's training (steps, augmentation), the network's
+widths and the head's fine-tuning. ``today`` is ``build-demo``'s recipe; the others change
+one thing or a few, named in their description.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from engines.model import ModelConfig
+from training.crop_augment import Augmentation
+from training.demo_detector import DEMO_CONFIG, TRAIN_KINDS
+from training.demo_encoder import EncoderConfig
+from training.finetune_config import FinetuneConfig
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a fold's detector is made (see the module docstring)."""
+
+    name: str
+    description: str
+    train_kinds: tuple[str, ...]
+    calibrators: int
+    encoder: EncoderConfig
+    model: ModelConfig
+    finetune: FinetuneConfig
+
+    def with_steps(self, steps: int) -> Recipe:
+        """This recipe with ``steps`` encoder training steps."""
+        return replace(self, encoder=replace(self.encoder, steps=steps))
+
+
+TODAY = Recipe(
+    name="today",
+    description="build-demo's recipe: freeze/shift/stutter/flicker, one calibration person, "
+    "shift/flip/brightness augmentation",
+    train_kinds=TRAIN_KINDS,
+    calibrators=1,
+    encoder=EncoderConfig(),
+    model=DEMO_CONFIG,
+    finetune=FinetuneConfig(),
+)
+AUGMENTED = replace(
+    TODAY,
+    name="augmented",
+    description="today's, with camera augmentation of the encoder's windows: JPEG (p 0.5), "
+    "scale (p 0.3), 15 fps repeats (p 0.3), lighting (p 0.5)",
+    encoder=EncoderConfig(
+        augmentation=Augmentation(compression=0.5, scale=0.3, repeats=0.3, lighting=0.5)
+    ),
+)
+#: every recipe by name, in the order the table shows them
+RECIPES = {recipe.name: recipe for recipe in (TODAY, AUGMENTED)}
