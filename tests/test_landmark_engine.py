@@ -4,6 +4,8 @@ every face of a call gallery found with one id."""
 
 from __future__ import annotations
 
+import resource
+import signal
 from itertools import islice
 from pathlib import Path
 
@@ -12,13 +14,15 @@ import numpy as np
 import pytest
 
 from engines.method import FPS
-from errors import LipForensicsError
+from errors import LipForensicsError, LipForensicsWarning
 from stream.faces.detection import anchors, tile_inputs, tiles, whole_frame
 from stream.faces.engine import StreamFaces, track
 from stream.faces.models import FaceModels
+from stream.faces.networks import BUNDLE_PATH, DETECTOR, bundled_model
 from stream.faces.reader import MouthCropReader
 from stream.faces.roi import network_inputs, roi_from_mesh
 from stream.faces.stage import FaceStage
+from stream.faces.tflite_onnx import cached_onnx
 from stream.faces.tile_memory import CHANGE, TileMemory
 from stream.pacing.clock import resample
 from stream.sources.video_file import VideoFile
@@ -117,6 +121,29 @@ def test_the_onnx_models_give_litert_landmarks_on_real_frames(tmp_path):
     made = converted.stat().st_mtime_ns
     FaceModels(runtime="onnxruntime", cache_dir=tmp_path)  # converted once, then reused
     assert converted.stat().st_mtime_ns == made
+
+
+def test_a_corrupt_converted_face_model_is_converted_again_and_a_failed_write_leaves_nothing(
+    tmp_path,
+):
+    content = bundled_model(DETECTOR.name, BUNDLE_PATH)
+    path = cached_onnx(content, DETECTOR, tmp_path)
+    good = path.read_bytes()
+    path.write_bytes(good[: len(good) // 3])  # cut short, as by a crash mid-write elsewhere
+    with pytest.warns(LipForensicsWarning, match="corrupt"):
+        assert cached_onnx(content, DETECTOR, tmp_path) == path
+    assert path.read_bytes() == good
+    path.unlink()
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    ignored = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1000, hard))  # a write past 1000 bytes fails
+    try:
+        with pytest.raises(LipForensicsError, match="cannot write"):
+            cached_onnx(content, DETECTOR, tmp_path)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, ignored)
+    assert list(path.parent.iterdir()) == []
 
 
 class Counted:

@@ -21,13 +21,12 @@ below do.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from engines.cache import readable_onnx, warn_rebuilt, written_in_place
 from errors import LipForensicsError
 from stream.faces.networks import Network
 
@@ -266,21 +265,17 @@ def _finish(graph: _Graph, output: int, result: str, activation: int, nchw: bool
 
 def cached_onnx(content: bytes, network: Network, cache_dir: Path) -> Path:
     """The ONNX file of a TFLite network, converted once and kept under ``cache_dir``
-    (keyed by the TFLite file's hash and :data:`CONVERTER_VERSION`)."""
+    (keyed by the TFLite file's hash and :data:`CONVERTER_VERSION`); a cached file that
+    does not parse is converted again, with a warning, and a write that fails leaves
+    nothing behind (:func:`engines.cache.written_in_place`)."""
     digest = hashlib.sha256(content).hexdigest()[:16]
     path = Path(cache_dir) / "face_models" / f"{digest}-v{CONVERTER_VERSION}" / network.name
     path = path.with_suffix(".onnx")
     if path.is_file():
-        return path
+        if readable_onnx(path) is not None:
+            return path
+        warn_rebuilt(path)
     converted = convert(content, network)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, partial = tempfile.mkstemp(dir=path.parent, suffix=".part")
-        with os.fdopen(handle, "wb") as out:
-            out.write(converted)
-        os.replace(partial, path)  # whole or absent, whoever converts at the same time
-    except OSError as error:
-        raise LipForensicsError(
-            f"cannot keep the converted face model in {path.parent}: {error}"
-        ) from None
+    with written_in_place(path) as partial:  # whole or absent, whoever converts meanwhile
+        partial.write_bytes(converted)
     return path
