@@ -108,29 +108,32 @@ def onnxruntime_runner(path: Path) -> Runner:
     return run
 
 
-def prelu_as_convs(source: Path, target: Path) -> Path:
-    """``source`` with each PRelu(x, a) as (1 - a) * relu(x) + a * x, the products as
-    per-channel 1 x 1 depthwise convolutions (ONNX Runtime fuses their sum)."""
+def prelu_rewritten(source: Path, target: Path, as_convs: bool = True) -> Path:
+    """``source`` with each PRelu(x, a) as (1 - a) * relu(x) + a * x, the per-channel
+    products as 1 x 1 depthwise convolutions (ONNX Runtime fuses their sum) or, with
+    ``as_convs`` False, as ``Mul`` nodes."""
     import onnx
     from onnx import helper, numpy_helper
 
     model = onnx.load(source)
     graph = model.graph
     slopes = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    shape = (-1, 1, 1, 1) if as_convs else (-1, 1, 1)
     nodes = []
     for node in graph.node:
         if node.op_type != "PRelu":
             nodes.append(node)
             continue
         (x, slope), name = node.input, node.output[0]
-        a = slopes[slope].reshape(-1, 1, 1, 1).astype(np.float32)
+        a = slopes[slope].reshape(shape).astype(np.float32)
         for suffix, weights in (("_keep", 1 - a), ("_leak", a)):
             graph.initializer.append(numpy_helper.from_array(weights, name + suffix))
-        group = {"group": len(a), "kernel_shape": [1, 1]}
+        depthwise = {"group": len(a), "kernel_shape": [1, 1]}
+        op, product = ("Conv", depthwise) if as_convs else ("Mul", {})
         nodes += [
             helper.make_node("Relu", [x], [name + "_relu"]),
-            helper.make_node("Conv", [name + "_relu", name + "_keep"], [name + "_pos"], **group),
-            helper.make_node("Conv", [x, name + "_leak"], [name + "_all"], **group),
+            helper.make_node(op, [name + "_relu", name + "_keep"], [name + "_pos"], **product),
+            helper.make_node(op, [x, name + "_leak"], [name + "_all"], **product),
             helper.make_node("Add", [name + "_pos", name + "_all"], [name]),
         ]
     del graph.node[:]
@@ -244,7 +247,7 @@ def main() -> None:
     reference = litert(content)
     with tempfile.TemporaryDirectory() as folder:
         converted = cached_onnx(content, LANDMARKS, Path(folder))
-        rewritten = prelu_as_convs(converted, Path(folder) / "prelu_as_convs.onnx")
+        rewritten = prelu_rewritten(converted, Path(folder) / "prelu_as_convs.onnx")
         rows: list[tuple[str, Runner, int, Callable[[], float]]] = [
             ("LiteRT FP32 (today)", reference, 1, time.thread_time),
             ("LiteRT FP32, 2 threads", litert(content, threads=2), 1, time.process_time),

@@ -13,7 +13,7 @@ Inputs: the landmark network's real 256 x 256 regions cut by the engine while tr
 128 x 128 search tiles of the same clip. Variants: LiteRT XNNPACK (today's, the bundled
 ``.tflite``); ONNX Runtime on the converted model (:mod:`stream.faces.tflite_onnx`); the
 same with every ``PRelu`` as ``(1 - a) * relu(x) + a * x``, the products as 1 x 1
-depthwise convolutions (:func:`bench.landmark_levers.prelu_as_convs`) or as ``Mul`` nodes;
+depthwise convolutions (:func:`bench.landmark_levers.prelu_rewritten`) or as ``Mul`` nodes;
 the convolution form with ONNX Runtime's graph optimizations at ``extended`` (no NCHWc
 layout) instead of ``all``. Every ONNX Runtime session: one intra-op thread, sequential
 execution. Largest landmark difference from LiteRT, in input pixels, is printed per variant.
@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.landmark_levers import prelu_as_convs, regions
+from bench.landmark_levers import prelu_rewritten, regions
 from stream.faces.detection import tile_inputs, tiles
 from stream.faces.models import FaceModels
 from stream.faces.networks import DETECTOR, LANDMARKS, bundled_model
@@ -60,35 +60,6 @@ def session(path: Path, level: str = "all") -> Runner:
     options.log_severity_level = 3
     ran = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     return lambda images: ran.run(None, {INPUT_NAME: images})
-
-
-def prelu_as_muls(source: Path, target: Path) -> Path:
-    """``source`` with each PRelu(x, a) as (1 - a) * relu(x) + a * x through ``Mul`` nodes."""
-    import onnx
-    from onnx import helper, numpy_helper
-
-    model = onnx.load(source)
-    graph = model.graph
-    slopes = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
-    nodes = []
-    for node in graph.node:
-        if node.op_type != "PRelu":
-            nodes.append(node)
-            continue
-        (x, slope), name = node.input, node.output[0]
-        a = slopes[slope].reshape(-1, 1, 1).astype(np.float32)
-        for suffix, weights in (("_keep", 1 - a), ("_leak", a)):
-            graph.initializer.append(numpy_helper.from_array(weights, name + suffix))
-        nodes += [
-            helper.make_node("Relu", [x], [name + "_relu"]),
-            helper.make_node("Mul", [name + "_relu", name + "_keep"], [name + "_pos"]),
-            helper.make_node("Mul", [x, name + "_leak"], [name + "_all"]),
-            helper.make_node("Add", [name + "_pos", name + "_all"], [name]),
-        ]
-    del graph.node[:]
-    graph.node.extend(nodes)
-    onnx.save(model, target)
-    return target
 
 
 def paired(runners: dict[str, Runner], images: np.ndarray, batch: int, rounds: int, repeats: int):
@@ -135,7 +106,7 @@ def main() -> None:
             n.name: cached_onnx(bundled_model(n.name), n, cache) for n in (DETECTOR, LANDMARKS)
         }
         marks = converted[LANDMARKS.name]
-        convs = prelu_as_convs(marks, cache / "prelu_as_convs.onnx")
+        convs = prelu_rewritten(marks, cache / "prelu_as_convs.onnx")
         networks = {
             LANDMARKS.name: (
                 regions(CLIP, 60),
@@ -145,7 +116,7 @@ def main() -> None:
                     "ONNX Runtime, PRelu": session(marks),
                     "ONNX Runtime, PRelu as 1x1 depthwise convs": session(convs),
                     "ONNX Runtime, PRelu as Muls": session(
-                        prelu_as_muls(marks, cache / "prelu_as_muls.onnx")
+                        prelu_rewritten(marks, cache / "prelu_as_muls.onnx", as_convs=False)
                     ),
                     "ONNX Runtime, PRelu as convs, optimizations 'extended'": session(
                         convs, "extended"
