@@ -90,7 +90,14 @@ def held_out_videos(genuine: list[float]) -> list[ScoredVideo]:
 def fold_result(genuine: list[float], recipe: str = "today") -> FoldResult:
     fold = fold_for("P7", EVERYONE)
     return held_out_result(
-        recipe, fold, held_out_videos(genuine), POLICY, TRAIN_KINDS, (8.0, 0.7), 1
+        recipe,
+        fold,
+        held_out_videos(genuine),
+        POLICY,
+        TRAIN_KINDS,
+        (8.0, 0.7),
+        [np.array([1.0, 8.0])],
+        1,
     )
 
 
@@ -101,6 +108,9 @@ def test_a_fold_reports_the_held_out_persons_logits_alerts_and_aucs() -> None:
     assert quiet.auc == {"freeze": 1.0, "shift": 1.0, "stutter": 1.0, "flicker": 1.0, "swap": 0.5}
     assert quiet.alerted == {"freeze": 1, "shift": 1, "stutter": 1, "flicker": 1, "swap": 0}
     assert quiet.calibrated_on == ["P5"] and "P7" not in quiet.trained_on
+    assert quiet.held_out_windows["genuine"] == [[-3.0, -1.0, 2.0, 0.0, -2.0, 1.0]]
+    assert quiet.held_out_windows["freeze"] == [[20.0] * 6]
+    assert quiet.calibration_windows == [[1.0, 8.0]]
     loud = fold_result([-3.0, 12.0, 12.0, 12.0, -2.0, 1.0])
     assert loud.genuine_alerts == 1 and loud.margin == pytest.approx(-2.0)
     assert loud.alerted["swap"] == 1

@@ -44,6 +44,8 @@ class FoldResult:
     clips: dict[str, list[int]] = field(default_factory=dict)
     alerted: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    held_out_windows: dict[str, list[list[float]]] = field(default_factory=dict)
+    calibration_windows: list[list[float]] = field(default_factory=list)
 
     @property
     def margin(self) -> float:
@@ -59,11 +61,15 @@ def held_out_result(
     policy: PolicyConfig,
     trained_kinds: Sequence[str],
     calibration: tuple[float, float],
+    calibration_windows: Sequence[np.ndarray],
     seconds: float,
 ) -> FoldResult:
     """The :class:`FoldResult` of ``recipe`` on ``fold``: its held-out person's ``videos``
     (genuine and every type of :data:`KINDS`) under ``policy``; ``calibration`` is the
-    largest genuine logit of the calibration footage and the early-stopping AUC on it."""
+    largest genuine logit of the calibration footage and the early-stopping AUC on it, and
+    ``calibration_windows`` that footage's window logits (one sequence per video). The
+    window logits are kept (per kind, one sequence per recording) so that thresholds and
+    probability maps can be fitted across folds afterwards."""
     person = person_result(fold.held_out, "", "held-out", videos, policy)
     kinds = [manipulation_result(k, k in trained_kinds, videos, policy) for k in KINDS]
     return FoldResult(
@@ -82,7 +88,17 @@ def held_out_result(
         clips={m.kind: [m.genuine_clips, m.manipulated_clips] for m in kinds},
         alerted={m.kind: m.recordings_alerted for m in kinds},
         seconds=round(seconds, 1),
+        held_out_windows={
+            kind: [_rounded(v.windows) for v in videos if v.kind == kind]
+            for kind in (GENUINE, *KINDS)
+        },
+        calibration_windows=[_rounded(w) for w in calibration_windows],
     )
+
+
+def _rounded(logits: np.ndarray) -> list[float]:
+    """Window logits as a JSON-friendly list (3 decimals)."""
+    return [round(float(x), 3) for x in logits]
 
 
 def markdown_table(results: Sequence[FoldResult], recipes: Sequence[str]) -> str:

@@ -151,8 +151,9 @@ def run_fold(folder: Path, recipe: Recipe, fold: Fold, seed: int, log: Log) -> F
         log=log,
     )
     scores = {v.name: scored(model, v, features[v.name]) for v in calibration + held}
+    calibration_genuine = [scores[v.name].windows for v in calibration if v.label == 0]
     thresholds, _fit = calibrate(
-        [scores[v.name].windows for v in calibration if v.label == 0],
+        calibration_genuine,
         [scores[v.name].windows for v in calibration if v.label == 1],
         stride=STRIDE,
         weights_sha256="",
@@ -164,6 +165,7 @@ def run_fold(folder: Path, recipe: Recipe, fold: Fold, seed: int, log: Log) -> F
         thresholds.policy,
         recipe.train_kinds,
         (thresholds.evidence.max_genuine_logit, stopping.best_auc),
+        calibration_genuine,
         time.perf_counter() - started,
     )
 
