@@ -49,17 +49,27 @@ def clip_frames(path: Path, size: tuple[int, int]) -> list[np.ndarray]:
     return out
 
 
-def gallery(path: Path, side: int, faces: int, fps: int, seconds: float) -> Path:
-    """A side x side gallery of ``faces`` people (the last tiles empty) at ``fps``."""
-    videos = sorted((ROOT / "media").glob("*.mp4"))[:faces]
-    tile = (SIZE[0] // side, SIZE[1] // side)
+def gallery(
+    path: Path,
+    side: int,
+    faces: int,
+    fps: int,
+    seconds: float,
+    videos: list[Path] | None = None,
+    size: tuple[int, int] = SIZE,
+) -> Path:
+    """A side x side gallery of ``faces`` people (the last tiles empty) at ``fps``, each
+    tile a video of ``videos`` (default: the bundled clips) letterboxed and looped, in a
+    frame of ``size`` (w, h)."""
+    videos = videos or sorted((ROOT / "media").glob("*.mp4"))[:faces]
+    tile = (size[0] // side, size[1] // side)
     tiles = [clip_frames(video, tile) for video in videos]
     with av.open(str(path), "w") as out:
         stream = out.add_stream("libx264", rate=Fraction(fps), options={"crf": "20"})
-        stream.width, stream.height, stream.pix_fmt = *SIZE, "yuv420p"
+        stream.width, stream.height, stream.pix_fmt = *size, "yuv420p"
         for k in range(round(seconds * fps)):
             source = round(k / fps * FPS)  # the 25 fps clip frame shown at this instant
-            frame = np.zeros((SIZE[1], SIZE[0], 3), np.uint8)
+            frame = np.zeros((size[1], size[0], 3), np.uint8)
             for n, frames in enumerate(tiles):
                 row, col = divmod(n, side)
                 image = frames[source % len(frames)]
@@ -71,10 +81,13 @@ def gallery(path: Path, side: int, faces: int, fps: int, seconds: float) -> Path
     return path
 
 
-def run(video: Path, realtime: bool, stride: int) -> tuple[list[dict], float]:
-    """``run``'s events on ``video`` (default settings but the stride) and its wall time."""
+def run(
+    video: Path, realtime: bool, stride: int, weights: Path = WEIGHTS
+) -> tuple[list[dict], float]:
+    """``run``'s events on ``video`` (default settings but the stride and ``weights``) and
+    its wall time."""
     command = [sys.executable, str(ROOT / "run_stream.py"), "run", str(video)]
-    command += ["--weights", str(WEIGHTS), "--jsonl", "-", "--stride", str(stride)]
+    command += ["--weights", str(weights), "--jsonl", "-", "--stride", str(stride)]
     command += ["--realtime"] if realtime else []
     began = time.monotonic()
     done = subprocess.run(command, capture_output=True, text=True, check=True)

@@ -336,14 +336,22 @@ def _genuine_evidence(
     )
 
 
-def fit_platt(logits: np.ndarray, labels: np.ndarray, iterations: int = 100) -> tuple[float, float]:
+def fit_platt(
+    logits: np.ndarray,
+    labels: np.ndarray,
+    iterations: int = 100,
+    weights: np.ndarray | None = None,
+) -> tuple[float, float]:
     """Fit ``p = sigmoid(scale * logit + bias)`` by maximum likelihood with Platt's targets
     (``(N+ + 1) / (N+ + 2)`` for fakes, ``1 / (N- + 2)`` for reals), which keep the fit
-    finite even when the classes are perfectly separated. Returns (scale, bias)."""
+    finite even when the classes are perfectly separated. ``weights`` (one per window,
+    default 1) weigh the likelihood, e.g. to give both classes the same total weight.
+    Returns (scale, bias)."""
     x = np.asarray(logits, dtype=np.float64).ravel()
     y = np.asarray(labels).ravel().astype(bool)
-    positives, negatives = int(y.sum()), int((~y).sum())
-    if positives == 0 or negatives == 0:
+    w = np.ones_like(x) if weights is None else np.asarray(weights, dtype=np.float64).ravel()
+    positives, negatives = float(w[y].sum()), float(w[~y].sum())
+    if not (y.any() and (~y).any()):
         raise ValueError("a probability map needs both genuine and fake windows")
     target = np.where(y, (positives + 1) / (positives + 2), 1 / (negatives + 2))
     design = np.stack([x, np.ones_like(x)], axis=1)
@@ -351,12 +359,12 @@ def fit_platt(logits: np.ndarray, labels: np.ndarray, iterations: int = 100) -> 
 
     def loss(p: np.ndarray) -> float:
         z = design @ p
-        return float(np.sum(np.logaddexp(0.0, z) - target * z))
+        return float(np.sum(w * (np.logaddexp(0.0, z) - target * z)))
 
     for _ in range(iterations):
         prob = sigmoid(design @ params)
-        gradient = design.T @ (prob - target)
-        hessian = design.T @ (design * (prob * (1 - prob))[:, None]) + 1e-9 * np.eye(2)
+        gradient = design.T @ (w * (prob - target))
+        hessian = design.T @ (design * (w * prob * (1 - prob))[:, None]) + 1e-9 * np.eye(2)
         step = np.linalg.solve(hessian, gradient)
         size = 1.0
         while loss(params - size * step) > loss(params) and size > 1e-6:

@@ -51,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
     ``--out-dir`` the build goes to WORK_DIR/candidate first and replaces the shipped files
     only when it passes."""
     from commands.progress import ProgressBar
-    from training.demo_detector import DEMO_DIR, build_demo, install_build, report_passes
+    from training.demo_build import build_demo, install_build, report_passes
+    from training.demo_detector import DEMO_DIR
 
     out_dir = args.out_dir or args.work_dir / "candidate"
     with ProgressBar("build-demo", unit="step") as bar:

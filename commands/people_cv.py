@@ -17,7 +17,10 @@ alerts on their genuine footage under the fold's thresholds, and the clip AUC of
 manipulation type (freeze, shift, stutter, flicker, swap). Every recipe runs on the same
 folds from the same crops with the same seeds; the crops are made once and cached in
 WORK_DIR (shared with build-demo), each fold's result too, so a second run only trains the
-folds it lacks. Prints one table (markdown). It changes nothing in training/demo/.
+folds it lacks. Prints one table (markdown). Then, for each recipe run on all seven
+folds, the cross-fold alert rule (margin above each network's calibration footage, from
+the held-out people's genuine logits) and probability map, with each fold judged by the
+rule of the other six. It changes nothing in training/demo/ unless --ship-rule is given.
 
 Recipes trained on synthetic manipulations: a demo, not a deepfake detector.
 See docs/demo_detector.md."""
@@ -54,6 +57,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--jobs", type=positive, default=1, help="folds trained at once (default 1)"
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument(
+        "--ship-rule",
+        action="store_true",
+        help="write the shipped recipe's cross-fold rule into training/demo/ for build-demo "
+        "(needs that recipe at its encoder steps, on all seven folds)",
+    )
 
 
 def names(allowed: list[str]) -> Callable[[str], list[str]]:
@@ -109,5 +118,43 @@ def run(args: argparse.Namespace) -> int:
     for recipe in recipes:
         print(f"{recipe.name}: {recipe.description}; {args.encoder_steps} encoder steps")
     print(markdown_table(results, chosen))
+    rules = cross_fold_rules(results, recipes, args.work_dir / f"seed{args.seed}")
+    if args.ship_rule:
+        ship_rule(rules)
     print(f"wall time {time.perf_counter() - started:.0f} s")
     return 0
+
+
+def cross_fold_rules(results: list, recipes: list, folder: Path) -> dict:
+    """Print each recipe's leave-one-out table and rule (recipes with all seven folds), save
+    the rule beside the fold results, and return them by (recipe, steps)."""
+    from training.cv_thresholds import cross_fold_rule, leave_one_out, markdown_checks
+    from training.demo_people import PEOPLE
+    from training.people_cv import RESULTS
+
+    rules = {}
+    for recipe in recipes:
+        folds = [r for r in results if r.recipe == recipe.name]
+        if len(folds) < len(PEOPLE):
+            continue
+        rule = cross_fold_rule(folds, recipe.encoder.steps)
+        rule.save(folder / RESULTS / f"{recipe.name}_{recipe.encoder.steps}steps_rule.json")
+        rules[recipe.name, recipe.encoder.steps] = rule
+        print(f"\n{recipe.name}: each fold under the rule of the other six")
+        print(markdown_checks(leave_one_out(folds), rule))
+    return rules
+
+
+def ship_rule(rules: dict) -> None:
+    """Write the shipped recipe's rule where build-demo reads it, or fail clearly."""
+    from errors import LipForensicsError
+    from training.cv_recipes import SHIPPED
+    from training.demo_build import RULE_FILE
+
+    rule = rules.get((SHIPPED.name, SHIPPED.encoder.steps))
+    if rule is None:
+        raise LipForensicsError(
+            f"--ship-rule needs recipe {SHIPPED.name} at {SHIPPED.encoder.steps} encoder steps "
+            "on all seven folds"
+        )
+    print(f"cross-fold rule written to {rule.save(RULE_FILE)}")

@@ -1,40 +1,29 @@
-"""Who the demo detector learns from: every bundled clip has one person and one role, the
-held-out people are never trained or calibrated on, and each clip's source is documented."""
+"""The demo detector's people: every bundled clip belongs to one of them, and the shipped
+detector never sees the person its demo clips show."""
 
 from __future__ import annotations
 
-from collections import Counter
-
-from training.demo_detector import HELD_OUT_KINDS, TRAIN_KINDS, versions_of
-from training.demo_people import CALIBRATE, HELD_OUT, MEDIA, PEOPLE, TRAIN, people
+from training.cv_folds import fold_for
+from training.cv_recipes import SHIPPED
+from training.demo_build import DEMO_KIND, DEMO_PERSON
+from training.demo_detector import DEMO_SOURCE
+from training.demo_people import MEDIA, PEOPLE
 
 
 def test_each_bundled_clip_belongs_to_one_person_and_is_documented() -> None:
-    files = [r.file for person in PEOPLE for r in person.recordings]
+    files = [r.file for person in PEOPLE for r in person.recordings] + [DEMO_SOURCE.file]
     assert len(files) == len(set(files))
     readme = (MEDIA / "README.md").read_text()
     for name in files:
         assert (MEDIA / name).is_file()
         assert f"| {name} |" in readme  # source, sha256 and license beside it
+    assert len({person.key for person in PEOPLE}) == len(PEOPLE) == 7
 
 
-def test_there_are_enough_people_in_every_role() -> None:
-    counts = Counter(person.role for person in PEOPLE)
-    assert set(counts) == {TRAIN, CALIBRATE, HELD_OUT}
-    assert counts[HELD_OUT] >= 2 and counts[CALIBRATE] >= 1 and counts[TRAIN] >= 4
-    assert len({person.key for person in PEOPLE}) == len(PEOPLE)
-
-
-def test_manipulations_held_out_are_made_only_for_the_held_out_people() -> None:
-    for person in PEOPLE:
-        kinds = {v.kind for v in versions_of(person) if v.label == 1}
-        expected = set(TRAIN_KINDS) | (set(HELD_OUT_KINDS) if person.role == HELD_OUT else set())
-        assert kinds == expected
-    assert not set(TRAIN_KINDS) & set(HELD_OUT_KINDS)
-
-
-def test_only_the_calibration_person_gets_perturbed_genuine_versions() -> None:
-    for person in PEOPLE:
-        genuine = {v.kind for v in versions_of(person) if v.label == 0}
-        assert (len(genuine) > 1) == (person.role == CALIBRATE)
-    assert people(CALIBRATE)
+def test_the_shipped_detector_never_trains_or_calibrates_on_the_demo_person() -> None:
+    fold = fold_for(DEMO_PERSON, [p.key for p in PEOPLE], SHIPPED.calibrators)
+    assert fold.held_out == DEMO_PERSON
+    assert DEMO_PERSON not in fold.train + fold.calibrate
+    assert len(fold.train) >= 4 and fold.calibrate
+    # the manipulated demo clip's type is never trained on either
+    assert DEMO_KIND not in SHIPPED.train_kinds

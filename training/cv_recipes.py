@@ -55,3 +55,5 @@ AUGMENTED = replace(
 )
 #: every recipe by name, in the order the table shows them
 RECIPES = {recipe.name: recipe for recipe in (TODAY, AUGMENTED)}
+#: the recipe of the shipped demo detector (``build-demo``), chosen by ``people-cv``
+SHIPPED = AUGMENTED.with_steps(2000)
