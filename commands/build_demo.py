@@ -14,13 +14,15 @@ if TYPE_CHECKING:
 HELP = "rebuild the demo detector and demo clips (training/demo/) from the bundled clips"
 DESCRIPTION = """\
 Rebuilds training/demo/: the demo detector, its thresholds and report, and the demo clips,
-from the bundled genuine clips of seven people (media/), with no other input. Four people
-train it (synthetic mouth manipulations of their clips -> the real crop pipeline -> the
-network's narrow encoder trained from scratch -> the paper's recipe: frozen encoder, MS-TCN
-head on cached features); a fifth, never trained on, calibrates the thresholds and the
-probability map; two more, never trained or calibrated on, are held out for the check, with
-manipulation types never trained on. Prints a table per person and per manipulation.
-About 10-20 minutes on 2 CPU cores. See docs/demo_detector.md.
+from the bundled genuine clips of seven people (media/), with no other input. The detector
+is the people cross-validation's fold that holds out P1, the person the demo clips show:
+five people train it (synthetic mouth manipulations of their clips -> the real crop
+pipeline -> the network's narrow encoder trained from scratch -> the paper's recipe: frozen
+encoder, MS-TCN head on cached features), a sixth, never trained on, picks the head's epoch,
+and its thresholds and probability map come from the cross-fold rule that people-cv fitted
+on every fold's held-out person (training/demo/cross_fold_rule.json). Prints a table per
+person and per manipulation on P1. About 5-10 minutes on 2 CPU cores. See
+docs/demo_detector.md.
 
 The result is a demo trained on synthetic manipulations, not a deepfake detector; real use
 takes the authors' weights."""
@@ -46,8 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Build; 0 when the held-out check passes (no alert on the held-out people's genuine
-    clips, AUC >= 0.9 on manipulations never trained on, demo clips as expected). Without
+    """Build; 0 when the held-out check passes (no alert on the held-out person's genuine
+    footage, mean clip AUC >= 0.8 on their manipulations, demo clips as expected). Without
     ``--out-dir`` the build goes to WORK_DIR/candidate first and replaces the shipped files
     only when it passes."""
     from commands.progress import ProgressBar
