@@ -50,8 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--encoder-steps",
         type=positive,
-        default=1000,
-        help="encoder training steps per fold (default 1000; build-demo takes 2000)",
+        default=None,
+        help="encoder training steps per fold, for every recipe (default: the shipped "
+        "recipe's, 4000; today's build took 2000)",
     )
     parser.add_argument(
         "--jobs", type=positive, default=1, help="folds trained at once (default 1)"
@@ -102,7 +103,7 @@ def positive(text: str) -> int:
 def run(args: argparse.Namespace) -> int:
     """Run the folds and print the table and the wall time."""
     from errors import LipForensicsError
-    from training.cv_recipes import RECIPES
+    from training.cv_recipes import RECIPES, SHIPPED
     from training.cv_results import markdown_table
     from training.people_cv import cross_validate
 
@@ -113,10 +114,11 @@ def run(args: argparse.Namespace) -> int:
             f"--recipes {args.recipes!r}: expected names from {', '.join(RECIPES)}, "
             "separated by commas"
         )
-    recipes = [RECIPES[name].with_steps(args.encoder_steps) for name in chosen]
+    steps = args.encoder_steps or SHIPPED.encoder.steps
+    recipes = [RECIPES[name].with_steps(steps) for name in chosen]
     results = cross_validate(args.work_dir, recipes, args.people, args.seed, args.jobs)
     for recipe in recipes:
-        print(f"{recipe.name}: {recipe.description}; {args.encoder_steps} encoder steps")
+        print(f"{recipe.name}: {recipe.description}; {steps} encoder steps")
     print(markdown_table(results, chosen))
     rules = cross_fold_rules(results, recipes, args.work_dir / f"seed{args.seed}")
     if args.ship_rule:
@@ -126,9 +128,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def cross_fold_rules(results: list, recipes: list, folder: Path) -> dict:
-    """Print each recipe's leave-one-out table and rule (recipes with all seven folds), save
-    the rule beside the fold results, and return them by (recipe, steps)."""
-    from training.cv_thresholds import cross_fold_rule, leave_one_out, markdown_checks
+    """Print each recipe's leave-one-out table and rule at its chosen hold (recipes with all
+    seven folds), save the rule beside the fold results, and return them by (recipe,
+    steps)."""
+    from training.cv_thresholds import (
+        choose_hold,
+        cross_fold_rule,
+        leave_one_out,
+        markdown_checks,
+    )
     from training.demo_people import PEOPLE
     from training.people_cv import RESULTS
 
@@ -137,11 +145,12 @@ def cross_fold_rules(results: list, recipes: list, folder: Path) -> dict:
         folds = [r for r in results if r.recipe == recipe.name]
         if len(folds) < len(PEOPLE):
             continue
-        rule = cross_fold_rule(folds, recipe.encoder.steps)
+        hold = choose_hold(folds)
+        rule = cross_fold_rule(folds, recipe.encoder.steps, hold)
         rule.save(folder / RESULTS / f"{recipe.name}_{recipe.encoder.steps}steps_rule.json")
         rules[recipe.name, recipe.encoder.steps] = rule
-        print(f"\n{recipe.name}: each fold under the rule of the other six")
-        print(markdown_checks(leave_one_out(folds), rule))
+        print(f"\n{recipe.name}: each fold under the rule of the other six (hold {hold} windows)")
+        print(markdown_checks(leave_one_out(folds, hold), rule))
     return rules
 
 

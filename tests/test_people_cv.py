@@ -12,7 +12,7 @@ from commands.cli import main
 from stream.alerts.policy import PolicyConfig
 from training.crop_augment import Augmentation, jpeg, relit, repeated_frames, rescaled
 from training.cv_folds import CALIBRATION_ORDER, fold_for
-from training.cv_recipes import AUGMENTED, RECIPES, TODAY
+from training.cv_recipes import AUGMENTED, RECIPES, SHIPPED, TODAY
 from training.cv_results import KINDS, FoldResult, held_out_result, markdown_table
 from training.demo_detector import DEMO_CONFIG, TRAIN_KINDS
 from training.demo_encoder import EncoderConfig
@@ -70,6 +70,8 @@ def test_today_is_build_demos_recipe_and_the_candidate_changes_the_augmentation(
     assert AUGMENTED.encoder.augmentation.active
     assert list(RECIPES) == ["today", "augmented"]
     assert TODAY.with_steps(7).encoder.steps == 7
+    # the shipped recipe: augmented, 4000 steps (people-cv's --help names the figure)
+    assert AUGMENTED.with_steps(4000) == SHIPPED
 
 
 def scored(kind: str, windows: list[float], recording: str = "a") -> ScoredVideo:
