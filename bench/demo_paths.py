@@ -4,7 +4,8 @@ gallery tile?
 
 For every fold of a recipe saved by ``people-cv`` (its network, and its held-out person's
 genuine recordings), with the thresholds of the cross-fold rule fitted on the *other* six
-folds (the leave-one-out check of docs/demo_detector.md), each recording is played through
+folds, at the hold chosen on all seven (the leave-one-out check of docs/demo_detector.md),
+each recording is played through
 ``run`` four ways:
 
 * ``file``: the 25 fps recording itself, as fast as possible;
@@ -35,7 +36,7 @@ from engines.digest import file_sha256
 from engines.method import FPS
 from training.cv_recipes import RECIPES
 from training.cv_results import FoldResult
-from training.cv_thresholds import cross_fold_rule, thresholds_for
+from training.cv_thresholds import choose_hold, cross_fold_rule, thresholds_for
 from training.demo_detector import STRIDE
 from training.demo_people import PEOPLE
 from training.people_cv import RESULTS, result_path, weights_path
@@ -100,14 +101,18 @@ def main() -> None:
     if len(results) < 3:
         raise SystemExit(f"no cross-validation of {args.recipe} under {folder / RESULTS}")
     recipe = RECIPES[args.recipe].with_steps(args.encoder_steps)
-    print(f"recipe {args.recipe}, {args.encoder_steps} encoder steps; thresholds: the rule of")
-    print("the other folds at each fold's calibration footage")
+    hold = choose_hold(results)
+    print(
+        f"recipe {args.recipe}, {args.encoder_steps} encoder steps; thresholds: the rule of the "
+        f"other folds (hold {hold} windows)"
+    )
     print("| held out | path | verdicts | largest window logit | alert at | alerts |")
     print("|---|---|---|---|---|---|")
     for result in (r for r in results if r.held_out in args.people.split(",")):
-        rule = cross_fold_rule([r for r in results if r is not result], args.encoder_steps)
+        others = [r for r in results if r is not result]
+        rule = cross_fold_rule(others, args.encoder_steps, hold)
         person = next(p for p in PEOPLE if p.key == result.held_out)
-        others = [
+        tiles = [
             folder / f"{p.key}_{p.recordings[0].key}_genuine.mp4"
             for p in PEOPLE
             if p.key != person.key
@@ -126,7 +131,7 @@ def main() -> None:
                 verdicts, alerts, top = 0, 0, float("-inf")
                 for recording in person.recordings:
                     video = folder / f"{person.key}_{recording.key}_genuine.mp4"
-                    events = played(video, path, weights, others, Path(tmp))
+                    events = played(video, path, weights, tiles, Path(tmp))
                     logits = [e["logit"] for e in events if e["type"] == "verdict"]
                     verdicts += len(logits)
                     alerts += sum(e["type"] == "alert" for e in events)

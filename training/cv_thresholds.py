@@ -15,8 +15,8 @@ video at stride 5) by :func:`choose_hold`: the one whose leave-one-out check
 (:func:`leave_one_out`: fold *f* judged with the threshold of the other folds) raises no
 false alert and catches manipulated recordings in the most folds. Logits are taken as they
 are: read relative to each network's calibration footage (its largest, or its mean and
-spread) the held-out windows of all folds separate worse (docs/demo_detector.md), so the
-calibration person is no yardstick.
+spread) the held-out windows of all folds separate no better (docs/demo_detector.md), so
+the calibration person is no yardstick.
 
 The probability map is fitted on every fold's held-out windows, genuine (0) against
 manipulated (1), the two classes weighted equally (a window is as likely fake as genuine
