@@ -125,7 +125,9 @@ class Thresholds:
             f"thresholds {self.path or '(unsaved)'}: alert at window logit >= "
             f"{p.alert_logit:.3f} held {p.escalate_windows} windows ({seconds:.1f} s of video), "
             f"suspicious >= {p.suspicious_logit:.3f}, clear after {p.clear_windows} windows "
-            f"(stride {self.stride}); {e.rule} rule on {e.face_hours:.3f} genuine face-hours"
+            f"(stride {self.stride}); {e.rule} rule, "
+            f"{'replayed' if e.rule == 'cross-fold' else 'set'} on {e.face_hours:.3f} "
+            "genuine face-hours"
         )
 
     def to_json(self) -> dict[str, object]:
@@ -286,7 +288,7 @@ def choose_policy(
         used_margin = margin if margin is not None else max(MIN_MARGIN, float(logits.std()))
         alert = largest + used_margin
     chosen = config(alert)
-    return chosen, _genuine_evidence(sequences, chosen, rule, target_per_hour, hours, used_margin)
+    return chosen, genuine_evidence(sequences, chosen, rule, target_per_hour, hours, used_margin)
 
 
 def _lowest_passing(candidates: np.ndarray, passes: Callable[[float], bool]) -> float:
@@ -306,14 +308,18 @@ def _lowest_passing(candidates: np.ndarray, passes: Callable[[float], bool]) -> 
     return float(thresholds[-1])
 
 
-def _genuine_evidence(
-    sequences: list[np.ndarray],
+def genuine_evidence(
+    sequences: Sequence[np.ndarray],
     config: PolicyConfig,
     rule: str,
     target: float,
     hours: float,
     margin: float,
 ) -> Evidence:
+    """What ``config`` does on genuine window-logit ``sequences`` (``hours`` of face-time):
+    replayed through :class:`AlertPolicy`, the alerts, their 95% upper rate and the share of
+    windows at SUSPICIOUS or above, with the largest genuine logit; ``rule``, ``target`` and
+    ``margin`` are recorded as given."""
     alerts, raised, windows = 0, 0, 0
     for sequence in sequences:
         policy = AlertPolicy(config)

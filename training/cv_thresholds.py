@@ -34,12 +34,11 @@ from pathlib import Path
 
 import numpy as np
 
-from calibration.metrics import poisson_upper
 from calibration.thresholds import (
-    Evidence,
     Thresholds,
     face_hours,
     fit_platt,
+    genuine_evidence,
     now_iso,
 )
 from engines.method import sigmoid
@@ -172,20 +171,10 @@ def thresholds_for(
         raise ValueError(f"the cross-fold rule was fitted at stride {FOLD_STRIDE}, not {stride}")
     policy = rule.policy()
     sequences = [np.asarray(s, np.float64) for s in calibration_windows if len(s)]
-    logits = np.concatenate(sequences)
+    largest = float(max(s.max() for s in sequences))
     hours = face_hours(sequences, stride)
-    alerts = sum(count_alerts(s, policy) for s in sequences)
-    evidence = Evidence(
-        rule=RULE,
-        target_false_alerts_per_hour=1.0,
-        genuine_faces=len(sequences),
-        genuine_windows=int(logits.size),
-        face_hours=hours,
-        false_alerts=alerts,
-        false_alerts_per_hour_upper95=poisson_upper(alerts) / hours,
-        suspicious_share=float(np.mean(logits >= policy.suspicious_logit)),
-        max_genuine_logit=float(logits.max()),
-        margin=policy.alert_logit - float(logits.max()),
+    evidence = genuine_evidence(
+        sequences, policy, RULE, 1.0, hours, margin=policy.alert_logit - largest
     )
     return Thresholds(
         policy=policy,
