@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from training.cv_recipes import Recipe
+    from training.cv_results import FoldResult
+    from training.cv_thresholds import CrossFoldRule
 
 HELP = "leave-one-person-out cross-validation of demo-detector recipes (slow: tens of minutes)"
 DESCRIPTION = """\
@@ -18,9 +24,10 @@ manipulation type (freeze, shift, stutter, flicker, swap). Every recipe runs on 
 folds from the same crops with the same seeds; the crops are made once and cached in
 WORK_DIR (shared with build-demo), each fold's result too, so a second run only trains the
 folds it lacks. Prints one table (markdown). Then, for each recipe run on all seven
-folds, the cross-fold alert rule (margin above each network's calibration footage, from
-the held-out people's genuine logits) and probability map, with each fold judged by the
-rule of the other six. It changes nothing in training/demo/ unless --ship-rule is given.
+folds, the cross-fold alert rule (the held-out people's largest genuine logit held over the
+alert's windows, plus the spread between folds) and probability map, with each fold judged
+by the rule of the other six. It changes nothing in training/demo/ unless --ship-rule is
+given.
 
 Recipes trained on synthetic manipulations: a demo, not a deepfake detector.
 See docs/demo_detector.md."""
@@ -127,7 +134,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def cross_fold_rules(results: list, recipes: list, folder: Path) -> dict:
+def cross_fold_rules(
+    results: Sequence[FoldResult], recipes: Sequence[Recipe], folder: Path
+) -> dict[tuple[str, int], CrossFoldRule]:
     """Print each recipe's leave-one-out table and rule at its chosen hold (recipes with all
     seven folds), save the rule beside the fold results, and return them by (recipe,
     steps)."""
@@ -140,7 +149,7 @@ def cross_fold_rules(results: list, recipes: list, folder: Path) -> dict:
     from training.demo_people import PEOPLE
     from training.people_cv import RESULTS
 
-    rules = {}
+    rules: dict[tuple[str, int], CrossFoldRule] = {}
     for recipe in recipes:
         folds = [r for r in results if r.recipe == recipe.name]
         if len(folds) < len(PEOPLE):
@@ -154,7 +163,7 @@ def cross_fold_rules(results: list, recipes: list, folder: Path) -> dict:
     return rules
 
 
-def ship_rule(rules: dict) -> None:
+def ship_rule(rules: dict[tuple[str, int], CrossFoldRule]) -> None:
     """Write the shipped recipe's rule where build-demo reads it, or fail clearly."""
     from errors import LipForensicsError
     from training.cv_recipes import SHIPPED

@@ -21,6 +21,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from training.cv_folds import CALIBRATION_ORDER, Fold
 from training.cv_recipes import Recipe
 from training.cv_results import KINDS
@@ -112,7 +114,7 @@ class TrainedFold:
     held_out: list[ScoredVideo]
     early_stopping_auc: float
 
-    def calibration_genuine(self) -> list:
+    def calibration_genuine(self) -> list[np.ndarray]:
         """The window logits of the calibration people's genuine footage (one sequence per
         video: the clips and their perturbed versions)."""
         return [s.windows for s in self.calibration if s.label == 0]
