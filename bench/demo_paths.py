@@ -23,7 +23,6 @@ Run: ``python -m bench.demo_paths [--recipe augmented] [--encoder-steps 2000]
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -34,12 +33,12 @@ from bench.calls import gallery, run
 from calibration.thresholds import save_thresholds
 from engines.digest import file_sha256
 from engines.method import FPS
-from training.cv_recipes import RECIPES
+from training.cv_recipes import RECIPES, Recipe
 from training.cv_results import FoldResult
 from training.cv_thresholds import choose_hold, cross_fold_rule, thresholds_for
 from training.demo_detector import STRIDE
 from training.demo_people import PEOPLE
-from training.people_cv import RESULTS, result_path, weights_path
+from training.people_cv import RESULTS, result_path, saved_result, weights_path
 
 #: (name, gallery side, frame size, fps, paced live)
 PATHS = (
@@ -50,14 +49,10 @@ PATHS = (
 )
 
 
-def fold_results(folder: Path, recipe: str, steps: int) -> list[FoldResult]:
-    """Every saved fold of ``recipe`` at ``steps`` encoder steps."""
-    found = []
-    for person in PEOPLE:
-        path = result_path(folder, RECIPES[recipe].with_steps(steps), person.key)
-        if path.exists():
-            found.append(FoldResult(**json.loads(path.read_text())["result"]))
-    return found
+def fold_results(folder: Path, recipe: Recipe, seed: int) -> list[FoldResult]:
+    """Every fold of ``recipe`` that ``people-cv`` saved for ``seed``."""
+    saved = (saved_result(result_path(folder, recipe, p.key), recipe, seed) for p in PEOPLE)
+    return [result for result in saved if result is not None]
 
 
 def seconds_of(video: Path) -> float:
@@ -97,10 +92,10 @@ def main() -> None:
     parser.add_argument("--people", default=",".join(p.key for p in PEOPLE))
     args = parser.parse_args()
     folder = args.work_dir / f"seed{args.seed}"
-    results = fold_results(folder, args.recipe, args.encoder_steps)
+    recipe = RECIPES[args.recipe].with_steps(args.encoder_steps)
+    results = fold_results(folder, recipe, args.seed)
     if len(results) < 3:
         raise SystemExit(f"no cross-validation of {args.recipe} under {folder / RESULTS}")
-    recipe = RECIPES[args.recipe].with_steps(args.encoder_steps)
     hold = choose_hold(results)
     print(
         f"recipe {args.recipe}, {args.encoder_steps} encoder steps; thresholds: the rule of the "

@@ -31,6 +31,7 @@ from training.demo_detector import (
     WEIGHTS,
     labelled_features,
     video_crops,
+    video_window_logits,
     window_logits,
 )
 from training.demo_encoder import Crops
@@ -80,11 +81,8 @@ def main() -> None:
             f"| {alerted} of {len(KINDS) * len(person.recordings)} |",
             flush=True,
         )
-    from stream.faces.reader import extract_mouth_crops
-
     for path in (DEMO_GENUINE, DEMO_MANIPULATED):
-        mouths = extract_mouth_crops(path)
-        logits = logits_of(model, Crops(path.stem, mouths.crops, mouths.runs, 0))
+        logits = video_window_logits(model, path)
         print(
             f"| demo clip {path.name} | {sustained_maximum([logits], 1):+.2f} "
             f"| {sustained_maximum([logits], 3):+.2f} | {count_alerts(logits, policy)} | |"

@@ -49,13 +49,11 @@ from training.demo_detector import (
     REPORT,
     STRIDE,
     WEIGHTS,
-    labelled_features,
     read_footage,
     recording_video,
     video_crops,
-    window_logits,
+    video_window_logits,
 )
-from training.demo_encoder import Crops
 from training.demo_people import PEOPLE
 from training.demo_results import manipulation_result, markdown_tables, person_result
 from training.fold_training import Log, cache_crops, train_fold
@@ -221,7 +219,6 @@ def _write_demo_clips(
     :data:`DEMO_PERSON`'s recording ``donor_recording``) and return the alerts each raises
     through the real crops."""
     from stream.alerts.policy import count_alerts
-    from stream.faces.reader import extract_mouth_crops
 
     source = recording_video(DEMO_SOURCE, folder / "demo_source.mp4")
     span = read_footage(source, video_crops(source, 0)[1])
@@ -230,12 +227,8 @@ def _write_demo_clips(
     genuine, manipulated = out_dir / DEMO_GENUINE.name, out_dir / DEMO_MANIPULATED.name
     write_video(genuine, span.frames)
     write_video(manipulated, manipulate(span, DEMO_KIND, seed=seed, donor=donor))
-    alerts = []
-    for label, path in ((0, genuine), (1, manipulated)):
-        mouths = extract_mouth_crops(path)
-        video = labelled_features(model.encoder, Crops(path.stem, mouths.crops, mouths.runs, label))
-        alerts.append(count_alerts(window_logits(model, video, STRIDE), policy))
-    return alerts[0], alerts[1]
+    counts = [count_alerts(video_window_logits(model, p), policy) for p in (genuine, manipulated)]
+    return counts[0], counts[1]
 
 
 def install_build(built: Path, shipped: Path = DEMO_DIR) -> None:

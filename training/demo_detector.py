@@ -177,6 +177,17 @@ def window_logits(model: LipForensics, video: LabelledVideo, stride: int) -> np.
     return predict(model.head, clips)
 
 
+def video_window_logits(model: LipForensics, path: Path, stride: int = STRIDE) -> np.ndarray:
+    """Window logits every ``stride`` frames of the video file ``path``, its mouth crops made
+    through the real crop pipeline (as a user's file would be)."""
+    from stream.faces.reader import extract_mouth_crops
+
+    mouths = extract_mouth_crops(path)
+    with torch.no_grad():
+        video = labelled_features(model.encoder, Crops(path.stem, mouths.crops, mouths.runs, 0))
+        return window_logits(model, video, stride)
+
+
 def scored(model: LipForensics, version: Version, video: LabelledVideo) -> ScoredVideo:
     """``video`` scored at the calibration stride and clip by clip."""
     return ScoredVideo(
