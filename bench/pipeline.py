@@ -15,7 +15,10 @@ GPU and each stream costs the CPU its decoding, landmarks and Python glue (measu
 bundled people (each in its own tile of a 1280x720 frame): faces per core beside streams per
 core; the last two columns give each row's faces per stream and verdicts per face per
 second (5 at stride 5 when every face is scored on every frame; fewer while faces take
-turns).
+turns). The very last column is the backlog part of the latency: the 99th percentile of
+how long a frame waited for its stream's face stage (the worst stream of the row, read
+from the pipeline's ``lipforensics_frame_wait_seconds`` histogram, so to the resolution of
+its buckets).
 
 ``--mixed 4+1`` adds rows of several streams of different sizes at once: here a 4-face
 gallery beside one one-face stream (its faces-per-stream column reads ``4+1``).
@@ -136,7 +139,12 @@ async def measure(backend: Backend, videos: list[Path], stride: int, seconds: fl
         for source in sources
     )
     latencies = sink.latencies or [float("nan")]
+    waits = [
+        pipeline.metrics.quantile("lipforensics_frame_wait_seconds", 0.99, stream=s.stream_id)
+        for s in sources
+    ]
     return {
+        "wait_p99": 1000.0 * max((w for w in waits if not math.isnan(w)), default=math.nan),
         "frames_dropped": dropped,
         "windows_dropped": sum(pipeline.scheduler.dropped_windows.values()),
         "windows": len(sink.latencies),
@@ -278,7 +286,7 @@ def main() -> None:
         header = (
             "| precision | stride | streams | held | frames dropped | windows dropped "
             "| windows scored | CPU/stream | p50 ms | p99 ms | decode | landmarks | encode | head "
-            "| faces per stream | verdicts per face per s |"
+            "| faces per stream | verdicts per face per s | frame wait p99 ms |"
         )
         print(header)
         print("|---" * (header.count("|") - 1) + "|")
@@ -309,7 +317,7 @@ def main() -> None:
                         f"| {row['windows']} | {row['cpu']:.0f}% | {row['p50']:.0f} "
                         f"| {row['p99']:.0f} | {stages['decode']:.0f} | {stages['landmarks']:.0f} "
                         f"| {stages['encode']:.0f} | {stages['head']:.0f} | {live.label} "
-                        f"| {per_face:.2f} |",
+                        f"| {per_face:.2f} | {row['wait_p99']:.0f} |",
                         flush=True,
                     )
         print(

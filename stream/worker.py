@@ -343,6 +343,8 @@ class StreamWorker:
         if self.source.live:
             self._watch_pace()
             resting = self.turns.resting(self.face_stage.faces)
+            waited = time.monotonic() - tick.item.arrival
+            shared.metrics.frame_wait.labels(self.stream_id).observe(waited)
         began = time.perf_counter()
         found = await loop.run_in_executor(
             shared.landmark_pool,

@@ -5,6 +5,8 @@ encoder's camera augmentation does what it says, and the command refuses bad inp
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -12,7 +14,7 @@ from commands.cli import main
 from stream.alerts.policy import PolicyConfig
 from training.crop_augment import Augmentation, jpeg, relit, repeated_frames, rescaled
 from training.cv_folds import CALIBRATION_ORDER, fold_for
-from training.cv_recipes import AUGMENTED, RECIPES, SHIPPED, TODAY
+from training.cv_recipes import AUGMENTED, RECIPES, SHIPPED, STEADY, TODAY, WIDE
 from training.cv_results import KINDS, FoldResult, held_out_result, markdown_table
 from training.demo_detector import DEMO_CONFIG, TRAIN_KINDS
 from training.demo_encoder import EncoderConfig
@@ -63,12 +65,19 @@ def test_every_person_gets_every_manipulation() -> None:
         assert swap_donor(person.key) != person.key
 
 
-def test_today_is_build_demos_recipe_and_the_candidate_changes_the_augmentation() -> None:
+def test_today_is_build_demos_recipe_and_each_candidate_changes_one_thing() -> None:
     assert TODAY.train_kinds == TRAIN_KINDS and TODAY.model == DEMO_CONFIG
     assert TODAY.encoder == EncoderConfig() and TODAY.finetune == FinetuneConfig()
     assert TODAY.calibrators == 1 and not TODAY.encoder.augmentation.active
     assert AUGMENTED.encoder.augmentation.active
-    assert list(RECIPES) == ["today", "augmented"]
+    assert list(RECIPES) == ["today", "augmented", "steady", "wide"]
+    # steady: augmented without stutter in training; wide: augmented, a wider encoder
+    assert STEADY.train_kinds == tuple(k for k in TRAIN_KINDS if k != "stutter")
+    same = {"name": "augmented", "description": AUGMENTED.description}
+    assert replace(STEADY, train_kinds=TRAIN_KINDS, **same) == AUGMENTED
+    assert replace(WIDE, model=DEMO_CONFIG, **same) == AUGMENTED
+    assert WIDE.model.trunk_widths == tuple(2 * w for w in DEMO_CONFIG.trunk_widths)
+    assert WIDE.model.tcn_hidden == DEMO_CONFIG.tcn_hidden
     assert TODAY.with_steps(7).encoder.steps == 7
     # the shipped recipe: augmented, 4000 steps (people-cv's --help names the figure)
     assert AUGMENTED.with_steps(4000) == SHIPPED

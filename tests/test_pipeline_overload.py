@@ -85,6 +85,11 @@ def test_a_live_source_that_outruns_the_landmarks_loses_its_oldest_frames(model)
     # frames 0..49 fill the queue; frame 50 finds it full: 0..49 go, 50..99 are scored
     assert pipeline.metrics.value("lipforensics_frames_dropped_total", stream="burst") == 50
     assert max(s["frames"] for s in samples) <= settings.sources.frame_queue
+    # the backlog is measured: the 50 frames kept each waited for the face stage, the last
+    # one behind 49 others
+    waits = "lipforensics_frame_wait_seconds"
+    assert pipeline.metrics.value(f"{waits}_count", stream="burst") == 50
+    assert pipeline.metrics.quantile(waits, 0.99, stream="burst") > 0.1
     pts = [verdict.pts for verdict in sink.of(Verdict, "burst")]
     np.testing.assert_allclose(pts, [[2.0 + k * 0.2, 3.0 + k * 0.2] for k in range(6)])
 

@@ -53,8 +53,23 @@ AUGMENTED = replace(
         augmentation=Augmentation(compression=0.5, scale=0.3, repeats=0.3, lighting=0.5)
     ),
 )
+STEADY = replace(
+    AUGMENTED,
+    name="steady",
+    description="augmented's, without `stutter` in training (a mouth refreshed every 3-5 "
+    "frames looks like genuine footage of a lower frame rate; `stutter` is then a type kept "
+    "aside, like `swap`)",
+    train_kinds=tuple(kind for kind in TRAIN_KINDS if kind != "stutter"),
+)
+WIDE = replace(
+    AUGMENTED,
+    name="wide",
+    description="augmented's, with the frame encoder twice as wide (16/16/32/64/128; the "
+    "head as it was)",
+    model=replace(DEMO_CONFIG, frontend_channels=16, trunk_widths=(16, 32, 64, 128)),
+)
 #: every recipe by name, in the order the table shows them
-RECIPES = {recipe.name: recipe for recipe in (TODAY, AUGMENTED)}
+RECIPES = {recipe.name: recipe for recipe in (TODAY, AUGMENTED, STEADY, WIDE)}
 #: the recipe of the shipped demo detector (``build-demo``), chosen by ``people-cv``: with
 #: camera augmentation and twice the encoder steps of ``today`` (docs/demo_detector.md)
 SHIPPED = AUGMENTED.with_steps(4000)

@@ -1,8 +1,9 @@
 """The pipeline's Prometheus metrics, in a registry of its own (two pipelines in one
 process, as in tests, do not share counters).
 
-Per stream: frames in, frames dropped, windows scored, windows dropped, verdict latency,
-alert-level changes by level. Per stage (landmarks, encode, head): busy wall seconds.
+Per stream: frames in, frames dropped, windows scored, windows dropped, verdict latency and
+the part of it a frame waits for the stream's face stage (its backlog), alert-level
+changes by level. Per stage (landmarks, encode, head): busy wall seconds.
 Backend calls: an inference latency histogram; whether the backend answers, and its
 failures. The node's name is the label of one constant ``lipforensics_node_info`` series
 rather than a label on every series (the Prometheus convention for target metadata: join
@@ -60,6 +61,13 @@ class PipelineMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=registry,
         )
+        self.frame_wait = Histogram(
+            "lipforensics_frame_wait_seconds",
+            "From the arrival of a frame to the start of its face stage (the stream's backlog)",
+            ["stream"],
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
         self.inference = Histogram(
             "lipforensics_inference_seconds",
             "Duration of one batched backend call",
@@ -93,6 +101,7 @@ class PipelineMetrics:
             self.windows_scored,
             self.windows_dropped,
             self.verdict_latency,
+            self.frame_wait,
         ):
             with suppress(KeyError):
                 metric.remove(stream_id)
@@ -103,6 +112,29 @@ class PipelineMetrics:
     def text(self) -> bytes:
         """The Prometheus text exposition of every metric."""
         return generate_latest(self.registry)
+
+    def quantile(self, name: str, share: float, **labels: str) -> float:
+        """The ``share`` quantile (0..1) of histogram ``name``'s observations, read from its
+        buckets as Prometheus's ``histogram_quantile`` reads them (linear within the bucket
+        it falls in); NaN before any observation."""
+        bounds, counts = [], []
+        for metric in self.registry.collect():
+            for sample in metric.samples:
+                if sample.name == f"{name}_bucket" and all(
+                    sample.labels.get(key) == value for key, value in labels.items()
+                ):
+                    bounds.append(float(sample.labels["le"]))
+                    counts.append(sample.value)
+        if not counts or counts[-1] == 0:
+            return float("nan")
+        rank, lower, below = share * counts[-1], 0.0, 0.0
+        for bound, count in zip(bounds, counts, strict=True):
+            if count >= rank:
+                if bound == float("inf"):
+                    return lower
+                return lower + (bound - lower) * (rank - below) / max(count - below, 1e-12)
+            lower, below = bound, count
+        return lower
 
     def value(self, name: str, **labels: str) -> float:
         """One sample's current value (0.0 when it has not been recorded yet)."""
