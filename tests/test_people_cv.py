@@ -5,7 +5,14 @@ encoder's camera augmentation does what it says, and the command refuses bad inp
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+from contextlib import suppress
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -188,3 +195,39 @@ def test_the_command_explains_itself_and_refuses_bad_input(capsys) -> None:
     assert main(["people-cv", "--recipes", "today,best"]) == 2
     error = capsys.readouterr().err.strip()
     assert error.startswith("error: --recipes 'today,best'") and "\n" not in error
+
+
+def group_members(group: int) -> int:
+    """How many processes are in process group ``group`` (Linux's /proc)."""
+    count = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with suppress(OSError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            count += int(fields[2]) == group  # the fields after the name: state, ppid, pgrp
+    return count
+
+
+def test_an_interrupted_run_stops_its_workers_instead_of_waiting_for_them() -> None:
+    """Folds take minutes: Ctrl-C (or SIGTERM through the command line) must end the
+    command and its workers now, not after the folds in training."""
+    script = (
+        "import time\n"
+        "from training.people_cv import in_processes\n"
+        "in_processes(time.sleep, [(300,), (300,), (300,)], 2, print)\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    child = subprocess.Popen([sys.executable, "-c", script], cwd=root, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while group_members(child.pid) < 3 and time.monotonic() < deadline:  # two workers
+            time.sleep(0.2)
+        assert group_members(child.pid) >= 3, "the workers never started"
+        child.send_signal(signal.SIGINT)
+        assert child.wait(timeout=60) != 0
+        deadline = time.monotonic() + 30
+        while group_members(child.pid) > 0 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert group_members(child.pid) == 0  # no worker left sleeping
+    finally:
+        with suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGKILL)

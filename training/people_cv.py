@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
+from typing import TypeVar
 
 from training.cv_folds import Fold, fold_for
 from training.cv_recipes import Recipe
@@ -35,6 +36,7 @@ from training.demo_people import PEOPLE
 from training.fold_training import cache_crops, train_fold
 
 Log = Callable[[str], None]
+T = TypeVar("T")
 #: the folder (inside the cache's seed folder) that keeps each fold's result
 RESULTS = "people_cv"
 
@@ -98,6 +100,27 @@ def save_result(path: Path, recipe: Recipe, seed: int, result: FoldResult) -> No
     partial.replace(path)
 
 
+def in_processes(
+    function: Callable[..., T], calls: Sequence[tuple], jobs: int, done: Callable[[int, T], None]
+) -> None:
+    """``function(*call)`` for every call, ``jobs`` at a time, each in a fresh process
+    (spawned: no state shared with this one); ``done(index, result)`` as each finishes, in
+    the order of ``calls``. Interrupted (Ctrl-C, or SIGTERM through the command line), or
+    when a call fails, the calls still running are stopped at once rather than waited for
+    (a fold takes minutes). A worker that dies (out of memory) raises ``BrokenProcessPool``."""
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(jobs, mp_context=context, max_tasks_per_child=1) as pool:
+        try:
+            running = [pool.submit(function, *call) for call in calls]
+            for index, future in enumerate(running):
+                done(index, future.result())
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            for worker in multiprocessing.active_children():  # this process's only children
+                worker.terminate()
+            raise
+
+
 def _fold_task(folder: Path, recipe: Recipe, fold: Fold, seed: int) -> FoldResult:
     """One fold in a worker process, its log lines prefixed with recipe and person."""
     prefix = f"[{recipe.name} without {fold.held_out}]"
@@ -131,12 +154,12 @@ def cross_validate(
             log(f"{recipe.name} without {fold.held_out}: saved result reused")
     pending = [(r, f) for r, f in tasks if (r.name, f.held_out) not in found]
     log(f"{len(pending)} folds to train, {jobs} at a time")
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(jobs, mp_context=context, max_tasks_per_child=1) as pool:
-        futures = {
-            (r.name, f.held_out): pool.submit(_fold_task, folder, r, f, seed) for r, f in pending
-        }
-        for (name, person), future in futures.items():
-            found[name, person] = future.result()
-            log(f"{name} without {person}: done in {found[name, person].seconds:.0f} s")
+
+    def done(index: int, result: FoldResult) -> None:
+        recipe, fold = pending[index]
+        found[recipe.name, fold.held_out] = result
+        log(f"{recipe.name} without {fold.held_out}: done in {result.seconds:.0f} s")
+
+    calls = [(folder, recipe, fold, seed) for recipe, fold in pending]
+    in_processes(_fold_task, calls, jobs, done)
     return [found[r.name, f.held_out] for r, f in tasks]
