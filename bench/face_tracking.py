@@ -35,7 +35,8 @@ scaling) and the rest (input warps, crops, tracking, glue); and the detector's i
 
 ``--networks``: instead, the two networks alone on each runtime of
 :class:`stream.faces.models.FaceModels` (LiteRT, ONNX Runtime on the converted models):
-CPU ms per image (the calling thread's; both run on one thread) for batches of 1, 4 and 8
+process CPU ms per image (a LiteRT batch is split over up to one interpreter per core, in
+threads; ONNX Runtime runs a batch in one call on one thread) for batches of 1, 4 and 8
 random uint8 images, ``--calls`` calls each after one warm-up call; then each network's
 size: the multiply-adds of its convolutions per image (from the converted ONNX graph's
 shapes) and its parameters.
@@ -180,7 +181,9 @@ def gallery(side: int, count: int) -> list[np.ndarray]:
 
 
 class Timed:
-    """A face model whose calls' CPU time (the calling thread's) and images are counted."""
+    """A face model whose calls' CPU time and images are counted: the process's CPU time
+    during each call, since a batch is split over interpreters in other threads (nothing
+    else runs during the call here)."""
 
     def __init__(self, model) -> None:
         self.model = model
@@ -190,11 +193,11 @@ class Timed:
     def run(self, images: np.ndarray) -> list[np.ndarray]:
         """The model's outputs, timed."""
         self.images += len(images)
-        began = time.thread_time()
+        began = time.process_time()
         try:
             return self.model.run(images)
         finally:
-            self.seconds += time.thread_time() - began
+            self.seconds += time.process_time() - began
 
 
 def galleries(sides: list[int], count: int) -> None:
@@ -270,10 +273,10 @@ def networks(calls: int) -> None:
                 for batch in (1, 4, 8):
                     inputs = np.ascontiguousarray(images[:batch, :side, :side])
                     model.run(inputs)
-                    began = time.thread_time()
+                    began = time.process_time()  # a batch may be split over threads
                     for _ in range(calls):
                         model.run(inputs)
-                    cpu = 1000 * (time.thread_time() - began) / calls / batch
+                    cpu = 1000 * (time.process_time() - began) / calls / batch
                     print(f"| {runtime} | {model.network.name} | {batch} | {cpu:.2f} |", flush=True)
             if runtime == "onnxruntime":
                 sizes = [
