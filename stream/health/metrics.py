@@ -19,6 +19,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from stream.alerts.policy import Level
 
 _LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
+#: a frame's wait for the face stage is a few milliseconds while the stream keeps up
+_WAIT_BUCKETS = (0.005, 0.01, *_LATENCY_BUCKETS)
 
 
 class PipelineMetrics:
@@ -65,7 +67,7 @@ class PipelineMetrics:
             "lipforensics_frame_wait_seconds",
             "From the arrival of a frame to the start of its face stage (the stream's backlog)",
             ["stream"],
-            buckets=_LATENCY_BUCKETS,
+            buckets=_WAIT_BUCKETS,
             registry=registry,
         )
         self.inference = Histogram(
