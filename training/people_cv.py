@@ -116,7 +116,7 @@ def in_processes(
                 done(index, future.result())
         except BaseException:
             pool.shutdown(wait=False, cancel_futures=True)
-            for worker in multiprocessing.active_children():  # this process's only children
+            for worker in multiprocessing.active_children():  # the pool's: people-cv has no other
                 worker.terminate()
             raise
 
