@@ -2,12 +2,13 @@
 
 Usage: ``python -m bench.cv_ensemble augmented wide [--encoder-steps 4000] [--seed 0]
 [--work-dir build/demo]`` (after ``run_stream.py people-cv`` has saved every fold of each
-recipe). Nothing is trained: per held-out recording, the recipes' window logits (stride 5)
-are averaged, as an ensemble of their networks would score it. Printed: the mean clip AUC
-per manipulation type over the seven folds (clips: every fifth window, the non-overlapping
-25-frame clips; this reproduces each recipe's own AUCs), then the cross-fold rule's
-leave-one-out table at the hold it chooses and the rule over all folds
-(:mod:`training.cv_thresholds`, as ``people-cv`` prints it for one recipe).
+recipe); a member may name its own seed, ``augmented@1`` (``people-cv --seed 1``), so that
+one recipe trained twice can be averaged. Nothing is trained: per held-out recording, the
+recipes' window logits (stride 5) are averaged, as an ensemble of their networks would score
+it. Printed: the mean clip AUC per manipulation type over the seven folds (clips: every
+fifth window, the non-overlapping 25-frame clips; this reproduces each recipe's own AUCs),
+then the cross-fold rule's leave-one-out table at the hold it chooses and the rule over all
+folds (:mod:`training.cv_thresholds`, as ``people-cv`` prints it for one recipe).
 
 A demo's figures on synthetic manipulations, not deepfake detection.
 """
@@ -56,25 +57,42 @@ def averaged(members: list[FoldResult], name: str) -> FoldResult:
     )
 
 
+def member(text: str) -> tuple[str, int | None]:
+    """An argparse type: ``RECIPE`` or ``RECIPE@SEED``."""
+    name, _, seed = text.partition("@")
+    if name not in RECIPES or (seed and not seed.isdigit()):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected RECIPE or RECIPE@SEED, RECIPE one of {', '.join(RECIPES)}"
+        )
+    return name, int(seed) if seed else None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("recipes", nargs="+", choices=list(RECIPES))
+    parser.add_argument("members", nargs="+", type=member, metavar="RECIPE[@SEED]")
     parser.add_argument("--encoder-steps", type=int, default=4000)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="the members' seed unless named")
     parser.add_argument("--work-dir", type=Path, default=Path("build/demo"))
     args = parser.parse_args()
-    recipes = [RECIPES[name].with_steps(args.encoder_steps) for name in args.recipes]
-    folder = args.work_dir / f"seed{args.seed}"
-    name = "+".join(args.recipes)
+    members = [
+        (RECIPES[name].with_steps(args.encoder_steps), args.seed if seed is None else seed)
+        for name, seed in args.members
+    ]
+    name = "+".join(f"{recipe.name}@{seed}" for recipe, seed in members)
     folds = []
     for person in (p.key for p in PEOPLE):
-        members = [saved_result(result_path(folder, r, person), r, args.seed) for r in recipes]
-        missing = [r.name for r, m in zip(recipes, members, strict=True) if m is None]
+        found = [
+            saved_result(result_path(args.work_dir / f"seed{seed}", r, person), r, seed)
+            for r, seed in members
+        ]
+        missing = [
+            f"{r.name}@{seed}" for (r, seed), f in zip(members, found, strict=True) if f is None
+        ]
         if missing:
             parser.exit(2, f"error: no saved fold of {', '.join(missing)} holding out {person} "
-                        f"in {folder} (run people-cv first)\n")  # fmt: skip
-        folds.append(averaged([m for m in members if m is not None], name))
-    print(f"# {name}, {args.encoder_steps} encoder steps, seed {args.seed}: mean clip AUC "
+                        f"in {args.work_dir} (run people-cv first)\n")  # fmt: skip
+        folds.append(averaged([f for f in found if f is not None], name))
+    print(f"# {name} (recipe@seed), {args.encoder_steps} encoder steps: mean clip AUC "
           "over the folds' held-out people")  # fmt: skip
     print("| " + " | ".join(f"`{k}`" for k in KINDS) + " | mean |")
     print("|---" * (len(KINDS) + 1) + "|")
