@@ -27,7 +27,7 @@ from training.cv_results import KINDS, FoldResult
 from training.cv_thresholds import choose_hold, cross_fold_rule, leave_one_out, markdown_checks
 from training.demo_people import PEOPLE
 from training.demo_results import GENUINE
-from training.people_cv import result_path, saved_result
+from training.people_cv import saved_folds
 
 #: windows per non-overlapping 25-frame clip at the folds' stride of 5 frames
 WINDOWS_PER_CLIP = 5
@@ -79,19 +79,15 @@ def main() -> None:
         for name, seed in args.members
     ]
     name = "+".join(f"{recipe.name}@{seed}" for recipe, seed in members)
+    saved = [saved_folds(args.work_dir / f"seed{seed}", r, seed) for r, seed in members]
     folds = []
     for person in (p.key for p in PEOPLE):
-        found = [
-            saved_result(result_path(args.work_dir / f"seed{seed}", r, person), r, seed)
-            for r, seed in members
-        ]
-        missing = [
-            f"{r.name}@{seed}" for (r, seed), f in zip(members, found, strict=True) if f is None
-        ]
+        missing = [f"{r.name}@{seed}" for (r, seed), s in zip(members, saved, strict=True)
+                   if person not in s]  # fmt: skip
         if missing:
             parser.exit(2, f"error: no saved fold of {', '.join(missing)} holding out {person} "
                         f"in {args.work_dir} (run people-cv first)\n")  # fmt: skip
-        folds.append(averaged([f for f in found if f is not None], name))
+        folds.append(averaged([s[person] for s in saved], name))
     print(f"# {name} (recipe@seed), {args.encoder_steps} encoder steps: mean clip AUC "
           "over the folds' held-out people")  # fmt: skip
     print("| " + " | ".join(f"`{k}`" for k in KINDS) + " | mean |")

@@ -33,12 +33,11 @@ from bench.calls import gallery, run
 from calibration.thresholds import save_thresholds
 from engines.digest import file_sha256
 from engines.method import FPS
-from training.cv_recipes import RECIPES, Recipe
-from training.cv_results import FoldResult
+from training.cv_recipes import RECIPES
 from training.cv_thresholds import choose_hold, cross_fold_rule, thresholds_for
 from training.demo_detector import STRIDE
 from training.demo_people import PEOPLE
-from training.people_cv import RESULTS, result_path, saved_result, weights_path
+from training.people_cv import RESULTS, saved_folds, weights_path
 
 #: (name, gallery side, frame size, fps, paced live)
 PATHS = (
@@ -47,12 +46,6 @@ PATHS = (
     ("tab 15 fps", 1, (1280, 720), 15, True),
     ("gallery", 2, (1280, 720), 30, True),
 )
-
-
-def fold_results(folder: Path, recipe: Recipe, seed: int) -> list[FoldResult]:
-    """Every fold of ``recipe`` that ``people-cv`` saved for ``seed``."""
-    saved = (saved_result(result_path(folder, recipe, p.key), recipe, seed) for p in PEOPLE)
-    return [result for result in saved if result is not None]
 
 
 def seconds_of(video: Path) -> float:
@@ -93,7 +86,7 @@ def main() -> None:
     args = parser.parse_args()
     folder = args.work_dir / f"seed{args.seed}"
     recipe = RECIPES[args.recipe].with_steps(args.encoder_steps)
-    results = fold_results(folder, recipe, args.seed)
+    results = list(saved_folds(folder, recipe, args.seed).values())
     if len(results) < 3:
         raise SystemExit(f"no cross-validation of {args.recipe} under {folder / RESULTS}")
     hold = choose_hold(results)

@@ -92,6 +92,13 @@ def saved_result(path: Path, recipe: Recipe, seed: int) -> FoldResult | None:
     return FoldResult(**saved["result"])
 
 
+def saved_folds(folder: Path, recipe: Recipe, seed: int) -> dict[str, FoldResult]:
+    """Every fold of ``recipe`` that ``people-cv`` saved under ``folder`` for ``seed``, by
+    held-out person (people without one left out)."""
+    saved = {p.key: saved_result(result_path(folder, recipe, p.key), recipe, seed) for p in PEOPLE}
+    return {person: result for person, result in saved.items() if result is not None}
+
+
 def save_result(path: Path, recipe: Recipe, seed: int, result: FoldResult) -> None:
     """Write ``result`` with the recipe and seed that made it (through a partial file)."""
     partial = path.with_name(path.name + ".partial")
