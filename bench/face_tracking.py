@@ -1,6 +1,7 @@
 """Which landmarker the live face stage tracks with: CPU per frame, and where the crops land.
 
-Usage: ``python -m bench.face_tracking [VIDEO ...] [--frames 300] [--galleries 1,4,9]``
+Usage: ``python -m bench.face_tracking [VIDEO ...] [--frames 300] [--galleries 1,4,9]
+[--landmarks lite]``
 (default: every bundled clip, ``tests/data/*.mp4`` and ``media/*.mp4``, the first 300 frames
 at 25 fps). Per clip:
 
@@ -31,9 +32,10 @@ faces about 110 px tall) through the face stage: faces found, ids given, and pro
 ms per face per frame (landmarks, search, crops; the first frame's full search left out),
 split into the landmark network's calls, the detector's calls (each with its input
 scaling) and the rest (input warps, crops, tracking, glue); and the detector's inputs
-(search tiles, the whole frame) per frame.
+(search tiles, the whole frame) per frame. ``--landmarks lite``: with the lite landmark
+network (:mod:`stream.faces.networks`).
 
-``--networks``: instead, the two networks alone on each runtime of
+``--networks``: instead, the face networks (both landmark networks, the detector) alone on each runtime of
 :class:`stream.faces.models.FaceModels` (LiteRT, ONNX Runtime on the converted models):
 process CPU ms per image (a LiteRT batch is split over up to one interpreter per core, in
 threads; ONNX Runtime runs a batch in one call on one thread) for batches of 1, 4 and 8
@@ -187,6 +189,7 @@ class Timed:
 
     def __init__(self, model) -> None:
         self.model = model
+        self.network = model.network
         self.seconds = 0.0
         self.images = 0
 
@@ -200,8 +203,9 @@ class Timed:
             self.seconds += time.process_time() - began
 
 
-def galleries(sides: list[int], count: int) -> None:
-    """One table row per gallery: faces, ids, CPU ms per face per frame and its parts."""
+def galleries(sides: list[int], count: int, landmarks: str) -> None:
+    """One table row per gallery: faces, ids, CPU ms per face per frame and its parts
+    (``landmarks``: the landmark network, ``"full"`` or ``"lite"``)."""
     print(
         "| faces in view | frames | faces found (last frame) | ids given | CPU ms/frame "
         "| CPU ms per face per frame | landmark network | detector | rest "
@@ -210,8 +214,8 @@ def galleries(sides: list[int], count: int) -> None:
     print("|---" * 10 + "|")
     for side in sides:
         frames = gallery(side, count)
-        models = FaceModels()
-        landmarks, detector = models.landmarks, models.detector = (
+        models = FaceModels(landmarks=landmarks)
+        network, detector = models.landmarks, models.detector = (
             Timed(models.landmarks),
             Timed(models.detector),
         )
@@ -221,14 +225,14 @@ def galleries(sides: list[int], count: int) -> None:
         for index, frame in enumerate(frames):
             if index == 1:
                 began = time.process_time()
-                landmarks.seconds = detector.seconds = 0.0
+                network.seconds = detector.seconds = 0.0
                 detector.images = 0
             found = stage.process(index, frame, index / 25, index == 0).crops
             ids.update(face.face for face in found)
             faces += len(found) if index else 0
         cpu = 1000 * (time.process_time() - began)
         stage.close()
-        parts = [1000 * landmarks.seconds, 1000 * detector.seconds]
+        parts = [1000 * network.seconds, 1000 * detector.seconds]
         per_face = [value / max(faces, 1) for value in (cpu, *parts, cpu - sum(parts))]
         print(
             f"| {side * side} | {count} | {len(found)} | {len(ids)} | {cpu / (count - 1):.1f} | "
@@ -268,7 +272,8 @@ def networks(calls: int) -> None:
     for runtime in RUNTIMES:
         with tempfile.TemporaryDirectory() as cache:
             models = FaceModels(runtime=runtime, cache_dir=cache)
-            for model in (models.landmarks, models.detector):
+            lite = FaceModels(runtime=runtime, cache_dir=cache, landmarks="lite")
+            for model in (models.landmarks, lite.landmarks, models.detector):
                 side = model.network.size
                 for batch in (1, 4, 8):
                     inputs = np.ascontiguousarray(images[:batch, :side, :side])
@@ -295,15 +300,21 @@ def main() -> None:
     parser.add_argument("--galleries", help="comma-separated face counts (1, 4, 9, ...)")
     parser.add_argument("--networks", action="store_true", help="the networks alone")
     parser.add_argument("--calls", type=int, default=20, help="calls per --networks row")
+    parser.add_argument(
+        "--landmarks", default="full", choices=("full", "lite"), help="--galleries' network"
+    )
     args = parser.parse_args()
     if args.networks:
         print(f"# load average {os.getloadavg()[0]:.1f}")
         networks(args.calls)
         return
     if args.galleries:
-        print(f"# {len(os.sched_getaffinity(0))} CPUs, load average {os.getloadavg()[0]:.1f}")
+        print(
+            f"# {len(os.sched_getaffinity(0))} CPUs, load average {os.getloadavg()[0]:.1f}, "
+            f"{args.landmarks} landmarks"
+        )
         sides = [round(int(n) ** 0.5) for n in args.galleries.split(",")]
-        galleries(sides, min(args.frames, 100))
+        galleries(sides, min(args.frames, 100), args.landmarks)
         return
     videos = args.videos or sorted([*ROOT.glob("tests/data/*.mp4"), *ROOT.glob("media/*.mp4")])
     print(f"# {len(os.sched_getaffinity(0))} CPUs, load average {os.getloadavg()[0]:.1f}")

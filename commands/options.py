@@ -38,6 +38,13 @@ def add_live_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--stride", type=positive_int, help="frames between windows (1..25, default 5)"
     )
+    parser.add_argument(
+        "--landmarks",
+        choices=("full", "lite"),
+        help="landmark network: full (default; MediaPipe Face Landmarker's, the scan's crops) "
+        "or lite (MediaPipe's earlier face mesh: about a quarter of the CPU per face, crops "
+        "about a pixel elsewhere; for crowded call galleries, docs/crops.md)",
+    )
     parser.add_argument("--jsonl", help="JSON-lines events to this file, '-' = stdout (default)")
     parser.add_argument("--webhook", help="POST alert events to this URL")
     parser.add_argument(

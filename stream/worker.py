@@ -22,6 +22,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from contextlib import aclosing, suppress
 from dataclasses import dataclass, replace
+from functools import partial
 
 import numpy as np
 
@@ -334,10 +335,13 @@ class StreamWorker:
         if self.face_stage is None:
             self.face_stage = await loop.run_in_executor(
                 shared.landmark_pool,
-                FaceStage,
-                faces.max_faces,
-                faces.forget_frames,
-                faces.hold_frames,
+                partial(
+                    FaceStage,
+                    faces.max_faces,
+                    faces.forget_frames,
+                    faces.hold_frames,
+                    landmarks=faces.landmarks,
+                ),
             )
         resting = frozenset[int]()
         if self.source.live:

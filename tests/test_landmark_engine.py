@@ -99,7 +99,7 @@ def test_the_onnx_models_give_litert_landmarks_on_real_frames(tmp_path):
         for face in tracked.track(lite, image, index / FPS)
     ]
     assert len(jobs) == 2 * len(images)
-    batch = network_inputs(jobs)
+    batch = network_inputs(jobs, lite.landmarks.network.size)
     expected = lite.landmarks.run(batch)
     found = onnx.landmarks.run(batch)
     assert np.abs(found[0] - expected[0]).max() < 0.01  # 478 x 3 points, input pixels
@@ -151,6 +151,7 @@ class Counted:
 
     def __init__(self, model) -> None:
         self.model, self.calls, self.images = model, 0, 0
+        self.network = model.network
 
     def run(self, images: np.ndarray) -> list[np.ndarray]:
         self.calls += 1

@@ -48,7 +48,8 @@ class Face:
     Attributes:
         track: the engine's id for the face (increasing from 0 per stream; a face lost and
             found again gets a new one).
-        mesh: float64 (478, 2) MediaPipe mesh points, frame pixels.
+        mesh: float64 (478, 2) MediaPipe mesh points, frame pixels ((468, 2) from the lite
+            landmark network: no iris points).
         box: (x0, y0, x1, y1) of the mesh, normalised to 0..1 by the frame's size.
         presence: the network's face-presence score, 0..1.
     """
@@ -219,10 +220,11 @@ def _landmarks(
     """(mesh in frame pixels, presence) for each (frame, region), in one batch."""
     if not jobs:
         return []
-    points, presence, _ = models.landmarks.run(network_inputs(jobs))
+    size = models.landmarks.network.size
+    points, presence, *_ = models.landmarks.run(network_inputs(jobs, size))
     scores = 1.0 / (1.0 + np.exp(-presence.reshape(-1).astype(np.float64)))
     return [
-        (roi.project(raw.reshape(-1, 3).astype(np.float64)), float(score))
+        (roi.project(raw.reshape(-1, 3).astype(np.float64), size), float(score))
         for (_, roi), raw, score in zip(jobs, points, scores, strict=True)
     ]
 

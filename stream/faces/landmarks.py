@@ -45,7 +45,7 @@ _SECOND = np.array([pair[-1] for pair in IBUG68_FROM_MEDIAPIPE])
 
 
 def to_ibug68(mesh: np.ndarray) -> np.ndarray:
-    """The 68 iBUG points (68, 2) of one MediaPipe mesh (478, 2 or 3), same units."""
+    """The 68 iBUG points (68, 2) of one MediaPipe mesh (478 or 468, 2 or 3), same units."""
     points = np.asarray(mesh, dtype=np.float64)[:, :2]
     return (points[_FIRST] + points[_SECOND]) / 2.0
 

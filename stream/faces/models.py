@@ -4,7 +4,10 @@ Both come from the bundled ``face_landmarker.task`` (a zip; the networks are Med
 Apache-2.0): ``face_detector.tflite`` (BlazeFace short range, 128 x 128 RGB in [-1, 1] ->
 896 anchors x 16 box and keypoint values, 896 scores) and
 ``face_landmarks_detector.tflite`` (256 x 256 RGB in [0, 1] -> 478 x 3 points in input
-pixels, a face-presence logit). The blendshapes network in the bundle is not run.
+pixels, a face-presence logit). The blendshapes network in the bundle is not run. With
+``landmarks="lite"`` the landmark network is MediaPipe's earlier face mesh network instead
+(``face_landmark_lite.tflite``, beside the bundle: 192 x 192 RGB in [0, 1] -> 468 x 3
+points, a face-presence logit), about a quarter of the CPU (docs/benchmarks.md).
 
 A model is called with uint8 RGB images and scales them into its input itself (one pass,
 written straight into the runtime's input buffer), so callers never build float copies.
@@ -39,7 +42,7 @@ from typing import Protocol
 import numpy as np
 
 from errors import LipForensicsError
-from stream.faces.networks import BUNDLE_PATH, DETECTOR, LANDMARKS, Network, bundled_model
+from stream.faces.networks import BUNDLE_PATH, DETECTOR, Network, bundled_model, landmark_network
 from stream.faces.tflite_onnx import INPUT_NAME, cached_onnx
 
 
@@ -194,7 +197,9 @@ class FaceModels:
     turns per call); see :func:`stream.faces.engine.track`. ``runtime`` is one of
     :data:`RUNTIMES`; for ``"onnxruntime"``, ``providers`` are ONNX Runtime's execution
     providers (default: the CPU) and ``cache_dir`` where the converted models are kept
-    (default: the LipForensics export cache).
+    (default: the LipForensics export cache). ``landmarks`` names the landmark network
+    (:data:`stream.faces.networks.LANDMARK_MODELS`: ``"full"``, the bundle's, or
+    ``"lite"``).
     """
 
     def __init__(
@@ -203,6 +208,7 @@ class FaceModels:
         runtime: str = "litert",
         providers: Sequence[str] = (),
         cache_dir: str | Path | None = None,
+        landmarks: str = "full",
     ) -> None:
         if runtime not in RUNTIMES:
             raise LipForensicsError(
@@ -211,7 +217,8 @@ class FaceModels:
         self.runtime = runtime
         self.detector: Model
         self.landmarks: Model
-        contents = [(bundled_model(n.name, bundle), n) for n in (DETECTOR, LANDMARKS)]
+        networks = (DETECTOR, landmark_network(landmarks))
+        contents = [(bundled_model(n.name, bundle), n) for n in networks]
         if runtime == "litert":
             self.detector, self.landmarks = (TfliteModel(c, n) for c, n in contents)
             return

@@ -1,8 +1,11 @@
-"""The networks inside MediaPipe's face landmarker bundle: names, inputs, and their bytes.
+"""MediaPipe's face networks we run: names, inputs, and their bytes.
 
 ``stream/faces/assets/face_landmarker.task`` is a zip holding MediaPipe's networks
 (Apache-2.0); :mod:`stream.faces.models` runs two of them, :mod:`stream.faces.tflite_onnx`
-converts them to ONNX.
+converts them to ONNX. ``stream/faces/assets/face_landmark_lite.tflite`` is MediaPipe's
+earlier face mesh network (Apache-2.0): 192 x 192 input, 468 points (the bundle's 478
+without the 10 iris points), about a quarter of the bundle's landmark network's CPU;
+:data:`LANDMARK_MODELS` names the two.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ from pathlib import Path
 
 from errors import LipForensicsError
 
-BUNDLE_PATH = Path(__file__).resolve().parent / "assets" / "face_landmarker.task"
+ASSETS = Path(__file__).resolve().parent / "assets"
+BUNDLE_PATH = ASSETS / "face_landmarker.task"
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,17 +33,33 @@ class Network:
 
 DETECTOR = Network("face_detector.tflite", 128, 2.0 / 255.0, -1.0)
 LANDMARKS = Network("face_landmarks_detector.tflite", 256, 1.0 / 255.0, 0.0)
-#: input sides of the two networks (square, RGB)
+#: MediaPipe's earlier face mesh network, a file of its own (not in the bundle)
+LANDMARKS_LITE = Network("face_landmark_lite.tflite", 192, 1.0 / 255.0, 0.0)
+#: the landmark networks a face stage can run, by the name settings give them
+LANDMARK_MODELS = {"full": LANDMARKS, "lite": LANDMARKS_LITE}
+#: the detector's input side (square, RGB)
 DETECTOR_SIZE = DETECTOR.size
-LANDMARKS_SIZE = LANDMARKS.size
 
 
 def bundled_model(name: str, bundle: str | Path = BUNDLE_PATH) -> bytes:
-    """The bytes of network ``name`` inside a MediaPipe ``.task`` bundle."""
+    """The bytes of network ``name``: inside a MediaPipe ``.task`` bundle, or for the lite
+    landmark network its own file beside the bundle."""
     try:
+        if name == LANDMARKS_LITE.name:
+            return (Path(bundle).parent / name).read_bytes()
         with zipfile.ZipFile(bundle) as archive:
             return archive.read(name)
     except (OSError, KeyError, zipfile.BadZipFile) as error:
         raise LipForensicsError(
             f"cannot read {name} from the face model {bundle}: {error}"
+        ) from None
+
+
+def landmark_network(name: str) -> Network:
+    """The landmark network settings call ``name`` (:data:`LANDMARK_MODELS`)."""
+    try:
+        return LANDMARK_MODELS[name]
+    except KeyError:
+        raise LipForensicsError(
+            f"unknown landmark model {name!r} (expected {' or '.join(LANDMARK_MODELS)})"
         ) from None

@@ -3,8 +3,9 @@
 From a detection: the box's centre, the rotation that levels the eyes (keypoints 0 and 1),
 the side 1.5 x the box's longer side. From the landmarks of the frame before (tracking):
 the centre of their bounding box, the rotation that levels mesh points 33 and 263 (the
-outer eye corners), the side 1.5 x the box's longer side. The square is warped to the
-256 x 256 input (bilinear on uint8, edges replicated), as MediaPipe's image-to-tensor step
+outer eye corners), the side 1.5 x the box's longer side (the same for both landmark
+networks of :mod:`stream.faces.networks`). The square is warped to the network's square
+input (256 x 256, or 192 x 192 for the lite network) (bilinear on uint8, edges replicated), as MediaPipe's image-to-tensor step
 does with the perspective transform of its corners: for a rotated square that transform is
 a rotation and a scale, so an affine warp does it (about half the CPU). The network's points
 (input pixels) are mapped back by the same rotation and scale.
@@ -18,7 +19,6 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from stream.faces.networks import LANDMARKS_SIZE
 
 #: the region is this many times the face box's longer side
 SCALE = 1.5
@@ -41,13 +41,13 @@ class Roi:
         that changed its resolution)."""
         return Roi(self.cx * sx, self.cy * sy, self.side * math.sqrt(sx * sy), self.rotation)
 
-    def matrix(self) -> np.ndarray:
-        """The 2 x 3 affine transform frame -> 256 x 256 input: the inverse of
+    def matrix(self, size: int) -> np.ndarray:
+        """The 2 x 3 affine transform frame -> ``size`` x ``size`` input: the inverse of
         :meth:`project` (the square's corners land on the input's corners, as MediaPipe's
         perspective transform of them puts them)."""
-        scale = LANDMARKS_SIZE / self.side
+        scale = size / self.side
         cos, sin = math.cos(self.rotation) * scale, math.sin(self.rotation) * scale
-        half = LANDMARKS_SIZE / 2
+        half = size / 2
         return np.array(
             [
                 [cos, sin, half - cos * self.cx - sin * self.cy],
@@ -55,9 +55,10 @@ class Roi:
             ]
         )
 
-    def project(self, points: np.ndarray) -> np.ndarray:
-        """Network points (N, >= 2) in input pixels -> (N, 2) frame pixels."""
-        relative = points[:, :2] / LANDMARKS_SIZE - 0.5
+    def project(self, points: np.ndarray, size: int) -> np.ndarray:
+        """Network points (N, >= 2) in pixels of a ``size`` x ``size`` input -> (N, 2)
+        frame pixels."""
+        relative = points[:, :2] / size - 0.5
         cos, sin = math.cos(self.rotation), math.sin(self.rotation)
         x = (cos * relative[:, 0] - sin * relative[:, 1]) * self.side + self.cx
         y = (sin * relative[:, 0] + cos * relative[:, 1]) * self.side + self.cy
@@ -78,20 +79,20 @@ def roi_from_box(box: np.ndarray, start: np.ndarray, end: np.ndarray) -> Roi:
 
 
 def roi_from_mesh(mesh: np.ndarray) -> Roi:
-    """The next frame's region from this frame's (478, 2) mesh, frame pixels."""
+    """The next frame's region from this frame's (478 or 468, 2) mesh, frame pixels."""
     low, high = mesh.min(axis=0), mesh.max(axis=0)
     return roi_from_box(np.concatenate([low, high]), mesh[EYE_LINE[0]], mesh[EYE_LINE[1]])
 
 
-def network_inputs(jobs: list[tuple[np.ndarray, Roi]]) -> np.ndarray:
-    """The landmark network's uint8 (N, 256, 256, 3) inputs for N (RGB frame, region)
+def network_inputs(jobs: list[tuple[np.ndarray, Roi]], size: int) -> np.ndarray:
+    """A landmark network's uint8 (N, size, size, 3) inputs for N (RGB frame, region)
     pairs, each warped straight into its place in the batch."""
-    batch = np.empty((len(jobs), LANDMARKS_SIZE, LANDMARKS_SIZE, 3), np.uint8)
+    batch = np.empty((len(jobs), size, size, 3), np.uint8)
     for out, (rgb, roi) in zip(batch, jobs, strict=True):
         cv2.warpAffine(
             rgb,
-            roi.matrix(),
-            (LANDMARKS_SIZE, LANDMARKS_SIZE),
+            roi.matrix(size),
+            (size, size),
             dst=out,
             flags=cv2.INTER_LINEAR,
             borderMode=cv2.BORDER_REPLICATE,

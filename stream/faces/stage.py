@@ -53,7 +53,8 @@ class FaceStage:
     The crops are warped with OpenCV (:mod:`stream.faces.live_warp`);
     ``reference_path=True`` uses the offline reference's float64 warp instead (slower;
     what the live crops are checked against, within 0.5 gray levels:
-    ``tests/test_live_crops.py``).
+    ``tests/test_live_crops.py``). ``landmarks`` names the landmark network of the models
+    made when none are given (``"full"`` or ``"lite"``: :class:`stream.faces.models.FaceModels`).
     """
 
     def __init__(
@@ -65,13 +66,14 @@ class FaceStage:
         reference_path: bool = False,
         smallest_face: float = SMALLEST_FACE,
         models: FaceModels | None = None,
+        landmarks: str = "full",
     ) -> None:
         self.hold = hold
         self.tracker = Tracker(forget)
         self._smoothing = Smoothing.named(smoothing)
         if self._smoothing.ahead:
             raise ValueError(f"live smoothing must not look ahead, got {smoothing!r}")
-        self._models = models or FaceModels()
+        self._models = models or FaceModels(landmarks=landmarks)
         self._faces = StreamFaces(max_faces, smallest_face, search_frames=FPS)
         self._warp = warp_patch if reference_path else warp_patch_opencv
         self._reference = mean_face()

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from engines.method import CLIP_FRAMES
 from errors import LipForensicsError
 from stream.alerts.mqtt_address import parse_mqtt_url
+from stream.faces.networks import landmark_network
 from stream.settings.limits import check_positive, check_whole
 from stream.settings.shard import parse_shard
 from stream.sources.hwaccel import check_hwaccel
@@ -63,6 +64,10 @@ class FaceSettings:
         forget_frames: a face missing for longer than this gets a new id when it returns.
         landmark_threads: threads running landmarkers (one landmarker per stream; None:
             one per core, see :attr:`landmark_workers`).
+        landmarks: the landmark network: ``"full"`` (MediaPipe Face Landmarker's, the
+            crops the scan makes) or ``"lite"`` (MediaPipe's earlier face mesh network:
+            about a quarter of the CPU per face, crops about a pixel elsewhere;
+            docs/crops.md).
         window: frames per window (5 to the network's 25).
         stride: frames between consecutive windows of a face (25 = non-overlapping).
     """
@@ -71,6 +76,7 @@ class FaceSettings:
     hold_frames: int = 2
     forget_frames: int = 25
     landmark_threads: int | None = None
+    landmarks: str = "full"
     window: int = CLIP_FRAMES
     stride: int = 5
 
@@ -86,6 +92,7 @@ class FaceSettings:
                 "forget_frames": (self.hold_frames, 25 * 3600),
             },
         )
+        landmark_network(self.landmarks)
 
     @property
     def landmark_workers(self) -> int:
