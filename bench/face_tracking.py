@@ -35,8 +35,9 @@ scaling) and the rest (input warps, crops, tracking, glue); and the detector's i
 (search tiles, the whole frame) per frame. ``--landmarks lite``: with the lite landmark
 network (:mod:`stream.faces.networks`).
 
-``--networks``: instead, the face networks (both landmark networks, the detector) alone on each runtime of
-:class:`stream.faces.models.FaceModels` (LiteRT, ONNX Runtime on the converted models):
+``--networks``: instead, the face networks (both landmark networks, the detector) alone on
+each runtime of :class:`stream.faces.models.FaceModels` (LiteRT, ONNX Runtime on the
+converted models):
 process CPU ms per image (a LiteRT batch is split over up to one interpreter per core, in
 threads; ONNX Runtime runs a batch in one call on one thread) for batches of 1, 4 and 8
 random uint8 images, ``--calls`` calls each after one warm-up call; then each network's

@@ -78,7 +78,8 @@ def test_the_lite_network_converted_to_onnx_gives_litert_points(tmp_path):
     frames = images(TALKING, 10)
     lite = FaceModels(landmarks="lite")
     onnx = FaceModels(runtime="onnxruntime", cache_dir=tmp_path, landmarks="lite")
-    jobs = [(image, roi_from_mesh(mesh)) for image, mesh in zip(frames, meshes(lite, frames))]
+    found = meshes(lite, frames)
+    jobs = [(image, roi_from_mesh(mesh)) for image, mesh in zip(frames, found, strict=True)]
     batch = network_inputs(jobs, LANDMARKS_LITE.size)
     assert batch.shape == (10, 192, 192, 3)
     expected, found = lite.landmarks.run(batch), onnx.landmarks.run(batch)

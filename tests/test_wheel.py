@@ -87,3 +87,4 @@ def test_the_wheel_has_a_command_that_scans_with_its_bundled_demo(installed, tmp
         check=True,
     )
     assert Path(where.stdout.strip()).is_relative_to(installed)  # not the checkout's copy
+    assert (installed / "stream" / "faces" / "assets" / "face_landmark_lite.tflite").is_file()

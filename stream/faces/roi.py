@@ -5,10 +5,11 @@ the side 1.5 x the box's longer side. From the landmarks of the frame before (tr
 the centre of their bounding box, the rotation that levels mesh points 33 and 263 (the
 outer eye corners), the side 1.5 x the box's longer side (the same for both landmark
 networks of :mod:`stream.faces.networks`). The square is warped to the network's square
-input (256 x 256, or 192 x 192 for the lite network) (bilinear on uint8, edges replicated), as MediaPipe's image-to-tensor step
-does with the perspective transform of its corners: for a rotated square that transform is
-a rotation and a scale, so an affine warp does it (about half the CPU). The network's points
-(input pixels) are mapped back by the same rotation and scale.
+input (256 x 256, or 192 x 192 for the lite network; bilinear on uint8, edges replicated),
+as MediaPipe's image-to-tensor step does with the perspective transform of its corners: for
+a rotated square that transform is a rotation and a scale, so an affine warp does it (about
+half the CPU). The network's points (input pixels) are mapped back by the same rotation and
+scale.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-
 
 #: the region is this many times the face box's longer side
 SCALE = 1.5
