@@ -8,7 +8,8 @@ the windows it could have had (worst and median), the longest interval between a
 verdicts, and the run's wall time against the video's length.
 
 Run: ``python -m bench.calls [--seconds 10] [--realtime] [--stride 5]
-[--galleries 2x2@30,2x2@15,3x3@30,3x3@15]``.
+[--galleries 2x2@30,2x2@15,3x3@30,3x3@15] [--landmarks lite]`` (``--landmarks``: ``run``'s
+landmark network).
 """
 
 from __future__ import annotations
@@ -82,12 +83,13 @@ def gallery(
 
 
 def run(
-    video: Path, realtime: bool, stride: int, weights: Path = WEIGHTS
+    video: Path, realtime: bool, stride: int, weights: Path = WEIGHTS, landmarks: str = "full"
 ) -> tuple[list[dict], float]:
-    """``run``'s events on ``video`` (default settings but the stride and ``weights``) and
-    its wall time."""
+    """``run``'s events on ``video`` (default settings but the stride, ``weights`` and the
+    landmark network) and its wall time."""
     command = [sys.executable, str(ROOT / "run_stream.py"), "run", str(video)]
     command += ["--weights", str(weights), "--jsonl", "-", "--stride", str(stride)]
+    command += ["--landmarks", landmarks]
     command += ["--realtime"] if realtime else []
     began = time.monotonic()
     done = subprocess.run(command, capture_output=True, text=True, check=True)
@@ -127,6 +129,7 @@ def main() -> None:
     parser.add_argument("--realtime", action="store_true", help="pace the file like a call")
     parser.add_argument("--galleries", default="2x2@30,2x2@15,3x3@30,3x3@15")
     parser.add_argument("--stride", type=int, default=5, help="frames between windows")
+    parser.add_argument("--landmarks", default="full", choices=("full", "lite"))
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as folder:
@@ -135,13 +138,13 @@ def main() -> None:
             side = int(layout.split("x")[0])
             faces = 4 if side == 2 else side * side - 1
             video = gallery(Path(folder) / f"{spec}.mp4", side, faces, int(fps), args.seconds)
-            events, wall = run(video, args.realtime, args.stride)
+            events, wall = run(video, args.realtime, args.stride, landmarks=args.landmarks)
             found = coverage(events, side, faces, args.seconds, args.stride)
             rows.append((spec, faces, found, wall))
     pace = "paced like a call (--realtime)" if args.realtime else "as fast as possible"
     print(
         f"{args.seconds:.0f} s galleries of the bundled clips at 1280x720, run {pace}, "
-        f"stride {args.stride}"
+        f"stride {args.stride}, {args.landmarks} landmarks"
     )
     print(
         "| gallery @ fps | faces | found | ids per tile (most) | windows covered, worst | "

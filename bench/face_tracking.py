@@ -98,9 +98,9 @@ def two_face_landmarker(ticks: list) -> tuple[Crops, float]:
         return timed(ticks, crop_of)
 
 
-def stage_now(ticks: list) -> tuple[Crops, float]:
-    """The face stage's crops of its first face."""
-    stage = FaceStage()
+def stage_now(ticks: list, landmarks: str = "full") -> tuple[Crops, float]:
+    """The face stage's crops of its first face (``landmarks``: the landmark network)."""
+    stage = FaceStage(landmarks=landmarks)
 
     def crop_of(index: int, tick) -> np.ndarray | None:
         found = stage.process(index, tick.item, tick.pts, tick.restart).crops

@@ -105,6 +105,7 @@ class MouthCropReader:
         smoothing: str = "lookahead",
         progress: Progress | None = None,
         model_path: str | Path = BUNDLE_PATH,
+        landmarks: str = "full",
     ) -> None:
         """Check ``smoothing`` (ValueError when unknown); the file is opened on iteration.
 
@@ -115,8 +116,10 @@ class MouthCropReader:
             progress: called after each 25 fps frame with (done, expected).
             model_path: the MediaPipe Face Landmarker bundle (its detector and landmark
                 networks are run).
+            landmarks: the landmark network, ``"full"`` (the bundle's) or ``"lite"``
+                (:class:`stream.faces.models.FaceModels`).
         """
-        self.path, self.model_path = path, model_path
+        self.path, self.model_path, self.landmarks = path, model_path, landmarks
         self.progress = progress
         self.plan = Smoothing.named(smoothing)
         self.frames = 0
@@ -130,7 +133,7 @@ class MouthCropReader:
         self.frames, self.sampled, self.crowded, self.problem = 0, 0, 0, None
         self._run, self._run_used = 0, False
         reference = mean_face()
-        models = FaceModels(self.model_path)
+        models = FaceModels(self.model_path, landmarks=self.landmarks)
         faces = StreamFaces(max_faces=1, smallest_face=0, search_frames=0)
         with VideoFile(self.path) as video:
             expected = round(video.info.duration * FPS)
@@ -180,6 +183,7 @@ def extract_mouth_crops(
     smoothing: str = "lookahead",
     progress: Progress | None = None,
     model_path: str | Path = BUNDLE_PATH,
+    landmarks: str = "full",
 ) -> MouthCrops:
     """The mouth crops of a whole video file, in memory; the arguments are
     :class:`MouthCropReader`'s.
@@ -188,7 +192,9 @@ def extract_mouth_crops(
         MediaError: missing file, not a video, no video stream.
         ValueError: unknown ``smoothing`` name.
     """
-    reader = MouthCropReader(path, smoothing=smoothing, progress=progress, model_path=model_path)
+    reader = MouthCropReader(
+        path, smoothing=smoothing, progress=progress, model_path=model_path, landmarks=landmarks
+    )
     found = list(reader)
     return MouthCrops(
         crops=np.array([c.crop for c in found], dtype=np.uint8).reshape(-1, CROP_SIZE, CROP_SIZE),
