@@ -23,7 +23,7 @@ from stream.faces.reader import MouthCropReader
 from stream.faces.roi import network_inputs, roi_from_mesh
 from stream.faces.stage import FaceStage
 from stream.faces.tflite_onnx import cached_onnx
-from stream.faces.tile_memory import CHANGE, TileMemory
+from stream.faces.tile_memory import CHANGE, TileMemory, face_blocks
 from stream.pacing.clock import resample
 from stream.sources.video_file import VideoFile
 from tests.live_support import TALKING
@@ -276,3 +276,46 @@ def test_a_region_is_run_again_once_a_block_of_it_changes():
     assert memory.recall("tile", patched) is None
     memory.clear()
     assert memory.recall("tile", image) is None
+
+
+def test_the_blocks_around_a_tracked_face_do_not_count_as_change():
+    image = np.full((128, 128, 3), 90, np.uint8)
+    found = (np.zeros((0, 16)), np.zeros(0))
+    memory = TileMemory()
+    memory.keep("tile", image, found)
+    face = np.array([40.0, 40.0, 72.0, 80.0])  # frame pixels; the region is the frame here
+    mask = face_blocks(0.0, 0.0, 128.0, [face])
+    assert mask[3:12, 3:11].all() and mask.sum() == 9 * 8  # the 1.5x square: x 26-86, y 30-90
+    talking = image.copy()
+    talking[56:72, 48:64] += 50  # the tracked face's mouth moves
+    assert memory.recall("tile", talking) is None
+    assert memory.recall("tile", talking, mask) is found
+    beside = talking.copy()
+    beside[96:120, 100:124] += 50  # something beside it
+    assert memory.recall("tile", beside, mask) is None
+    assert not face_blocks(200.0, 0.0, 128.0, [face]).any()  # a region the face is not in
+
+
+def test_a_talking_face_costs_no_search_and_a_face_beside_it_is_found_within_a_second():
+    """Tracked faces' blocks are left out of the search's change test: while a close-up
+    face talks beside a black half the detector is not run again (without the mask its
+    mouth's blocks send some tiles back to it), and a face appearing in the black half at
+    frame 30 is followed within a second."""
+    clip = [cv2.resize(t.item, None, fx=2, fy=2) for t in frames(TALKING, 100)]
+    height, width = clip[0].shape[:2]
+    arrives = 30
+    models = FaceModels()
+    models.detector = Counted(models.detector)
+    stage = FaceStage(models=models)
+    counts, calls = [], []
+    for index in range(arrives + FPS):
+        image = np.zeros((height, 2 * width, 3), np.uint8)
+        image[:, :width] = clip[index]
+        if index >= arrives:
+            image[:, width:] = clip[index - arrives][:, ::-1]
+        counts.append(len(stage.process(index, image, index / FPS, index == 0).crops))
+        calls.append(models.detector.images)
+    stage.close()
+    assert counts[:arrives] == [1] * arrives
+    assert calls[arrives - 1] == calls[FPS // 2]  # the search ran on, with no detector call
+    assert 2 in counts[arrives : arrives + FPS]

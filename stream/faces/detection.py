@@ -24,7 +24,7 @@ import numpy as np
 
 from stream.faces.models import Model
 from stream.faces.networks import DETECTOR_SIZE
-from stream.faces.tile_memory import Found, TileMemory
+from stream.faces.tile_memory import Found, TileMemory, face_blocks
 
 #: MediaPipe's thresholds for this detector: score, and IoU of the boxes merged by NMS
 MIN_SCORE = 0.5
@@ -176,22 +176,27 @@ def detect_frames(
     model: Model,
     frames: Sequence[tuple[np.ndarray, list[Tile]]],
     memories: Sequence[TileMemory] = (),
+    tracked: Sequence[list[np.ndarray]] = (),
 ) -> list[list[Detection]]:
     """The faces the detector finds in the regions of each (RGB frame, regions), all in
     one batch: per frame, in frame pixels, best first; each region decoded and suppressed
     as MediaPipe does, then the frame's regions' faces suppressed together (a face seen by
     two tiles or two scales is kept once). With ``memories`` (one per frame), a region
-    whose input has not changed since the detector last ran on it keeps what it found
-    then, without a call (:mod:`stream.faces.tile_memory`)."""
+    whose input has not changed since the detector last ran on it, outside the blocks of
+    the frame's ``tracked`` faces' boxes (one list per frame), keeps what it found then,
+    without a call (:mod:`stream.faces.tile_memory`)."""
     inputs = [tile_inputs(rgb, regions) for rgb, regions in frames]
     remembered: list[TileMemory | None] = list(memories) or [None] * len(frames)
+    boxes: list[list[np.ndarray]] = list(tracked) or [[] for _ in frames]
     found: list[list[Found | None]] = []
     pending: list[tuple[int, int]] = []  # (frame, region) the network runs on
-    for number, ((_, regions), images, memory) in enumerate(
-        zip(frames, inputs, remembered, strict=True)
+    for number, ((_, regions), images, memory, faces) in enumerate(
+        zip(frames, inputs, remembered, boxes, strict=True)
     ):
         recalled = [
-            memory.recall(tile, image) if memory is not None else None
+            None
+            if memory is None
+            else memory.recall(tile, image, face_blocks(tile.x, tile.y, tile.side, faces))
             for tile, image in zip(regions, images, strict=True)
         ]
         pending.extend((number, index) for index, seen in enumerate(recalled) if seen is None)

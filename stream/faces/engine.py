@@ -7,8 +7,9 @@ MediaPipe's ``FaceLandmarker`` does), and to look for new faces, a share of the 
 tiles (:func:`stream.faces.detection.tiles`) on every frame so that the whole search
 takes ``search_frames`` frames (25: a new face is found within a second; 32 tiles for
 1280 x 720 are 1 or 2 a frame). A region whose picture has not changed since the detector
-last looked at it keeps what the detector found then, without running it again
-(:mod:`stream.faces.tile_memory`: a still background costs no detector calls). A detection
+last looked at it (outside the blocks around the faces it follows) keeps what the detector
+found then, without running it again (:mod:`stream.faces.tile_memory`: a still background
+behind talking faces costs no detector calls). A detection
 over a face already tracked is ignored (its landmarks keep coming from tracking, as a
 one-face ``FaceLandmarker`` tracks it), a face whose presence score falls below 0.5 is
 dropped, and of two tracks that come to cover the same face the older one stays.
@@ -255,17 +256,17 @@ def track(
             kept[id(stream)].append((t, mesh, presence))
         else:
             lost.add(id(stream))
-    searched = []
+    searched, followed = [], []
     for stream, rgb, _ in frames:
         stream._tracks = [t for t, _, _ in kept[id(stream)]] + stream._rested()
         for t, mesh, _ in kept[id(stream)]:
             t.box = np.concatenate([mesh.min(axis=0), mesh.max(axis=0)])
         searched.append((rgb, stream._regions(rgb, id(stream) in lost)))
+        followed.append([t.box for t in stream._tracks])
+    memories = [stream._memory for stream, _, _ in frames]
     new_jobs: list[tuple[StreamFaces, np.ndarray, Roi]] = []
     for (stream, rgb, _), detections in zip(
-        frames,
-        detect_frames(models.detector, searched, [stream._memory for stream, _, _ in frames]),
-        strict=True,
+        frames, detect_frames(models.detector, searched, memories, followed), strict=True
     ):
         new_jobs.extend((stream, rgb, roi) for roi in stream._new_rois(detections))
     results = _landmarks(models, [(rgb, roi) for _, rgb, roi in new_jobs])
