@@ -72,6 +72,12 @@ ROOT = Path(__file__).resolve().parents[1]
 Crops = dict[float, np.ndarray]
 
 
+def first_ticks(video: Path, count: int) -> list:
+    """The first ``count`` 25 fps ticks of ``video``."""
+    with VideoFile(video) as source:
+        return list(islice(resample(source.frames()), count))
+
+
 def timed(ticks: list, crop_of) -> tuple[Crops, float]:
     """``crop_of(index, tick)`` over the ticks: crops by pts, CPU ms per frame after the first."""
     crops = {}
@@ -327,8 +333,7 @@ def main() -> None:
     )
     print("|---" * 11 + "|")
     for video in videos:
-        with VideoFile(video) as source:
-            ticks = list(islice(resample(source.frames()), args.frames))
+        ticks = first_ticks(video, args.frames)
         before, before_cpu = two_face_landmarker(ticks)
         now, now_cpu = stage_now(ticks)
         halved = every_second_frame(ticks)

@@ -26,20 +26,17 @@ from __future__ import annotations
 
 import argparse
 import os
-from itertools import islice
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from bench.face_tracking import ROOT, mad, stage_now, tasks_graph_scan
+from bench.face_tracking import ROOT, first_ticks, mad, stage_now, tasks_graph_scan
 from calibration.metrics import auc
 from stream.faces.align import STABLE_POINTS, apply_transform, mean_face, similarity_transform
 from stream.faces.engine import StreamFaces
 from stream.faces.landmarks import to_ibug68
 from stream.faces.models import FaceModels
-from stream.pacing.clock import resample
-from stream.sources.video_file import VideoFile
 from training.cv_recipes import RECIPES
 from training.cv_results import KINDS
 from training.demo_detector import STRIDE, labelled_features, video_crops, window_logits
@@ -77,8 +74,7 @@ def clips_table(videos: list[Path], frames: int) -> None:
     )
     print("|---" * 9 + "|")
     for video in videos:
-        with VideoFile(video) as source:
-            ticks = list(islice(resample(source.frames()), frames))
+        ticks = first_ticks(video, frames)
         (full, full_cpu), (lite, lite_cpu) = (stage_now(ticks, n) for n in NETWORKS)
         reference = tasks_graph_scan(video)
         keys = sorted(full.keys() & lite.keys() & reference.keys())
