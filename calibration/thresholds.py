@@ -90,6 +90,8 @@ class Thresholds:
         weights_sha256: SHA-256 of the weight file it was calibrated for.
         evidence: what the choice rests on.
         created: ISO 8601 UTC time of calibration.
+        landmarks: the landmark network whose crops it was calibrated on (``"full"`` or
+            ``"lite"``, :mod:`stream.faces.networks`; files without it: ``"full"``).
         path: where it was loaded from (None when not saved yet).
     """
 
@@ -100,6 +102,7 @@ class Thresholds:
     weights_sha256: str
     evidence: Evidence
     created: str = ""
+    landmarks: str = "full"
     path: Path | None = None
 
     def probability(self, logit: float) -> float:
@@ -137,6 +140,7 @@ class Thresholds:
             "version": VERSION,
             "weights_sha256": self.weights_sha256,
             "created": self.created,
+            "landmarks": self.landmarks,
             "stride": self.stride,
             "policy": asdict(self.policy),
             "probability": {"scale": self.scale, "bias": self.bias},
@@ -157,6 +161,7 @@ class Thresholds:
             weights_sha256=str(document["weights_sha256"]),
             evidence=Evidence(**document["evidence"]),
             created=str(document.get("created", "")),
+            landmarks=str(document.get("landmarks", "full")),
             path=path,
         )
 
@@ -431,10 +436,12 @@ def calibrate(
     stride: int,
     weights_sha256: str,
     target_per_hour: float = 1.0,
+    landmarks: str = "full",
 ) -> tuple[Thresholds, ProbabilityFit | None]:
     """The whole calibration from window logits (one sequence per face run): the policy
     from ``genuine`` (:func:`choose_policy`), and the probability map when ``fake`` holds any
-    window (:func:`fit_probability`; else the plain sigmoid and no fit)."""
+    window (:func:`fit_probability`; else the plain sigmoid and no fit); ``landmarks`` names
+    the landmark network the windows' crops came from."""
     policy, evidence = choose_policy(genuine, stride=stride, target_per_hour=target_per_hour)
     fit = None
     if any(len(s) for s in fake):
@@ -448,6 +455,7 @@ def calibrate(
         weights_sha256=weights_sha256,
         evidence=evidence,
         created=now_iso(),
+        landmarks=landmarks,
     )
     return thresholds, fit
 

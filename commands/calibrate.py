@@ -44,6 +44,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--stride", type=int, default=5, help="frames between windows, as live (default 5)"
     )
     parser.add_argument(
+        "--landmarks",
+        choices=("full", "lite"),
+        default="full",
+        help="landmark network of the crops, as live (default full; lite for streams run "
+        "with --landmarks lite: its crops sit about a pixel elsewhere, docs/crops.md)",
+    )
+    parser.add_argument(
         "--reliability",
         type=Path,
         help="reliability diagram PNG (with --fake; default <weights>.reliability.png)",
@@ -77,8 +84,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"warning: {note}", file=sys.stderr)
     backend = detector.backend
 
-    genuine = score_videos(args.genuine, backend, args.stride, log_video("genuine"))
-    fake = score_videos(args.fake, backend, args.stride, log_video("fake"))
+    genuine = score_videos(args.genuine, backend, args.stride, log_video("genuine"), args.landmarks)
+    fake = score_videos(args.fake, backend, args.stride, log_video("fake"), args.landmarks)
     genuine_runs = [run for video in genuine for run in video.runs]
     fake_runs = [run for video in fake for run in video.runs]
     if not genuine_runs:
@@ -90,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
         stride=args.stride,
         weights_sha256=file_sha256(args.weights),
         target_per_hour=args.target_false_alerts_per_hour,
+        landmarks=args.landmarks,
     )
     if fit is not None and fit.scale <= 0:
         print(

@@ -11,6 +11,7 @@ from commands.options import setting_flags
 from commands.speed_options import print_precision, with_int8_default
 
 if TYPE_CHECKING:
+    from calibration.thresholds import Thresholds
     from stream.alerts.sinks import Sink
     from stream.detector import Detector
     from stream.pipeline import Pipeline
@@ -69,4 +70,19 @@ def start_pipeline(settings: Settings, detector: Detector) -> tuple[list[Sink], 
     sinks = sinks_for(settings.alerts, settings.fleet.node)
     pipeline = detector.pipeline(settings, sinks)
     print(detector.thresholds_note, file=sys.stderr, flush=True)
+    mismatch = landmarks_mismatch(detector.thresholds, settings.faces.landmarks)
+    if mismatch:
+        print(f"warning: {mismatch}", file=sys.stderr, flush=True)
     return sinks, pipeline
+
+
+def landmarks_mismatch(thresholds: Thresholds | None, landmarks: str) -> str | None:
+    """What to warn of when the live landmark network is not the one the thresholds were
+    calibrated with (their crops sit about a pixel apart, docs/crops.md); None if it is."""
+    if thresholds is None or thresholds.landmarks == landmarks:
+        return None
+    return (
+        f"the thresholds were calibrated on crops of the {thresholds.landmarks} landmark "
+        f"network and these streams use the {landmarks} one; check them on this footage "
+        f"or calibrate again with 'calibrate --landmarks {landmarks}'"
+    )

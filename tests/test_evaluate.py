@@ -174,6 +174,17 @@ def test_calibrate_then_evaluate_end_to_end_on_real_clips(small_weights, tmp_pat
     assert roc.read_bytes().startswith(PNG_SIGNATURE)
 
 
+def test_calibrate_on_crops_of_the_lite_landmark_network(narrow_weights, tmp_path, capsys):
+    weights = Path(shutil.copy(narrow_weights, tmp_path / "lite.pth"))
+    code = main(
+        ["calibrate", "--weights", str(weights), "--genuine", str(TALKING), "--landmarks", "lite"]
+    )
+    assert code == 0 and "rule: conservative" in capsys.readouterr().out
+    thresholds = load_thresholds_for(weights)
+    assert thresholds is not None and thresholds.landmarks == "lite"
+    assert thresholds.evidence.genuine_windows == 16  # the same frames, every one with a face
+
+
 def test_calibrated_thresholds_raise_no_alert_on_their_genuine_windows(small_weights) -> None:
     from stream.detector import Detector
     from training.evaluate import score_video

@@ -183,3 +183,31 @@ def test_bad_calibration_input_is_refused() -> None:
         choose_policy([[]], stride=STRIDE)
     with pytest.raises(ValueError, match="both genuine and fake"):
         fit_platt(np.array([1.0, 2.0]), np.array([0, 0]))
+
+
+def test_thresholds_record_the_landmark_network_their_crops_came_from(tmp_path) -> None:
+    """Files written before the lite landmark network existed read as the full network's;
+    `run` and `serve` warn when the live network is another (commands/live.py)."""
+    from commands.live import landmarks_mismatch
+
+    rng = np.random.default_rng(6)
+    weights = tmp_path / "detector.pth"
+    weights.write_bytes(b"weights")
+    tracks = [genuine_track(rng, 500)]
+    thresholds, _ = calibrate(
+        tracks, [], stride=STRIDE, weights_sha256=file_sha256(weights), landmarks="lite"
+    )
+    path = save_thresholds(thresholds, weights)
+    assert json.loads(path.read_text())["landmarks"] == "lite"
+    loaded = load_thresholds_for(weights)
+    assert loaded is not None and loaded.landmarks == "lite"
+    assert landmarks_mismatch(loaded, "lite") is None
+    assert "calibrate --landmarks full" in landmarks_mismatch(loaded, "full")
+    assert landmarks_mismatch(None, "lite") is None  # uncalibrated: said otherwise
+
+    document = json.loads(path.read_text())
+    del document["landmarks"]
+    path.write_text(json.dumps(document))
+    older = load_thresholds_for(weights)
+    assert older is not None and older.landmarks == "full"
+    assert "calibrate --landmarks lite" in landmarks_mismatch(older, "lite")

@@ -80,8 +80,9 @@ def list_videos(directory: Path) -> list[Path]:
     return videos
 
 
-def score_video(path: Path, backend: Backend, stride: int) -> FaceLogits:
-    """Window logits of one video file (or ``.npy`` crops), frame-once encoded.
+def score_video(path: Path, backend: Backend, stride: int, landmarks: str = "full") -> FaceLogits:
+    """Window logits of one video file (or ``.npy`` crops), frame-once encoded; a video's
+    crops made with the landmark network ``landmarks``.
 
     A video in which no 25 consecutive frames show a face gives no runs and a ``problem``;
     a missing or unreadable file raises :class:`MediaError`.
@@ -89,7 +90,7 @@ def score_video(path: Path, backend: Backend, stride: int) -> FaceLogits:
     from engines.clips import clip_starts, score_clips
     from stream.scan.scanner import read_input
 
-    mouths = read_input(path)
+    mouths = read_input(path, landmarks=landmarks)
     runs = []
     for run in mouths.runs:
         starts = clip_starts((run,), stride)
@@ -106,11 +107,12 @@ def score_videos(
     backend: Backend,
     stride: int,
     on_video: Callable[[FaceLogits], None] | None = None,
+    landmarks: str = "full",
 ) -> list[FaceLogits]:
     """:func:`score_video` for each path; ``on_video`` is told of each result as it comes."""
     results = []
     for path in paths:
-        result = score_video(path, backend, stride)
+        result = score_video(path, backend, stride, landmarks)
         if on_video is not None:
             on_video(result)
         results.append(result)

@@ -130,9 +130,9 @@ class ScanInput:
     problem: str | None = None
 
 
-def read_input(path: Path, progress: Progress | None = None) -> ScanInput:
-    """All the crops of a video file or .npy file at once (see :func:`open_input`); `scan`
-    itself streams them instead.
+def read_input(path: Path, progress: Progress | None = None, landmarks: str = "full") -> ScanInput:
+    """All the crops of a video file or .npy file at once (see :func:`open_input`), a
+    video's with the landmark network ``landmarks``; `scan` itself streams them instead.
 
     Raises:
         MediaError: unreadable file, wrong array, not a video.
@@ -143,7 +143,9 @@ def read_input(path: Path, progress: Progress | None = None) -> ScanInput:
         return ScanInput(crops, np.arange(frames) / FPS, ((0, frames),) if frames else (), frames)
     from stream.faces.reader import extract_mouth_crops
 
-    mouths = extract_mouth_crops(path, smoothing="lookahead", progress=progress)
+    mouths = extract_mouth_crops(
+        path, smoothing="lookahead", progress=progress, landmarks=landmarks
+    )
     return ScanInput(mouths.crops, mouths.pts, mouths.runs, mouths.frames, mouths.problem)
 
 
