@@ -48,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("full", "lite"),
         default="full",
         help="landmark network of the crops, as live (default full; lite for streams run "
-        "with --landmarks lite: its crops sit about a pixel elsewhere, docs/crops.md)",
+        "with --landmarks lite: its crops sit 1-2 pixels elsewhere, docs/crops.md)",
     )
     parser.add_argument(
         "--reliability",

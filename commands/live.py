@@ -78,7 +78,7 @@ def start_pipeline(settings: Settings, detector: Detector) -> tuple[list[Sink], 
 
 def landmarks_mismatch(thresholds: Thresholds | None, landmarks: str) -> str | None:
     """What to warn of when the live landmark network is not the one the thresholds were
-    calibrated with (their crops sit about a pixel apart, docs/crops.md); None if it is."""
+    calibrated with (their crops sit 1-2 pixels apart, docs/crops.md); None if it is."""
     if thresholds is None or thresholds.landmarks == landmarks:
         return None
     return (

@@ -66,7 +66,7 @@ class FaceSettings:
             one per core, see :attr:`landmark_workers`).
         landmarks: the landmark network: ``"full"`` (MediaPipe Face Landmarker's, the
             crops the scan makes) or ``"lite"`` (MediaPipe's earlier face mesh network:
-            about a third of the CPU per face, crops about a pixel elsewhere;
+            about a third of the CPU per face, crops 1-2 pixels elsewhere;
             docs/crops.md).
         window: frames per window (5 to the network's 25).
         stride: frames between consecutive windows of a face (25 = non-overlapping).
