@@ -42,7 +42,7 @@ from typing import Protocol
 import numpy as np
 
 from errors import LipForensicsError
-from stream.faces.networks import BUNDLE_PATH, DETECTOR, Network, bundled_model, landmark_network
+from stream.faces.networks import BUNDLE_PATH, DETECTOR, Network, landmark_network, network_bytes
 from stream.faces.tflite_onnx import INPUT_NAME, cached_onnx
 
 
@@ -218,7 +218,7 @@ class FaceModels:
         self.detector: Model
         self.landmarks: Model
         networks = (DETECTOR, landmark_network(landmarks))
-        contents = [(bundled_model(n.name, bundle), n) for n in networks]
+        contents = [(network_bytes(n, bundle), n) for n in networks]
         if runtime == "litert":
             self.detector, self.landmarks = (TfliteModel(c, n) for c, n in contents)
             return

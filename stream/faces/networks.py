@@ -22,19 +22,21 @@ BUNDLE_PATH = ASSETS / "face_landmarker.task"
 
 @dataclass(frozen=True, slots=True)
 class Network:
-    """One network of the bundle: its file name, its square RGB input's side, and how a
-    uint8 pixel becomes an input value (``pixel * scale + offset``)."""
+    """One network: its file name, its square RGB input's side, how a uint8 pixel becomes
+    an input value (``pixel * scale + offset``), and whether the file is inside the bundle
+    (else it lies beside it)."""
 
     name: str
     size: int
     scale: float
     offset: float
+    bundled: bool = True
 
 
 DETECTOR = Network("face_detector.tflite", 128, 2.0 / 255.0, -1.0)
 LANDMARKS = Network("face_landmarks_detector.tflite", 256, 1.0 / 255.0, 0.0)
 #: MediaPipe's earlier face mesh network, a file of its own (not in the bundle)
-LANDMARKS_LITE = Network("face_landmark_lite.tflite", 192, 1.0 / 255.0, 0.0)
+LANDMARKS_LITE = Network("face_landmark_lite.tflite", 192, 1.0 / 255.0, 0.0, bundled=False)
 #: the landmark networks a face stage can run, by the name settings give them
 LANDMARK_MODELS = {"full": LANDMARKS, "lite": LANDMARKS_LITE}
 #: the detector's input side (square, RGB)
@@ -42,17 +44,25 @@ DETECTOR_SIZE = DETECTOR.size
 
 
 def bundled_model(name: str, bundle: str | Path = BUNDLE_PATH) -> bytes:
-    """The bytes of network ``name``: inside a MediaPipe ``.task`` bundle, or for the lite
-    landmark network its own file beside the bundle."""
+    """The bytes of network ``name`` inside a MediaPipe ``.task`` bundle."""
     try:
-        if name == LANDMARKS_LITE.name:
-            return (Path(bundle).parent / name).read_bytes()
         with zipfile.ZipFile(bundle) as archive:
             return archive.read(name)
     except (OSError, KeyError, zipfile.BadZipFile) as error:
         raise LipForensicsError(
             f"cannot read {name} from the face model {bundle}: {error}"
         ) from None
+
+
+def network_bytes(network: Network, bundle: str | Path = BUNDLE_PATH) -> bytes:
+    """The bytes of ``network``: from the bundle, or from its own file beside it."""
+    if network.bundled:
+        return bundled_model(network.name, bundle)
+    path = Path(bundle).parent / network.name
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise LipForensicsError(f"cannot read the face model {path}: {error}") from None
 
 
 def landmark_network(name: str) -> Network:

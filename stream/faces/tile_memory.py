@@ -88,8 +88,9 @@ def face_blocks(x: float, y: float, side: float, boxes: list[np.ndarray]) -> np.
     for box in boxes:
         half = FACE_SCALE * max(box[2] - box[0], box[3] - box[1]) / 2
         cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        if cx + half < x or cx - half >= x + side or cy + half < y or cy - half >= y + side:
+            continue  # the square misses the region
         cols = np.clip(np.floor([(cx - half - x) / block, (cx + half - x) / block]), 0, BLOCKS - 1)
         rows = np.clip(np.floor([(cy - half - y) / block, (cy + half - y) / block]), 0, BLOCKS - 1)
-        if cx + half >= x and cx - half < x + side and cy + half >= y and cy - half < y + side:
-            mask[int(rows[0]) : int(rows[1]) + 1, int(cols[0]) : int(cols[1]) + 1] = True
+        mask[int(rows[0]) : int(rows[1]) + 1, int(cols[0]) : int(cols[1]) + 1] = True
     return mask
