@@ -189,6 +189,13 @@ def _id(crop) -> int:
     return crop.face
 
 
+def test_the_face_models_keep_opencv_on_the_calling_thread():
+    """OpenCV's worker pool costs CPU per face for the face work's small warps."""
+    cv2.setNumThreads(2)
+    FaceModels()
+    assert cv2.getNumThreads() == 1
+
+
 def test_an_unknown_runtime_is_a_one_line_error():
     with pytest.raises(LipForensicsError, match="unknown face model runtime 'tpu'"):
         FaceModels(runtime="tpu")
@@ -294,6 +301,50 @@ def test_the_blocks_around_a_tracked_face_do_not_count_as_change():
     beside[96:120, 100:124] += 50  # something beside it
     assert memory.recall("tile", beside, mask) is None
     assert not face_blocks(200.0, 0.0, 128.0, [face]).any()  # a region the face is not in
+
+
+def test_a_rejected_detection_is_forgotten_in_every_region_that_remembers_it():
+    image = np.full((128, 128, 3), 90, np.uint8)
+    false_face = [10.0, 10.0, 40.0, 40.0]
+    values = np.array([false_face + [0.0] * 12, [60.0, 60.0, 100.0, 100.0] + [0.0] * 12])
+    memory = TileMemory()
+    memory.keep("small tile", image, (values, np.array([0.9, 0.8])))
+    memory.keep("large tile", image, (values[:1], np.array([0.7])))
+    memory.reject(np.array(false_face) + 0.25)  # as the detection the engine was given
+    kept, scores = memory.recall("small tile", image)
+    assert kept[:, :4].tolist() == [[60.0, 60.0, 100.0, 100.0]] and scores.tolist() == [0.8]
+    assert len(memory.recall("large tile", image)[0]) == 0  # still unchanged: no new call
+
+
+class Presence(Counted):
+    """A landmark model whose face-presence scores are kept, per call."""
+
+    def __init__(self, model) -> None:
+        super().__init__(model)
+        self.scores: list[list[float]] = []
+
+    def run(self, images: np.ndarray) -> list[np.ndarray]:
+        outputs = super().run(images)
+        self.scores.append((1 / (1 + np.exp(-outputs[1].reshape(-1)))).tolist())
+        return outputs
+
+
+def test_a_detection_without_a_face_is_not_tried_again_while_its_region_stays_still():
+    """The talking clip scaled to 1280 x 720: the detector also finds a face-like patch
+    beside the speaker, in which the landmark network finds no face. That costs one landmark
+    call on the first frame, not one on every round of the search (every second) while the
+    background stays as it was."""
+    clip = [
+        cv2.resize(t.item, (1280, 720), interpolation=cv2.INTER_AREA) for t in frames(TALKING, 80)
+    ]
+    models = FaceModels()
+    models.landmarks = Presence(models.landmarks)
+    faces = StreamFaces()
+    tracked = [len(faces.track(models, image, index / FPS)) for index, image in enumerate(clip)]
+    assert tracked == [1] * len(clip)
+    rejected = [sum(s < 0.5 for s in scores) for scores in models.landmarks.scores]
+    assert rejected[0] >= 1  # the first search's whole frame: the false detection
+    assert sum(rejected) == rejected[0]  # never tried again over three rounds of the search
 
 
 def test_a_talking_face_costs_no_search_and_a_face_beside_it_is_found_within_a_second():

@@ -12,7 +12,9 @@ found then, without running it again (:mod:`stream.faces.tile_memory`: a still b
 behind talking faces costs no detector calls). A detection
 over a face already tracked is ignored (its landmarks keep coming from tracking, as a
 one-face ``FaceLandmarker`` tracks it), a face whose presence score falls below 0.5 is
-dropped, and of two tracks that come to cover the same face the older one stays.
+dropped (a new detection whose landmarks score below it is not tried again while its
+region stays still), and of two tracks that come to cover the same face the older one
+stays.
 
 :func:`track` runs many streams' frames together: one landmark batch for every tracked
 face of every stream, one detector batch for every stream's regions, one landmark batch
@@ -160,20 +162,20 @@ class StreamFaces:
         self._search_frame = self._searched = 0
         self._memory.clear()
 
-    def _new_rois(self, detections: list[Detection]) -> list[Roi]:
-        """Regions for the detections that are not a face already tracked, best first, up
-        to ``max_faces`` tracks."""
-        rois: list[Roi] = []
+    def _new_faces(self, detections: list[Detection]) -> list[Detection]:
+        """The detections that are not a face already tracked, best first, up to
+        ``max_faces`` tracks."""
+        new: list[Detection] = []
         boxes = [track.box for track in self._tracks]
         for found in detections:
-            if len(self._tracks) + len(rois) >= self.max_faces:
+            if len(self._tracks) + len(new) >= self.max_faces:
                 break
             centre = (found.box[:2] + found.box[2:]) / 2
             if any(_inside(centre, box) for box in boxes):
                 continue
             boxes.append(found.box)
-            rois.append(roi_from_box(found.box, found.keypoints[0], found.keypoints[1]))
-        return rois
+            new.append(found)
+        return new
 
     def _update(
         self, kept: list[tuple[_Track, np.ndarray, float]], rgb: np.ndarray, pts: float
@@ -264,14 +266,19 @@ def track(
         searched.append((rgb, stream._regions(rgb, id(stream) in lost)))
         followed.append([t.box for t in stream._tracks])
     memories = [stream._memory for stream, _, _ in frames]
-    new_jobs: list[tuple[StreamFaces, np.ndarray, Roi]] = []
+    new_jobs: list[tuple[StreamFaces, np.ndarray, Detection]] = []
     for (stream, rgb, _), detections in zip(
         frames, detect_frames(models.detector, searched, memories, followed), strict=True
     ):
-        new_jobs.extend((stream, rgb, roi) for roi in stream._new_rois(detections))
-    results = _landmarks(models, [(rgb, roi) for _, rgb, roi in new_jobs])
-    for (stream, _, roi), (mesh, presence) in zip(new_jobs, results, strict=True):
+        new_jobs.extend((stream, rgb, found) for found in stream._new_faces(detections))
+    rois = [roi_from_box(found.box, *found.keypoints[:2]) for _, _, found in new_jobs]
+    jobs = [(rgb, roi) for (_, rgb, _), roi in zip(new_jobs, rois, strict=True)]
+    for (stream, _, found), roi, (mesh, presence) in zip(
+        new_jobs, rois, _landmarks(models, jobs), strict=True
+    ):
         if presence >= MIN_PRESENCE:
             kept[id(stream)].append((_Track(stream._next_id, roi), mesh, presence))
             stream._next_id += 1
+        else:
+            stream._memory.reject(found.box)
     return [stream._update(kept[id(stream)], rgb, pts) for stream, rgb, pts in frames]

@@ -39,6 +39,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
 
+import cv2
 import numpy as np
 
 from errors import LipForensicsError
@@ -200,6 +201,11 @@ class FaceModels:
     (default: the LipForensics export cache). ``landmarks`` names the landmark network
     (:data:`stream.faces.networks.LANDMARK_MODELS`: ``"full"``, the bundle's, or
     ``"lite"``).
+
+    Making one turns off OpenCV's own worker threads for the process: the face work's warps
+    and resizes are too small to share out, and handing them to OpenCV's pool cost 0.3-0.5
+    ms of CPU per face per frame (docs/benchmarks.md); streams and batches already run in
+    threads of their own.
     """
 
     def __init__(
@@ -214,6 +220,7 @@ class FaceModels:
             raise LipForensicsError(
                 f"unknown face model runtime {runtime!r} (expected {' or '.join(RUNTIMES)})"
             )
+        cv2.setNumThreads(1)
         self.runtime = runtime
         self.detector: Model
         self.landmarks: Model

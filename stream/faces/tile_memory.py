@@ -25,6 +25,11 @@ box). A new face beside it still changes blocks outside the square: its centre l
 the tracked face's box, so at least half of it lies outside. So a webcam's one face or a
 call gallery's talking faces over a still background cost no detector calls while they
 are followed; once a face is lost its blocks count again.
+
+A detection in which the landmark network finds no face (a poster, a pattern on a wall) is
+dropped from what every region remembers (:meth:`TileMemory.reject`): run again on the same
+picture, the landmark network would reject it again, so it is tried anew only once its
+region has changed and the detector has looked there again.
 """
 
 from __future__ import annotations
@@ -41,6 +46,8 @@ BLOCKS = 16
 Found = tuple[np.ndarray, np.ndarray]
 #: a tracked face's blocks are those of the square this many times its box's longer side
 FACE_SCALE = 1.5
+#: a remembered detection within this many pixels (each box side) of a rejected one is it
+SAME_DETECTION = 0.5
 
 
 def summary(image: np.ndarray) -> np.ndarray:
@@ -77,6 +84,14 @@ class TileMemory:
     def keep(self, region: object, image: np.ndarray, found: Found) -> None:
         """Remember what the detector found in ``region`` on input ``image``."""
         self._seen[region] = (summary(image), found)
+
+    def reject(self, box: np.ndarray) -> None:
+        """Forget the detection at ``box`` (x0, y0, x1, y1, frame pixels; within
+        :data:`SAME_DETECTION` pixels) in every region: it held no face."""
+        for region, (before, (values, scores)) in self._seen.items():
+            same = np.abs(values[:, :4] - box).max(axis=1, initial=0.0) <= SAME_DETECTION
+            if same.any():
+                self._seen[region] = (before, (values[~same], scores[~same]))
 
 
 def face_blocks(x: float, y: float, side: float, boxes: list[np.ndarray]) -> np.ndarray:
