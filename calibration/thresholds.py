@@ -414,6 +414,16 @@ def fit_probability(
     )
 
 
+def readable(policy: PolicyConfig, fit: ProbabilityFit) -> PolicyConfig:
+    """``policy`` with SUSPICIOUS starting where the fitted map reads 0.5, if that is
+    lower, so that a window shown as clear never has a fake probability of 0.5 or more
+    (a map that rises with the logit only; the alert threshold is kept)."""
+    if fit.scale <= 0:
+        return policy
+    even_odds = -fit.bias / fit.scale
+    return replace(policy, suspicious_logit=min(policy.suspicious_logit, even_odds))
+
+
 def fake_evidence(
     evidence: Evidence, policy: PolicyConfig, fake: Sequence[Sequence[float]], fit: ProbabilityFit
 ) -> Evidence:
@@ -440,12 +450,23 @@ def calibrate(
 ) -> tuple[Thresholds, ProbabilityFit | None]:
     """The whole calibration from window logits (one sequence per face run): the policy
     from ``genuine`` (:func:`choose_policy`), and the probability map when ``fake`` holds any
-    window (:func:`fit_probability`; else the plain sigmoid and no fit); ``landmarks`` names
+    window (:func:`fit_probability`, SUSPICIOUS then starting no higher than where the map
+    reads 0.5: :func:`readable`; else the plain sigmoid and no fit); ``landmarks`` names
     the landmark network the windows' crops came from."""
     policy, evidence = choose_policy(genuine, stride=stride, target_per_hour=target_per_hour)
     fit = None
     if any(len(s) for s in fake):
         fit = fit_probability(genuine, fake)
+        policy = readable(policy, fit)
+        sequences = [np.asarray(s, dtype=np.float64) for s in genuine if len(s)]
+        evidence = genuine_evidence(
+            sequences,
+            policy,
+            evidence.rule,
+            evidence.target_false_alerts_per_hour,
+            evidence.face_hours,
+            evidence.margin,
+        )
         evidence = fake_evidence(evidence, policy, fake, fit)
     thresholds = Thresholds(
         policy=policy,

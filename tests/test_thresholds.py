@@ -211,3 +211,22 @@ def test_thresholds_record_the_landmark_network_their_crops_came_from(tmp_path) 
     older = load_thresholds_for(weights)
     assert older is not None and older.landmarks == "full"
     assert "calibrate --landmarks lite" in landmarks_mismatch(older, "lite")
+
+
+def test_with_a_fitted_map_no_window_reads_clear_at_even_odds_or_above() -> None:
+    """Genuine logits around -4 and fakes that overlap them (around +1): the genuine 99.9th
+    percentile lies above where the fitted map reads 0.5, so SUSPICIOUS moves down to it,
+    and the evidence counts the genuine windows that now read SUSPICIOUS."""
+    rng = np.random.default_rng(9)
+    genuine = [genuine_track(rng, 3000, bursts=40)]
+    fakes = [genuine_track(rng, 600) + 5.0]
+    policy, evidence = choose_policy(genuine, stride=STRIDE)
+    thresholds, fit = calibrate(genuine, fakes, stride=STRIDE, weights_sha256="0")
+    even_odds = -fit.bias / fit.scale
+    assert even_odds < policy.suspicious_logit  # the case the rule is for
+    assert thresholds.policy.suspicious_logit == pytest.approx(even_odds)
+    assert thresholds.probability(thresholds.policy.suspicious_logit) == pytest.approx(0.5)
+    assert thresholds.policy.alert_logit == policy.alert_logit  # alerts unchanged
+    assert thresholds.evidence.suspicious_share > evidence.suspicious_share
+    expected = np.mean(genuine[0] >= even_odds)
+    assert thresholds.evidence.suspicious_share >= expected  # hysteresis holds some longer
