@@ -117,10 +117,11 @@ def levels_note(detector: Detector, stride: int) -> str:
         detector.thresholds.bias,
     ) != (1.0, 0.0)
     return (
-        f"levels: clear below logit {policy.suspicious_logit:+.2f} "
-        f"(p(fake) {p(policy.suspicious_logit):.2f}), suspicious from there, alert once "
-        f"{policy.escalate_windows} windows in a row reach logit {policy.alert_logit:+.2f} "
-        f"(p(fake) {p(policy.alert_logit):.2f}); p(fake) is "
+        f"levels: a face turns suspicious once {policy.escalate_windows} windows in a row "
+        f"reach logit {policy.suspicious_logit:+.2f} (p(fake) {p(policy.suspicious_logit):.2f}) "
+        f"and alert once they reach {policy.alert_logit:+.2f} (p(fake) "
+        f"{p(policy.alert_logit):.2f}), and falls back once {policy.clear_windows} windows "
+        "in a row stay below; p(fake) is "
         + ("the calibrated probability map" if mapped else "the plain sigmoid (no map calibrated)")
     )
 

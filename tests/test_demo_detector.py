@@ -101,10 +101,23 @@ def test_the_demo_command_plays_both_clips_through_the_live_pipeline() -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert DISCLAIMER in done.stdout
-    assert "levels: clear below logit" in done.stdout and "p(fake)" in done.stdout
+    assert "levels: a face turns suspicious once" in done.stdout
+    assert "p(fake) is the calibrated probability map" in done.stdout
     summaries = [line for line in done.stdout.splitlines() if line.endswith("as expected")]
     assert len(summaries) == 2
     assert "no alert" in summaries[0] and "ALERT at" in summaries[1]
+
+
+def test_the_shipped_thresholds_have_a_fitted_map_that_the_levels_agree_with() -> None:
+    """Issue 23's readable levels (training/demo_map.py): suspicious starts where the map
+    reads 0.5, the alert threshold does not read p(fake) 1.00, and the map was fitted on
+    held-out windows whose calibration error it lowered."""
+    thresholds = load_thresholds_for(WEIGHTS)
+    assert thresholds is not None and (thresholds.scale, thresholds.bias) != (1.0, 0.0)
+    assert thresholds.probability(thresholds.policy.suspicious_logit) == pytest.approx(0.5)
+    assert 0.9 < thresholds.probability(thresholds.policy.alert_logit) < 0.995
+    evidence = thresholds.evidence
+    assert evidence.fake_windows > 0 and evidence.ece_calibrated < evidence.ece_sigmoid
 
 
 def test_the_demo_prints_the_probability_beside_the_logit(capsys) -> None:
