@@ -1,7 +1,7 @@
 """Which landmarker the live face stage tracks with: CPU per frame, and where the crops land.
 
 Usage: ``python -m bench.face_tracking [VIDEO ...] [--frames 300] [--galleries 1,4,9]
-[--landmarks lite]``
+[--landmarks lite] [--runtime litert]``
 (default: every bundled clip, ``tests/data/*.mp4`` and ``media/*.mp4``, the first 300 frames
 at 25 fps). Per clip:
 
@@ -33,13 +33,15 @@ ms per face per frame (landmarks, search, crops; the first frame's full search l
 split into the landmark network's calls, the detector's calls (each with its input
 scaling) and the rest (input warps, crops, tracking, glue); and the detector's inputs
 (search tiles, the whole frame) per frame. ``--landmarks lite``: with the lite landmark
-network (:mod:`stream.faces.networks`).
+network (:mod:`stream.faces.networks`); ``--runtime litert``: the networks on LiteRT instead
+of the default runtime (:data:`stream.faces.models.RUNTIMES`).
 
 ``--networks``: instead, the face networks (both landmark networks, the detector) alone on
-each runtime of :class:`stream.faces.models.FaceModels` (LiteRT, ONNX Runtime on the
-converted models):
-process CPU ms per image (a LiteRT batch is split over up to one interpreter per core, in
-threads; ONNX Runtime runs a batch in one call on one thread) for batches of 1, 4 and 8
+each runtime of :class:`stream.faces.models.FaceModels` (OpenVINO, LiteRT, ONNX Runtime on
+the converted models):
+process CPU ms per image (an OpenVINO or LiteRT batch is split over up to one copy of the
+network per core, in threads; ONNX Runtime runs a batch in one call on one thread) for
+batches of 1, 4 and 8
 random uint8 images, ``--calls`` calls each after one warm-up call; then each network's
 size: the multiply-adds of its convolutions per image (from the converted ONNX graph's
 shapes) and its parameters.
@@ -210,9 +212,10 @@ class Timed:
             self.seconds += time.process_time() - began
 
 
-def galleries(sides: list[int], count: int, landmarks: str) -> None:
+def galleries(sides: list[int], count: int, landmarks: str, runtime: str) -> None:
     """One table row per gallery: faces, ids, CPU ms per face per frame and its parts
-    (``landmarks``: the landmark network, ``"full"`` or ``"lite"``)."""
+    (``landmarks``: the landmark network, ``"full"`` or ``"lite"``; ``runtime``: the face
+    models' runtime)."""
     print(
         "| faces in view | frames | faces found (last frame) | ids given | CPU ms/frame "
         "| CPU ms per face per frame | landmark network | detector | rest "
@@ -221,7 +224,7 @@ def galleries(sides: list[int], count: int, landmarks: str) -> None:
     print("|---" * 10 + "|")
     for side in sides:
         frames = gallery(side, count)
-        models = FaceModels(landmarks=landmarks)
+        models = FaceModels(landmarks=landmarks, runtime=runtime)
         network, detector = models.landmarks, models.detector = (
             Timed(models.landmarks),
             Timed(models.detector),
@@ -310,6 +313,7 @@ def main() -> None:
     parser.add_argument(
         "--landmarks", default="full", choices=("full", "lite"), help="--galleries' network"
     )
+    parser.add_argument("--runtime", default=RUNTIMES[0], choices=RUNTIMES, help="--galleries'")
     args = parser.parse_args()
     if args.networks:
         print(f"# load average {os.getloadavg()[0]:.1f}")
@@ -318,10 +322,10 @@ def main() -> None:
     if args.galleries:
         print(
             f"# {len(os.sched_getaffinity(0))} CPUs, load average {os.getloadavg()[0]:.1f}, "
-            f"{args.landmarks} landmarks"
+            f"{args.landmarks} landmarks on {args.runtime}"
         )
         sides = [round(int(n) ** 0.5) for n in args.galleries.split(",")]
-        galleries(sides, min(args.frames, 100), args.landmarks)
+        galleries(sides, min(args.frames, 100), args.landmarks, args.runtime)
         return
     videos = args.videos or sorted([*ROOT.glob("tests/data/*.mp4"), *ROOT.glob("media/*.mp4")])
     print(f"# {len(os.sched_getaffinity(0))} CPUs, load average {os.getloadavg()[0]:.1f}")

@@ -57,8 +57,8 @@ def regions(video: Path, frames: int = 150) -> np.ndarray:
     cut: list[np.ndarray] = []
     original = engine.network_inputs
 
-    def keep(jobs):
-        batch = original(jobs)
+    def keep(jobs, size):
+        batch = original(jobs, size)
         cut.append(batch.copy())
         return batch
 

@@ -99,7 +99,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="calls per variant and round")
     args = parser.parse_args()
     print(f"# load average before {os.getloadavg()[0]:.1f}")
-    litert = FaceModels()
+    litert = FaceModels(runtime="litert")
     with tempfile.TemporaryDirectory() as folder:
         cache = Path(folder)
         converted = {

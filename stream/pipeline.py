@@ -30,6 +30,7 @@ from stream.alerts.outbox import Outbox, default_outbox_path
 from stream.alerts.policy import PolicyConfig
 from stream.alerts.sinks import JsonlSink, Sink, WebhookSink
 from stream.events import KEEP_ENDED, Alert, Event, StreamStatus
+from stream.faces.models import SharedFaceModels
 from stream.faces.thumbnails import FaceThumbnails
 from stream.health.backend import Outage
 from stream.health.metrics import PipelineMetrics
@@ -85,10 +86,13 @@ class Pipeline:
         self._landmark_pool = ThreadPoolExecutor(
             settings.faces.landmark_workers, thread_name_prefix="landmarks"
         )
+        face_models = SharedFaceModels(settings.faces.landmarks)
+        self._landmark_pool.submit(face_models)  # made while the sources connect
         self._shared = Shared(
             settings=settings,
             scheduler=self.scheduler,
             landmark_pool=self._landmark_pool,
+            face_models=face_models,
             metrics=self.metrics,
             health=self.health_check,
             policy=policy or PolicyConfig(),

@@ -22,7 +22,6 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from contextlib import aclosing, suppress
 from dataclasses import dataclass, replace
-from functools import partial
 
 import numpy as np
 
@@ -42,6 +41,7 @@ from stream.events import (
     StreamStatus,
     Verdict,
 )
+from stream.faces.models import SharedFaceModels
 from stream.faces.stage import FaceStage
 from stream.faces.thumbnails import FaceThumbnails, face_thumbnail
 from stream.faces.turns import Turns
@@ -79,6 +79,8 @@ class Shared:
     settings: Settings
     scheduler: Scheduler
     landmark_pool: Executor
+    #: the face networks every stream's face stage runs (made once, on the first call)
+    face_models: SharedFaceModels
     metrics: PipelineMetrics
     health: Health
     policy: PolicyConfig
@@ -335,12 +337,11 @@ class StreamWorker:
         if self.face_stage is None:
             self.face_stage = await loop.run_in_executor(
                 shared.landmark_pool,
-                partial(
-                    FaceStage,
+                lambda: FaceStage(
                     faces.max_faces,
                     faces.forget_frames,
                     faces.hold_frames,
-                    landmarks=faces.landmarks,
+                    models=shared.face_models(),
                 ),
             )
         resting = frozenset[int]()

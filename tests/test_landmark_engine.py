@@ -86,40 +86,65 @@ def test_the_scan_keeps_the_crops_of_the_tasks_graph(frozen):
     assert (reader.sampled, reader.crowded) == (4, 0)
 
 
-def test_the_onnx_models_give_litert_landmarks_on_real_frames(tmp_path):
-    """The converted networks (stream/faces/tflite_onnx.py) on ONNX Runtime, batched: the
-    landmarks LiteRT gives for the faces of a real clip (within 0.01 input pixels), the
-    detector's outputs, and, tracking on their own, the same crops."""
+def same_networks(models: FaceModels, reference: FaceModels) -> None:
+    """``models`` give ``reference``'s landmarks for the faces of a real clip (within 0.01
+    input pixels), its detector's outputs, and, tracking on their own, the same crops."""
     images = [t.item for t in frames(DATA / "two_faces.mp4", 25)]
-    lite, onnx = FaceModels(), FaceModels(runtime="onnxruntime", cache_dir=tmp_path)
     tracked = StreamFaces()
     jobs = [
         (image, roi_from_mesh(face.mesh))
         for index, image in enumerate(images)
-        for face in tracked.track(lite, image, index / FPS)
+        for face in tracked.track(reference, image, index / FPS)
     ]
     assert len(jobs) == 2 * len(images)
-    batch = network_inputs(jobs, lite.landmarks.network.size)
-    expected = lite.landmarks.run(batch)
-    found = onnx.landmarks.run(batch)
+    batch = network_inputs(jobs, reference.landmarks.network.size)
+    expected = reference.landmarks.run(batch)
+    found = models.landmarks.run(batch)
     assert np.abs(found[0] - expected[0]).max() < 0.01  # 478 x 3 points, input pixels
     assert np.abs(found[1] - expected[1]).max() < 1e-3  # face presence logit
     height, width = images[0].shape[:2]
     regions = [whole_frame(width, height), *tiles(width, height, 60)[1:4]]
     tiled = tile_inputs(images[0], regions)
-    for mine, theirs in zip(onnx.detector.run(tiled), lite.detector.run(tiled), strict=True):
+    for mine, theirs in zip(models.detector.run(tiled), reference.detector.run(tiled), strict=True):
         assert mine.shape == theirs.shape
         assert np.abs(mine - theirs).max() < 1e-3 * max(np.abs(theirs).max(), 1.0)
-    crops = [stage_crops(FaceStage(models=models), images) for models in (lite, onnx)]
+    crops = [stage_crops(FaceStage(models=m), images) for m in (reference, models)]
     differences = [
         np.abs(a.crop.astype(np.int16) - b.crop).mean()
         for one, two in zip(*crops, strict=True)
         for a, b in zip(sorted(one, key=_id), sorted(two, key=_id), strict=True)
     ]
     assert len(differences) == 2 * len(images) and np.mean(differences) < 0.1
+
+
+def test_openvino_gives_litert_landmarks_on_real_frames():
+    """The default runtime (OpenVINO, reading the .tflite files) against LiteRT's."""
+    same_networks(FaceModels(runtime="openvino"), FaceModels(runtime="litert"))
+
+
+@pytest.mark.parametrize("runtime", ["openvino", "litert"])
+def test_a_batch_split_over_copies_gives_each_image_its_own_outputs(runtime):
+    """Six search tiles of a real frame through the detector at once (split over a copy
+    of the network per core, in threads) and one by one: the same outputs, in order."""
+    image = frames(DATA / "two_faces.mp4", 1)[0].item
+    height, width = image.shape[:2]
+    tiled = tile_inputs(image, tiles(width, height, 60)[:6])
+    detector = FaceModels(runtime=runtime).detector
+    together = detector.run(tiled)
+    alone = [detector.run(tile[None]) for tile in tiled]
+    for index, outputs in enumerate(alone):
+        for mine, theirs in zip(outputs, together, strict=True):
+            np.testing.assert_allclose(mine[0], theirs[index], rtol=1e-5, atol=1e-5)
+
+
+def test_the_onnx_models_give_litert_landmarks_on_real_frames(tmp_path):
+    """The converted networks (stream/faces/tflite_onnx.py) on ONNX Runtime, batched,
+    against LiteRT's; converted once, then reused."""
+    onnx = FaceModels(runtime="onnxruntime", cache_dir=tmp_path)
+    same_networks(onnx, FaceModels(runtime="litert"))
     (converted,) = tmp_path.glob("face_models/*/face_landmarks_detector.onnx")
     made = converted.stat().st_mtime_ns
-    FaceModels(runtime="onnxruntime", cache_dir=tmp_path)  # converted once, then reused
+    FaceModels(runtime="onnxruntime", cache_dir=tmp_path)
     assert converted.stat().st_mtime_ns == made
 
 

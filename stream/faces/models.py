@@ -12,26 +12,32 @@ points, a face-presence logit), about a quarter of the CPU (docs/benchmarks.md).
 A model is called with uint8 RGB images and scales them into its input itself (one pass,
 written straight into the runtime's input buffer), so callers never build float copies.
 
-Two runtimes (``runtime=`` of :class:`FaceModels`):
+Three runtimes (``runtime=`` of :class:`FaceModels`):
 
-- ``"litert"`` (the default): LiteRT (``ai-edge-litert``, XNNPACK) on one thread per
+- ``"openvino"`` (the default): OpenVINO's CPU plugin, reading the ``.tflite`` files
+  themselves, in float32 (never the bfloat16 it would pick on CPUs that have it), one thread
+  and one image per request, a batch split over up to one compiled copy per core. Timed
+  alone on our 2-core Intel Xeon (AVX-512) it ran the full landmark network in 3.7 ms per
+  face against LiteRT's 5.1, the lite one in 1.1 against 1.2 and the detector in 1.0
+  against 1.1, its outputs within 0.0005 input pixels of LiteRT's (docs/benchmarks.md).
+- ``"litert"``: LiteRT (``ai-edge-litert``, XNNPACK), the same way: one thread per
   interpreter, one image per invoke, a batch split over up to one interpreter per core.
-  Timed alone on our 2-core machine it ran the landmark network in about 4.7 ms per face
-  (docs/benchmarks.md).
 - ``"onnxruntime"``: the same networks converted to ONNX once
   (:mod:`stream.faces.tflite_onnx`, cached beside the LipForensics exports) and run by ONNX
   Runtime, the whole batch in one call, on the execution providers asked for (CUDA or
   TensorRT where the network runs on a GPU; the same ONNX files serve a Triton server).
   On the CPU it is 2.4x slower than LiteRT for the landmark network (ONNX Runtime's
   per-channel PReLU and layout changes), and still 9% slower with PReLU rewritten as 1 x 1
-  convolutions (paired, ``bench/landmark_runtimes.py``), so the CPU keeps LiteRT.
+  convolutions (paired, ``bench/landmark_runtimes.py``).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import queue
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -92,41 +98,39 @@ class Model(Protocol):
         ...
 
 
-class TfliteModel:
-    """One TFLite network on LiteRT's CPU interpreter (XNNPACK), one image per invoke.
+class _Copies:
+    """A network run one image at a time on up to ``copies`` single-threaded executors
+    (interpreters, compiled models), made by the subclass.
 
     Items are run one at a time: on our 2-core machine XNNPACK took about 10% more CPU per
     face for the landmark network batched 4 or 8 than one face at a time
-    (docs/benchmarks.md), and a batch-1 interpreter never reallocates. A batch of several
+    (docs/benchmarks.md), and a one-image executor never reallocates. A batch of several
     images (the faces of a call gallery, the detector's regions) is split over up to
-    ``copies`` interpreters that run at once on the shared :data:`SPLIT_POOL` (LiteRT lets go
-    of the GIL while it runs), so one crowded stream is not held to one core; the copies
-    beyond the first are made when a batch first needs them. :meth:`run` is safe to call
-    from several threads.
+    ``copies`` executors that run at once on the shared :data:`SPLIT_POOL` (both runtimes
+    let go of the GIL while they run), so one crowded stream is not held to one core; the
+    copies beyond the first are made when a batch first needs them. :meth:`run` is safe to
+    call from several threads.
     """
 
-    def __init__(
-        self, content: bytes, network: Network, threads: int = 1, copies: int | None = None
-    ) -> None:
+    def __init__(self, network: Network, copies: int | None = None) -> None:
         self.network = network
-        self._content, self._threads = content, threads
         self._copies = copies or min(MAX_COPIES, len(os.sched_getaffinity(0)))
         self._idle: queue.SimpleQueue = queue.SimpleQueue()
         self._made = 0
         self._making = threading.Lock()
-        interpreter = self._new_interpreter()
-        self._input = interpreter.get_input_details()[0]["index"]
-        self._outputs = [d["index"] for d in interpreter.get_output_details()]
-        self._idle.put(interpreter)
+        self._idle.put(self._new())
 
-    def _new_interpreter(self):
-        from ai_edge_litert.interpreter import Interpreter
-
-        with _quiet_stderr():
-            interpreter = Interpreter(model_content=self._content, num_threads=self._threads)
-            interpreter.allocate_tensors()
+    def _new(self) -> object:
         self._made += 1
-        return interpreter
+        return self._new_copy()
+
+    def _new_copy(self) -> object:
+        """A new executor of the network."""
+        raise NotImplementedError
+
+    def _invoke(self, copy: object, image: np.ndarray) -> list[np.ndarray]:
+        """Each output's values for one uint8 (H, W, 3) image, run on ``copy``."""
+        raise NotImplementedError
 
     def run(self, images: np.ndarray) -> list[np.ndarray]:
         """The network's outputs for a uint8 (N, H, W, 3) batch of RGB images (N >= 1):
@@ -140,29 +144,97 @@ class TfliteModel:
         return [np.concatenate(output) for output in zip(*found, strict=True)]
 
     def _run_one_by_one(self, images: np.ndarray) -> list[np.ndarray]:
-        """``images`` through one interpreter (an idle one, or a new copy), item by item."""
-        interpreter = self._take()
+        """``images`` through one executor (an idle one, or a new copy), item by item."""
+        copy = self._take()
         try:
-            found: list[list[np.ndarray]] = [[] for _ in self._outputs]
-            for image in images:
-                scale_into(image[None], self.network, interpreter.tensor(self._input)())
-                interpreter.invoke()
-                for values, index in zip(found, self._outputs, strict=True):
-                    values.append(interpreter.get_tensor(index)[0])
-            return [np.stack(values) for values in found]
+            found = [self._invoke(copy, image) for image in images]
+            return [np.stack(values) for values in zip(*found, strict=True)]
         finally:
-            self._idle.put(interpreter)
+            self._idle.put(copy)
 
-    def _take(self):
-        """An idle interpreter; a new copy while fewer than ``copies`` exist; else the next
+    def _take(self) -> object:
+        """An idle executor; a new copy while fewer than ``copies`` exist; else the next
         one given back."""
         try:
             return self._idle.get_nowait()
         except queue.Empty:
             with self._making:
                 if self._made < self._copies:
-                    return self._new_interpreter()
+                    return self._new()
             return self._idle.get()
+
+
+class TfliteModel(_Copies):
+    """One TFLite network on LiteRT's CPU interpreter (XNNPACK), one image per invoke
+    (:class:`_Copies`)."""
+
+    def __init__(
+        self, content: bytes, network: Network, threads: int = 1, copies: int | None = None
+    ) -> None:
+        self._content, self._threads = content, threads
+        super().__init__(network, copies)
+
+    def _new_copy(self):
+        from ai_edge_litert.interpreter import Interpreter
+
+        with _quiet_stderr():
+            interpreter = Interpreter(model_content=self._content, num_threads=self._threads)
+            interpreter.allocate_tensors()
+        self._input = interpreter.get_input_details()[0]["index"]
+        self._outputs = [d["index"] for d in interpreter.get_output_details()]
+        return interpreter
+
+    def _invoke(self, copy, image: np.ndarray) -> list[np.ndarray]:
+        scale_into(image[None], self.network, copy.tensor(self._input)())
+        copy.invoke()
+        return [copy.get_tensor(index)[0] for index in self._outputs]
+
+
+#: OpenVINO's CPU plugin as :class:`OpenVinoModel` runs it: one thread, float32 (on CPUs
+#: with bfloat16 or AMX it would otherwise run in bfloat16), threads not pinned to cores
+OPENVINO_CONFIG = {
+    "INFERENCE_NUM_THREADS": 1,
+    "NUM_STREAMS": 1,
+    "PERFORMANCE_HINT": "LATENCY",
+    "INFERENCE_PRECISION_HINT": "f32",
+    "ENABLE_CPU_PINNING": False,
+}
+
+
+@functools.cache
+def _openvino_compiled(network: Network, content: bytes, copy: int):
+    """Copy number ``copy`` of ``network`` (the ``.tflite`` bytes ``content``) compiled by
+    OpenVINO for one image, kept for the process: compiling takes about 0.3 s a network, and
+    a request of one compiled model runs one image at a time, so copies that run at once are
+    compiled models of their own."""
+    import openvino
+
+    core = openvino.Core()
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / network.name
+        path.write_bytes(content)
+        model = core.read_model(path)
+    model.reshape({model.inputs[0]: [1, network.size, network.size, 3]})
+    return core.compile_model(model, "CPU", OPENVINO_CONFIG)
+
+
+class OpenVinoModel(_Copies):
+    """One TFLite network on OpenVINO's CPU plugin (read from the ``.tflite`` itself), one
+    image per request (:class:`_Copies`); each copy is a request of its own compiled model
+    (:func:`_openvino_compiled`), so copies run at once."""
+
+    def __init__(self, content: bytes, network: Network, copies: int | None = None) -> None:
+        self._content = content
+        super().__init__(network, copies)
+
+    def _new_copy(self):
+        compiled = _openvino_compiled(self.network, self._content, self._made - 1)
+        return compiled.create_infer_request()
+
+    def _invoke(self, copy, image: np.ndarray) -> list[np.ndarray]:
+        scale_into(image[None], self.network, copy.get_input_tensor().data)
+        copy.infer()
+        return [tensor.data[0].copy() for tensor in copy.output_tensors]
 
 
 class OnnxModel:
@@ -188,7 +260,7 @@ class OnnxModel:
 
 
 #: the runtimes :class:`FaceModels` can run the networks on
-RUNTIMES = ("litert", "onnxruntime")
+RUNTIMES = ("openvino", "litert", "onnxruntime")
 
 
 class FaceModels:
@@ -211,7 +283,7 @@ class FaceModels:
     def __init__(
         self,
         bundle: str | Path = BUNDLE_PATH,
-        runtime: str = "litert",
+        runtime: str = "openvino",
         providers: Sequence[str] = (),
         cache_dir: str | Path | None = None,
         landmarks: str = "full",
@@ -226,6 +298,9 @@ class FaceModels:
         self.landmarks: Model
         networks = (DETECTOR, landmark_network(landmarks))
         contents = [(network_bytes(n, bundle), n) for n in networks]
+        if runtime == "openvino":
+            self.detector, self.landmarks = (OpenVinoModel(c, n) for c, n in contents)
+            return
         if runtime == "litert":
             self.detector, self.landmarks = (TfliteModel(c, n) for c, n in contents)
             return
@@ -237,3 +312,21 @@ class FaceModels:
             OnnxModel(cached_onnx(c, n, Path(cache_dir)), n, providers=providers)
             for c, n in contents
         )
+
+
+class SharedFaceModels:
+    """One :class:`FaceModels` for every stream of a pipeline (``landmarks``: the landmark
+    network), made on the first call: making it compiles the networks (about a second with
+    OpenVINO), so the pipeline asks for it once as it starts, in a landmark thread, and a
+    stream's first frame finds it made. Safe to call from several threads."""
+
+    def __init__(self, landmarks: str = "full") -> None:
+        self.landmarks = landmarks
+        self._models: FaceModels | None = None
+        self._making = threading.Lock()
+
+    def __call__(self) -> FaceModels:
+        with self._making:
+            if self._models is None:
+                self._models = FaceModels(landmarks=self.landmarks)
+            return self._models
