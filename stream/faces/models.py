@@ -99,33 +99,28 @@ class Model(Protocol):
 
 
 class _Copies:
-    """A network run one image at a time on up to ``copies`` single-threaded executors
+    """A network run one image at a time on ``copies`` single-threaded executors
     (interpreters, compiled models), made by the subclass.
 
     Items are run one at a time: on our 2-core machine XNNPACK took about 10% more CPU per
     face for the landmark network batched 4 or 8 than one face at a time
     (docs/benchmarks.md), and a one-image executor never reallocates. A batch of several
-    images (the faces of a call gallery, the detector's regions) is split over up to
-    ``copies`` executors that run at once on the shared :data:`SPLIT_POOL` (both runtimes
-    let go of the GIL while they run), so one crowded stream is not held to one core; the
-    copies beyond the first are made when a batch first needs them. :meth:`run` is safe to
-    call from several threads.
+    images (the faces of a call gallery, the detector's regions) is split over the copies,
+    which run at once on the shared :data:`SPLIT_POOL` (both runtimes let go of the GIL while
+    they run), so one crowded stream is not held to one core. Every copy is made up front:
+    made when a gallery's first batch needed it, OpenVINO's compiling (0.3 s) stalled that
+    frame. :meth:`run` is safe to call from several threads.
     """
 
     def __init__(self, network: Network, copies: int | None = None) -> None:
         self.network = network
         self._copies = copies or min(MAX_COPIES, len(os.sched_getaffinity(0)))
         self._idle: queue.SimpleQueue = queue.SimpleQueue()
-        self._made = 0
-        self._making = threading.Lock()
-        self._idle.put(self._new())
+        for number in range(self._copies):
+            self._idle.put(self._new_copy(number))
 
-    def _new(self) -> object:
-        self._made += 1
-        return self._new_copy()
-
-    def _new_copy(self) -> object:
-        """A new executor of the network."""
+    def _new_copy(self, number: int) -> object:
+        """Executor ``number`` of the network (0, 1, ...)."""
         raise NotImplementedError
 
     def _invoke(self, copy: object, image: np.ndarray) -> list[np.ndarray]:
@@ -144,24 +139,13 @@ class _Copies:
         return [np.concatenate(output) for output in zip(*found, strict=True)]
 
     def _run_one_by_one(self, images: np.ndarray) -> list[np.ndarray]:
-        """``images`` through one executor (an idle one, or a new copy), item by item."""
-        copy = self._take()
+        """``images`` through one executor (the next idle one), item by item."""
+        copy = self._idle.get()
         try:
             found = [self._invoke(copy, image) for image in images]
             return [np.stack(values) for values in zip(*found, strict=True)]
         finally:
             self._idle.put(copy)
-
-    def _take(self) -> object:
-        """An idle executor; a new copy while fewer than ``copies`` exist; else the next
-        one given back."""
-        try:
-            return self._idle.get_nowait()
-        except queue.Empty:
-            with self._making:
-                if self._made < self._copies:
-                    return self._new()
-            return self._idle.get()
 
 
 class TfliteModel(_Copies):
@@ -174,7 +158,7 @@ class TfliteModel(_Copies):
         self._content, self._threads = content, threads
         super().__init__(network, copies)
 
-    def _new_copy(self):
+    def _new_copy(self, number: int):
         from ai_edge_litert.interpreter import Interpreter
 
         with _quiet_stderr():
@@ -227,9 +211,15 @@ class OpenVinoModel(_Copies):
         self._content = content
         super().__init__(network, copies)
 
-    def _new_copy(self):
-        compiled = _openvino_compiled(self.network, self._content, self._made - 1)
-        return compiled.create_infer_request()
+    def _new_copy(self, number: int):
+        request = _openvino_compiled(self.network, self._content, number).create_infer_request()
+        # The first read of a tensor's values sets up the bindings' numpy interface once per
+        # process, and two threads doing that at once deadlock (pybind11's once-only set-up
+        # waits for the GIL that the other holds): done here, in the one thread making the
+        # model, before any batch is split over threads.
+        side = self.network.size
+        self._invoke(request, np.zeros((side, side, 3), np.uint8))
+        return request
 
     def _invoke(self, copy, image: np.ndarray) -> list[np.ndarray]:
         scale_into(image[None], self.network, copy.get_input_tensor().data)
