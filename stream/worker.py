@@ -192,6 +192,10 @@ class StreamWorker:
         loop = asyncio.get_running_loop()
         processing = loop.create_task(self._process())
         try:
+            # The face networks are compiled as the pipeline starts (a second or two); the
+            # source is read once they are ready, so that a live source's first frames do
+            # not queue behind the compiling and read as the stream falling behind.
+            await loop.run_in_executor(shared.landmark_pool, shared.face_models)
             await self._read()
             await self.queue.put(None)
             await processing
