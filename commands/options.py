@@ -42,7 +42,7 @@ def add_live_arguments(parser: argparse.ArgumentParser) -> None:
         "--landmarks",
         choices=("full", "lite"),
         help="landmark network: full (default; MediaPipe Face Landmarker's, the scan's crops) "
-        "or lite (MediaPipe's earlier face mesh: about a third of the CPU per face, crops "
+        "or lite (MediaPipe's earlier face mesh: under half the CPU per face, crops "
         "1-2 pixels elsewhere; for crowded call galleries, docs/crops.md)",
     )
     parser.add_argument("--jsonl", help="JSON-lines events to this file, '-' = stdout (default)")

@@ -7,7 +7,7 @@ Apache-2.0): ``face_detector.tflite`` (BlazeFace short range, 128 x 128 RGB in [
 pixels, a face-presence logit). The blendshapes network in the bundle is not run. With
 ``landmarks="lite"`` the landmark network is MediaPipe's earlier face mesh network instead
 (``face_landmark_lite.tflite``, beside the bundle: 192 x 192 RGB in [0, 1] -> 468 x 3
-points, a face-presence logit), about a quarter of the CPU (docs/benchmarks.md).
+points, a face-presence logit), under a third of the CPU (docs/benchmarks.md).
 
 A model is called with uint8 RGB images and scales them into its input itself (one pass,
 written straight into the runtime's input buffer), so callers never build float copies.

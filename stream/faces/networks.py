@@ -4,7 +4,7 @@
 (Apache-2.0); :mod:`stream.faces.models` runs two of them, :mod:`stream.faces.tflite_onnx`
 converts them to ONNX. ``stream/faces/assets/face_landmark_lite.tflite`` is MediaPipe's
 earlier face mesh network (Apache-2.0): 192 x 192 input, 468 points (the bundle's 478
-without the 10 iris points), about a quarter of the bundle's landmark network's CPU;
+without the 10 iris points), under a third of the bundle's landmark network's CPU;
 :data:`LANDMARK_MODELS` names the two.
 """
 

@@ -62,11 +62,11 @@ class FaceSettings:
         hold_frames: a face missing for at most this many frames keeps its window (the
             last crop stands in); longer ends the window.
         forget_frames: a face missing for longer than this gets a new id when it returns.
-        landmark_threads: threads running landmarkers (one landmarker per stream; None:
-            one per core, see :attr:`landmark_workers`).
+        landmark_threads: threads running the streams' face stages (the streams share
+            one set of face models; None: one per core, see :attr:`landmark_workers`).
         landmarks: the landmark network: ``"full"`` (MediaPipe Face Landmarker's, the
             crops the scan makes) or ``"lite"`` (MediaPipe's earlier face mesh network:
-            about a third of the CPU per face, crops 1-2 pixels elsewhere;
+            under half the CPU per face, crops 1-2 pixels elsewhere;
             docs/crops.md).
         window: frames per window (5 to the network's 25).
         stride: frames between consecutive windows of a face (25 = non-overlapping).
