@@ -185,6 +185,10 @@ OPENVINO_CONFIG = {
 }
 
 
+#: held while an OpenVINO copy is made and first run (:meth:`OpenVinoModel._new_copy`)
+_OPENVINO_MAKING = threading.Lock()
+
+
 @functools.cache
 def _openvino_compiled(network: Network, content: bytes, copy: int):
     """Copy number ``copy`` of ``network`` (the ``.tflite`` bytes ``content``) compiled by
@@ -212,13 +216,15 @@ class OpenVinoModel(_Copies):
         super().__init__(network, copies)
 
     def _new_copy(self, number: int):
-        request = _openvino_compiled(self.network, self._content, number).create_infer_request()
         # The first read of a tensor's values sets up the bindings' numpy interface once per
         # process, and two threads doing that at once deadlock (pybind11's once-only set-up
-        # waits for the GIL that the other holds): done here, in the one thread making the
-        # model, before any batch is split over threads.
-        side = self.network.size
-        self._invoke(request, np.zeros((side, side, 3), np.uint8))
+        # waits for the GIL that the other holds): each copy runs once as it is made, one
+        # copy at a time in the process, before any batch is split over threads.
+        with _OPENVINO_MAKING:
+            compiled = _openvino_compiled(self.network, self._content, number)
+            request = compiled.create_infer_request()
+            side = self.network.size
+            self._invoke(request, np.zeros((side, side, 3), np.uint8))
         return request
 
     def _invoke(self, copy, image: np.ndarray) -> list[np.ndarray]:
