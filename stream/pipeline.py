@@ -87,7 +87,7 @@ class Pipeline:
             settings.faces.landmark_workers, thread_name_prefix="landmarks"
         )
         face_models = SharedFaceModels(settings.faces.landmarks)
-        self._landmark_pool.submit(face_models)  # made while the sources connect
+        self._landmark_pool.submit(face_models)  # compiled now; streams wait for it to read
         self._shared = Shared(
             settings=settings,
             scheduler=self.scheduler,
