@@ -5,10 +5,13 @@ Usage: ``python -m bench.cv_ensemble augmented wide [--encoder-steps 4000] [--se
 recipe); a member may name its own seed, ``augmented@1`` (``people-cv --seed 1``), so that
 one recipe trained twice can be averaged. Nothing is trained: per held-out recording, the
 recipes' window logits (stride 5) are averaged, as an ensemble of their networks would score
-it. Printed: the mean clip AUC per manipulation type over the seven folds (clips: every
-fifth window, the non-overlapping 25-frame clips; this reproduces each recipe's own AUCs),
-then the cross-fold rule's leave-one-out table at the hold it chooses and the rule over all
-folds (:mod:`training.cv_thresholds`, as ``people-cv`` prints it for one recipe).
+it. Every member scores the same videos, those of ``--seed``: the saved networks of a member
+of another seed score them afresh (its own held-out fakes are other videos).
+
+Printed: the mean clip AUC per manipulation type over the seven folds (clips: every fifth
+window, the non-overlapping 25-frame clips; this reproduces each recipe's own AUCs), then
+the cross-fold rule's leave-one-out table at the hold it chooses and the rule over all folds
+(:mod:`training.cv_thresholds`, as ``people-cv`` prints it for one recipe).
 
 A demo's figures on synthetic manipulations, not deepfake detection.
 """
@@ -22,12 +25,14 @@ from pathlib import Path
 import numpy as np
 
 from calibration.metrics import auc
-from training.cv_recipes import RECIPES
+from engines.model import ModelConfig
+from training.cv_recipes import RECIPES, Recipe
 from training.cv_results import KINDS, FoldResult
 from training.cv_thresholds import choose_hold, cross_fold_rule, leave_one_out, markdown_checks
 from training.demo_people import PEOPLE
 from training.demo_results import GENUINE
-from training.people_cv import saved_folds
+from training.fold_training import cv_versions
+from training.people_cv import saved_folds, weights_path
 
 #: windows per non-overlapping 25-frame clip at the folds' stride of 5 frames
 WINDOWS_PER_CLIP = 5
@@ -57,6 +62,27 @@ def averaged(members: list[FoldResult], name: str) -> FoldResult:
     )
 
 
+def rescored(result: FoldResult, recipe: Recipe, seed: int, folder: Path) -> FoldResult:
+    """``result`` with its held-out windows scored afresh by its saved network (trained at
+    ``seed``) on the held-out person's versions cached in ``folder`` (another seed's)."""
+    from engines.checkpoint import load_checkpoint
+    from training.demo_detector import labelled_features, scored, video_crops
+
+    own = folder.with_name(f"seed{seed}")
+    model = load_checkpoint(weights_path(own, recipe, result.held_out)).model
+    person = next(p for p in PEOPLE if p.key == result.held_out)
+    videos = []
+    for version in cv_versions(person):
+        if version.kind in (GENUINE, *KINDS):
+            crops = video_crops(folder / f"{version.name}.mp4", version.label)[0]
+            videos.append(scored(model, version, labelled_features(model.encoder, crops)))
+    windows = {
+        kind: [v.windows.round(3).tolist() for v in videos if v.kind == kind]
+        for kind in (GENUINE, *KINDS)
+    }
+    return replace(result, held_out_windows=windows)
+
+
 def member(text: str) -> tuple[str, int | None]:
     """An argparse type: ``RECIPE`` or ``RECIPE@SEED``."""
     name, _, seed = text.partition("@")
@@ -65,6 +91,48 @@ def member(text: str) -> tuple[str, int | None]:
             f"{text!r}: expected RECIPE or RECIPE@SEED, RECIPE one of {', '.join(RECIPES)}"
         )
     return name, int(seed) if seed else None
+
+
+def ensemble_folds(
+    members: list[tuple[Recipe, int]], seed: int, work_dir: Path
+) -> list[FoldResult]:
+    """Every fold of the ensemble of ``members`` (recipe, the seed it was trained at),
+    scored on the held-out videos of ``seed``; raises ``LookupError`` naming a missing fold."""
+    name = "+".join(f"{recipe.name}@{own}" for recipe, own in members)
+    saved = [saved_folds(work_dir / f"seed{own}", r, own) for r, own in members]
+    base = work_dir / f"seed{seed}"
+    folds = []
+    for person in (p.key for p in PEOPLE):
+        missing = [f"{r.name}@{own}" for (r, own), s in zip(members, saved, strict=True)
+                   if person not in s]  # fmt: skip
+        if missing:
+            raise LookupError(f"no saved fold of {', '.join(missing)} holding out {person} in "
+                              f"{work_dir} (run people-cv first)")  # fmt: skip
+        results = [
+            s[person] if own == seed else rescored(s[person], r, own, base)
+            for (r, own), s in zip(members, saved, strict=True)
+        ]
+        folds.append(averaged(results, name))
+    return folds
+
+
+def merged_size(configs: list[ModelConfig]) -> str:
+    """What the members merged into one network (:mod:`engines.ensemble`) would weigh."""
+    import torch
+
+    from engines.ensemble import merged_config
+    from engines.model import LipForensics
+
+    if len(configs) < 2:
+        return "\none network"
+    config = merged_config(configs)
+    with torch.device("meta"):
+        values = sum(t.numel() for t in LipForensics(config).state_dict().values())
+    widths = "/".join(map(str, (config.frontend_channels, *config.trunk_widths)))
+    return (
+        f"\nmerged into one network (engines.ensemble): widths {widths}, TCN "
+        f"{config.tcn_hidden} per branch, {values:,} values ({values * 4 / 1e6:.1f} MB as float32)"
+    )
 
 
 def main() -> None:
@@ -78,22 +146,18 @@ def main() -> None:
         (RECIPES[name].with_steps(args.encoder_steps), args.seed if seed is None else seed)
         for name, seed in args.members
     ]
-    name = "+".join(f"{recipe.name}@{seed}" for recipe, seed in members)
-    saved = [saved_folds(args.work_dir / f"seed{seed}", r, seed) for r, seed in members]
-    folds = []
-    for person in (p.key for p in PEOPLE):
-        missing = [f"{r.name}@{seed}" for (r, seed), s in zip(members, saved, strict=True)
-                   if person not in s]  # fmt: skip
-        if missing:
-            parser.exit(2, f"error: no saved fold of {', '.join(missing)} holding out {person} "
-                        f"in {args.work_dir} (run people-cv first)\n")  # fmt: skip
-        folds.append(averaged([s[person] for s in saved], name))
-    print(f"# {name} (recipe@seed), {args.encoder_steps} encoder steps: mean clip AUC "
-          "over the folds' held-out people")  # fmt: skip
+    try:
+        folds = ensemble_folds(members, args.seed, args.work_dir)
+    except LookupError as error:
+        parser.exit(2, f"error: {error}\n")
+    name = folds[0].recipe
+    print(f"# {name} (recipe@seed), {args.encoder_steps} encoder steps, on the videos of seed "
+          f"{args.seed}: mean clip AUC over the folds' held-out people")  # fmt: skip
     print("| " + " | ".join(f"`{k}`" for k in KINDS) + " | mean |")
     print("|---" * (len(KINDS) + 1) + "|")
     means = [float(np.mean([f.auc[k] for f in folds])) for k in KINDS]
     print("| " + " | ".join(f"{m:.3f}" for m in means) + f" | {np.mean(means):.3f} |")
+    print(merged_size([recipe.model for recipe, _seed in members]))
     hold = choose_hold(folds)
     print(f"\n{name}: each fold under the rule of the other six (hold {hold} windows)")
     print(markdown_checks(leave_one_out(folds, hold), cross_fold_rule(folds, 0, hold)))

@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "serve": "serve",
     "features": "features",
     "finetune": "finetune",
+    "ensemble": "ensemble",
     "build-demo": "build_demo",
     "people-cv": "people_cv",
 }

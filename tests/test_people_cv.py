@@ -19,16 +19,16 @@ import pytest
 
 from commands.cli import main
 from stream.alerts.policy import PolicyConfig
-from training.crop_augment import Augmentation, jpeg, relit, repeated_frames, rescaled
+from training.crop_augment import Augmentation, jpeg, relit, repeated_frames, rescaled, slowed
 from training.cv_folds import CALIBRATION_ORDER, fold_for
-from training.cv_recipes import AUGMENTED, RECIPES, SHIPPED, STEADY, TODAY, WIDE
+from training.cv_recipes import AUGMENTED, PACED, RECIPES, SHIPPED, STEADY, TODAY, VARIED, WIDE
 from training.cv_results import KINDS, FoldResult, held_out_result, markdown_table
 from training.demo_detector import DEMO_CONFIG, TRAIN_KINDS
 from training.demo_encoder import EncoderConfig
 from training.demo_people import PEOPLE
 from training.demo_results import GENUINE, ScoredVideo
 from training.finetune_config import FinetuneConfig
-from training.fold_training import cv_versions, swap_donor
+from training.fold_training import cv_versions, slowed_copies, swap_donor, variant_folders
 from training.people_cv import save_result, saved_result
 
 EVERYONE = [p.key for p in PEOPLE]
@@ -77,7 +77,7 @@ def test_today_is_build_demos_recipe_and_each_candidate_changes_one_thing() -> N
     assert TODAY.encoder == EncoderConfig() and TODAY.finetune == FinetuneConfig()
     assert TODAY.calibrators == 1 and not TODAY.encoder.augmentation.active
     assert AUGMENTED.encoder.augmentation.active
-    assert list(RECIPES) == ["today", "augmented", "steady", "wide"]
+    assert list(RECIPES) == ["today", "augmented", "steady", "wide", "varied", "paced"]
     # steady: augmented without stutter in training; wide: augmented, a wider encoder
     assert STEADY.train_kinds == tuple(k for k in TRAIN_KINDS if k != "stutter")
     same = {"name": "augmented", "description": AUGMENTED.description}
@@ -85,6 +85,14 @@ def test_today_is_build_demos_recipe_and_each_candidate_changes_one_thing() -> N
     assert replace(WIDE, model=DEMO_CONFIG, **same) == AUGMENTED
     assert WIDE.model.trunk_widths == tuple(2 * w for w in DEMO_CONFIG.trunk_widths)
     assert WIDE.model.tcn_hidden == DEMO_CONFIG.tcn_hidden
+    # varied: augmented, two versions of each training manipulation
+    assert replace(VARIED, fake_variants=1, **same) == AUGMENTED
+    # paced: augmented, with 10-20 fps sources for the encoder's repeats and the head
+    assert PACED.slowed_fps == (10.0, 20.0)
+    assert PACED.encoder.augmentation.repeat_fps == (10.0, 20.0)
+    unpaced = replace(AUGMENTED.encoder.augmentation, repeat_fps=(15.0, 15.0))
+    assert AUGMENTED.encoder.augmentation == unpaced and AUGMENTED.slowed_fps is None
+    assert replace(PACED, encoder=AUGMENTED.encoder, slowed_fps=None, **same) == AUGMENTED
     assert TODAY.with_steps(7).encoder.steps == 7
     # the shipped recipe: augmented, 4000 steps (people-cv's --help names the figure)
     assert AUGMENTED.with_steps(4000) == SHIPPED
@@ -162,6 +170,52 @@ def test_15_fps_repeats_show_the_latest_capture() -> None:
         assert np.all(np.diff(shown) >= 0)
         # 15 of every 25 frames are new captures
         assert len(np.unique(shown[:25])) in (14, 15, 16)
+
+
+def test_a_slower_source_repeats_frames_within_each_run() -> None:
+    frames = np.arange(100)
+    for fps in (10.0, 12.0, 20.0):
+        shown = repeated_frames(frames, 0.4, 25 / fps)
+        assert np.all(shown <= frames) and np.all(np.diff(shown) >= 0)
+        assert abs(len(np.unique(shown)) - fps * 4) <= 1  # fps new captures a second
+    crops = np.arange(40, dtype=np.uint8)[:, None, None].repeat(4, 1).repeat(4, 2)
+    runs = [(0, 15), (20, 40)]
+    copy = slowed(crops, runs, 12.0, 0.0)[:, 0, 0].astype(int)
+    for start, stop in runs:  # a run never shows a frame from before its start
+        assert np.all(copy[start:stop] >= start) and np.all(
+            copy[start:stop] <= np.arange(start, stop)
+        )
+        assert len(np.unique(copy[start:stop])) < stop - start
+    assert np.array_equal(copy[15:20], np.arange(15, 20))  # outside the runs: as it was
+
+
+def test_slowed_copies_are_seeded_and_keep_labels() -> None:
+    from training.demo_encoder import Crops
+
+    crops = np.arange(50, dtype=np.uint8)[:, None, None].repeat(4, 1).repeat(4, 2)
+    video = Crops("v", crops, ((0, 50),), 1)
+    first = slowed_copies([video, video], (10.0, 20.0), 3)
+    again = slowed_copies([video, video], (10.0, 20.0), 3)
+    assert [c.name for c in first] == [c.name for c in again]
+    assert all(np.array_equal(a.crops, b.crops) for a, b in zip(first, again, strict=True))
+    assert all(c.label == 1 and c.runs == video.runs for c in first)
+    assert all(c.name.startswith("v@") and c.name.endswith("fps") for c in first)
+
+
+def test_a_fixed_source_rate_draws_nothing_more() -> None:
+    crops = np.zeros((12, 96, 96), np.uint8)
+    fixed, ranged = np.random.default_rng(4), np.random.default_rng(4)
+    Augmentation(repeats=1.0).window(crops, 5, fixed)
+    Augmentation(repeats=1.0, repeat_fps=(10.0, 20.0)).window(crops, 5, ranged)
+    plain = np.random.default_rng(4)
+    # a 15 fps window's draws: repeats?, the phase, then scale?, lighting?, compression?
+    plain.random(), plain.uniform(0, 25 / 15), plain.random(), plain.random(), plain.random()
+    assert fixed.random() == plain.random() != ranged.random()
+
+
+def test_variants_come_from_the_next_seeds_folders(tmp_path) -> None:
+    folders = variant_folders(tmp_path / "seed3", 3, 2)
+    assert folders == [tmp_path / "seed3", tmp_path / "seed4"]
 
 
 def test_camera_augmentations_change_the_crops_and_stay_uint8() -> None:

@@ -6,9 +6,10 @@ flip and brightness changes (:mod:`training.demo_encoder`):
 
 ``compression``  JPEG at quality 20-70, every frame of the window alike (codec blocking).
 ``scale``        down-scaled to 35-90 % and back (a low-resolution or distant face).
-``repeats``      the window as a 15 fps source shows at 25 fps: each frame is the latest
-                 15 fps capture, so every 5 frames hold 2 repeats (a shared tab, a slow
-                 webcam); the same for genuine and fake windows.
+``repeats``      the window as a slower source shows at 25 fps: each frame is the latest
+                 capture (at 15 fps, or a rate drawn from ``repeat_fps``), so at 15 fps
+                 every 5 frames hold 2 repeats (a shared tab, a slow webcam); the same for
+                 genuine and fake windows.
 ``lighting``     gamma 0.6-1.6 and a linear light gradient across the crop (side light).
 
 Each is applied with its own probability; all draws come from the caller's generator, so
@@ -17,6 +18,7 @@ a seeded training run is reproducible. With every probability 0 nothing is drawn
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -24,8 +26,10 @@ import numpy as np
 
 from engines.method import FRAME_CONTEXT
 
+#: the frame rate every window and clip is shown at
+SHOWN_FPS = 25
 #: 25 fps frames per 15 fps capture
-CAPTURE_PERIOD = 25 / 15
+CAPTURE_PERIOD = SHOWN_FPS / 15
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,8 @@ class Augmentation:
     scale: float = 0.0
     repeats: float = 0.0
     lighting: float = 0.0
+    #: the lowest and highest source frame rates ``repeats`` draws from (equal: no draw)
+    repeat_fps: tuple[float, float] = (15.0, 15.0)
 
     @property
     def active(self) -> bool:
@@ -46,7 +52,9 @@ class Augmentation:
         """The (5, H, W) uint8 window of ``crops`` around frame ``centre``, augmented."""
         frames = np.arange(centre - FRAME_CONTEXT, centre + FRAME_CONTEXT + 1)
         if rng.random() < self.repeats:
-            frames = np.maximum(repeated_frames(frames, rng.uniform(0, CAPTURE_PERIOD)), frames[0])
+            period = SHOWN_FPS / _rate(self.repeat_fps, rng)
+            shown = repeated_frames(frames, rng.uniform(0, period), period)
+            frames = np.maximum(shown, frames[0])
         window = crops[frames]
         if rng.random() < self.scale:
             window = rescaled(window, rng.uniform(0.35, 0.9))
@@ -57,12 +65,34 @@ class Augmentation:
         return window
 
 
-def repeated_frames(frames: np.ndarray, phase: float) -> np.ndarray:
-    """For each 25 fps frame index, the frame a 15 fps source shows there: the latest
-    capture at or before it, captures falling at ``floor(k * 5 / 3 + phase)``."""
-    captures = np.floor(np.arange(-2, frames.max() / CAPTURE_PERIOD + 2) * CAPTURE_PERIOD + phase)
+def _rate(fps: tuple[float, float], rng: np.random.Generator) -> float:
+    """A source frame rate from the range ``fps`` (drawn only when it is a range, so that a
+    fixed rate leaves the generator as it was)."""
+    low, high = fps
+    return low if low == high else float(rng.uniform(low, high))
+
+
+def repeated_frames(frames: np.ndarray, phase: float, period: float = CAPTURE_PERIOD) -> np.ndarray:
+    """For each 25 fps frame index, the frame a slower source shows there: the latest
+    capture at or before it, captures falling at ``floor(k * period + phase)`` (``period``:
+    25 fps frames per capture; by default a 15 fps source's 5 / 3)."""
+    captures = np.floor(np.arange(-2, frames.max() / period + 2) * period + phase)
     latest = np.searchsorted(captures, frames, side="right") - 1
     return captures[latest].astype(int)
+
+
+def slowed(
+    crops: np.ndarray, runs: Sequence[tuple[int, int]], fps: float, phase: float
+) -> np.ndarray:
+    """A whole video's crops as a ``fps`` source would show them at 25 fps: in each run of
+    consecutive frames, every frame replaced by the latest capture (captures at ``phase``,
+    then every ``25 / fps`` frames)."""
+    period = SHOWN_FPS / fps
+    shown = np.arange(len(crops))
+    for start, stop in runs:
+        offsets = repeated_frames(np.arange(stop - start), phase, period)
+        shown[start:stop] = start + np.maximum(offsets, 0)
+    return crops[shown]
 
 
 def rescaled(window: np.ndarray, factor: float) -> np.ndarray:

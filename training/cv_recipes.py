@@ -28,6 +28,12 @@ class Recipe:
     encoder: EncoderConfig
     model: ModelConfig
     finetune: FinetuneConfig
+    #: how many differently seeded versions of each training manipulation it trains on (the
+    #: fold's seed and the ones after it; calibration and held-out people keep one)
+    fake_variants: int = 1
+    #: the head also trains on every training video as a source of a frame rate drawn from
+    #: this range (fps) shows it at 25 fps (None: only as recorded)
+    slowed_fps: tuple[float, float] | None = None
 
     def with_steps(self, steps: int) -> Recipe:
         """This recipe with ``steps`` encoder training steps."""
@@ -68,8 +74,27 @@ WIDE = replace(
     "head as it was)",
     model=replace(DEMO_CONFIG, frontend_channels=16, trunk_widths=(16, 32, 64, 128)),
 )
+VARIED = replace(
+    AUGMENTED,
+    name="varied",
+    description="augmented's, trained on two differently seeded versions of every training "
+    "manipulation (other freeze frames, shifts, stutter periods, flicker jitter)",
+    fake_variants=2,
+)
+PACED = replace(
+    AUGMENTED,
+    name="paced",
+    description="augmented's, with the frame rates the product takes (10-20 fps sources "
+    "shown at 25): the encoder's repeats drawn from 10-20 fps, and the head also trained on "
+    "a slowed copy of every training video",
+    encoder=replace(
+        AUGMENTED.encoder,
+        augmentation=replace(AUGMENTED.encoder.augmentation, repeat_fps=(10.0, 20.0)),
+    ),
+    slowed_fps=(10.0, 20.0),
+)
 #: every recipe by name, in the order the table shows them
-RECIPES = {recipe.name: recipe for recipe in (TODAY, AUGMENTED, STEADY, WIDE)}
+RECIPES = {recipe.name: recipe for recipe in (TODAY, AUGMENTED, STEADY, WIDE, VARIED, PACED)}
 #: the recipe of the shipped demo detector (``build-demo``), chosen by ``people-cv``: with
 #: camera augmentation and twice the encoder steps of ``today`` (docs/demo_detector.md)
 SHIPPED = AUGMENTED.with_steps(4000)

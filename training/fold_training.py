@@ -16,13 +16,14 @@ manipulations.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from training.crop_augment import slowed
 from training.cv_folds import CALIBRATION_ORDER, Fold
 from training.cv_recipes import Recipe
 from training.cv_results import KINDS
@@ -36,6 +37,7 @@ from training.demo_detector import (
     version_video,
     video_crops,
 )
+from training.demo_encoder import Crops
 from training.demo_people import PEOPLE, Person, Recording
 from training.demo_results import GENUINE, ScoredVideo
 from training.manipulations import Footage
@@ -120,10 +122,29 @@ class TrainedFold:
         return [s.windows for s in self.calibration if s.label == 0]
 
 
+def slowed_copies(videos: Sequence[Crops], fps: tuple[float, float], seed: int) -> list[Crops]:
+    """Each of ``videos`` as a source of a frame rate drawn from ``fps`` shows it at 25 fps
+    (:func:`~training.crop_augment.slowed`; a generator of its own, seeded by ``seed``)."""
+    rng = np.random.default_rng([seed, 25])
+    copies = []
+    for video in videos:
+        rate = float(rng.uniform(*fps))
+        frames = slowed(video.crops, video.runs, rate, float(rng.uniform(0, 25 / rate)))
+        copies.append(replace(video, name=f"{video.name}@{rate:.0f}fps", crops=frames))
+    return copies
+
+
+def variant_folders(folder: Path, seed: int, variants: int) -> list[Path]:
+    """The crop folders of ``variants`` differently seeded builds, ``seed``'s (``folder``)
+    first: :func:`cache_crops` names them by seed, side by side."""
+    return [folder.with_name(f"seed{seed + k}") for k in range(variants)]
+
+
 def train_fold(folder: Path, recipe: Recipe, fold: Fold, seed: int, log: Log) -> TrainedFold:
-    """Train ``recipe`` on ``fold`` from the cached crops in ``folder`` and score its
-    calibration and held-out people (torch and OpenCV on one thread: the same seed gives the
-    same network, and folds trained side by side use one core each)."""
+    """Train ``recipe`` on ``fold`` from the cached crops in ``folder`` (and, for a recipe
+    with several manipulation variants, in the folders of the seeds after ``seed``) and
+    score its calibration and held-out people (torch and OpenCV on one thread: the same seed
+    gives the same network, and folds trained side by side use one core each)."""
     import cv2
     import torch
 
@@ -150,12 +171,25 @@ def train_fold(folder: Path, recipe: Recipe, fold: Fold, seed: int, log: Log) ->
         v.name: video_crops(folder / f"{v.name}.mp4", v.label)[0]
         for v in training + calibration + held
     }
+    extra = [
+        video_crops(other / f"{v.name}.mp4", v.label)[0]
+        for other in variant_folders(folder, seed, recipe.fake_variants)[1:]
+        for v in training
+        if v.label == 1
+    ]
     model = LipForensics(recipe.model)
-    pretrain_encoder(model.encoder, [crops[v.name] for v in training], recipe.encoder, seed, log)
+    training_crops = [crops[v.name] for v in training] + extra
+    pretrain_encoder(model.encoder, training_crops, recipe.encoder, seed, log)
     features = {name: labelled_features(model.encoder, c) for name, c in crops.items()}
+    also = [labelled_features(model.encoder, c) for c in extra]
+    if recipe.slowed_fps is not None:
+        also += [
+            labelled_features(model.encoder, c)
+            for c in slowed_copies(training_crops, recipe.slowed_fps, seed)
+        ]
     stopping = train_head(
         model.head,
-        [features[v.name] for v in training],
+        [features[v.name] for v in training] + also,
         [features[v.name] for v in calibration],
         replace(recipe.finetune, seed=seed),
         log=log,

@@ -150,6 +150,8 @@ def cross_validate(
     order, recipes side by side."""
     log("crops of every person's genuine, manipulated and perturbed versions (cached)")
     folder = cache_crops(work_dir, seed, log)
+    for extra in range(1, max(r.fake_variants for r in recipes)):
+        cache_crops(work_dir, seed + extra, log)
     (folder / RESULTS).mkdir(exist_ok=True)
     everyone = [p.key for p in PEOPLE]
     tasks = [(r, fold_for(p, everyone, r.calibrators)) for p in held_out for r in recipes]

@@ -1,0 +1,66 @@
+"""`ensemble`: several weight files as one network whose logit is their mean logit."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+HELP = "merge two or more weight files into one network that scores their mean logit"
+DESCRIPTION = """\
+Writes one weight file whose network scores, for every clip, the mean of the given
+networks' logits (an ensemble), to float rounding. It is an ordinary LipForensics network,
+its widths the sum of theirs, so every command and engine (ONNX Runtime, INT8, TensorRT,
+Triton) runs it as it runs one network; each member keeps its own channels, and the weights
+between members are zero.
+
+The members must share the TCN's kernels and levels (the widths may differ). The merged
+network costs about as much as its widths say: two networks of one size merge into one
+about four times the size and compute. Its logits are new numbers, so calibrate it before
+use: `calibrate --weights OUT --genuine VIDEOS`."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of the ``ensemble`` command."""
+    parser.add_argument("members", type=Path, nargs="+", metavar="WEIGHTS",
+                        help="two or more weight files to average")  # fmt: skip
+    parser.add_argument("--out", type=Path, required=True, help="merged weight file to write")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load the members, merge them, check the result loads, write it."""
+    import sys
+
+    import torch
+
+    from commands.writable import check_writable
+    from engines.checkpoint import MAX_PARAMETERS, load_checkpoint, save_checkpoint
+    from engines.ensemble import merged, merged_config
+    from engines.model import LipForensics
+    from errors import LipForensicsError
+
+    if len(args.members) < 2:
+        raise LipForensicsError("ensemble takes two or more weight files")
+    check_writable(args.out, "--out")
+    loaded = [load_checkpoint(path) for path in args.members]
+    for member in loaded:
+        for note in member.notes:
+            print(f"note: {member.path.name}: {note}", file=sys.stderr)
+    try:
+        config = merged_config([m.config for m in loaded])
+    except ValueError as error:
+        raise LipForensicsError(str(error)) from None
+    with torch.device("meta"):
+        size = sum(t.numel() for t in LipForensics(config).state_dict().values())
+    if size > MAX_PARAMETERS:
+        raise LipForensicsError(
+            f"the merged network would hold {size:,} values, more than a weight file may "
+            f"({MAX_PARAMETERS:,}): merge fewer or narrower networks"
+        )
+    save_checkpoint(args.out, merged([m.model for m in loaded]))
+    print(
+        f"{len(loaded)} networks -> {args.out} ({args.out.stat().st_size / 1e6:.1f} MB, widths "
+        f"{config.frontend_channels}/{'/'.join(map(str, config.trunk_widths))}, TCN "
+        f"{config.tcn_hidden} per branch): it scores their mean logit"
+    )
+    print("next: run_stream.py calibrate --weights OUT --genuine VIDEOS to choose thresholds")
+    return 0
