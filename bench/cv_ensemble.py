@@ -29,6 +29,7 @@ from engines.model import ModelConfig
 from training.cv_recipes import RECIPES, Recipe
 from training.cv_results import KINDS, FoldResult
 from training.cv_thresholds import choose_hold, cross_fold_rule, leave_one_out, markdown_checks
+from training.demo_detector import STRIDE
 from training.demo_people import PEOPLE
 from training.demo_results import GENUINE
 from training.fold_training import cv_versions
@@ -135,12 +136,54 @@ def merged_size(configs: list[ModelConfig]) -> str:
     )
 
 
+def demo_clip_margins(
+    members: list[tuple[Recipe, int]], seed: int, work_dir: Path, hold: int, rule: float
+) -> str:
+    """The demo clips' source (``build-demo``'s) as genuine and with every manipulation (the
+    demo's seed ``seed``, written under the seed's folder), scored by each member's network
+    of the fold that holds the demo person out, averaged: each version's highest logit held
+    over ``hold`` windows, beside the ``rule``'s alert threshold."""
+    from engines.checkpoint import load_checkpoint
+    from training.cv_thresholds import sustained_maximum
+    from training.demo_build import DEMO_KIND, DEMO_PERSON, demo_footage
+    from training.demo_detector import labelled_features, video_crops, window_logits
+    from training.manipulations import manipulate, write_video
+
+    folder = work_dir / f"seed{seed}"
+    person = next(p for p in PEOPLE if p.key == DEMO_PERSON)
+    span, donor = demo_footage(folder, person.recordings[0].key)
+    paths = {GENUINE: folder / "demo_source.mp4"}
+    for kind in KINDS:
+        paths[kind] = folder / f"demo_source_{kind}.mp4"
+        if not paths[kind].exists():
+            write_video(paths[kind], manipulate(span, kind, seed=seed, donor=donor))
+    networks = [
+        load_checkpoint(weights_path(work_dir / f"seed{own}", r, DEMO_PERSON)).model
+        for r, own in members
+    ]
+    cells = []
+    for kind, path in paths.items():
+        crops = video_crops(path, int(kind != GENUINE))[0]
+        logits = [window_logits(n, labelled_features(n.encoder, crops), STRIDE) for n in networks]
+        cells.append(f"{kind} {sustained_maximum([np.mean(logits, axis=0)], hold):+.2f}")
+    return (
+        f"\nthe demo clip's source ({DEMO_KIND} is the demo's manipulation), the "
+        f"{DEMO_PERSON}-fold networks averaged, highest logit held {hold} windows (the rule "
+        f"alerts at {rule:+.2f}): " + ", ".join(cells)
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("members", nargs="+", type=member, metavar="RECIPE[@SEED]")
     parser.add_argument("--encoder-steps", type=int, default=4000)
     parser.add_argument("--seed", type=int, default=0, help="the members' seed unless named")
     parser.add_argument("--work-dir", type=Path, default=Path("build/demo"))
+    parser.add_argument(
+        "--demo-clips",
+        action="store_true",
+        help="also score the demo clip's source, genuine and manipulated",
+    )
     args = parser.parse_args()
     members = [
         (RECIPES[name].with_steps(args.encoder_steps), args.seed if seed is None else seed)
@@ -160,7 +203,10 @@ def main() -> None:
     print(merged_size([recipe.model for recipe, _seed in members]))
     hold = choose_hold(folds)
     print(f"\n{name}: each fold under the rule of the other six (hold {hold} windows)")
-    print(markdown_checks(leave_one_out(folds, hold), cross_fold_rule(folds, 0, hold)))
+    rule = cross_fold_rule(folds, 0, hold)
+    print(markdown_checks(leave_one_out(folds, hold), rule))
+    if args.demo_clips:
+        print(demo_clip_margins(members, args.seed, args.work_dir, hold, rule.alert_logit))
 
 
 if __name__ == "__main__":

@@ -57,7 +57,7 @@ from training.demo_detector import (
 from training.demo_people import PEOPLE
 from training.demo_results import manipulation_result, markdown_tables, person_result
 from training.fold_training import Log, cache_crops, train_fold
-from training.manipulations import manipulate, write_video
+from training.manipulations import Footage, manipulate, write_video
 
 if TYPE_CHECKING:
     from engines.model import LipForensics
@@ -207,6 +207,19 @@ def _build(work_dir: Path, out_dir: Path, seed: int, log: Log) -> DemoReport:
     return report
 
 
+def demo_footage(folder: Path, donor_recording: str) -> tuple[Footage, Footage]:
+    """The demo clips' genuine stretch (:data:`~training.demo_detector.DEMO_SOURCE`, cut
+    into ``folder`` if missing) and the footage of :data:`DEMO_PERSON`'s recording
+    ``donor_recording`` whose lips the manipulated clip takes (cached there by
+    :func:`~training.fold_training.cache_crops`)."""
+    source = recording_video(DEMO_SOURCE, folder / "demo_source.mp4")
+    donor_video = folder / f"{DEMO_PERSON}_{donor_recording}_genuine.mp4"
+    return (
+        read_footage(source, video_crops(source, 0)[1]),
+        read_footage(donor_video, video_crops(donor_video, 0)[1]),
+    )
+
+
 def _write_demo_clips(
     model: LipForensics,
     folder: Path,
@@ -220,10 +233,7 @@ def _write_demo_clips(
     through the real crops."""
     from stream.alerts.policy import count_alerts
 
-    source = recording_video(DEMO_SOURCE, folder / "demo_source.mp4")
-    span = read_footage(source, video_crops(source, 0)[1])
-    donor_video = folder / f"{DEMO_PERSON}_{donor_recording}_genuine.mp4"
-    donor = read_footage(donor_video, video_crops(donor_video, 0)[1])
+    span, donor = demo_footage(folder, donor_recording)
     genuine, manipulated = out_dir / DEMO_GENUINE.name, out_dir / DEMO_MANIPULATED.name
     write_video(genuine, span.frames)
     write_video(manipulated, manipulate(span, DEMO_KIND, seed=seed, donor=donor))
