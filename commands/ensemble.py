@@ -9,9 +9,9 @@ HELP = "merge two or more weight files into one network that scores their mean l
 DESCRIPTION = """\
 Writes one weight file whose network scores, for every clip, the mean of the given
 networks' logits (an ensemble), to float rounding. It is an ordinary LipForensics network,
-its widths the sum of theirs, so every command and engine (ONNX Runtime, INT8, TensorRT,
-Triton) runs it as it runs one network; each member keeps its own channels, and the weights
-between members are zero.
+its widths the sum of theirs, so every command and engine (ONNX Runtime, TensorRT,
+Triton; INT8 where its accuracy check passes) runs it as it runs one network; each member
+keeps its own channels, and the weights between members are zero.
 
 The members must share the TCN's kernels and levels (the widths may differ). The merged
 network costs about as much as its widths say: two networks of one size merge into one
