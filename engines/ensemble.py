@@ -1,7 +1,7 @@
 """Several LipForensics networks as one network of the same architecture: an exact ensemble.
 
-Averaging the logits of networks trained apart is the one lever that made the demo detector
-hold on strangers (docs/demo_detector.md); every engine (ONNX Runtime, INT8, TensorRT,
+Averaging the logits of networks trained apart is the one lever that has lifted the demo
+detector's figures on strangers (docs/demo_detector.md); every engine (ONNX Runtime, INT8, TensorRT,
 Triton) loads one :class:`~engines.model.LipForensics`. :func:`merged` builds that one:
 its widths are the members' summed, each member keeps its own channels (the weights between
 two members' channels are zero, so no member sees another's), and its output layer takes the

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from training.crop_augment import slowed
+from training.crop_augment import SHOWN_FPS, slowed
 from training.cv_folds import CALIBRATION_ORDER, Fold
 from training.cv_recipes import Recipe
 from training.cv_results import KINDS
@@ -129,7 +129,7 @@ def slowed_copies(videos: Sequence[Crops], fps: tuple[float, float], seed: int) 
     copies = []
     for video in videos:
         rate = float(rng.uniform(*fps))
-        frames = slowed(video.crops, video.runs, rate, float(rng.uniform(0, 25 / rate)))
+        frames = slowed(video.crops, video.runs, rate, float(rng.uniform(0, SHOWN_FPS / rate)))
         copies.append(replace(video, name=f"{video.name}@{rate:.0f}fps", crops=frames))
     return copies
 
