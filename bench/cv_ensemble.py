@@ -27,12 +27,12 @@ import numpy as np
 from calibration.metrics import auc
 from engines.model import ModelConfig
 from training.cv_recipes import RECIPES, Recipe
-from training.cv_results import KINDS, FoldResult
+from training.cv_results import KINDS, FoldResult, windows_by_kind
 from training.cv_thresholds import choose_hold, cross_fold_rule, leave_one_out, markdown_checks
 from training.demo_detector import STRIDE
 from training.demo_people import PEOPLE
 from training.demo_results import GENUINE
-from training.fold_training import cv_versions
+from training.fold_training import held_out_versions
 from training.people_cv import saved_folds, weights_path
 
 #: windows per non-overlapping 25-frame clip at the folds' stride of 5 frames
@@ -73,15 +73,10 @@ def rescored(result: FoldResult, recipe: Recipe, seed: int, folder: Path) -> Fol
     model = load_checkpoint(weights_path(own, recipe, result.held_out)).model
     person = next(p for p in PEOPLE if p.key == result.held_out)
     videos = []
-    for version in cv_versions(person):
-        if version.kind in (GENUINE, *KINDS):
-            crops = video_crops(folder / f"{version.name}.mp4", version.label)[0]
-            videos.append(scored(model, version, labelled_features(model.encoder, crops)))
-    windows = {
-        kind: [v.windows.round(3).tolist() for v in videos if v.kind == kind]
-        for kind in (GENUINE, *KINDS)
-    }
-    return replace(result, held_out_windows=windows)
+    for version in held_out_versions(person):
+        crops = video_crops(folder / f"{version.name}.mp4", version.label)[0]
+        videos.append(scored(model, version, labelled_features(model.encoder, crops)))
+    return replace(result, held_out_windows=windows_by_kind(videos))
 
 
 def member(text: str) -> tuple[str, int | None]:
@@ -119,16 +114,13 @@ def ensemble_folds(
 
 def merged_size(configs: list[ModelConfig]) -> str:
     """What the members merged into one network (:mod:`engines.ensemble`) would weigh."""
-    import torch
-
     from engines.ensemble import merged_config
-    from engines.model import LipForensics
+    from engines.model import value_count
 
     if len(configs) < 2:
         return "\none network"
     config = merged_config(configs)
-    with torch.device("meta"):
-        values = sum(t.numel() for t in LipForensics(config).state_dict().values())
+    values = value_count(config)
     widths = "/".join(map(str, (config.frontend_channels, *config.trunk_widths)))
     return (
         f"\nmerged into one network (engines.ensemble): widths {widths}, TCN "

@@ -30,12 +30,10 @@ def run(args: argparse.Namespace) -> int:
     """Load the members, merge them, check the result loads, write it."""
     import sys
 
-    import torch
-
     from commands.writable import check_writable
     from engines.checkpoint import MAX_PARAMETERS, load_checkpoint, save_checkpoint
     from engines.ensemble import merged, merged_config
-    from engines.model import LipForensics
+    from engines.model import value_count
     from errors import LipForensicsError
 
     if len(args.members) < 2:
@@ -49,8 +47,7 @@ def run(args: argparse.Namespace) -> int:
         config = merged_config([m.config for m in loaded])
     except ValueError as error:
         raise LipForensicsError(str(error)) from None
-    with torch.device("meta"):
-        size = sum(t.numel() for t in LipForensics(config).state_dict().values())
+    size = value_count(config)
     if size > MAX_PARAMETERS:
         raise LipForensicsError(
             f"the merged network would hold {size:,} values, more than a weight file may "

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from engines.model import LipForensics, ModelConfig
+from engines.model import LipForensics, ModelConfig, value_count
 from errors import CheckpointError
 
 EXPECTED = "a LipForensics checkpoint such as lipforensics_ff.pth"
@@ -78,9 +78,9 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
     path = Path(path)
     payload, notes = _read(path)
     state_dict, layout, config = _unpack(path, payload)
+    _check_size(path, config)
     with torch.device("meta"):  # shapes only: nothing allocated before the checks
         shapes = LipForensics(config)
-    _check_size(path, shapes)
     if layout == "lipreading" and _head_shape(state_dict) != _head_shape(shapes.state_dict()):
         state_dict = {k: v for k, v in state_dict.items() if k not in HEAD_KEYS}
         ignore = HEAD_KEYS
@@ -215,9 +215,9 @@ def _short(value: object) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _check_size(path: Path, shapes: LipForensics) -> None:
+def _check_size(path: Path, config: ModelConfig) -> None:
     """Refuse a network larger than :data:`MAX_PARAMETERS` before any memory is taken."""
-    count = sum(tensor.numel() for tensor in shapes.state_dict().values())
+    count = value_count(config)
     if count > MAX_PARAMETERS:
         raise CheckpointError(
             f"{path} has an unreadable 'config' entry: it describes a network of "

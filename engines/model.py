@@ -294,3 +294,10 @@ class LipForensics(nn.Module):
 
     def forward(self, clips: Tensor) -> Tensor:
         return self.head(self.encoder(clips))
+
+
+def value_count(config: ModelConfig) -> int:
+    """How many values (parameters and buffers) a network of these widths holds, counted on
+    the meta device: nothing is allocated."""
+    with torch.device("meta"):
+        return sum(t.numel() for t in LipForensics(config).state_dict().values())

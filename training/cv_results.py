@@ -88,12 +88,17 @@ def held_out_result(
         clips={m.kind: [m.genuine_clips, m.manipulated_clips] for m in kinds},
         alerted={m.kind: m.recordings_alerted for m in kinds},
         seconds=round(seconds, 1),
-        held_out_windows={
-            kind: [_rounded(v.windows) for v in videos if v.kind == kind]
-            for kind in (GENUINE, *KINDS)
-        },
+        held_out_windows=windows_by_kind(videos),
         calibration_windows=[_rounded(w) for w in calibration_windows],
     )
+
+
+def windows_by_kind(videos: Sequence[ScoredVideo]) -> dict[str, list[list[float]]]:
+    """The videos' window logits per kind (genuine and every type of :data:`KINDS`), one
+    JSON-friendly sequence per recording."""
+    return {
+        kind: [_rounded(v.windows) for v in videos if v.kind == kind] for kind in (GENUINE, *KINDS)
+    }
 
 
 def _rounded(logits: np.ndarray) -> list[float]:

@@ -66,6 +66,12 @@ def cv_versions(person: Person) -> list[Version]:
     ]
 
 
+def held_out_versions(person: Person) -> list[Version]:
+    """The versions a fold scores of its held-out ``person``: genuine and every manipulation
+    (not the perturbed genuine ones)."""
+    return [v for v in cv_versions(person) if v.kind in (GENUINE, *KINDS)]
+
+
 def cache_crops(work_dir: Path, seed: int, log: Log) -> Path:
     """Make every :func:`cv_versions` video and its crops under ``work_dir/seed<seed>``
     (skipping what is there already); return that folder."""
@@ -166,7 +172,7 @@ def train_fold(folder: Path, recipe: Recipe, fold: Fold, seed: int, log: Log) ->
         for v in versions[k]
         if v.label == 0 or v.kind in recipe.train_kinds
     ]
-    held = [v for v in versions[fold.held_out] if v.kind in (GENUINE, *KINDS)]
+    held = held_out_versions(next(p for p in PEOPLE if p.key == fold.held_out))
     crops = {
         v.name: video_crops(folder / f"{v.name}.mp4", v.label)[0]
         for v in training + calibration + held
