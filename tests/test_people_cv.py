@@ -21,7 +21,17 @@ from commands.cli import main
 from stream.alerts.policy import PolicyConfig
 from training.crop_augment import Augmentation, jpeg, relit, repeated_frames, rescaled, slowed
 from training.cv_folds import CALIBRATION_ORDER, fold_for
-from training.cv_recipes import AUGMENTED, PACED, RECIPES, SHIPPED, STEADY, TODAY, VARIED, WIDE
+from training.cv_recipes import (
+    AUGMENTED,
+    PACED,
+    PAIRED,
+    RECIPES,
+    SHIPPED,
+    STEADY,
+    TODAY,
+    VARIED,
+    WIDE,
+)
 from training.cv_results import KINDS, FoldResult, held_out_result, markdown_table
 from training.demo_detector import DEMO_CONFIG, TRAIN_KINDS
 from training.demo_encoder import EncoderConfig
@@ -77,7 +87,7 @@ def test_today_is_build_demos_recipe_and_each_candidate_changes_one_thing() -> N
     assert TODAY.encoder == EncoderConfig() and TODAY.finetune == FinetuneConfig()
     assert TODAY.calibrators == 1 and not TODAY.encoder.augmentation.active
     assert AUGMENTED.encoder.augmentation.active
-    assert list(RECIPES) == ["today", "augmented", "steady", "wide", "varied", "paced"]
+    assert list(RECIPES) == ["today", "augmented", "steady", "wide", "varied", "paced", "paired"]
     # steady: augmented without stutter in training; wide: augmented, a wider encoder
     assert STEADY.train_kinds == tuple(k for k in TRAIN_KINDS if k != "stutter")
     same = {"name": "augmented", "description": AUGMENTED.description}
@@ -93,6 +103,9 @@ def test_today_is_build_demos_recipe_and_each_candidate_changes_one_thing() -> N
     unpaced = replace(AUGMENTED.encoder.augmentation, repeat_fps=(15.0, 15.0))
     assert AUGMENTED.encoder.augmentation == unpaced and AUGMENTED.slowed_fps is None
     assert replace(PACED, encoder=AUGMENTED.encoder, slowed_fps=None, **same) == AUGMENTED
+    # paired: augmented, with the encoder's batches in genuine/manipulated pairs
+    assert PAIRED.encoder.paired and not AUGMENTED.encoder.paired
+    assert replace(PAIRED, encoder=AUGMENTED.encoder, **same) == AUGMENTED
     assert TODAY.with_steps(7).encoder.steps == 7
     # the shipped recipe: augmented, 4000 steps (people-cv's --help names the figure)
     assert AUGMENTED.with_steps(4000) == SHIPPED
@@ -211,6 +224,34 @@ def test_a_fixed_source_rate_draws_nothing_more() -> None:
     # a 15 fps window's draws: repeats?, the phase, then scale?, lighting?, compression?
     plain.random(), plain.uniform(0, 25 / 15), plain.random(), plain.random(), plain.random()
     assert fixed.random() == plain.random() != ranged.random()
+
+
+def test_paired_batches_differ_only_where_the_manipulation_does() -> None:
+    from training.demo_encoder import Crops, _manipulated_partners, _paired_batch, _window_centres
+
+    rng = np.random.default_rng(2)
+    frames = rng.integers(0, 256, (40, 96, 96), dtype=np.uint8)
+    manipulated = frames.copy()
+    manipulated[:, 40:60, 30:70] = 0  # the "mouth" of every frame replaced
+    videos = [
+        Crops("a_genuine", frames, ((0, 40),), 0, source="a"),
+        Crops("a_freeze", manipulated, ((0, 40),), 1, source="a"),
+        Crops("b_freeze", frames, ((0, 40),), 1, source="b"),  # another recording's
+    ]
+    partners = _manipulated_partners(videos)
+    assert partners == {0: [1]}
+    augmentation = AUGMENTED.encoder.augmentation
+    windows, labels = _paired_batch(
+        videos, _window_centres(videos, 0), partners, 16, augmentation, rng
+    )
+    assert labels.tolist() == [0.0, 1.0] * 8
+    changed = (windows[0::2] != windows[1::2]).numpy()
+    assert changed.any(axis=(1, 2, 3, 4)).all()  # each pair differs...
+    # ...only around the replaced region (give or take the shift, scaling and JPEG blocks)
+    assert not changed[..., :16, :].any() and not changed[..., 80:, :].any()
+    lonely = [*videos[:1], replace(videos[1], source="")]
+    with pytest.raises(ValueError, match="no manipulated version to pair with: a_genuine"):
+        _manipulated_partners(lonely)
 
 
 def test_variants_come_from_the_next_seeds_folders(tmp_path) -> None:

@@ -93,8 +93,17 @@ PACED = replace(
     ),
     slowed_fps=(10.0, 20.0),
 )
+PAIRED = replace(
+    AUGMENTED,
+    name="paired",
+    description="augmented's, with the encoder's batches in pairs: every genuine window "
+    "beside the same frame of a manipulation of the same recording, augmented alike",
+    encoder=replace(AUGMENTED.encoder, paired=True),
+)
 #: every recipe by name, in the order the table shows them
-RECIPES = {recipe.name: recipe for recipe in (TODAY, AUGMENTED, STEADY, WIDE, VARIED, PACED)}
+RECIPES = {
+    recipe.name: recipe for recipe in (TODAY, AUGMENTED, STEADY, WIDE, VARIED, PACED, PAIRED)
+}
 #: the recipe of the shipped demo detector (``build-demo``), chosen by ``people-cv``: with
 #: camera augmentation and twice the encoder steps of ``today`` (docs/demo_detector.md)
 SHIPPED = AUGMENTED.with_steps(4000)

@@ -19,6 +19,8 @@ from engines.model import FrameEncoder
 from training.crop_augment import Augmentation
 
 Log = Callable[[str], None]
+#: frames in one frame feature's window
+_WIDTH = 2 * FRAME_CONTEXT + 1
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,9 @@ class EncoderConfig:
     weight_decay: float = 1e-4
     #: camera, codec, lighting and frame-rate changes (:mod:`training.crop_augment`)
     augmentation: Augmentation = Augmentation()
+    #: each genuine window comes with a manipulated version of the same recording at the
+    #: same frame, both augmented alike, so that only the manipulation tells them apart
+    paired: bool = False
 
 
 @dataclass(frozen=True, eq=False)
@@ -41,6 +46,9 @@ class Crops:
     crops: np.ndarray
     runs: tuple[tuple[int, int], ...]
     label: int
+    #: the recording the video was made from: the genuine version and the manipulations of
+    #: one recording share it, frame for frame (empty: not known)
+    source: str = ""
 
 
 def pretrain_encoder(
@@ -49,7 +57,11 @@ def pretrain_encoder(
     """Train ``encoder`` from scratch with a linear probe on single frame features: each
     sample is one frame's five-frame window (random shift inside the 96 x 96 crop, random
     horizontal flip and brightness/contrast); classes are drawn equally often, and within a
-    class every video equally often (a short clip counts as much as a long one)."""
+    class every video equally often (a short clip counts as much as a long one).
+
+    With ``config.paired``, every genuine window's partner in the batch is the same frame
+    of a manipulation of the same recording (:attr:`Crops.source`), augmented alike.
+    Raises ``ValueError`` when a genuine video has no manipulation to pair with."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     probe = torch.nn.Linear(encoder.trunk.layer4[-1].bn2.num_features, 1)
@@ -61,12 +73,18 @@ def pretrain_encoder(
         optimiser, max_lr=config.learning_rate, total_steps=config.steps
     )
     centres = {label: _window_centres(videos, label) for label in (0, 1)}
+    partners = _manipulated_partners(videos) if config.paired else None
     encoder.train()
     running = []
     for step in range(1, config.steps + 1):
-        windows, labels = _window_batch(
-            videos, centres, config.batch_size, config.augmentation, rng
-        )
+        if partners is None:
+            windows, labels = _window_batch(
+                videos, centres, config.batch_size, config.augmentation, rng
+            )
+        else:
+            windows, labels = _paired_batch(
+                videos, centres[0], partners, config.batch_size, config.augmentation, rng
+            )
         logits = probe(encoder.encode_frames(windows)).squeeze(1)
         loss = F.binary_cross_entropy_with_logits(logits, labels)
         optimiser.zero_grad()
@@ -104,19 +122,84 @@ def _window_batch(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """A balanced, augmented batch of (size, 1, 5, 88, 88) windows and their labels (the
     extra ``augmentation`` draws nothing unless it is active)."""
-    width = 2 * FRAME_CONTEXT + 1
-    windows = np.empty((size, 1, width, INPUT_SIZE, INPUT_SIZE), np.float32)
+    windows = np.empty((size, 1, _WIDTH, INPUT_SIZE, INPUT_SIZE), np.float32)
     labels = np.arange(size) % 2
     for row, label in enumerate(labels):
         video = centres[label][rng.integers(len(centres[label]))]
         index, frame = video[rng.integers(len(video))]
-        top, left = rng.integers(0, 2 * INPUT_OFFSET + 1, size=2)
-        crops = videos[index].crops[frame - FRAME_CONTEXT : frame + FRAME_CONTEXT + 1]
-        if augmentation.active:
-            crops = augmentation.window(videos[index].crops, frame, rng)
-        patch = crops[:, top : top + INPUT_SIZE, left : left + INPUT_SIZE] / np.float32(255)
-        if rng.random() < 0.5:
-            patch = patch[:, :, ::-1]
-        patch = patch * rng.uniform(0.85, 1.15) + rng.uniform(-0.06, 0.06)
-        windows[row, 0] = (patch - MEAN) / STD
+        windows[row, 0] = _window(videos[index].crops, frame, augmentation, rng)
     return torch.from_numpy(windows), torch.from_numpy(labels.astype(np.float32))
+
+
+def _manipulated_partners(videos: Sequence[Crops]) -> dict[int, list[int]]:
+    """For every genuine video (by index), the indices of the manipulated videos of the
+    same recording."""
+    partners = {
+        index: [
+            other
+            for other, fake in enumerate(videos)
+            if fake.label == 1
+            and fake.source
+            and fake.source == video.source
+            and any(stop - start > 2 * FRAME_CONTEXT for start, stop in fake.runs)
+        ]
+        for index, video in enumerate(videos)
+        if video.label == 0
+    }
+    lonely = [videos[index].name for index, found in partners.items() if not found]
+    if lonely:
+        raise ValueError(f"no manipulated version to pair with: {', '.join(lonely)}")
+    return partners
+
+
+def _paired_batch(
+    videos: Sequence[Crops],
+    genuine: list[list[tuple[int, int]]],
+    partners: dict[int, list[int]],
+    size: int,
+    augmentation: Augmentation,
+    rng: np.random.Generator,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch of ``size`` // 2 genuine windows (every genuine video equally often), each
+    followed by the same frame of one of its recording's manipulations, the two augmented
+    with the same draws (the nearest usable frame where the manipulation lost the face)."""
+    pairs = size // 2
+    windows = np.empty((2 * pairs, 1, _WIDTH, INPUT_SIZE, INPUT_SIZE), np.float32)
+    for pair in range(pairs):
+        video = genuine[rng.integers(len(genuine))]
+        index, frame = video[rng.integers(len(video))]
+        fake = partners[index][rng.integers(len(partners[index]))]
+        state = int(rng.integers(2**63))
+        for row, (source, centre) in enumerate(
+            ((index, frame), (fake, _nearest_centre(videos[fake].runs, frame)))
+        ):
+            draws = np.random.default_rng(state)
+            windows[2 * pair + row, 0] = _window(videos[source].crops, centre, augmentation, draws)
+    labels = np.tile(np.float32([0, 1]), pairs)
+    return torch.from_numpy(windows), torch.from_numpy(labels)
+
+
+def _nearest_centre(runs: tuple[tuple[int, int], ...], frame: int) -> int:
+    """The frame nearest ``frame`` with two neighbours each side inside one of ``runs``."""
+    spans = [(a + FRAME_CONTEXT, b - FRAME_CONTEXT - 1) for a, b in runs]
+    return min(
+        (min(max(frame, low), high) for low, high in spans if low <= high),
+        key=lambda centre: abs(centre - frame),
+    )
+
+
+def _window(
+    crops: np.ndarray, frame: int, augmentation: Augmentation, rng: np.random.Generator
+) -> np.ndarray:
+    """The normalised (5, 88, 88) window around ``frame``: a random shift inside the crop,
+    ``augmentation`` (drawing nothing unless it is active), a random horizontal flip and
+    random brightness/contrast."""
+    top, left = rng.integers(0, 2 * INPUT_OFFSET + 1, size=2)
+    window = crops[frame - FRAME_CONTEXT : frame + FRAME_CONTEXT + 1]
+    if augmentation.active:
+        window = augmentation.window(crops, frame, rng)
+    patch = window[:, top : top + INPUT_SIZE, left : left + INPUT_SIZE] / np.float32(255)
+    if rng.random() < 0.5:
+        patch = patch[:, :, ::-1]
+    patch = patch * rng.uniform(0.85, 1.15) + rng.uniform(-0.06, 0.06)
+    return (patch - MEAN) / STD

@@ -140,6 +140,13 @@ def slowed_copies(videos: Sequence[Crops], fps: tuple[float, float], seed: int) 
     return copies
 
 
+def _version_crops(folder: Path, version: Version) -> Crops:
+    """The cached crops of ``version`` in ``folder``, marked with the recording they come
+    from (:attr:`~training.demo_encoder.Crops.source`)."""
+    crops = video_crops(folder / f"{version.name}.mp4", version.label)[0]
+    return replace(crops, source=f"{version.person.key}_{version.recording.key}")
+
+
 def variant_folders(folder: Path, seed: int, variants: int) -> list[Path]:
     """The crop folders of ``variants`` differently seeded builds, ``seed``'s (``folder``)
     first: :func:`cache_crops` names them by seed, side by side."""
@@ -173,12 +180,9 @@ def train_fold(folder: Path, recipe: Recipe, fold: Fold, seed: int, log: Log) ->
         if v.label == 0 or v.kind in recipe.train_kinds
     ]
     held = held_out_versions(next(p for p in PEOPLE if p.key == fold.held_out))
-    crops = {
-        v.name: video_crops(folder / f"{v.name}.mp4", v.label)[0]
-        for v in training + calibration + held
-    }
+    crops = {v.name: _version_crops(folder, v) for v in training + calibration + held}
     extra = [
-        video_crops(other / f"{v.name}.mp4", v.label)[0]
+        _version_crops(other, v)
         for other in variant_folders(folder, seed, recipe.fake_variants)[1:]
         for v in training
         if v.label == 1
