@@ -19,13 +19,22 @@ import pytest
 
 from commands.cli import main
 from stream.alerts.policy import PolicyConfig
-from training.crop_augment import Augmentation, jpeg, relit, repeated_frames, rescaled, slowed
+from training.crop_augment import (
+    Augmentation,
+    jittered,
+    jpeg,
+    relit,
+    repeated_frames,
+    rescaled,
+    slowed,
+)
 from training.cv_folds import CALIBRATION_ORDER, fold_for
 from training.cv_recipes import (
     AUGMENTED,
     PACED,
     PAIRED,
     RECIPES,
+    SHAKEN,
     SHIPPED,
     STEADY,
     TODAY,
@@ -87,7 +96,9 @@ def test_today_is_build_demos_recipe_and_each_candidate_changes_one_thing() -> N
     assert TODAY.encoder == EncoderConfig() and TODAY.finetune == FinetuneConfig()
     assert TODAY.calibrators == 1 and not TODAY.encoder.augmentation.active
     assert AUGMENTED.encoder.augmentation.active
-    assert list(RECIPES) == ["today", "augmented", "steady", "wide", "varied", "paced", "paired"]
+    assert list(RECIPES) == [
+        *("today", "augmented", "steady", "wide", "varied", "paced", "paired", "shaken")
+    ]
     # steady: augmented without stutter in training; wide: augmented, a wider encoder
     assert STEADY.train_kinds == tuple(k for k in TRAIN_KINDS if k != "stutter")
     same = {"name": "augmented", "description": AUGMENTED.description}
@@ -106,6 +117,10 @@ def test_today_is_build_demos_recipe_and_each_candidate_changes_one_thing() -> N
     # paired: augmented, with the encoder's batches in genuine/manipulated pairs
     assert PAIRED.encoder.paired and not AUGMENTED.encoder.paired
     assert replace(PAIRED, encoder=AUGMENTED.encoder, **same) == AUGMENTED
+    # shaken: paired, with whole-window jitter in half the encoder's windows
+    assert SHAKEN.encoder.augmentation.jitter == 0.5 and not AUGMENTED.encoder.augmentation.jitter
+    unshaken = replace(SHAKEN.encoder.augmentation, jitter=0.0)
+    assert replace(SHAKEN.encoder, augmentation=unshaken) == PAIRED.encoder
     assert TODAY.with_steps(7).encoder.steps == 7
     # the shipped recipe: augmented, 4000 steps (people-cv's --help names the figure)
     assert AUGMENTED.with_steps(4000) == SHIPPED
@@ -271,9 +286,18 @@ def test_camera_augmentations_change_the_crops_and_stay_uint8() -> None:
     coded = jpeg(window, 30)
     assert coded.dtype == np.uint8 and not np.array_equal(coded, window)
     assert np.abs(coded.astype(float) - window).mean() < 25
+    still = jittered(window, np.zeros((5, 2)), np.ones(5), np.ones(5))
+    assert np.array_equal(still, window)
+    moved = jittered(
+        window, np.array([[0, 0], [1, 0], [0, 0], [0, 0], [0, 0]]), np.ones(5), np.ones(5)
+    )
+    assert np.array_equal(moved[[0, 2, 3, 4]], window[[0, 2, 3, 4]])  # one frame moved...
+    assert np.array_equal(moved[1, :, 1:], window[1, :, :-1])  # ...one pixel to the right
+    darker = jittered(window, np.zeros((5, 2)), np.ones(5), np.full(5, 0.9))
+    assert darker.mean() < window.mean() and darker.dtype == np.uint8
     plain = Augmentation().window(crops, 5, np.random.default_rng(1))
     assert np.array_equal(plain, window)
-    every = Augmentation(1.0, 1.0, 1.0, 1.0).window(crops, 5, np.random.default_rng(1))
+    every = Augmentation(1.0, 1.0, 1.0, 1.0, jitter=1.0).window(crops, 5, np.random.default_rng(1))
     assert every.shape == window.shape and every.dtype == np.uint8
     assert not np.array_equal(every, window)
 

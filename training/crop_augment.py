@@ -11,6 +11,10 @@ flip and brightness changes (:mod:`training.demo_encoder`):
                  every 5 frames hold 2 repeats (a shared tab, a slow webcam); the same for
                  genuine and fake windows.
 ``lighting``     gamma 0.6-1.6 and a linear light gradient across the crop (side light).
+``jitter``       every frame of the window moved by up to 1.5 px, scaled by up to 3 % and
+                 brightened or darkened by up to 5 %, each frame by its own draw: the whole
+                 crop shaking as it does with a shaking camera or landmarks tracked on a
+                 small, low-resolution face (a manipulation's jitter moves the mouth alone).
 
 Each is applied with its own probability; all draws come from the caller's generator, so
 a seeded training run is reproducible. With every probability 0 nothing is drawn at all.
@@ -42,11 +46,12 @@ class Augmentation:
     lighting: float = 0.0
     #: the lowest and highest source frame rates ``repeats`` draws from (equal: no draw)
     repeat_fps: tuple[float, float] = (15.0, 15.0)
+    jitter: float = 0.0
 
     @property
     def active(self) -> bool:
         """Whether any augmentation can happen."""
-        return any((self.compression, self.scale, self.repeats, self.lighting))
+        return any((self.compression, self.scale, self.repeats, self.lighting, self.jitter))
 
     def window(self, crops: np.ndarray, centre: int, rng: np.random.Generator) -> np.ndarray:
         """The (5, H, W) uint8 window of ``crops`` around frame ``centre``, augmented."""
@@ -56,6 +61,14 @@ class Augmentation:
             shown = repeated_frames(frames, rng.uniform(0, period), period)
             frames = np.maximum(shown, frames[0])
         window = crops[frames]
+        if self.jitter and rng.random() < self.jitter:  # drawn only when it can happen
+            count = len(window)
+            window = jittered(
+                window,
+                rng.uniform(-1.5, 1.5, size=(count, 2)),
+                rng.uniform(0.97, 1.03, size=count),
+                rng.uniform(0.95, 1.05, size=count),
+            )
         if rng.random() < self.scale:
             window = rescaled(window, rng.uniform(0.35, 0.9))
         if rng.random() < self.lighting:
@@ -93,6 +106,25 @@ def slowed(
         offsets = repeated_frames(np.arange(stop - start), phase, period)
         shown[start:stop] = start + np.maximum(offsets, 0)
     return crops[shown]
+
+
+def jittered(
+    window: np.ndarray, offsets: np.ndarray, scales: np.ndarray, gains: np.ndarray
+) -> np.ndarray:
+    """Each frame ``t`` of ``window`` scaled by ``scales[t]`` about the crop's centre, moved
+    by ``offsets[t]`` (x, y) pixels and its gray levels multiplied by ``gains[t]`` (edges
+    reflected)."""
+    height, width = window.shape[1:]
+    centre = ((width - 1) / 2, (height - 1) / 2)
+    frames = []
+    for frame, (dx, dy), scale, gain in zip(window, offsets, scales, gains, strict=True):
+        matrix = cv2.getRotationMatrix2D(centre, 0.0, float(scale))
+        matrix[:, 2] += (dx, dy)
+        moved = cv2.warpAffine(
+            frame, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+        )
+        frames.append(np.clip(np.rint(moved * np.float32(gain)), 0, 255).astype(np.uint8))
+    return np.stack(frames)
 
 
 def rescaled(window: np.ndarray, factor: float) -> np.ndarray:

@@ -100,9 +100,17 @@ PAIRED = replace(
     "beside the same frame of a manipulation of the same recording, augmented alike",
     encoder=replace(AUGMENTED.encoder, paired=True),
 )
+SHAKEN = replace(
+    PAIRED,
+    name="shaken",
+    description="paired's, with every frame of half the encoder's windows moved, scaled and "
+    "brightened by its own small draw (a shaking camera, landmarks on a small face)",
+    encoder=replace(PAIRED.encoder, augmentation=replace(PAIRED.encoder.augmentation, jitter=0.5)),
+)
 #: every recipe by name, in the order the table shows them
 RECIPES = {
-    recipe.name: recipe for recipe in (TODAY, AUGMENTED, STEADY, WIDE, VARIED, PACED, PAIRED)
+    recipe.name: recipe
+    for recipe in (TODAY, AUGMENTED, STEADY, WIDE, VARIED, PACED, PAIRED, SHAKEN)
 }
 #: the recipe of the shipped demo detector (``build-demo``), chosen by ``people-cv``: with
 #: camera augmentation and twice the encoder steps of ``today`` (docs/demo_detector.md)
