@@ -5,6 +5,7 @@ encoder's camera augmentation does what it says, and the command refuses bad inp
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -177,6 +178,16 @@ def test_the_table_puts_recipes_side_by_side_and_sums_them_up() -> None:
     assert table[3].startswith("| P7 | augmented |")
     assert "1 of 1 folds" in table[5] and "smallest margin -2.00" in table[5]
     assert "4 of 5" in table[4]  # manipulated recordings alerted
+
+
+def test_a_recipes_key_names_what_differs_from_the_defaults() -> None:
+    assert json.loads(TODAY.key())["encoder"] == {}  # EncoderConfig() as it is
+    shaken = json.loads(SHAKEN.key())["encoder"]
+    assert shaken == {"paired": True, "augmentation": {**shaken["augmentation"], "jitter": 0.5}}
+    assert "description" not in json.loads(TODAY.key())
+    assert replace(TODAY, description="reworded").key() == TODAY.key()
+    assert len({recipe.key() for recipe in RECIPES.values()}) == len(RECIPES)
+    assert TODAY.with_steps(7).key() != TODAY.key()
 
 
 def test_a_saved_fold_is_reused_only_for_the_same_recipe_and_seed(tmp_path) -> None:

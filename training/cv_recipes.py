@@ -8,7 +8,8 @@ one thing or a few, named in their description.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import json
+from dataclasses import MISSING, dataclass, fields, is_dataclass, replace
 
 from engines.model import ModelConfig
 from training.crop_augment import Augmentation
@@ -38,6 +39,28 @@ class Recipe:
     def with_steps(self, steps: int) -> Recipe:
         """This recipe with ``steps`` encoder training steps."""
         return replace(self, encoder=replace(self.encoder, steps=steps))
+
+    def key(self) -> str:
+        """Everything that makes this recipe (all but its description), as text that a
+        field added later with a default leaves unchanged: saved fold results are matched
+        by it."""
+        made_of = _set_fields(self)
+        del made_of["description"]
+        return json.dumps(made_of, sort_keys=True)
+
+
+def _set_fields(value: object) -> object:
+    """A dataclass as a dict of its fields that differ from their defaults (nested
+    dataclasses likewise; fields without a default always); other values as they are."""
+    if not is_dataclass(value):
+        return value
+    found = {}
+    for field in fields(value):
+        current = getattr(value, field.name)
+        if field.default is not MISSING and current == field.default:
+            continue
+        found[field.name] = _set_fields(current)
+    return found
 
 
 TODAY = Recipe(

@@ -87,7 +87,7 @@ def saved_result(path: Path, recipe: Recipe, seed: int) -> FoldResult | None:
         saved = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    if saved.get("recipe") != repr(recipe) or saved.get("seed") != seed:
+    if saved.get("recipe") != recipe.key() or saved.get("seed") != seed:
         return None
     return FoldResult(**saved["result"])
 
@@ -102,7 +102,7 @@ def saved_folds(folder: Path, recipe: Recipe, seed: int) -> dict[str, FoldResult
 def save_result(path: Path, recipe: Recipe, seed: int, result: FoldResult) -> None:
     """Write ``result`` with the recipe and seed that made it (through a partial file)."""
     partial = path.with_name(path.name + ".partial")
-    document = {"recipe": repr(recipe), "seed": seed, "result": asdict(result)}
+    document = {"recipe": recipe.key(), "seed": seed, "result": asdict(result)}
     partial.write_text(json.dumps(document, indent=2) + "\n")
     partial.replace(path)
 
