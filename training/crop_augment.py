@@ -60,22 +60,27 @@ class Augmentation:
             period = SHOWN_FPS / _rate(self.repeat_fps, rng)
             shown = repeated_frames(frames, rng.uniform(0, period), period)
             frames = np.maximum(shown, frames[0])
-        window = crops[frames]
+        return self.camera(crops[frames], rng)
+
+    def camera(self, crops: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """uint8 ``crops`` (a window, or a whole video) as another camera shows them:
+        ``jitter`` drawn per frame, then one draw of ``scale``, ``lighting`` and
+        ``compression`` for all of them (frame rates are ``window``'s and :func:`slowed`'s)."""
         if self.jitter and rng.random() < self.jitter:  # drawn only when it can happen
-            count = len(window)
-            window = jittered(
-                window,
+            count = len(crops)
+            crops = jittered(
+                crops,
                 rng.uniform(-1.5, 1.5, size=(count, 2)),
                 rng.uniform(0.97, 1.03, size=count),
                 rng.uniform(0.95, 1.05, size=count),
             )
         if rng.random() < self.scale:
-            window = rescaled(window, rng.uniform(0.35, 0.9))
+            crops = rescaled(crops, rng.uniform(0.35, 0.9))
         if rng.random() < self.lighting:
-            window = relit(window, rng.uniform(0.6, 1.6), rng.uniform(-0.3, 0.3, size=2))
+            crops = relit(crops, rng.uniform(0.6, 1.6), rng.uniform(-0.3, 0.3, size=2))
         if rng.random() < self.compression:
-            window = jpeg(window, int(rng.integers(20, 71)))
-        return window
+            crops = jpeg(crops, int(rng.integers(20, 71)))
+        return crops
 
 
 def _rate(fps: tuple[float, float], rng: np.random.Generator) -> float:
