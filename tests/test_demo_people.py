@@ -3,7 +3,6 @@ detector never sees the person its demo clips show."""
 
 from __future__ import annotations
 
-from training.cv_folds import fold_for
 from training.cv_recipes import SHIPPED
 from training.demo_build import DEMO_KIND, DEMO_PERSON
 from training.demo_detector import DEMO_SOURCE
@@ -21,7 +20,7 @@ def test_each_bundled_clip_belongs_to_one_person_and_is_documented() -> None:
 
 
 def test_the_shipped_detector_never_trains_or_calibrates_on_the_demo_person() -> None:
-    fold = fold_for(DEMO_PERSON, [p.key for p in PEOPLE], SHIPPED.calibrators)
+    fold = SHIPPED.fold(DEMO_PERSON, [p.key for p in PEOPLE])
     assert fold.held_out == DEMO_PERSON
     assert DEMO_PERSON not in fold.train + fold.calibrate
     assert len(fold.train) >= 4 and fold.calibrate

@@ -32,6 +32,7 @@ from training.crop_augment import (
 from training.cv_folds import CALIBRATION_ORDER, fold_for
 from training.cv_recipes import (
     AUGMENTED,
+    DIVERSE,
     PACED,
     PAIRED,
     RECIPES,
@@ -80,6 +81,16 @@ def test_p5_calibrates_unless_held_out() -> None:
     assert fold_for("P6", EVERYONE, 2).calibrate == ("P5", "P7")
 
 
+def test_a_recipe_picks_its_calibration_person_from_those_with_perturbed_versions() -> None:
+    assert AUGMENTED.fold("P1", EVERYONE) == fold_for("P1", EVERYONE)
+    reordered = replace(AUGMENTED, calibration_order=("P7", "P6", "P5"))
+    assert reordered.fold("P1", EVERYONE).calibrate == ("P7",)
+    assert "P5" in reordered.fold("P1", EVERYONE).train
+    assert reordered.fold("P7", EVERYONE).calibrate == ("P6",)
+    with pytest.raises(ValueError, match="only P5, P6, P7 can calibrate"):
+        replace(AUGMENTED, calibration_order=("P2",))
+
+
 def test_a_fold_that_cannot_be_made_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown person"):
         fold_for("P9", EVERYONE)
@@ -106,7 +117,7 @@ def test_today_is_build_demos_recipe_and_each_candidate_changes_one_thing() -> N
     assert AUGMENTED.encoder.augmentation.active
     assert list(RECIPES) == [
         *("today", "augmented", "steady", "wide", "varied", "paced", "paired", "shaken"),
-        "steadied",
+        *("steadied", "diverse"),
     ]
     # steady: augmented without stutter in training; wide: augmented, a wider encoder
     assert STEADY.train_kinds == tuple(k for k in TRAIN_KINDS if k != "stutter")
@@ -135,6 +146,9 @@ def test_today_is_build_demos_recipe_and_each_candidate_changes_one_thing() -> N
     assert (
         replace(STEADIED, camera_copies=0, name="shaken", description=SHAKEN.description) == SHAKEN
     )
+    # diverse: paired, with P7 calibrating and P5 training
+    assert DIVERSE.fold("P1", EVERYONE).calibrate == ("P7",)
+    assert replace(DIVERSE, calibration_order=CALIBRATION_ORDER, **same) == replace(PAIRED, **same)
     assert TODAY.with_steps(7).encoder.steps == 7
     # the shipped recipe: augmented, 4000 steps (people-cv's --help names the figure)
     assert AUGMENTED.with_steps(4000) == SHIPPED

@@ -36,7 +36,6 @@ import torch
 from calibration.thresholds import save_thresholds
 from engines.weights import DEMO
 from errors import LipForensicsError
-from training.cv_folds import fold_for
 from training.cv_recipes import SHIPPED
 from training.cv_results import KINDS
 from training.cv_thresholds import CrossFoldRule, thresholds_for
@@ -148,7 +147,7 @@ def _build(work_dir: Path, out_dir: Path, seed: int, log: Log) -> DemoReport:
     log("1/5 every person's genuine, manipulated and perturbed versions -> mouth crops")
     folder = cache_crops(work_dir, seed, log)
 
-    fold = fold_for(DEMO_PERSON, [p.key for p in PEOPLE], SHIPPED.calibrators)
+    fold = SHIPPED.fold(DEMO_PERSON, [p.key for p in PEOPLE])
     log(
         f"2/5 recipe {SHIPPED.name}: encoder and head on {', '.join(fold.train)}; "
         f"{', '.join(fold.calibrate)} calibrates; {fold.held_out} held out"

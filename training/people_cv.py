@@ -28,7 +28,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TypeVar
 
-from training.cv_folds import Fold, fold_for
+from training.cv_folds import Fold
 from training.cv_recipes import Recipe
 from training.cv_results import FoldResult, held_out_result
 from training.demo_detector import STRIDE
@@ -154,7 +154,7 @@ def cross_validate(
         cache_crops(work_dir, seed + extra, log)
     (folder / RESULTS).mkdir(exist_ok=True)
     everyone = [p.key for p in PEOPLE]
-    tasks = [(r, fold_for(p, everyone, r.calibrators)) for p in held_out for r in recipes]
+    tasks = [(r, r.fold(p, everyone)) for p in held_out for r in recipes]
     found: dict[tuple[str, str], FoldResult] = {}
     for recipe, fold in tasks:
         saved = saved_result(result_path(folder, recipe, fold.held_out), recipe, seed)
