@@ -113,18 +113,20 @@ def ensemble_folds(
 
 
 def merged_size(configs: list[ModelConfig]) -> str:
-    """What the members merged into one network (:mod:`engines.ensemble`) would weigh."""
+    """What the members weigh in one ensemble file (side by side, float32) and as the one
+    network it loads as (:mod:`engines.ensemble`)."""
     from engines.ensemble import merged_config
     from engines.model import value_count
 
     if len(configs) < 2:
         return "\none network"
     config = merged_config(configs)
-    values = value_count(config)
+    stored, values = sum(map(value_count, configs)), value_count(config)
     widths = "/".join(map(str, (config.frontend_channels, *config.trunk_widths)))
     return (
-        f"\nmerged into one network (engines.ensemble): widths {widths}, TCN "
-        f"{config.tcn_hidden} per branch, {values:,} values ({values * 4 / 1e6:.1f} MB as float32)"
+        f"\nan ensemble file of {stored:,} values ({stored * 4 / 1e6:.1f} MB as float32), "
+        f"loaded as one network (engines.ensemble): widths {widths}, TCN {config.tcn_hidden} "
+        f"per branch, {values:,} values ({values * 4 / 1e6:.1f} MB)"
     )
 
 

@@ -7,16 +7,16 @@ from pathlib import Path
 
 HELP = "merge two or more weight files into one network that scores their mean logit"
 DESCRIPTION = """\
-Writes one weight file whose network scores, for every clip, the mean of the given
-networks' logits (an ensemble), to float rounding. It is an ordinary LipForensics network,
-its widths the sum of theirs, so every command and engine (ONNX Runtime, TensorRT,
-Triton; INT8 where its accuracy check passes) runs it as it runs one network; each member
-keeps its own channels, and the weights between members are zero.
+Writes one weight file holding the given networks side by side (about the size of their
+files together). Every command and engine (ONNX Runtime, TensorRT, Triton; INT8 where its
+accuracy check passes) loads it as one LipForensics network that scores, for every clip,
+the mean of the members' logits (an ensemble), to float rounding: its widths are the sum
+of theirs, each member keeps its own channels, and the weights between members are zero.
 
 The members must share the TCN's kernels and levels (the widths may differ). The merged
-network costs about as much as its widths say: two networks of one size merge into one
-about four times the size and compute. Its logits are new numbers, so calibrate it before
-use: `calibrate --weights OUT --genuine VIDEOS`."""
+network computes about as much as its widths say: two networks of one size run like one
+network four times their size. Its logits are new numbers, so calibrate it before use:
+`calibrate --weights OUT --genuine VIDEOS`."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,8 +31,8 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from commands.writable import check_writable
-    from engines.checkpoint import MAX_PARAMETERS, load_checkpoint, save_checkpoint
-    from engines.ensemble import merged, merged_config
+    from engines.checkpoint import MAX_PARAMETERS, load_checkpoint, save_ensemble
+    from engines.ensemble import merged_config
     from engines.model import value_count
     from errors import LipForensicsError
 
@@ -53,11 +53,12 @@ def run(args: argparse.Namespace) -> int:
             f"the merged network would hold {size:,} values, more than a weight file may "
             f"({MAX_PARAMETERS:,}): merge fewer or narrower networks"
         )
-    save_checkpoint(args.out, merged([m.model for m in loaded]))
+    save_ensemble(args.out, [m.model for m in loaded])
     print(
-        f"{len(loaded)} networks -> {args.out} ({args.out.stat().st_size / 1e6:.1f} MB, widths "
-        f"{config.frontend_channels}/{'/'.join(map(str, config.trunk_widths))}, TCN "
-        f"{config.tcn_hidden} per branch): it scores their mean logit"
+        f"{len(loaded)} networks -> {args.out} ({args.out.stat().st_size / 1e6:.1f} MB), loaded "
+        f"as one network of widths {config.frontend_channels}/"
+        f"{'/'.join(map(str, config.trunk_widths))}, TCN {config.tcn_hidden} per branch "
+        f"({size:,} values): it scores their mean logit"
     )
     print("next: run_stream.py calibrate --weights OUT --genuine VIDEOS to choose thresholds")
     return 0

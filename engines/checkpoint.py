@@ -7,7 +7,10 @@ One loader reads every layout we meet:
   when the widths differ from the paper's, so narrow models load too;
 - the lipreading (LRW) checkpoints: ``{"model_state_dict": state_dict}`` with a 500-word head;
   the encoder and TCN load, the 1-logit head starts from random weights (and we say so);
-- a bare state dict (``torch.save(model.state_dict(), path)``).
+- a bare state dict (``torch.save(model.state_dict(), path)``);
+- an ensemble (``run_stream.py ensemble``): ``{"members": [{"model": ..., "config": ...},
+  ...]}``, two or more of our networks kept side by side (no zeros between them), merged on
+  load into the one network that scores their mean logit (:mod:`engines.ensemble`).
 
 Files are read with ``torch.load(weights_only=True)`` only: tensors, numbers, strings and
 containers, never arbitrary Python objects (a pickle can run code when it is loaded). A file
@@ -57,7 +60,8 @@ class LoadedCheckpoint:
         model: the network with the file's weights.
         path: the file it came from.
         layout: ``"lipforensics"`` (``{"model": ...}``, ours included), ``"lipreading"``
-            (``{"model_state_dict": ...}``) or ``"state_dict"`` (bare).
+            (``{"model_state_dict": ...}``), ``"state_dict"`` (bare) or ``"ensemble"``
+            (``{"members": [...]}``).
         notes: one-line remarks the user should see (e.g. a re-initialised head).
     """
 
@@ -77,7 +81,20 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
     lipreading head). Raises :class:`CheckpointError` with a one-line reason."""
     path = Path(path)
     payload, notes = _read(path)
+    if isinstance(payload, Mapping) and "members" in payload:
+        return LoadedCheckpoint(_merged_members(path, payload["members"]), path, "ensemble")
     state_dict, layout, config = _unpack(path, payload)
+    return _network(path, state_dict, layout, config, notes)
+
+
+def _network(
+    path: Path,
+    state_dict: Mapping[str, object],
+    layout: str,
+    config: ModelConfig,
+    notes: list[str],
+) -> LoadedCheckpoint:
+    """The network of ``config`` with ``state_dict`` loaded, after every check."""
     _check_size(path, config)
     with torch.device("meta"):  # shapes only: nothing allocated before the checks
         shapes = LipForensics(config)
@@ -97,13 +114,49 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
     return LoadedCheckpoint(model.eval(), path, layout, tuple(notes))
 
 
+def _merged_members(path: Path, members: object) -> LipForensics:
+    """The one network of an ensemble file's ``members`` (each checked as a file of its
+    own would be)."""
+    from engines.ensemble import merged, merged_config
+
+    if not isinstance(members, list) or len(members) < 2:
+        raise CheckpointError(f"{path}: 'members' must list two or more networks")
+    models = []
+    for index, member in enumerate(members, 1):
+        state_dict, layout, config = _unpack(path, member)
+        if layout != "lipforensics":
+            raise CheckpointError(f"{path}: member {index} has no state dict under 'model'")
+        models.append(_network(path, state_dict, layout, config, []).model)
+    try:
+        _check_size(path, merged_config([m.config for m in models]))
+    except ValueError as error:
+        raise CheckpointError(f"{path}: its members cannot be merged: {error}") from None
+    return merged(models).eval()
+
+
 def save_checkpoint(path: str | Path, model: LipForensics) -> Path:
     """Write ``{"model": state_dict}`` (the authors' layout), plus ``"config"`` when the
     model is narrower than the paper's. Written to a temporary file first, then renamed."""
-    path = Path(path)
-    payload: dict[str, object] = {"model": model.state_dict()}
+    return _write(path, _entry(model))
+
+
+def save_ensemble(path: str | Path, models: list[LipForensics]) -> Path:
+    """Write ``models`` side by side as one ensemble file (``{"members": [...]}``, each as
+    :func:`save_checkpoint` writes one), which :func:`load_checkpoint` merges on load."""
+    return _write(path, {"members": [_entry(model) for model in models]})
+
+
+def _entry(model: LipForensics) -> dict[str, object]:
+    """``{"model": state_dict}``, plus ``"config"`` unless the widths are the paper's."""
+    entry: dict[str, object] = {"model": model.state_dict()}
     if model.config != ModelConfig():
-        payload["config"] = model.config.to_dict()
+        entry["config"] = model.config.to_dict()
+    return entry
+
+
+def _write(path: str | Path, payload: dict[str, object]) -> Path:
+    """``torch.save`` to a temporary file first, then renamed."""
+    path = Path(path)
     partial = path.with_name(path.name + ".partial")
     torch.save(payload, partial)
     partial.replace(path)

@@ -1,6 +1,7 @@
 """Several networks merged into one: its logit is the members' mean logit (the merged network
-is an ordinary LipForensics network every engine loads), and the ``ensemble`` command writes
-it from weight files or refuses in one line."""
+is an ordinary LipForensics network every engine loads), the ``ensemble`` command writes
+the members side by side in one file that loads as that network, or refuses in one line,
+and a damaged ensemble file is refused in one line."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 import torch
 
 from commands.cli import main
-from engines.checkpoint import load_checkpoint, save_checkpoint
+from engines.checkpoint import load_checkpoint, save_checkpoint, save_ensemble
 from engines.ensemble import merged, merged_config
 from engines.model import LipForensics, ModelConfig
 
@@ -69,10 +70,47 @@ def test_the_command_writes_a_file_that_loads_as_the_ensemble(tmp_path, capsys) 
     assert main(["ensemble", *map(str, paths), "--out", str(out)]) == 0
     assert "2 networks" in capsys.readouterr().out
     loaded = load_checkpoint(out)
+    assert loaded.layout == "ensemble"
+    assert loaded.config == merged_config([m.config for m in members])
     x = clips(3)
     with torch.no_grad():
         expected = (members[0](x) + members[1](x)) / 2
         assert torch.allclose(loaded.model(x), expected, rtol=1e-4, atol=1e-4)
+    # the members side by side, not the merged network's zeros
+    stored = torch.load(out, weights_only=True)["members"]
+    values = sum(t.numel() for member in stored for t in member["model"].values())
+    assert values == sum(t.numel() for m in members for t in m.state_dict().values())
+    assert values < 0.6 * sum(t.numel() for t in loaded.model.state_dict().values())
+
+
+def test_a_damaged_ensemble_file_is_refused_in_one_line(tmp_path) -> None:
+    from errors import CheckpointError
+
+    good = [random_network(SMALL, 4), random_network(SMALL, 5)]
+    path = save_ensemble(tmp_path / "e.pth", good)
+    payload = torch.load(path, weights_only=True)
+    lame = random_network(replace(SMALL, tcn_levels=2), 6)
+    cases = [
+        ({"members": payload["members"][:1]}, "two or more networks"),
+        ({"members": [payload["members"][0], {"model_state_dict": {}}]}, "member 2"),
+        ({"members": [payload["members"][0], {"model": {}, "config": {"x": 1}}]}, "config"),
+        ({"members": [*payload["members"], save_entry(lame)]}, "cannot be merged"),
+    ]
+    for damaged, message in cases:
+        torch.save(damaged, path)
+        with pytest.raises(CheckpointError, match=message) as raised:
+            load_checkpoint(path)
+        assert "\n" not in str(raised.value)
+    broken = payload["members"][1]["model"]
+    broken["tcn.tcn_output.bias"] = torch.full_like(broken["tcn.tcn_output.bias"], float("nan"))
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError, match="NaN"):
+        load_checkpoint(path)
+
+
+def save_entry(network: LipForensics) -> dict[str, object]:
+    """One member of an ensemble file, as ``save_ensemble`` writes it."""
+    return {"model": network.state_dict(), "config": network.config.to_dict()}
 
 
 def test_the_command_refuses_bad_input_in_one_line(tmp_path, capsys, monkeypatch) -> None:
