@@ -11,7 +11,10 @@ of another seed score them afresh (its own held-out fakes are other videos).
 Printed: the mean clip AUC per manipulation type over the seven folds (clips: every fifth
 window, the non-overlapping 25-frame clips; this reproduces each recipe's own AUCs), then
 the cross-fold rule's leave-one-out table at the hold it chooses and the rule over all folds
-(:mod:`training.cv_thresholds`, as ``people-cv`` prints it for one recipe).
+(:mod:`training.cv_thresholds`, as ``people-cv`` prints it for one recipe); with
+``--demo-clips``, the demo clip's source in every manipulation against that rule. With
+``--subsets K`` instead, one row for every K of the members averaged: whether an average
+holds up does not then rest on one hand-picked set.
 
 A demo's figures on synthetic manipulations, not deepfake detection.
 """
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import replace
+from itertools import combinations
 from pathlib import Path
 
 import numpy as np
@@ -89,27 +93,28 @@ def member(text: str) -> tuple[str, int | None]:
     return name, int(seed) if seed else None
 
 
-def ensemble_folds(
+def member_folds(
     members: list[tuple[Recipe, int]], seed: int, work_dir: Path
-) -> list[FoldResult]:
-    """Every fold of the ensemble of ``members`` (recipe, the seed it was trained at),
+) -> list[list[FoldResult]]:
+    """Per member (recipe, the seed it was trained at), its folds in :data:`PEOPLE`'s order,
     scored on the held-out videos of ``seed``; raises ``LookupError`` naming a missing fold."""
-    name = "+".join(f"{recipe.name}@{own}" for recipe, own in members)
     saved = [saved_folds(work_dir / f"seed{own}", r, own) for r, own in members]
-    base = work_dir / f"seed{seed}"
-    folds = []
     for person in (p.key for p in PEOPLE):
         missing = [f"{r.name}@{own}" for (r, own), s in zip(members, saved, strict=True)
                    if person not in s]  # fmt: skip
         if missing:
             raise LookupError(f"no saved fold of {', '.join(missing)} holding out {person} in "
                               f"{work_dir} (run people-cv first)")  # fmt: skip
-        results = [
-            s[person] if own == seed else rescored(s[person], r, own, base)
-            for (r, own), s in zip(members, saved, strict=True)
-        ]
-        folds.append(averaged(results, name))
-    return folds
+    base = work_dir / f"seed{seed}"
+    return [
+        [s[p.key] if own == seed else rescored(s[p.key], r, own, base) for p in PEOPLE]
+        for (r, own), s in zip(members, saved, strict=True)
+    ]
+
+
+def ensemble_folds(folds: list[list[FoldResult]], name: str) -> list[FoldResult]:
+    """The folds of the ensemble of the members whose :func:`member_folds` are ``folds``."""
+    return [averaged(list(fold), name) for fold in zip(*folds, strict=True)]
 
 
 def merged_size(configs: list[ModelConfig]) -> str:
@@ -130,16 +135,14 @@ def merged_size(configs: list[ModelConfig]) -> str:
     )
 
 
-def demo_clip_margins(
-    members: list[tuple[Recipe, int]], seed: int, work_dir: Path, hold: int, rule: float
-) -> str:
+def demo_clip_logits(
+    members: list[tuple[Recipe, int]], seed: int, work_dir: Path
+) -> dict[str, list[np.ndarray]]:
     """The demo clips' source (``build-demo``'s) as genuine and with every manipulation (the
-    demo's seed ``seed``, written under the seed's folder), scored by each member's network
-    of the fold that holds the demo person out, averaged: each version's highest logit held
-    over ``hold`` windows, beside the ``rule``'s alert threshold."""
+    demo's seed ``seed``, written under the seed's folder): per version, each member's window
+    logits from its network of the fold that holds the demo person out."""
     from engines.checkpoint import load_checkpoint
-    from training.cv_thresholds import sustained_maximum
-    from training.demo_build import DEMO_KIND, DEMO_PERSON, demo_footage
+    from training.demo_build import DEMO_PERSON, demo_footage
     from training.demo_detector import labelled_features, video_crops, window_logits
     from training.manipulations import manipulate, write_video
 
@@ -155,16 +158,58 @@ def demo_clip_margins(
         load_checkpoint(weights_path(work_dir / f"seed{own}", r, DEMO_PERSON)).model
         for r, own in members
     ]
-    cells = []
+    logits = {}
     for kind, path in paths.items():
         crops = video_crops(path, int(kind != GENUINE))[0]
-        logits = [window_logits(n, labelled_features(n.encoder, crops), STRIDE) for n in networks]
-        cells.append(f"{kind} {sustained_maximum([np.mean(logits, axis=0)], hold):+.2f}")
-    return (
-        f"\nthe demo clip's source ({DEMO_KIND} is the demo's manipulation), the "
-        f"{DEMO_PERSON}-fold networks averaged, highest logit held {hold} windows (the rule "
-        f"alerts at {rule:+.2f}): " + ", ".join(cells)
-    )
+        logits[kind] = [
+            window_logits(n, labelled_features(n.encoder, crops), STRIDE) for n in networks
+        ]
+    return logits
+
+
+def demo_clip_held(logits: dict[str, list[np.ndarray]], hold: int) -> dict[str, float]:
+    """Per demo version, the members' averaged window logits' highest value held over
+    ``hold`` windows."""
+    from training.cv_thresholds import sustained_maximum
+
+    return {kind: sustained_maximum([np.mean(v, axis=0)], hold) for kind, v in logits.items()}
+
+
+def subsets_table(
+    names: list[str],
+    folds: list[list[FoldResult]],
+    demo: dict[str, list[np.ndarray]],
+    size: int,
+) -> str:
+    """One row per ``size`` of the members (``names``, their :func:`member_folds` and
+    :func:`demo_clip_logits`): mean clip AUC, the hold and rule it chooses, folds whose
+    genuine footage or manipulations alert under the other six folds' rule, and the demo
+    clips' held logits against the rule."""
+    rows = [
+        "| members | mean AUC | hold | rule | genuine alerts | caught | demo: genuine | "
+        + " | ".join(f"`{k}`" for k in KINDS)
+        + " |",
+        "|---" * (7 + len(KINDS)) + "|",
+    ]
+    for chosen in combinations(range(len(names)), size):
+        name = " + ".join(names[i] for i in chosen)
+        averaged_folds = ensemble_folds([folds[i] for i in chosen], name)
+        hold = choose_hold(averaged_folds)
+        rule = cross_fold_rule(averaged_folds, 0, hold).alert_logit
+        checks = leave_one_out(averaged_folds, hold)
+        held = demo_clip_held({k: [v[i] for i in chosen] for k, v in demo.items()}, hold)
+        mean_auc = np.mean([np.mean(list(f.auc.values())) for f in averaged_folds])
+        cells = [
+            name,
+            f"{mean_auc:.3f}",
+            str(hold),
+            f"{rule:+.2f}",
+            str(sum(c.genuine_alerts > 0 for c in checks)),
+            str(sum(any(c.alerted.values()) for c in checks)),
+            *(f"{held[k]:+.2f}" + (" **alert**" if held[k] >= rule else "") for k in held),
+        ]
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
 
 
 def main() -> None:
@@ -178,15 +223,29 @@ def main() -> None:
         action="store_true",
         help="also score the demo clip's source, genuine and manipulated",
     )
+    parser.add_argument(
+        "--subsets",
+        type=int,
+        metavar="K",
+        help="instead: one row for every K of the members averaged (demo clips included)",
+    )
     args = parser.parse_args()
     members = [
         (RECIPES[name].with_steps(args.encoder_steps), args.seed if seed is None else seed)
         for name, seed in args.members
     ]
+    names = [f"{recipe.name}@{own}" for recipe, own in members]
     try:
-        folds = ensemble_folds(members, args.seed, args.work_dir)
+        per_member = member_folds(members, args.seed, args.work_dir)
     except LookupError as error:
         parser.exit(2, f"error: {error}\n")
+    if args.subsets:
+        print(f"# every {args.subsets} of {', '.join(names)} averaged, on the videos of seed "
+              f"{args.seed}; caught: folds with a manipulation alerted")  # fmt: skip
+        demo = demo_clip_logits(members, args.seed, args.work_dir)
+        print(subsets_table(names, per_member, demo, args.subsets))
+        return
+    folds = ensemble_folds(per_member, "+".join(names))
     name = folds[0].recipe
     print(f"# {name} (recipe@seed), {args.encoder_steps} encoder steps, on the videos of seed "
           f"{args.seed}: mean clip AUC over the folds' held-out people")  # fmt: skip
@@ -200,7 +259,15 @@ def main() -> None:
     rule = cross_fold_rule(folds, 0, hold)
     print(markdown_checks(leave_one_out(folds, hold), rule))
     if args.demo_clips:
-        print(demo_clip_margins(members, args.seed, args.work_dir, hold, rule.alert_logit))
+        from training.demo_build import DEMO_KIND, DEMO_PERSON
+
+        held = demo_clip_held(demo_clip_logits(members, args.seed, args.work_dir), hold)
+        print(
+            f"\nthe demo clip's source ({DEMO_KIND} is the demo's manipulation), the "
+            f"{DEMO_PERSON}-fold networks averaged, highest logit held {hold} windows (the rule "
+            f"alerts at {rule.alert_logit:+.2f}): "
+            + ", ".join(f"{kind} {value:+.2f}" for kind, value in held.items())
+        )
 
 
 if __name__ == "__main__":
