@@ -38,7 +38,6 @@ from training.cv_recipes import (
     RECIPES,
     SHAKEN,
     SHIPPED,
-    STEADIED,
     STEADY,
     TODAY,
     VARIED,
@@ -51,7 +50,6 @@ from training.demo_people import PEOPLE
 from training.demo_results import GENUINE, ScoredVideo
 from training.finetune_config import FinetuneConfig
 from training.fold_training import (
-    camera_copies,
     cv_versions,
     slowed_copies,
     swap_donor,
@@ -117,7 +115,7 @@ def test_today_is_build_demos_recipe_and_each_candidate_changes_one_thing() -> N
     assert AUGMENTED.encoder.augmentation.active
     assert list(RECIPES) == [
         *("today", "augmented", "steady", "wide", "varied", "paced", "paired", "shaken"),
-        *("steadied", "diverse"),
+        "diverse",
     ]
     # steady: augmented without stutter in training; wide: augmented, a wider encoder
     assert STEADY.train_kinds == tuple(k for k in TRAIN_KINDS if k != "stutter")
@@ -141,11 +139,6 @@ def test_today_is_build_demos_recipe_and_each_candidate_changes_one_thing() -> N
     assert SHAKEN.encoder.augmentation.jitter == 0.5 and not AUGMENTED.encoder.augmentation.jitter
     unshaken = replace(SHAKEN.encoder.augmentation, jitter=0.0)
     assert replace(SHAKEN.encoder, augmentation=unshaken) == PAIRED.encoder
-    # steadied: shaken, with the head also on two camera copies of every training video
-    assert STEADIED.camera_copies == 2 and SHAKEN.camera_copies == 0
-    assert (
-        replace(STEADIED, camera_copies=0, name="shaken", description=SHAKEN.description) == SHAKEN
-    )
     # diverse: paired, with P7 calibrating and P5 training
     assert DIVERSE.fold("P1", EVERYONE).calibrate == ("P7",)
     assert replace(DIVERSE, calibration_order=CALIBRATION_ORDER, **same) == replace(PAIRED, **same)
@@ -266,23 +259,6 @@ def test_slowed_copies_are_seeded_and_keep_labels() -> None:
     assert all(np.array_equal(a.crops, b.crops) for a, b in zip(first, again, strict=True))
     assert all(c.label == 1 and c.runs == video.runs for c in first)
     assert all(c.name.startswith("v@") and c.name.endswith("fps") for c in first)
-
-
-def test_camera_copies_are_seeded_and_keep_labels_and_runs() -> None:
-    from training.demo_encoder import Crops
-
-    rng = np.random.default_rng(0)
-    crops = np.clip(rng.normal(120, 40, (30, 96, 96)), 0, 255).astype(np.uint8)
-    video = Crops("v", crops, ((0, 30),), 1, source="r")
-    every = Augmentation(1.0, 1.0, 0.0, 1.0, jitter=1.0)
-    first = camera_copies([video], every, 2, 3)
-    again = camera_copies([video], every, 2, 3)
-    assert [c.name for c in first] == ["v@camera0", "v@camera1"]
-    assert all(np.array_equal(a.crops, b.crops) for a, b in zip(first, again, strict=True))
-    assert all((c.label, c.runs, c.source) == (1, video.runs, "r") for c in first)
-    assert all(c.crops.shape == crops.shape and not np.array_equal(c.crops, crops) for c in first)
-    assert not np.array_equal(first[0].crops, first[1].crops)  # a draw per copy
-    assert camera_copies([video], every, 0, 3) == []
 
 
 def test_a_fixed_source_rate_draws_nothing_more() -> None:

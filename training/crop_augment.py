@@ -63,9 +63,9 @@ class Augmentation:
         return self.camera(crops[frames], rng)
 
     def camera(self, crops: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """uint8 ``crops`` (a window, or a whole video) as another camera shows them:
-        ``jitter`` drawn per frame, then one draw of ``scale``, ``lighting`` and
-        ``compression`` for all of them (frame rates are ``window``'s and :func:`slowed`'s)."""
+        """uint8 ``crops`` (a window's frames) as another camera shows them: ``jitter``
+        drawn per frame, then one draw of ``scale``, ``lighting`` and ``compression`` for
+        all of them."""
         if self.jitter and rng.random() < self.jitter:  # drawn only when it can happen
             count = len(crops)
             crops = jittered(

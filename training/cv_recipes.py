@@ -37,9 +37,6 @@ class Recipe:
     #: the head also trains on every training video as a source of a frame rate drawn from
     #: this range (fps) shows it at 25 fps (None: only as recorded)
     slowed_fps: tuple[float, float] | None = None
-    #: the head also trains on this many copies of every training video as another camera
-    #: shows it (the encoder's augmentation, one draw per copy; 0: only as recorded)
-    camera_copies: int = 0
     #: who calibrates, in order of preference (only they have perturbed genuine versions)
     calibration_order: tuple[str, ...] = CALIBRATION_ORDER
 
@@ -149,13 +146,6 @@ SHAKEN = replace(
     "brightened by its own small draw (a shaking camera, landmarks on a small face)",
     encoder=replace(PAIRED.encoder, augmentation=replace(PAIRED.encoder.augmentation, jitter=0.5)),
 )
-STEADIED = replace(
-    SHAKEN,
-    name="steadied",
-    description="shaken's, with the head also trained on two copies of every training video "
-    "as another camera shows it (the encoder's augmentation, one draw per copy)",
-    camera_copies=2,
-)
 DIVERSE = replace(
     PAIRED,
     name="diverse",
@@ -168,7 +158,7 @@ RECIPES = {
     recipe.name: recipe
     for recipe in (
         *(TODAY, AUGMENTED, STEADY, WIDE, VARIED, PACED),
-        *(PAIRED, SHAKEN, STEADIED, DIVERSE),
+        *(PAIRED, SHAKEN, DIVERSE),
     )
 }
 #: the recipe of the shipped demo detector (``build-demo``), chosen by ``people-cv``: with

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from training.crop_augment import SHOWN_FPS, Augmentation, slowed
+from training.crop_augment import SHOWN_FPS, slowed
 from training.cv_folds import CALIBRATION_ORDER, Fold
 from training.cv_recipes import Recipe
 from training.cv_results import KINDS
@@ -140,22 +140,6 @@ def slowed_copies(videos: Sequence[Crops], fps: tuple[float, float], seed: int) 
     return copies
 
 
-def camera_copies(
-    videos: Sequence[Crops], augmentation: Augmentation, copies: int, seed: int
-) -> list[Crops]:
-    """``copies`` copies of each of ``videos`` as other cameras show them
-    (:meth:`~training.crop_augment.Augmentation.camera`, one draw per copy; a generator of
-    its own, seeded by ``seed``)."""
-    rng = np.random.default_rng([seed, 26])
-    return [
-        replace(
-            video, name=f"{video.name}@camera{copy}", crops=augmentation.camera(video.crops, rng)
-        )
-        for copy in range(copies)
-        for video in videos
-    ]
-
-
 def _version_crops(folder: Path, version: Version) -> Crops:
     """The cached crops of ``version`` in ``folder``, marked with the recording they come
     from (:attr:`~training.demo_encoder.Crops.source`)."""
@@ -213,12 +197,6 @@ def train_fold(folder: Path, recipe: Recipe, fold: Fold, seed: int, log: Log) ->
             labelled_features(model.encoder, c)
             for c in slowed_copies(training_crops, recipe.slowed_fps, seed)
         ]
-    also += [
-        labelled_features(model.encoder, c)
-        for c in camera_copies(
-            training_crops, recipe.encoder.augmentation, recipe.camera_copies, seed
-        )
-    ]
     stopping = train_head(
         model.head,
         [features[v.name] for v in training] + also,
